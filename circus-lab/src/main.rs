@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("circus-lab: not built yet");
+    std::process::exit(2);
+}

@@ -1,0 +1,1 @@
+//! circus-node: the client and gateway daemon around `circus-core`.

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod hotplug;
 pub mod keys;
+pub mod link_set;
 pub mod link_socket;
 pub mod prometheus;
 pub mod status;

@@ -75,7 +75,9 @@ pub struct TunConfig {
 /// Local observability endpoints.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObserveConfig {
-    /// Unix socket answering `circus-node status`; `None` disables it.
+    /// Unix socket answering `circus-node status`; `None` disables it. A
+    /// file that does not set it gets [`default_status_socket`]; code that
+    /// runs several daemons on one host (the lab) must give each its own.
     pub status_socket: Option<PathBuf>,
     /// TCP address of the Prometheus text endpoint; `None` disables it.
     pub metrics_listen: Option<SocketAddr>,
@@ -184,7 +186,7 @@ impl ClientConfig {
             )?,
             policy: ctx.policy(file.policy.as_ref())?,
             tun: ctx.tun(&file.tun, "circus0")?,
-            observe: ctx.observe(&file.observe)?,
+            observe: ctx.observe(&file.observe, Role::Client)?,
             links,
         })
     }
@@ -248,7 +250,7 @@ impl GatewayConfig {
             listen: ctx.parse("listen", &file.listen, EXPECT_ENDPOINT)?,
             policy: ctx.policy(file.policy.as_ref())?,
             tun: ctx.tun(&file.tun, "circus-gw")?,
-            observe: ctx.observe(&file.observe)?,
+            observe: ctx.observe(&file.observe, Role::Gateway)?,
             clients,
         })
     }
@@ -390,9 +392,14 @@ impl Ctx<'_> {
         })
     }
 
-    fn observe(&self, observe: &ObserveSection) -> Result<ObserveConfig, ConfigError> {
+    fn observe(&self, observe: &ObserveSection, role: Role) -> Result<ObserveConfig, ConfigError> {
         Ok(ObserveConfig {
-            status_socket: observe.status_socket.clone(),
+            status_socket: Some(
+                observe
+                    .status_socket
+                    .clone()
+                    .unwrap_or_else(|| default_status_socket(role)),
+            ),
             metrics_listen: observe
                 .metrics_listen
                 .as_ref()

@@ -39,7 +39,13 @@ fn valid_client_file_parses_with_defaults() {
     assert_eq!(cfg.links[1].mtu, 1400);
     assert_eq!(cfg.preshared_key, Psk::default(), "no psk means all zero");
     assert_eq!(cfg.gateway_public_key.to_string(), KEY_B);
-    assert_eq!(cfg.observe, ObserveConfig::default());
+    assert_eq!(
+        cfg.observe,
+        ObserveConfig {
+            status_socket: Some("/run/circus-node/client.sock".into()),
+            metrics_listen: None
+        }
+    );
 }
 
 #[test]

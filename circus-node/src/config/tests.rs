@@ -290,3 +290,30 @@ fn line_column_counts_from_one() {
     assert_eq!(line_column("ab\ncd", 4), (2, 2));
     assert_eq!(line_column("ab", 99), (1, 3));
 }
+
+/// The commented examples in deploy/ stay valid (with the key files
+/// replaced by inline keys, since the files do not exist here).
+#[test]
+fn deploy_examples_parse() {
+    let inline = |text: &str, file: &str| {
+        text.replace(
+            &format!("private_key_file = \"{file}\""),
+            &format!("private_key = \"{KEY_A}\""),
+        )
+    };
+    let client = inline(
+        include_str!("../../../deploy/client.toml"),
+        "/etc/circus/client.key",
+    );
+    let cfg = ClientConfig::parse(Path::new("deploy/client.toml"), &client).unwrap();
+    assert_eq!(cfg.links.len(), 3);
+    assert_eq!(cfg.links[1].mtu, 1428);
+    assert_eq!(cfg.links[2].gateway, "203.0.113.10:51820".parse().unwrap());
+    let gateway = inline(
+        include_str!("../../../deploy/gateway.toml"),
+        "/etc/circus/gateway.key",
+    );
+    let cfg = GatewayConfig::parse(Path::new("deploy/gateway.toml"), &gateway).unwrap();
+    assert_eq!(cfg.clients.len(), 2);
+    assert_eq!(cfg.clients[1].tunnel_addresses.len(), 2);
+}

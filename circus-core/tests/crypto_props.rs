@@ -157,7 +157,7 @@ fn session_pair() -> &'static (SessionKeys, SessionKeys) {
                 2,
                 |_| {
                     Some(KnownPeer {
-                        psk: psk.clone(),
+                        psk: &psk,
                         last_timestamp_ns: None,
                     })
                 },

@@ -17,7 +17,7 @@
 use snow::params::NoiseParams;
 use snow::{Builder, HandshakeState};
 
-use super::{KeyError, Psk, PublicKey, SessionKeys, StaticSecret};
+use super::{Psk, PublicKey, SessionKeys, StaticSecret};
 use crate::wire::{
     HANDSHAKE_INIT_LEN, HANDSHAKE_RESPONSE_LEN, HandshakeInit, HandshakeResponse, NOISE_INIT_LEN,
     NOISE_RESPONSE_LEN, VERSION, WireError,
@@ -63,12 +63,10 @@ pub enum HandshakeError {
     /// differs from the gateway's.
     #[error("handshake response failed to authenticate (wrong preshared key?)")]
     BadResponse,
-    /// snow refused its own setup; a bug rather than bad input.
-    #[error("noise setup failed: {0}")]
+    /// snow failed outside of authenticating input: its setup, or the
+    /// random source for the ephemeral key.
+    #[error("noise handshake failed: {0}")]
     Noise(#[from] snow::Error),
-    /// Randomness for the ephemeral key was unavailable.
-    #[error(transparent)]
-    Key(#[from] KeyError),
 }
 
 fn params() -> Result<NoiseParams, HandshakeError> {
@@ -103,8 +101,10 @@ impl Initiator {
     /// handshake with the packet's length ([`HANDSHAKE_INIT_LEN`]).
     ///
     /// `sender_index` is our index for the new session (the gateway echoes
-    /// it); `unix_time_ns` must increase from one init to the next, since
-    /// the gateway refuses an init not newer than the last it accepted.
+    /// it). `unix_time_ns` must increase from one init to the next, since
+    /// the gateway refuses an init not newer than the last it accepted; pass
+    /// `max(wall clock, previous + 1)` so a clock stepping back does not lock
+    /// the client out.
     pub fn start(
         local: &StaticSecret,
         remote: &PublicKey,
@@ -170,10 +170,11 @@ impl Initiator {
     }
 }
 
-/// What the responder needs to know about a configured peer.
-#[derive(Debug, Clone)]
-pub struct KnownPeer {
-    pub psk: Psk,
+/// What the responder needs to know about a configured peer, borrowed
+/// from the caller's peer table.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownPeer<'a> {
+    pub psk: &'a Psk,
     /// Timestamp of the last init accepted from this peer, if any; the next
     /// one must be strictly newer.
     pub last_timestamp_ns: Option<u64>,
@@ -182,9 +183,12 @@ pub struct KnownPeer {
 /// An init that passed every check, with the response already written.
 ///
 /// The caller must record `timestamp_ns` as the peer's last accepted init.
-/// It should not send with `keys` until a transport packet from the peer
-/// authenticates under them: only then is it known that the peer has the
-/// same PSK and received the response (key confirmation, as in WireGuard).
+/// It must not send with these keys, nor drop the peer's current session,
+/// until a transport packet from the peer authenticates under them: only
+/// then is it known that the peer has the same PSK and received the
+/// response (key confirmation, as in WireGuard). Until then the acceptance
+/// may also come from a replayed init that the timestamp check could not
+/// catch, e.g. after a gateway restart forgot the last timestamps.
 #[derive(Debug)]
 pub struct Accepted {
     pub peer: PublicKey,
@@ -222,11 +226,11 @@ impl Responder {
     ///
     /// `local_index` is our index for the session. The response is shorter
     /// than the init, so answering spoofed-source inits amplifies nothing.
-    pub fn respond(
+    pub fn respond<'p>(
         &self,
         init: &HandshakeInit<'_>,
         local_index: u32,
-        lookup: impl FnOnce(&PublicKey) -> Option<KnownPeer>,
+        lookup: impl FnOnce(&PublicKey) -> Option<KnownPeer<'p>>,
         out: &mut [u8],
     ) -> Result<Accepted, HandshakeError> {
         ensure_room(out, HANDSHAKE_RESPONSE_LEN, "handshake response")?;

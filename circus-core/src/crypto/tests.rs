@@ -54,9 +54,9 @@ fn as_response(bytes: &[u8]) -> HandshakeResponse<'_> {
     }
 }
 
-fn known(psk: &Psk, last_timestamp_ns: Option<u64>) -> Option<KnownPeer> {
+fn known(psk: &Psk, last_timestamp_ns: Option<u64>) -> Option<KnownPeer<'_>> {
     Some(KnownPeer {
-        psk: psk.clone(),
+        psk,
         last_timestamp_ns,
     })
 }

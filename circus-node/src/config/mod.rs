@@ -481,7 +481,7 @@ impl Ctx<'_> {
     ) -> Result<Psk, ConfigError> {
         match self.key_text(key, inline, file)? {
             Some(text) => self.parse(key, &text, EXPECT_KEY),
-            None => Ok(Psk::default()),
+            None => Ok(crate::keys::no_psk()),
         }
     }
 }

@@ -37,7 +37,11 @@ fn valid_client_file_parses_with_defaults() {
     assert_eq!(cfg.links[1].name, "lte");
     assert_eq!(cfg.links[1].gateway, "198.18.1.1:5555".parse().unwrap());
     assert_eq!(cfg.links[1].mtu, 1400);
-    assert_eq!(cfg.preshared_key, Psk::default(), "no psk means all zero");
+    assert_eq!(
+        cfg.preshared_key.as_bytes(),
+        &[0; 32],
+        "no psk means all zero"
+    );
     assert_eq!(cfg.gateway_public_key.to_string(), KEY_B);
     assert_eq!(
         cfg.observe,

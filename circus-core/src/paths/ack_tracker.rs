@@ -90,9 +90,10 @@ impl AckTracker {
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
     }
 
-    /// An ack carrying the current ranges was sent at `now` (taken for
-    /// symmetry with the other calls; nothing here depends on it).
-    pub fn on_ack_sent(&mut self, _now: Instant) {
+    /// An ack carrying the current ranges was sent: nothing is due until the
+    /// next ack-eliciting packet. The ranges are kept and sent again with the
+    /// next ack, in case this one is lost.
+    pub fn on_ack_sent(&mut self) {
         self.unacked_ack_eliciting = 0;
         self.due = None;
     }
@@ -207,7 +208,7 @@ mod tests {
         t.on_received(t0 + 2 * MS, 2, true);
         assert_eq!(t.ack_due(), Some(t0 + 2 * MS));
         assert_eq!(t.ack_delay(t0 + 3 * MS), MS);
-        t.on_ack_sent(t0 + 3 * MS);
+        t.on_ack_sent();
         assert_eq!(t.ack_due(), None);
     }
 
@@ -225,7 +226,7 @@ mod tests {
         let t0 = Instant::now();
         let mut t = tracker();
         t.on_received(t0, 0, true);
-        t.on_ack_sent(t0);
+        t.on_ack_sent();
         t.on_received(t0 + MS, 2, true);
         assert_eq!(t.ack_due(), Some(t0 + MS));
     }

@@ -588,7 +588,7 @@ mod tests {
             if self.tracker.ack_due().is_some_and(|t| t <= self.now) {
                 let ranges: Vec<_> = self.tracker.ranges().collect();
                 let delay = self.tracker.ack_delay(self.now);
-                self.tracker.on_ack_sent(self.now);
+                self.tracker.on_ack_sent();
                 if self.alive {
                     self.to_sender
                         .push_back((self.now + self.one_way, ranges, delay));

@@ -10,6 +10,7 @@
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use tokio::net::UdpSocket;
 
 /// Socket buffer size: a few hundred full-size packets, so a burst from the
@@ -53,13 +54,38 @@ pub fn bind_listener(addr: SocketAddr) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// Best effort: without the privilege to force large buffers the kernel's
-/// cap applies, which works, only with more drops under bursts.
+/// Best effort: with CAP_NET_ADMIN the size is forced past the system's
+/// `rmem_max`/`wmem_max` (often only 208 kB); without it the kernel's cap
+/// applies, which works, only with more drops under bursts.
 fn set_buffers(socket: &Socket) {
-    if let Err(e) = socket
-        .set_recv_buffer_size(SOCKET_BUFFER_BYTES)
-        .and_then(|()| socket.set_send_buffer_size(SOCKET_BUFFER_BYTES))
-    {
-        tracing::debug!(error = %e, "could not enlarge UDP socket buffers");
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        let size = SOCKET_BUFFER_BYTES as libc::c_int;
+        if setsockopt_int(socket, force, size).is_err()
+            && let Err(e) = setsockopt_int(socket, plain, size)
+        {
+            tracing::debug!(error = %e, "could not enlarge a UDP socket buffer");
+        }
+    }
+}
+
+fn setsockopt_int(socket: &Socket, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: a plain SOL_SOCKET option with an int value of the size given,
+    // on a descriptor `socket` keeps open.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }

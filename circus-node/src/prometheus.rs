@@ -115,6 +115,19 @@ pub fn render(report: &StatusReport) -> String {
 
     metric(
         &mut out,
+        "circus_refused_datagrams_total",
+        "counter",
+        "Datagrams refused (malformed, unauthentic, replayed, ...).",
+    );
+    for (reason, n) in &report.refused {
+        let _ = writeln!(
+            out,
+            "circus_refused_datagrams_total{{role=\"{role}\",reason=\"{}\"}} {n}",
+            escape(reason)
+        );
+    }
+    metric(
+        &mut out,
         "circus_session_connected",
         "gauge",
         "1 while the session's handshake is complete.",
@@ -126,6 +139,36 @@ pub fn render(report: &StatusReport) -> String {
             escape(&s.name),
             u8::from(s.connected)
         );
+    }
+    metric(
+        &mut out,
+        "circus_session_handshakes_total",
+        "counter",
+        "Handshakes completed: the first and one per rekey.",
+    );
+    for s in &report.sessions {
+        let _ = writeln!(
+            out,
+            "circus_session_handshakes_total{{session=\"{}\"}} {}",
+            escape(&s.name),
+            s.handshakes
+        );
+    }
+    metric(
+        &mut out,
+        "circus_session_dropped_packets_total",
+        "counter",
+        "Tunnel packets lost inside circus, by reason.",
+    );
+    for s in &report.sessions {
+        for (reason, n) in &s.dropped {
+            let _ = writeln!(
+                out,
+                "circus_session_dropped_packets_total{{session=\"{}\",reason=\"{}\"}} {n}",
+                escape(&s.name),
+                escape(reason)
+            );
+        }
     }
     counters(
         &mut out,
@@ -280,7 +323,10 @@ mod tests {
         let text = render(&sample());
         for family in [
             "circus_uptime_seconds",
+            "circus_refused_datagrams_total",
             "circus_session_connected",
+            "circus_session_handshakes_total",
+            "circus_session_dropped_packets_total",
             "circus_session_tunnel_bytes_sent_total",
             "circus_link_rtt_seconds",
             "circus_link_loss_ratio",

@@ -6,6 +6,7 @@
 //! event loop itself on request, so it is current and needs no locks.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,11 @@ pub struct StatusReport {
     /// "client" or "gateway".
     pub role: String,
     pub uptime_s: f64,
+    /// Datagrams refused, by reason ("malformed", "unknown_index",
+    /// "unauthentic", "replayed", "handshake_refused",
+    /// "handshake_rate_limited"): what hostile or broken input the daemon
+    /// has been shrugging off.
+    pub refused: BTreeMap<String, u64>,
     /// A client has one session (to its gateway); a gateway one per
     /// configured client, connected or not.
     pub sessions: Vec<SessionStatus>,
@@ -32,8 +38,15 @@ pub struct StatusReport {
 pub struct SessionStatus {
     pub name: String,
     pub connected: bool,
+    /// Handshakes completed: the first, then one per rekey (every two
+    /// minutes). More means the session was lost and re-established.
+    pub handshakes: u64,
     /// Packets and bytes through the tunnel (inner IP packets).
     pub tunnel: Counters,
+    /// Tunnel packets lost inside circus, by reason: "queue_full",
+    /// "too_large", "expired" (no link took them in time), "gave_up" (the
+    /// receiver released a hole as lost), "stale" (arrived after that).
+    pub dropped: BTreeMap<String, u64>,
     pub links: Vec<LinkStatus>,
 }
 
@@ -187,22 +200,41 @@ pub fn render(report: &StatusReport) -> String {
         report.role,
         human_duration(report.uptime_s)
     );
+    if report.refused.values().any(|&n| n > 0) {
+        let reasons: Vec<String> = report
+            .refused
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        let _ = writeln!(out, "refused datagrams: {}", reasons.join(", "));
+    }
     for session in &report.sessions {
         let t = &session.tunnel;
         let _ = writeln!(
             out,
-            "\nsession {}: {}  tunnel sent {} ({} pkts) received {} ({} pkts)",
+            "\nsession {}: {} ({} handshakes)  tunnel sent {} ({} pkts) received {} ({} pkts)",
             session.name,
             if session.connected {
                 "connected"
             } else {
                 "not connected"
             },
+            session.handshakes,
             human_bytes(t.bytes_sent),
             t.packets_sent,
             human_bytes(t.bytes_received),
             t.packets_received,
         );
+        if session.dropped.values().any(|&n| n > 0) {
+            let reasons: Vec<String> = session
+                .dropped
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            let _ = writeln!(out, "  dropped tunnel packets: {}", reasons.join(", "));
+        }
         let _ = writeln!(
             out,
             "  {:<3} {:<12} {:<22} {:<7} {:<8} {:>8} {:>8} {:>7} {:>10} {:>10}",
@@ -270,9 +302,12 @@ pub(crate) mod tests {
         StatusReport {
             role: "client".into(),
             uptime_s: 125.0,
+            refused: BTreeMap::from([("replayed".to_owned(), 3)]),
             sessions: vec![SessionStatus {
                 name: "gateway".into(),
                 connected: true,
+                handshakes: 1,
+                dropped: BTreeMap::new(),
                 tunnel: Counters {
                     bytes_sent: 1_500_000,
                     bytes_received: 20,
@@ -297,7 +332,10 @@ pub(crate) mod tests {
     #[test]
     fn table_shows_links_and_totals() {
         let text = render(&sample());
-        assert!(text.starts_with("circus client up 2m05s"), "{text}");
+        assert!(
+            text.starts_with("circus client up 2m05s\nrefused datagrams: replayed 3\n"),
+            "{text}"
+        );
         assert!(text.contains("session gateway: connected"), "{text}");
         assert!(text.contains("1.5 MB (1000 pkts)"), "{text}");
         let row = text.lines().find(|l| l.contains("wifi")).unwrap();

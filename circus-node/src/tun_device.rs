@@ -5,8 +5,7 @@ use crate::config::{LinkConfig, TunConfig};
 use std::net::SocketAddr;
 
 /// Bytes the tunnel adds to each IP packet inside the outer UDP payload.
-/// TEMPORARY: replaced by `circus_core::engine::OVERHEAD` when the engine lands.
-pub const TUNNEL_OVERHEAD: u16 = 64;
+pub const TUNNEL_OVERHEAD: u16 = circus_core::engine::OVERHEAD as u16;
 
 /// Outer IP + UDP header of a datagram to `to`.
 fn outer_header_len(to: SocketAddr) -> u16 {

@@ -14,6 +14,8 @@ pub use error::{ConfigError, Location};
 pub use prefix::Ipv4Prefix;
 
 use crate::keys::{Psk, PublicKey, StaticSecret};
+use circus_core::engine::IpPrefix;
+use circus_core::scheduler::Policy;
 use schema::{ClientFile, GatewayFile, LinkSection, ObserveSection, TunSection};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,8 +42,8 @@ pub struct ClientConfig {
     /// All zero when the file sets none (Noise IKpsk2 then runs without the
     /// extra symmetric secret, as WireGuard does).
     pub preshared_key: Psk,
-    /// Scheduler policy name, as `circus_core` spells it ("balanced", ...).
-    pub policy: Option<String>,
+    /// How packets are spread over the links.
+    pub policy: Policy,
     pub tun: TunConfig,
     pub observe: ObserveConfig,
     /// In file order; a link's position is its `LinkId` on the wire.
@@ -54,7 +56,8 @@ pub struct GatewayConfig {
     pub private_key: StaticSecret,
     /// The one UDP address all clients' links send to.
     pub listen: SocketAddr,
-    pub policy: Option<String>,
+    /// How packets to each client are spread over its links.
+    pub policy: Policy,
     pub tun: TunConfig,
     pub observe: ObserveConfig,
     pub clients: Vec<PeerEntry>,
@@ -104,7 +107,7 @@ pub struct PeerEntry {
     pub public_key: PublicKey,
     pub preshared_key: Psk,
     /// Destinations routed to this client from the gateway's TUN.
-    pub tunnel_addresses: Vec<Ipv4Prefix>,
+    pub tunnel_addresses: Vec<IpPrefix>,
 }
 
 /// Default status socket of each role, so `circus-node status` finds a
@@ -228,8 +231,22 @@ impl GatewayConfig {
                 .tunnel_addresses
                 .iter()
                 .enumerate()
-                .map(|(n, a)| ctx.parse(&key(&format!("tunnel_addresses[{n}]")), a, EXPECT_PREFIX))
-                .collect::<Result<Vec<Ipv4Prefix>, _>>()?;
+                .map(|(n, a)| {
+                    let prefix: IpPrefix =
+                        ctx.parse(&key(&format!("tunnel_addresses[{n}]")), a, EXPECT_ROUTE)?;
+                    let owner = clients
+                        .iter()
+                        .position(|p: &PeerEntry| p.tunnel_addresses.contains(&prefix));
+                    match owner {
+                        Some(j) => Err(ctx.invalid(
+                            &key(&format!("tunnel_addresses[{n}]")),
+                            a,
+                            &format!("an address not already routed to client[{j}]"),
+                        )),
+                        None => Ok(prefix),
+                    }
+                })
+                .collect::<Result<Vec<IpPrefix>, _>>()?;
             clients.push(PeerEntry {
                 name: c.name.clone(),
                 public_key,
@@ -258,8 +275,8 @@ impl GatewayConfig {
 
 const EXPECT_KEY: &str = "a base64 32-byte key as printed by `circus-node keygen`";
 const EXPECT_ENDPOINT: &str = "an IP address and port such as \"198.18.0.1:51820\"";
-const EXPECT_PREFIX: &str = "an IPv4 address with prefix length such as \"100.64.0.2/32\"";
-const POLICIES: [&str; 4] = ["balanced", "redundant", "adaptive", "round-robin"];
+const EXPECT_PREFIX: &str = "an IPv4 address with prefix length such as \"100.64.0.2/10\"";
+const EXPECT_ROUTE: &str = "an IP address or prefix such as \"100.64.0.2/32\" or \"fd00::2/128\"";
 
 fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -408,19 +425,15 @@ impl Ctx<'_> {
         })
     }
 
-    fn policy(&self, policy: Option<&Spanned<String>>) -> Result<Option<String>, ConfigError> {
+    fn policy(&self, policy: Option<&Spanned<String>>) -> Result<Policy, ConfigError> {
         let Some(policy) = policy else {
-            return Ok(None);
+            return Ok(Policy::default());
         };
-        if POLICIES.contains(&policy.get_ref().as_str()) {
-            Ok(Some(policy.get_ref().clone()))
-        } else {
-            Err(self.invalid(
-                "policy",
-                policy,
-                "one of \"balanced\", \"redundant\", \"adaptive\", \"round-robin\"",
-            ))
-        }
+        let names: Vec<String> = Policy::ALL
+            .iter()
+            .map(|p| format!("{:?}", p.name()))
+            .collect();
+        self.parse("policy", policy, &format!("one of {}", names.join(", ")))
     }
 
     /// A key given inline or in a file of its own (so the config may be

@@ -29,6 +29,7 @@ fn gateway_err(text: &str) -> String {
 fn valid_client_file_parses_with_defaults() {
     let cfg = ClientConfig::parse(Path::new("client.toml"), &client_text("", TWO_LINKS)).unwrap();
     assert_eq!(cfg.tun.name, "circus0");
+    assert_eq!(cfg.policy, Policy::Balanced);
     assert_eq!(cfg.tun.address.to_string(), "100.64.0.2/10");
     assert_eq!(cfg.tun.mtu, None);
     assert_eq!(cfg.links.len(), 2);
@@ -203,7 +204,7 @@ fn policy_names() {
         &client_text("policy = \"adaptive\"", TWO_LINKS),
     )
     .unwrap();
-    assert_eq!(cfg.policy.as_deref(), Some("adaptive"));
+    assert_eq!(cfg.policy, Policy::Adaptive);
     let err = client_err(&client_text("policy = \"fastest\"", TWO_LINKS));
     assert!(
         err.contains("key `policy`: expected one of \"balanced\""),
@@ -262,13 +263,20 @@ fn valid_gateway_file() {
 #[test]
 fn gateway_client_errors() {
     let bad_addr = gateway_text(&format!(
-        "[[client]]\nname = \"home\"\npublic_key = \"{KEY_B}\"\ntunnel_addresses = [\"100.64.0.2\"]\n"
+        "[[client]]\nname = \"home\"\npublic_key = \"{KEY_B}\"\ntunnel_addresses = [\"100.64.0.300\"]\n"
     ));
     let err = gateway_err(&bad_addr);
     assert!(
-        err.contains(
-            "key `client[0].tunnel_addresses[0]`: expected an IPv4 address with prefix length"
-        ),
+        err.contains("key `client[0].tunnel_addresses[0]`: expected an IP address or prefix"),
+        "{err}"
+    );
+    let taken = gateway_text(&format!(
+        "[[client]]\nname = \"a\"\npublic_key = \"{KEY_A}\"\ntunnel_addresses = [\"100.64.0.2/32\"]\n\
+         [[client]]\nname = \"b\"\npublic_key = \"{KEY_B}\"\ntunnel_addresses = [\"fd00::3\", \"100.64.0.2\"]\n"
+    ));
+    let err = gateway_err(&taken);
+    assert!(
+        err.contains("key `client[1].tunnel_addresses[1]`: expected an address not already routed to client[0]"),
         "{err}"
     );
     let dup = gateway_text(&format!(

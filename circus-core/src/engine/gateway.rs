@@ -263,7 +263,7 @@ impl Gateway {
                 self.counters.unknown_index += 1;
                 return;
             };
-            match session.keys.open(header, datagram, &mut self.scratch) {
+            match session.keys.open(now, header, datagram, &mut self.scratch) {
                 Ok(len) => len,
                 Err(e) => {
                     session.count_open_error(e);

@@ -434,7 +434,9 @@ impl Session {
         buf: &mut [u8],
     ) -> Option<(LinkId, usize)> {
         self.now = now;
-        self.keys.current_ref()?;
+        if self.keys.current_ref()?.is_expired(now) {
+            return None;
+        }
         if let Some(link) = self.confirm.take()
             && let Some(i) = self.link_index(link)
             && let Some(len) = self.emit(now, i, Content::Ping, buf)

@@ -265,7 +265,8 @@ impl Path {
     }
 
     /// The next time [`on_timeout`](Path::on_timeout) has work, or a probe
-    /// becomes due.
+    /// becomes due. A due probe keeps this in the past until the engine has
+    /// sent it (and reported it with [`on_sent`](Path::on_sent)).
     pub fn poll_timeout(&self) -> Option<Instant> {
         [self.loss_time, self.silence_deadline(), self.probe_due()]
             .into_iter()

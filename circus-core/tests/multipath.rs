@@ -219,7 +219,10 @@ fn carrier_loss_moves_traffic_at_once_and_the_link_returns() {
     let now = sim.now;
     sim.clients[0].engine.link_down(now, FAST);
     sim.clients[0].link(FAST).blackholed = true;
-    assert_eq!(sim.clients[0].engine.link_state(FAST), Some(PathState::Down));
+    assert_eq!(
+        sim.clients[0].engine.link_state(FAST),
+        Some(PathState::Down)
+    );
     sim.run_until(secs(4.0));
     let now = sim.now;
     sim.clients[0].link(FAST).blackholed = false;
@@ -227,7 +230,11 @@ fn carrier_loss_moves_traffic_at_once_and_the_link_returns() {
     sim.run_until(secs(6.0));
     let report = sim.report(flow, secs(2.0), secs(5.0));
     assert_clean(&report, "carrier loss");
-    assert_eq!(report.lost, Vec::<u64>::new(), "in-flight data is resent elsewhere");
+    assert_eq!(
+        report.lost,
+        Vec::<u64>::new(),
+        "in-flight data is resent elsewhere"
+    );
     let back = sim
         .first_time_in(0, FAST, PathState::Up, secs(4.0))
         .expect("the link returns after carrier comes back");

@@ -163,12 +163,17 @@ impl Client {
                 match opened {
                     Ok(len) => {
                         let plaintext = &self.scratch[..len];
-                        let _closed = self.session.handle_plaintext(
+                        let closed = self.session.handle_plaintext(
                             now,
                             Arrival::Local(link),
                             datagram.len(),
                             plaintext,
                         );
+                        if closed {
+                            // The gateway ended the session: start afresh.
+                            self.fresh = true;
+                            self.next_init_at = Some(now);
+                        }
                     }
                     Err(e) => self.session.count_open_error(e),
                 }

@@ -277,7 +277,7 @@ impl Gateway {
         let plaintext = &self.scratch[..len];
         let closed =
             session.handle_plaintext(now, Arrival::Remote(from), datagram.len(), plaintext);
-        if closed == Ok(true) {
+        if closed {
             self.drop_session(i);
         }
     }

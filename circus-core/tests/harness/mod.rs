@@ -251,15 +251,6 @@ pub fn parse_test_packet(p: &[u8]) -> Option<(u32, u64)> {
 impl Sim {
     /// A gateway and clients built from `clients`, all with `config`.
     pub fn new(config: Config, clients: Vec<ClientSpec>) -> Self {
-        Self::with_configs(config.clone(), config, clients)
-    }
-
-    /// As [`Sim::new`] with separate client and gateway configs.
-    pub fn with_configs(
-        client_config: Config,
-        gateway_config: Config,
-        clients: Vec<ClientSpec>,
-    ) -> Self {
         let start = Instant::now();
         let (gw_secret, gw_public) = keypair(200);
         let peers = clients
@@ -277,13 +268,13 @@ impl Sim {
                 ],
             })
             .collect();
-        let gateway = Gateway::new(gateway_config, gw_secret, peers).expect("valid gateway config");
+        let gateway = Gateway::new(config.clone(), gw_secret, peers).expect("valid gateway config");
         let sim_clients = clients
             .into_iter()
             .enumerate()
             .map(|(i, spec)| {
                 let mut engine = Client::new(
-                    client_config.clone(),
+                    config.clone(),
                     spec.secret.clone(),
                     gw_public,
                     spec.psk.clone(),
@@ -315,7 +306,7 @@ impl Sim {
                     public: spec.public,
                     secret: spec.secret,
                     psk: spec.psk,
-                    config: client_config.clone(),
+                    config: config.clone(),
                     links,
                     tunnel_addr: tunnel_addr(i),
                     delivered: Vec::new(),
@@ -359,11 +350,6 @@ impl Sim {
     /// Virtual time since the start.
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
-    }
-
-    /// The instant `t` after the start.
-    pub fn at(&self, t: Duration) -> Instant {
-        self.start + t
     }
 
     /// Adds a flow of `rate_pps` packets of `size` bytes from `from` to `until`

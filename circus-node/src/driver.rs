@@ -15,12 +15,15 @@
 //! CPU must not make the engine think the later ones came late (the
 //! reorder buffer would give up on holes they fill).
 
+use crate::config::MAX_LINKS;
 use crate::hotplug::{self, InterfaceWatcher};
 use crate::init_limiter::{InitLimiter, is_handshake_init};
 use crate::link_set::{LinkChange, LinkSet};
 use crate::report;
 use crate::status::ReportRequest;
+use circus_core::LinkId;
 use circus_core::engine::{Client, Gateway};
+use circus_core::paths::PathState;
 use socket2::SockRef;
 use std::future::Future;
 use std::io;
@@ -141,16 +144,13 @@ pub(crate) async fn run_client(
         Ok(())
     };
     reconcile(&mut engine, &mut links)?;
+    let mut log = ClientLog::default();
     tokio::pin!(shutdown);
     loop {
-        flush_client(
-            &mut engine,
-            &mut links,
-            &tun,
-            &mut buffers.out,
-            Instant::now(),
-        );
+        let now = Instant::now();
+        flush_client(&mut engine, &mut links, &tun, &mut buffers.out, now);
         timer.set(engine.poll_timeout());
+        log.observe(&engine, &links);
         tokio::select! {
             () = &mut shutdown => break,
             () = timer.expired() => engine.handle_timeout(Instant::now()),
@@ -197,6 +197,69 @@ fn flush_client(
     }
 }
 
+/// Logs the client's state changes. The engine emits no events, so the loop
+/// compares its state after each step: a flag and one state per link.
+#[derive(Default)]
+struct ClientLog {
+    connected: bool,
+    paths: [Option<PathState>; MAX_LINKS],
+}
+
+impl ClientLog {
+    fn observe(&mut self, engine: &Client, links: &LinkSet) {
+        if engine.is_connected() != self.connected {
+            self.connected = !self.connected;
+            if self.connected {
+                tracing::info!("session with the gateway established");
+            } else {
+                tracing::warn!("session with the gateway lost; reconnecting");
+            }
+        }
+        for (i, seen) in self.paths.iter_mut().enumerate().take(links.len()) {
+            let link = LinkId(i as u8);
+            let state = engine.link_state(link);
+            if state != *seen {
+                *seen = state;
+                let name = links.config(link).map_or("?", |c| c.name.as_str());
+                tracing::info!(link = name, state = ?state, "link state");
+            }
+        }
+    }
+}
+
+/// Logs clients connecting and going away; checks each peer only when the
+/// session count moved.
+struct GatewayLog {
+    sessions: usize,
+    connected: Vec<bool>,
+}
+
+impl GatewayLog {
+    fn new(peers: usize) -> Self {
+        GatewayLog {
+            sessions: 0,
+            connected: vec![false; peers],
+        }
+    }
+
+    fn observe(&mut self, engine: &Gateway, names: &report::PeerNames) {
+        if engine.session_count() == self.sessions {
+            return;
+        }
+        self.sessions = engine.session_count();
+        for ((key, name), connected) in names.iter().zip(&mut self.connected) {
+            if engine.has_session(key) != *connected {
+                *connected = !*connected;
+                if *connected {
+                    tracing::info!(client = %name, "client connected");
+                } else {
+                    tracing::info!(client = %name, "client session ended");
+                }
+            }
+        }
+    }
+}
+
 /// The gateway's loop: until `shutdown` resolves.
 pub(crate) async fn run_gateway(
     mut engine: Gateway,
@@ -210,10 +273,12 @@ pub(crate) async fn run_gateway(
     let mut buffers = Buffers::new();
     let mut timer = EngineTimer::new();
     let mut guard = HandshakeGuard::default();
+    let mut log = GatewayLog::new(names.len());
     tokio::pin!(shutdown);
     loop {
         flush_gateway(&mut engine, &socket, &tun, &mut buffers.out, Instant::now());
         timer.set(engine.poll_timeout());
+        log.observe(&engine, &names);
         tokio::select! {
             () = &mut shutdown => break,
             () = timer.expired() => engine.handle_timeout(Instant::now()),

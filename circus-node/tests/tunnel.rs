@@ -26,10 +26,9 @@ fn pair(tag: &str) -> Pair {
     let (gateway_secret, gateway_public) = circus_core::crypto::generate_keypair().unwrap();
     let id = ClientIdentity::new(2);
     let gateway = Daemon::gateway(&gateway_ns, gateway_config(&gateway_secret, &[&id]));
-    let client = Daemon::client(
-        &client_ns,
-        client_config(&id, gateway_public, &[("cl0", 0), ("cl1", 1)]),
-    );
+    let mut config = client_config(&id, gateway_public, &[("cl0", 0), ("cl1", 1)]);
+    config.observe.metrics_listen = Some(METRICS.parse().unwrap());
+    let client = Daemon::client(&client_ns, config);
     client.wait_connected();
     gateway.wait_connected();
     Pair {
@@ -39,6 +38,9 @@ fn pair(tag: &str) -> Pair {
         gateway_ns,
     }
 }
+
+/// The client's metrics endpoint, inside its namespace.
+const METRICS: &str = "127.0.0.1:9317";
 
 fn echo_addr() -> SocketAddr {
     SocketAddr::from((GATEWAY_TUNNEL, 7))
@@ -79,6 +81,24 @@ fn echo_through_the_tunnel_then_clean_shutdown() {
     let session = &report.sessions[0];
     assert!(session.tunnel.packets_sent >= 500, "{session:?}");
     assert!(session.tunnel.packets_received >= 500, "{session:?}");
+
+    // The Prometheus endpoint shows the same links.
+    let metrics = p.client_ns.run(|| {
+        let mut stream = TcpStream::connect(METRICS).unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    });
+    assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+    for link in ["cl0", "cl1"] {
+        let rtt = format!("circus_link_rtt_seconds{{session=\"gateway\",link=\"{link}\"");
+        assert!(metrics.contains(&rtt), "{rtt} in\n{metrics}");
+    }
+    assert!(
+        metrics.contains("circus_session_connected{session=\"gateway\"} 1"),
+        "{metrics}"
+    );
 
     let gateway_report = p.gateway.status().unwrap();
     assert_eq!(gateway_report.role, "gateway");

@@ -1,7 +1,9 @@
 //! `circus-node`: the command line around the daemon library.
 
-use circus_node::config::{ClientConfig, GatewayConfig, Role, default_status_socket};
-use circus_node::{keys, status};
+use circus_node::config::{
+    ClientConfig, GatewayConfig, ObserveConfig, Role, default_status_socket,
+};
+use circus_node::{keys, status, tun_device};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,7 +97,7 @@ fn run(command: Command) -> Result<(), String> {
         Command::Client { config, check } => {
             let config = ClientConfig::load(&config).map_err(|e| e.to_string())?;
             if check {
-                println!("{config:#?}");
+                print!("{}", describe_client(&config));
                 return Ok(());
             }
             daemon(circus_node::run_client(config, shutdown_signal()))
@@ -103,18 +105,28 @@ fn run(command: Command) -> Result<(), String> {
         Command::Gateway { config, check } => {
             let config = GatewayConfig::load(&config).map_err(|e| e.to_string())?;
             if check {
-                println!("{config:#?}");
+                print!("{}", describe_gateway(&config));
                 return Ok(());
             }
             daemon(circus_node::run_gateway(config, shutdown_signal()))
         }
         Command::Status { socket, json } => {
             let report = match socket {
-                Some(path) => status::query(&path),
-                None => status::query(&default_status_socket(Role::Client))
-                    .or_else(|_| status::query(&default_status_socket(Role::Gateway))),
-            }
-            .map_err(|e| e.to_string())?;
+                Some(path) => status::query(&path).map_err(|e| e.to_string())?,
+                None => {
+                    let client = default_status_socket(Role::Client);
+                    let gateway = default_status_socket(Role::Gateway);
+                    status::query(&client)
+                        .or_else(|_| status::query(&gateway))
+                        .map_err(|_| {
+                            format!(
+                                "no daemon answers at {} or {} (is one running? see --socket)",
+                                client.display(),
+                                gateway.display()
+                            )
+                        })?
+                }
+            };
             if json {
                 println!(
                     "{}",
@@ -126,6 +138,76 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// What a client config means, for `--check`: derived values included.
+fn describe_client(config: &ClientConfig) -> String {
+    let mut out = format!(
+        "client, public key {}\ngateway key {}\npolicy {}\ntun {} {} mtu {}{}\n",
+        config.private_key.public_key(),
+        config.gateway_public_key,
+        config.policy,
+        config.tun.name,
+        config.tun.address,
+        tun_device::tun_mtu(&config.tun, &config.links),
+        if config.tun.mtu.is_some() {
+            ""
+        } else {
+            " (derived from the links)"
+        },
+    );
+    for (i, link) in config.links.iter().enumerate() {
+        out += &format!(
+            "link {i} {}: interface {} to {} (mtu {})\n",
+            link.name, link.interface, link.gateway, link.mtu
+        );
+    }
+    out + &describe_observe(&config.observe)
+}
+
+/// What a gateway config means, for `--check`.
+fn describe_gateway(config: &GatewayConfig) -> String {
+    let mut out = format!(
+        "gateway, public key {}\nlisten {}\npolicy {}\ntun {} {} mtu {}\n",
+        config.private_key.public_key(),
+        config.listen,
+        config.policy,
+        config.tun.name,
+        config.tun.address,
+        tun_device::gateway_tun_mtu(&config.tun),
+    );
+    for client in &config.clients {
+        let routes: Vec<String> = client
+            .tunnel_addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        out += &format!(
+            "client {}: key {}, routes {}\n",
+            client.name,
+            client.public_key,
+            routes.join(", ")
+        );
+    }
+    out + &describe_observe(&config.observe)
+}
+
+fn describe_observe(observe: &ObserveConfig) -> String {
+    let show = |v: Option<String>| v.unwrap_or_else(|| "off".to_owned());
+    format!(
+        "status socket {}\nmetrics {}\n",
+        show(
+            observe
+                .status_socket
+                .as_ref()
+                .map(|p| p.display().to_string())
+        ),
+        show(
+            observe
+                .metrics_listen
+                .map(|a| format!("http://{a}/metrics"))
+        ),
+    )
 }
 
 fn keygen(out: Option<PathBuf>, psk: bool) -> Result<(), String> {

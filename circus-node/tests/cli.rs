@@ -108,6 +108,27 @@ fn config_errors_name_file_line_and_key() {
 }
 
 #[test]
+fn check_describes_a_valid_config() {
+    let path = std::env::temp_dir().join(format!("cnd-cli-ok-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "private_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n\
+         listen = \"0.0.0.0:51820\"\n[tun]\naddress = \"100.64.0.1/10\"\n",
+    )
+    .unwrap();
+    let out = circus_node(&["gateway", "-c", path.to_str().unwrap(), "--check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("listen 0.0.0.0:51820"), "{text}");
+    assert!(text.contains("tun circus-gw 100.64.0.1/10 mtu "), "{text}");
+    assert!(
+        text.contains("status socket /run/circus-node/gateway.sock"),
+        "{text}"
+    );
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn status_without_a_daemon_says_so() {
     let out = circus_node(&["status", "--socket", "/nonexistent/cnd.sock"]);
     assert!(!out.status.success());

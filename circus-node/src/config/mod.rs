@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use toml::Spanned;
 
-/// Largest number of links a client may bond: link ids are a `u8` on the
-/// wire, and the scheduler keeps its per-packet choice in a fixed 16-slot set.
-pub const MAX_LINKS: usize = 16;
+/// Largest number of links a client may bond: the scheduler considers at
+/// most this many per packet (a fixed-size set, no allocation).
+pub use circus_core::scheduler::MAX_LINKS;
 
 /// Link MTU assumed when a link does not say: Ethernet's, which is what
 /// wifi, LTE and most DSL present to the host.

@@ -306,3 +306,49 @@ fn address_change_keeps_the_session() {
         "steady after the change: {late:?}"
     );
 }
+
+#[test]
+fn interface_removed_and_recreated() {
+    if !require_netns() {
+        return;
+    }
+    let p = pair("hotp");
+    udp_echo(&p.gateway_ns, echo_addr());
+    // A USB modem unplugged: the interface (and its peer) disappear.
+    p.client_ns.ip(&["link", "del", "cl1"]);
+    p.client
+        .wait_until("link 1 gone", Duration::from_secs(5), |r| {
+            r.sessions[0].links[1].interface == "absent"
+        });
+    // The gateway learns it only from silence, as for a dead link.
+    p.gateway.wait_until(
+        "the gateway stops using link 1",
+        Duration::from_secs(5),
+        |r| {
+            r.sessions[0]
+                .links
+                .iter()
+                .all(|l| l.id != 1 || l.state != "up")
+        },
+    );
+    let alone = echo_stream(&p.client_ns, echo_addr(), 200, 500, 100);
+    assert_eq!(
+        alone.received, alone.sent,
+        "link 0 carries everything: {alone:?}"
+    );
+
+    // Plugged in again: a new interface under the old name.
+    veth(&p.client_ns, "cl1", &p.gateway_ns, "gl1", 1);
+    p.client
+        .wait_until("link 1 back up", Duration::from_secs(10), |r| {
+            r.sessions[0].links[1].state == "up"
+        });
+    let both = echo_stream(&p.client_ns, echo_addr(), 200, 500, 100);
+    assert_eq!(both.received, both.sent, "{both:?}");
+    let report = p.client.status().unwrap();
+    assert_eq!(
+        report.sessions[0].handshakes, 1,
+        "the session lived through it"
+    );
+    assert!(report.sessions[0].links[1].traffic.packets_received > 0);
+}

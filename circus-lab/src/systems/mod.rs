@@ -1,1 +1,3 @@
-//! Placeholder: filled in by the lab work.
+//! One small adapter per system under test.
+
+pub mod mptcp_pm;

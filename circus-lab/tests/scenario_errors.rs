@@ -358,7 +358,7 @@ fn events_in_order_and_not_overlapping() {
         &text,
         "event[1].at",
         Some(22),
-        "expected a time at or after 13s, when event[0] on wifi0 ends, found 12s",
+        "expected no event on wifi0 before 13s, when event[0] (from 10s) ends, found one at 12s",
     );
     // Another link may change meanwhile, and this one right at the end.
     let text = format!(
@@ -464,5 +464,54 @@ fn unreadable_file_names_it() {
         error
             .to_string()
             .starts_with("lab/missing.toml: cannot read the scenario:")
+    );
+}
+
+#[test]
+fn repeating_events() {
+    let text = with_event(
+        "at = \"10s\"\nlink = \"wifi0\"\naction = \"blackhole\"\nfor = \"1s\"\nevery = \"1s\"",
+    );
+    assert_error(
+        &text,
+        "event[0].every",
+        Some(20),
+        "expected more than `for` (1s) so repetitions do not overlap, found 1s",
+    );
+    let text = with_event("at = \"10s\"\nlink = \"wifi0\"\naction = \"down\"\nuntil = \"20s\"");
+    assert_error(
+        &text,
+        "event[0].until",
+        Some(19),
+        "expected `until` only together with `every`",
+    );
+    let text = with_event(
+        "at = \"10s\"\nlink = \"wifi0\"\naction = \"down\"\nevery = \"1s\"\nuntil = \"61s\"",
+    );
+    assert_error(
+        &text,
+        "event[0].until",
+        Some(20),
+        "expected a time after `at` (10s) and at most the end of the run (60s), found 61s",
+    );
+    let text = with_event("at = \"10s\"\nlink = \"wifi0\"\naction = \"up\"\nevery = \"1ms\"");
+    assert_error(
+        &text,
+        "event[0].every",
+        Some(19),
+        "expected at most 10000 repetitions, found 50000",
+    );
+    // A later event may not land inside a repetition's window.
+    let text = format!(
+        "{}\n[[event]]\nat = \"20.2s\"\nlink = \"wifi0\"\naction = \"down\"\n",
+        with_event(
+            "at = \"10s\"\nlink = \"wifi0\"\naction = \"blackhole\"\nfor = \"500ms\"\nevery = \"2s\""
+        )
+    );
+    assert_error(
+        &text,
+        "event[1].at",
+        Some(23),
+        "expected no event on wifi0 before 20.5s, when event[0] (from 20s) ends, found one at 20.2s",
     );
 }

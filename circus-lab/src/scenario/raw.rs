@@ -88,6 +88,8 @@ pub(super) struct RawEvent {
     pub action: Option<RawAction>,
     #[serde(rename = "for")]
     pub lasting: Option<DurationText>,
+    pub every: Option<DurationText>,
+    pub until: Option<DurationText>,
     pub set: Option<RawLink>,
 }
 

@@ -10,7 +10,7 @@ use super::error::{KeyPath, SourceMap};
 use super::raw::{RawAction, RawEvent, RawLink, RawScenario, RawTrace, RawTraffic};
 use super::{
     Action, Event, LinkParamsPatch, LinkSpec, MAX_LINKS, ProbeSpec, Scenario, ScenarioError,
-    TcpSpec, Traffic,
+    SystemKind, TcpSpec, Traffic,
 };
 use crate::emulator::model::{GilbertElliott, LinkParams, LinkTraces, Reorder, TraceFile};
 use crate::emulator::trace::Trace;
@@ -120,10 +120,7 @@ impl Checker<'_> {
         })
     }
 
-    fn systems(
-        &self,
-        systems: Option<Vec<super::SystemKind>>,
-    ) -> Result<Vec<super::SystemKind>, ScenarioError> {
+    fn systems(&self, systems: Option<Vec<SystemKind>>) -> Result<Vec<SystemKind>, ScenarioError> {
         let key = KeyPath::of("systems");
         let form = "a list of systems to compare, such as [\"circus\", \"single-link\"]";
         let systems = self.required(systems, &key, form)?;

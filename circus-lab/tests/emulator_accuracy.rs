@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use circus_lab::emulator::model::{Direction, LinkParams, QueueLimit};
 use circus_lab::topology::{Role, netns_available_for_test};
-use common::{Lab, median, round_trips};
+use common::{Lab, median};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -29,8 +29,8 @@ fn fifty_ms_one_way_delay_measures_fifty_ms_at_the_median() {
     });
     let (echo, client) = lab.echo_pair();
     // The first probe waits for ARP across the link; warm up with it.
-    round_trips(&client, echo.address, 1, MS, Duration::from_secs(2));
-    let mut rtts = round_trips(&client, echo.address, 100, 10 * MS, Duration::from_secs(1));
+    lab.probe(&echo, &client, 1, MS, Duration::from_secs(2));
+    let mut rtts = lab.probe(&echo, &client, 100, 10 * MS, Duration::from_secs(1));
     assert!(rtts.len() >= 95, "{} of 100 probes came back", rtts.len());
     let one_way = median(&mut rtts) / 2;
     let error = one_way.abs_diff(50 * MS);

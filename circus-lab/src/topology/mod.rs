@@ -84,6 +84,19 @@ pub enum TopologyError {
     },
 }
 
+impl TopologyError {
+    /// The errno of a request the kernel refused, if that is what failed.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            TopologyError::Step {
+                source: StepError::Netlink(error),
+                ..
+            } => error.errno(),
+            _ => None,
+        }
+    }
+}
+
 /// One failed configuration step inside a namespace.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -227,6 +240,38 @@ impl Topology {
         })
     }
 
+    /// Joins the two emu ends of `link` in a kernel bridge (`br<i>`), so
+    /// frames cross the emu namespace without the userspace forwarder: the
+    /// netem backend's path.
+    pub fn bridge_link(&self, link: usize) -> Result<(), TopologyError> {
+        let plan = self.link(link)?.clone();
+        self.in_netns(&self.emu, |nl| async move {
+            let bridge = format!("br{}", plan.index);
+            nl.add_bridge(&bridge).await?;
+            disable_ipv6(&bridge)?;
+            for port in [&plan.emu_client_side, &plan.emu_gateway_side] {
+                nl.set_master(port, &bridge).await?;
+            }
+            nl.set_up(&bridge, true).await?;
+            Ok(())
+        })
+    }
+
+    /// Creates or replaces the root qdisc of `interface` in the namespace of
+    /// `role` with one of `kind` and the encoded `TCA_OPTIONS` payload.
+    pub fn replace_root_qdisc(
+        &self,
+        role: Role,
+        interface: &str,
+        kind: &str,
+        options: Vec<u8>,
+    ) -> Result<(), TopologyError> {
+        self.in_netns(self.netns(role), |nl| async move {
+            nl.replace_root_qdisc(interface, kind, options).await?;
+            Ok(())
+        })
+    }
+
     /// Runs netlink requests made by `step` inside `netns`.
     fn in_netns<R, F, Fut>(&self, netns: &Netns, step: F) -> Result<R, TopologyError>
     where
@@ -310,11 +355,15 @@ async fn configure(nl: &Netlink, name: &str, address: Ipv4Addr) -> Result<(), St
 }
 
 /// Before an interface goes up: offloads off (frames stay MTU-sized and
-/// complete), and IPv6 off so no router solicitations or DAD probes cross
-/// the emulated links and blur the counters (the lab is IPv4 on its links;
-/// tunnels may still carry IPv6 inside).
+/// complete), and IPv6 off.
 fn prepare_interface(name: &str) -> Result<(), StepError> {
     offload::disable_offloads(name)?;
+    disable_ipv6(name)
+}
+
+/// No router solicitations or DAD probes cross the emulated links and blur
+/// the counters: the lab is IPv4 on its links (tunnels may carry IPv6 inside).
+fn disable_ipv6(name: &str) -> Result<(), StepError> {
     match sysctl::write(&format!("net/ipv6/conf/{name}/disable_ipv6"), "1") {
         Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => Ok(()), // kernel without IPv6
         other => Ok(other?),

@@ -3,10 +3,12 @@
 
 mod common;
 
+use std::net::SocketAddrV4;
 use std::time::Duration;
 
+use circus_lab::emulator::forwarder::capacity::UdpEcho;
 use circus_lab::emulator::model::{Direction, DropReason, LinkCondition, LinkParams};
-use circus_lab::topology::netns_available_for_test;
+use circus_lab::topology::{Role, SERVER_ADDRESS, netns_available_for_test};
 use common::{Lab, median};
 
 const MS: Duration = Duration::from_millis(1);
@@ -132,4 +134,22 @@ fn loss_drops_about_the_configured_share() {
     assert_eq!(up.received, up.forwarded + lost, "{up:?}");
     let share = lost as f64 / up.received as f64;
     assert!((0.2..0.4).contains(&share), "lost share {share}: {up:?}");
+}
+
+#[test]
+fn client_reaches_the_server_through_the_link_and_the_gateway() {
+    if !netns_available_for_test("client_reaches_the_server_through_the_link_and_the_gateway") {
+        return;
+    }
+    let lab = Lab::start(LinkParams::default());
+    let link = lab.topology.links()[0].clone();
+    lab.topology
+        .route_client_via(SERVER_ADDRESS, 32, 0)
+        .unwrap();
+    let echo =
+        UdpEcho::start(lab.socket(Role::Server, SocketAddrV4::new(SERVER_ADDRESS, 0))).unwrap();
+    let client = lab.socket(Role::Client, SocketAddrV4::new(link.client_address, 0));
+    let rtts = lab.probe(&echo, &client, 5, MS, Duration::from_secs(2));
+    assert_eq!(rtts.len(), 5, "routed via the gateway, which forwards");
+    assert!(lab.forwarder.counters(0, Direction::Up).unwrap().forwarded >= 5);
 }

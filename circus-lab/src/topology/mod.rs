@@ -234,6 +234,9 @@ impl Topology {
     ) -> Result<(), TopologyError> {
         let name = self.link(link)?.client_interface.clone();
         self.in_netns(&self.client, |nl| async move {
+            // Otherwise removing the primary address of the subnet removes
+            // the new, secondary one with it.
+            sysctl::write(&format!("net/ipv4/conf/{name}/promote_secondaries"), "1")?;
             nl.add_address(&name, new, SUBNET_PREFIX_LEN).await?;
             nl.remove_address(&name, old, SUBNET_PREFIX_LEN).await?;
             Ok(())

@@ -284,3 +284,27 @@ fn terminal_table_aligns_one_row_per_system() {
         "single-link delivery:\n{table}"
     );
 }
+
+#[test]
+fn a_scenario_names_the_summary_and_its_timeline() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/flappy.toml");
+    let scenario = circus_lab::scenario::Scenario::load(&path).unwrap();
+    let summary = Summary::for_scenario(&scenario, "userspace", "abc1234");
+    assert_eq!(summary.scenario, "flappy");
+    assert_eq!(summary.duration_s, 60.0);
+    assert_eq!(summary.seed, 7);
+    assert_eq!(summary.scenario_hash, scenario.content_hash().to_string());
+    assert!(summary.systems.is_empty());
+
+    let timeline: Vec<circus_lab::metrics::TimelineEvent> =
+        scenario.events.iter().map(Into::into).collect();
+    assert_eq!(timeline[0].at, Duration::from_secs(8));
+    assert_eq!(timeline[0].link, "wifi0");
+    assert_eq!(timeline[0].action, "blackhole");
+    assert_eq!(timeline[0].duration, Some(Duration::from_secs(3)));
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.link == "lte0" && e.action == "down")
+    );
+}

@@ -59,7 +59,7 @@ impl<'a> Delivery<'a> {
     /// sent are ignored (they cannot be attributed to a send time).
     pub fn analyse(log: &'a ProbeLog) -> Self {
         let sent_at = log.sent.sent_at.as_slice();
-        let interval = Duration::from_nanos(1_000_000_000 / u64::from(log.sent.rate_pps.max(1)));
+        let interval = Duration::from_nanos(1_000_000_000 / log.sent.rate_pps.max(1));
         let mut records: Vec<_> = log
             .received
             .records

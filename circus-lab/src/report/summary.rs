@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ReportError;
 use crate::metrics::SystemMetrics;
+use crate::scenario::Scenario;
 
 /// The whole `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +44,20 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The summary of a run of `scenario`, before any system's figures are
+    /// added. `backend` is the backend actually used (`auto` resolved).
+    pub fn for_scenario(scenario: &Scenario, backend: &str, commit: &str) -> Self {
+        Self {
+            scenario: scenario.name.clone(),
+            duration_s: scenario.duration.as_secs_f64(),
+            backend: backend.to_string(),
+            seed: scenario.seed,
+            scenario_hash: scenario.content_hash().to_string(),
+            commit: commit.to_string(),
+            systems: BTreeMap::new(),
+        }
+    }
+
     /// Pretty-printed JSON with a trailing newline.
     pub fn to_json(&self) -> String {
         // Serializing plain structs, strings, numbers and string-keyed maps

@@ -16,13 +16,13 @@ pub const ORIGIN: MonoNanos = MonoNanos(5_000_000_000);
 /// A stream of `rate_pps x duration` probes over `flows` flows, sent exactly
 /// on schedule from [`ORIGIN`]; `latency(seq)` is `None` for a lost probe.
 pub fn stream(
-    rate_pps: u32,
+    rate_pps: u64,
     duration: Duration,
     flows: u16,
     latency: impl Fn(u64) -> Option<Duration>,
 ) -> ProbeLog {
-    let count = duration.as_millis() as u64 * u64::from(rate_pps) / 1000;
-    let interval = 1_000_000_000 / u64::from(rate_pps);
+    let count = duration.as_millis() as u64 * rate_pps / 1000;
+    let interval = 1_000_000_000 / rate_pps;
     let sent_at: Vec<MonoNanos> = (0..count)
         .map(|seq| MonoNanos(ORIGIN.0 + seq * interval))
         .collect();

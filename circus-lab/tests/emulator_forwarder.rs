@@ -144,7 +144,7 @@ fn client_reaches_the_server_through_the_link_and_the_gateway() {
     let lab = Lab::start(LinkParams::default());
     let link = lab.topology.links()[0].clone();
     lab.topology
-        .route_client_via(SERVER_ADDRESS, 32, 0)
+        .route_client_via(SERVER_ADDRESS, 32, 0, 0)
         .unwrap();
     let echo =
         UdpEcho::start(lab.socket(Role::Server, SocketAddrV4::new(SERVER_ADDRESS, 0))).unwrap();

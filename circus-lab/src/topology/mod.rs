@@ -27,7 +27,7 @@ use std::os::fd::AsFd;
 pub use addressing::{LinkAddressing, MAX_LINKS, SERVER_ADDRESS};
 pub use cleanup::{CleanupGuard, sweep_stale};
 pub use naming::{RUN_TAG, Role, RunPrefix};
-pub use netlink::NetlinkError;
+pub use netlink::{NetlinkError, NextHop};
 pub use netns::{Netns, NetnsError, NetnsThread};
 pub use privilege::{NotPrivileged, netns_available_for_test, require_netns};
 
@@ -209,17 +209,33 @@ impl Topology {
     }
 
     /// Routes `destination/prefix_len` from the client via the gateway end
-    /// of `link` (replacing an existing route to it), e.g. the server subnet
-    /// over the best link for the single-link baseline.
+    /// of `link` with `metric` (replacing a route to it with the same
+    /// metric). The single-link baseline routes the server over its one
+    /// link; systems that bind sockets to links add one route per link with
+    /// distinct metrics, so each bound socket finds the route out of its link.
     pub fn route_client_via(
         &self,
         destination: Ipv4Addr,
         prefix_len: u8,
         link: usize,
+        metric: u32,
     ) -> Result<(), TopologyError> {
-        let next_hop = self.link(link)?.gateway_address;
+        let next_hop = NextHop::Gateway(self.link(link)?.gateway_address);
+        self.route_client(destination, prefix_len, next_hop, metric)
+    }
+
+    /// Routes `destination/prefix_len` from the client to `next_hop`, e.g.
+    /// into a tunnel's TUN device.
+    pub fn route_client(
+        &self,
+        destination: Ipv4Addr,
+        prefix_len: u8,
+        next_hop: NextHop,
+        metric: u32,
+    ) -> Result<(), TopologyError> {
         self.in_netns(&self.client, |nl| async move {
-            nl.replace_route(destination, prefix_len, next_hop).await?;
+            nl.replace_route(destination, prefix_len, &next_hop, metric)
+                .await?;
             Ok(())
         })
     }
@@ -341,7 +357,7 @@ impl Topology {
             nl.set_up("lo", true).await?;
             configure(&nl, SERVER_TO_GATEWAY, SERVER_ADDRESS).await?;
             for (range, prefix_len) in [LINKS_RANGE, TUNNEL_RANGE] {
-                nl.replace_route(range, prefix_len, GATEWAY_SERVER_SIDE)
+                nl.replace_route(range, prefix_len, &NextHop::Gateway(GATEWAY_SERVER_SIDE), 0)
                     .await?;
             }
             Ok(())

@@ -39,6 +39,24 @@ impl NetlinkError {
     }
 }
 
+/// Where a route sends packets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextHop {
+    /// Via a router's address on a connected subnet.
+    Gateway(Ipv4Addr),
+    /// Straight out of an interface (a TUN device has no next hop).
+    Device(String),
+}
+
+impl std::fmt::Display for NextHop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NextHop::Gateway(gateway) => write!(f, "via {gateway}"),
+            NextHop::Device(name) => write!(f, "dev {name}"),
+        }
+    }
+}
+
 /// A netlink connection of the calling thread's namespace.
 pub struct Netlink {
     handle: Handle,
@@ -189,25 +207,32 @@ impl Netlink {
         Ok(())
     }
 
-    /// Adds (or replaces) the route `destination/prefix_len via gateway`.
+    /// Adds (or replaces) the route `destination/prefix_len` with `metric`
+    /// via `next_hop`. Routes to one destination with different metrics
+    /// coexist: the lowest wins for ordinary sockets, while a socket bound to
+    /// a device uses the route through that device.
     pub async fn replace_route(
         &self,
         destination: Ipv4Addr,
         prefix_len: u8,
-        gateway: Ipv4Addr,
+        next_hop: &NextHop,
+        metric: u32,
     ) -> Result<(), NetlinkError> {
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        let builder = RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(destination, prefix_len)
-            .gateway(gateway)
-            .build();
+            .priority(metric);
+        let builder = match next_hop {
+            NextHop::Gateway(gateway) => builder.gateway(*gateway),
+            NextHop::Device(name) => builder.output_interface(self.index(name).await?),
+        };
         self.handle
             .route()
-            .add(route)
+            .add(builder.build())
             .replace()
             .execute()
             .await
             .map_err(|source| NetlinkError {
-                request: format!("route {destination}/{prefix_len} via {gateway}"),
+                request: format!("route {destination}/{prefix_len} {next_hop} metric {metric}"),
                 source,
             })
     }

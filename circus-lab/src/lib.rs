@@ -12,11 +12,13 @@
 //! - [`systems`]: one adapter per system under test.
 //! - [`metrics`]: from receiver logs to the figures of `summary.json`.
 //! - [`report`]: `summary.json`, `report.md` and plots.
+//! - [`runner`]: `circus-lab run`: every system of a scenario in real namespaces.
 
 pub mod bench;
 pub mod emulator;
 pub mod metrics;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod systems;
 pub mod topology;

@@ -10,7 +10,6 @@ use circus_lab::metrics::{SystemSeries, TimelineEvent};
 use circus_lab::report::{Summary, summary_table, write_report};
 use circus_lab::runner::{self, output};
 use circus_lab::scenario::{Scenario, SystemKind};
-use circus_lab::systems;
 use circus_lab::topology::require_netns;
 use indicatif::ProgressBar;
 
@@ -92,28 +91,19 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>) -> ExitCode
             Err(e) => return fail(format!("--systems: {e}")),
         },
     };
-    let (runnable, skipped): (Vec<_>, Vec<_>) = systems
-        .into_iter()
-        .partition(|k| systems::adapter(*k).is_some());
-    for kind in &skipped {
-        eprintln!(
-            "circus-lab: skipping `{}`: not available in this build",
-            kind.as_str()
-        );
-    }
     eprintln!(
         "circus-lab: {} ({} links, {:?} per system) with {}",
         scenario.name,
         scenario.links.len(),
         scenario.duration,
-        runnable
+        systems
             .iter()
             .map(|k| k.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     );
     let progress = ProgressBar::new(0);
-    let runs = match runner::run_systems(&scenario, &runnable, &progress) {
+    let runs = match runner::run_systems(&scenario, &systems, &progress) {
         Ok(runs) => runs,
         Err(e) => return fail(e),
     };

@@ -1,1 +1,8 @@
-//! Placeholder: filled in by the lab work.
+//! Link emulation.
+//!
+//! - [`model`]: the pure, seeded link model that decides each frame's fate;
+//!   shared by the real forwarder and the virtual-time simulator.
+//! - [`trace`]: Mahimahi delivery traces and a synthetic cellular generator.
+
+pub mod model;
+pub mod trace;

@@ -1,0 +1,247 @@
+//! Properties of the reorder buffer under arbitrary arrival patterns, driven in
+//! virtual time (one base `Instant` plus offsets) the way the engine drives it:
+//! insert each arrival, drain, and wake at `poll_timeout`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use circus_core::LinkId;
+use circus_core::reorder::{ReorderBuffer, ReorderConfig};
+use proptest::prelude::*;
+
+/// One copy of packet `seq` reaching the receiver `at_us` after the start.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    seq: u64,
+    at_us: u64,
+    link: u8,
+}
+
+/// What the receiver saw: the first arrival time of every packet and the
+/// deliveries in order, as (seq, delivered at).
+struct Run {
+    first_arrival: BTreeMap<u64, u64>,
+    delivered: Vec<(u64, u64)>,
+    max_len: usize,
+    buffer: ReorderBuffer,
+}
+
+fn run(config: ReorderConfig, hold: Duration, live: &[LinkId], mut arrivals: Vec<Arrival>) -> Run {
+    arrivals.sort_by_key(|a| a.at_us);
+    let base = Instant::now();
+    let at = |us: u64| base + Duration::from_micros(us);
+    let mut buffer = ReorderBuffer::new(config);
+    buffer.set_hold_time(hold);
+    buffer.set_live_links(live);
+    let mut first_arrival = BTreeMap::new();
+    let mut delivered = Vec::new();
+    let mut max_len = 0;
+    let mut out = vec![0u8; config.max_packet_size];
+    let mut next = 0;
+    let mut now_us = 0u64;
+    loop {
+        let next_arrival = arrivals.get(next).map(|a| a.at_us);
+        let timeout = buffer
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(base).as_micros() as u64);
+        now_us = match (next_arrival, timeout) {
+            (None, None) => break,
+            (Some(a), None) => a,
+            (None, Some(t)) => t.max(now_us),
+            (Some(a), Some(t)) => a.min(t.max(now_us)),
+        };
+        let mut drain = |buffer: &mut ReorderBuffer, delivered: &mut Vec<(u64, u64)>| {
+            while let Some(len) = buffer.poll_deliver(at(now_us), &mut out) {
+                let seq = u64::from_le_bytes(out[..8].try_into().unwrap());
+                assert_eq!(len, 8 + (seq % 5) as usize, "packet bytes intact");
+                delivered.push((seq, now_us));
+            }
+        };
+        let before = delivered.len();
+        drain(&mut buffer, &mut delivered);
+        let woke_for_timeout = next_arrival != Some(now_us);
+        assert!(
+            !woke_for_timeout || delivered.len() > before,
+            "poll_timeout asked for a wake-up at {now_us} us that delivered nothing"
+        );
+        while let Some(a) = arrivals.get(next).filter(|a| a.at_us == now_us) {
+            let mut packet = [0u8; 13];
+            packet[..8].copy_from_slice(&a.seq.to_le_bytes());
+            buffer.insert(
+                at(now_us),
+                a.seq,
+                LinkId(a.link),
+                &packet[..8 + (a.seq % 5) as usize],
+            );
+            first_arrival.entry(a.seq).or_insert(now_us);
+            max_len = max_len.max(buffer.len());
+            drain(&mut buffer, &mut delivered);
+            next += 1;
+        }
+    }
+    Run {
+        first_arrival,
+        delivered,
+        max_len,
+        buffer,
+    }
+}
+
+/// Packets 0..n, each sent at `seq * gap` and arriving after a random delay,
+/// some missing, some arriving twice.
+fn arrivals(max_packets: u64) -> impl Strategy<Value = Vec<Arrival>> {
+    prop::collection::vec(
+        (0u64..200_000, 0u8..10, 0u8..3, 0u64..200_000),
+        1..max_packets as usize,
+    )
+    .prop_map(|packets| {
+        let mut out = Vec::new();
+        for (seq, (delay, fate, link, copy_delay)) in packets.into_iter().enumerate() {
+            let seq = seq as u64;
+            let sent = seq * 1_000;
+            match fate {
+                0 => {} // lost
+                1 => {
+                    out.push(Arrival {
+                        seq,
+                        at_us: sent + delay,
+                        link,
+                    });
+                    out.push(Arrival {
+                        seq,
+                        at_us: sent + copy_delay,
+                        link: (link + 1) % 3,
+                    });
+                }
+                _ => out.push(Arrival {
+                    seq,
+                    at_us: sent + delay,
+                    link,
+                }),
+            }
+        }
+        out
+    })
+}
+
+fn config(capacity: usize) -> ReorderConfig {
+    ReorderConfig {
+        max_hold: Duration::from_millis(150),
+        capacity,
+        max_packet_size: 16,
+    }
+}
+
+fn assert_in_order_without_duplicates(delivered: &[(u64, u64)]) -> Result<(), TestCaseError> {
+    for pair in delivered.windows(2) {
+        prop_assert!(
+            pair[0].0 < pair[1].0,
+            "out of order or duplicate: {:?}",
+            pair
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn never_duplicates_nor_misorders(arr in arrivals(300), hold_ms in 0u64..150) {
+        let r = run(config(1024), Duration::from_millis(hold_ms), &[], arr);
+        assert_in_order_without_duplicates(&r.delivered)?;
+        prop_assert!(r.buffer.is_empty(), "everything is handed out in the end");
+    }
+
+    #[test]
+    fn never_holds_a_packet_longer_than_the_hold_time(arr in arrivals(300), hold_ms in 0u64..150) {
+        let r = run(config(1024), Duration::from_millis(hold_ms), &[], arr);
+        for &(seq, at) in &r.delivered {
+            let waited = at - r.first_arrival[&seq];
+            prop_assert!(waited <= hold_ms * 1_000, "seq {seq} waited {waited} us");
+        }
+    }
+
+    #[test]
+    fn never_loses_a_packet_that_arrives_within_the_hold_time(
+        arr in arrivals(300), hold_ms in 0u64..150,
+    ) {
+        let hold_us = hold_ms * 1_000;
+        let r = run(config(1024), Duration::from_millis(hold_ms), &[], arr);
+        let delivered: HashSet<u64> = r.delivered.iter().map(|d| d.0).collect();
+        for (&seq, &arrived) in &r.first_arrival {
+            // Its hole may be given up only when a later packet that arrived
+            // before it had already waited the full hold time.
+            let overtaken = r.first_arrival.range(seq + 1..)
+                .any(|(_, &other)| other <= arrived && other + hold_us <= arrived);
+            if !overtaken {
+                prop_assert!(delivered.contains(&seq), "seq {seq} arrived at {arrived} us and was lost");
+            }
+        }
+    }
+
+    #[test]
+    fn overflow_releases_oldest_without_panicking(arr in arrivals(300), capacity in 1usize..16) {
+        let r = run(config(capacity), Duration::from_millis(150), &[], arr);
+        assert_in_order_without_duplicates(&r.delivered)?;
+        // One spare slot takes the packet that triggers the release.
+        prop_assert!(r.max_len <= capacity + 1, "held {} with capacity {capacity}", r.max_len);
+        prop_assert_eq!(r.buffer.stats().dropped, 0, "a draining caller never loses a packet to overflow");
+        // Every sequence number up to the last delivered was delivered or given up.
+        if let Some(&(last, _)) = r.delivered.last() {
+            prop_assert_eq!(r.delivered.len() as u64 + r.buffer.stats().lost, last + 1);
+        }
+    }
+
+    /// Every link is FIFO and every one is live: a hole is only given up once
+    /// no link can still carry it, so nothing that arrives is lost even with
+    /// the longest hold time never reached.
+    #[test]
+    fn live_links_release_holes_without_losing_packets(
+        links in prop::collection::vec(0u8..3, 1..200),
+        delays in prop::array::uniform3(0u64..100_000),
+    ) {
+        let arr: Vec<Arrival> = links.iter().enumerate()
+            .map(|(seq, &link)| Arrival {
+                seq: seq as u64,
+                at_us: seq as u64 * 1_000 + delays[link as usize],
+                link,
+            })
+            .collect();
+        let live = [LinkId(0), LinkId(1), LinkId(2)];
+        let r = run(config(1024), Duration::from_millis(150), &live, arr);
+        prop_assert_eq!(r.delivered.len(), links.len());
+        assert_in_order_without_duplicates(&r.delivered)?;
+    }
+
+    /// Link 2 dies (its packets vanish) and the engine takes it out of the
+    /// live set: the others' packets flow as soon as both passed each hole,
+    /// without sitting out the hold time.
+    #[test]
+    fn dead_link_does_not_stall_live_ones(
+        links in prop::collection::vec(0u8..3, 1..200),
+        delays in prop::array::uniform2(0u64..20_000),
+    ) {
+        let arr: Vec<Arrival> = links.iter().enumerate()
+            .filter(|&(_, &link)| link != 2)
+            .map(|(seq, &link)| Arrival {
+                seq: seq as u64,
+                at_us: seq as u64 * 1_000 + delays[link as usize],
+                link,
+            })
+            .collect();
+        let r = run(config(1024), Duration::from_millis(150), &[LinkId(0), LinkId(1)], arr.clone());
+        assert_in_order_without_duplicates(&r.delivered)?;
+        prop_assert_eq!(r.delivered.len(), arr.len());
+        // Once both live links delivered something newer, a packet is out.
+        for &(seq, at) in &r.delivered {
+            let both_passed = [0u8, 1].iter().map(|&l| {
+                arr.iter().filter(|a| a.link == l && a.seq >= seq).map(|a| a.at_us).min()
+            }).collect::<Option<Vec<u64>>>();
+            if let Some(times) = both_passed {
+                let bound = times.into_iter().max().unwrap_or(0).max(r.first_arrival[&seq]);
+                prop_assert!(at <= bound, "seq {seq} delivered at {at} us, releasable at {bound} us");
+            }
+        }
+    }
+}

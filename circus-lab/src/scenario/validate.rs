@@ -1,0 +1,471 @@
+//! From the raw file to a checked [`Scenario`]: required keys, names, the
+//! rules that tie keys together (events on defined links, within the run, in
+//! order, not overlapping), and loading traces.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::error::{KeyPath, SourceMap};
+use super::raw::{RawAction, RawEvent, RawLink, RawScenario, RawTrace, RawTraffic};
+use super::{
+    Action, Event, LinkParamsPatch, LinkSpec, MAX_LINKS, ProbeSpec, Scenario, ScenarioError,
+    TcpSpec, Traffic,
+};
+use crate::emulator::model::{GilbertElliott, LinkParams, LinkTraces, Reorder, TraceFile};
+use crate::emulator::trace::Trace;
+
+/// Policy names circus-core's scheduler accepts; checked here so a typo
+/// fails when the scenario loads rather than when circus starts.
+const POLICIES: [&str; 4] = ["balanced", "redundant", "adaptive", "round-robin"];
+
+const NAME_FORM: &str = "a name of 1 to 32 letters, digits, '-' or '_'";
+
+pub(super) fn scenario_from_toml(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
+    let source = SourceMap::parse(file, text)?;
+    let raw: RawScenario = toml::from_str(text).map_err(|e| source.serde_error(file, &e))?;
+    Checker { file, source }.scenario(raw)
+}
+
+/// Validation state: where errors point to.
+struct Checker<'a> {
+    file: &'a Path,
+    source: SourceMap<'a>,
+}
+
+impl Checker<'_> {
+    fn error(&self, path: &KeyPath, problem: impl Into<String>) -> ScenarioError {
+        self.source.error(self.file, path, problem)
+    }
+
+    fn required<T>(
+        &self,
+        value: Option<T>,
+        path: &KeyPath,
+        form: &str,
+    ) -> Result<T, ScenarioError> {
+        value.ok_or_else(|| {
+            self.error(
+                path,
+                format!("expected {form}, found nothing (the key is required)"),
+            )
+        })
+    }
+
+    fn name(&self, name: Option<String>, path: &KeyPath) -> Result<String, ScenarioError> {
+        let name = self.required(name, path, NAME_FORM)?;
+        let valid = (1..=32).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(self.error(path, format!("expected {NAME_FORM}, found {name:?}")));
+        }
+        Ok(name)
+    }
+
+    fn scenario(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+        let name = self.name(raw.name, &KeyPath::of("name"))?;
+        let duration_key = KeyPath::of("duration");
+        let duration = self
+            .required(
+                raw.duration,
+                &duration_key,
+                "the run's duration such as \"60s\"",
+            )?
+            .0;
+        if duration.is_zero() {
+            return Err(self.error(
+                &duration_key,
+                "expected a duration above zero, found \"0s\"",
+            ));
+        }
+        let seed = self.required(
+            raw.seed,
+            &KeyPath::of("seed"),
+            "a whole number seed for the random decisions",
+        )?;
+        let systems = self.systems(raw.systems)?;
+        if let Some(policy) = &raw.policy
+            && !POLICIES.contains(&policy.as_str())
+        {
+            return Err(self.error(
+                &KeyPath::of("policy"),
+                format!("expected one of {}, found {policy:?}", POLICIES.join(", ")),
+            ));
+        }
+        let links = self.links(raw.link)?;
+        let events = self.events(raw.event, &links, duration)?;
+        Ok(Scenario {
+            name,
+            file: self.file.to_owned(),
+            duration,
+            seed,
+            backend: raw.backend.unwrap_or_default(),
+            systems,
+            policy: raw.policy,
+            links,
+            events,
+            traffic: self.traffic(raw.traffic)?,
+        })
+    }
+
+    fn systems(
+        &self,
+        systems: Option<Vec<super::SystemKind>>,
+    ) -> Result<Vec<super::SystemKind>, ScenarioError> {
+        let key = KeyPath::of("systems");
+        let form = "a list of systems to compare, such as [\"circus\", \"single-link\"]";
+        let systems = self.required(systems, &key, form)?;
+        if systems.is_empty() {
+            return Err(self.error(&key, format!("expected {form}, found an empty list")));
+        }
+        for (index, system) in systems.iter().enumerate() {
+            if systems[..index].contains(system) {
+                return Err(self.error(
+                    &key.index(index),
+                    format!("expected each system once, found \"{system}\" again"),
+                ));
+            }
+        }
+        Ok(systems)
+    }
+
+    fn links(&self, raw_links: Vec<RawLink>) -> Result<Vec<LinkSpec>, ScenarioError> {
+        let key = KeyPath::of("link");
+        if raw_links.is_empty() {
+            return Err(self.error(&key, "expected at least one [[link]] table, found none"));
+        }
+        if raw_links.len() > MAX_LINKS {
+            return Err(self.error(
+                &key.index(MAX_LINKS),
+                format!(
+                    "expected at most {MAX_LINKS} links, found {}",
+                    raw_links.len()
+                ),
+            ));
+        }
+        let mut links: Vec<LinkSpec> = Vec::with_capacity(raw_links.len());
+        for (index, mut raw) in raw_links.into_iter().enumerate() {
+            let path = key.index(index);
+            let name = self.name(raw.name.take(), &path.key("name"))?;
+            if let Some(first) = links.iter().position(|link| link.name == name) {
+                return Err(self.error(
+                    &path.key("name"),
+                    format!(
+                        "expected a name no other link has, found {name:?} (also link[{first}])"
+                    ),
+                ));
+            }
+            let traces = match raw.trace.take() {
+                Some(trace) => Some(self.traces(trace, &path.key("trace"))?),
+                None => None,
+            };
+            let patch = self.patch(raw, &path)?;
+            let mut params = patch.apply(&LinkParams::default());
+            params.trace = traces;
+            self.check_bottleneck(&params, &patch, &path)?;
+            links.push(LinkSpec { name, params });
+        }
+        Ok(links)
+    }
+
+    /// The rules between rate, trace and queue, for a link or a `set` event.
+    fn check_bottleneck(
+        &self,
+        params: &LinkParams,
+        patch: &LinkParamsPatch,
+        path: &KeyPath,
+    ) -> Result<(), ScenarioError> {
+        if params.trace.is_some() && patch.rate_bps.is_some() {
+            return Err(self.error(
+                &path.key("rate"),
+                "expected no rate on a link driven by a trace (the trace sets its capacity)",
+            ));
+        }
+        if patch.queue.is_some() && params.trace.is_none() && params.rate_bps.is_none() {
+            return Err(self.error(
+                &path.key("queue"),
+                "expected a rate or a trace on a link with a queue (an unlimited link queues nothing)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn traces(&self, trace: RawTrace, path: &KeyPath) -> Result<LinkTraces, ScenarioError> {
+        match trace {
+            RawTrace::Both(file) => {
+                let both = self.trace_file(&file, path)?;
+                Ok(LinkTraces {
+                    up: both.clone(),
+                    down: both,
+                })
+            }
+            RawTrace::Split { up, down } => Ok(LinkTraces {
+                up: self.trace_file(&up, &path.key("up"))?,
+                down: self.trace_file(&down, &path.key("down"))?,
+            }),
+        }
+    }
+
+    fn trace_file(&self, relative: &Path, path: &KeyPath) -> Result<TraceFile, ScenarioError> {
+        let folder = self.file.parent().unwrap_or(Path::new(""));
+        let resolved = folder.join(relative);
+        let trace = Trace::load(&resolved).map_err(|e| {
+            self.error(
+                path,
+                format!(
+                    "expected a Mahimahi trace file, but {}: {e}",
+                    resolved.display()
+                ),
+            )
+        })?;
+        Ok(TraceFile {
+            path: resolved,
+            trace: Arc::new(trace),
+        })
+    }
+
+    /// The link parameters of a `[[link]]` or `set` table; `name` and `trace`
+    /// must have been taken out.
+    fn patch(&self, raw: RawLink, path: &KeyPath) -> Result<LinkParamsPatch, ScenarioError> {
+        let burst_loss = match raw.burst_loss {
+            Some(chain) => {
+                if chain.to_good.0 == 0.0 {
+                    return Err(self.error(
+                        &path.key("burst_loss").key("to_good"),
+                        "expected a chance above 0% (or bursts would never end), found \"0%\"",
+                    ));
+                }
+                Some(GilbertElliott {
+                    to_bad: chain.to_bad.0,
+                    to_good: chain.to_good.0,
+                    loss_in_good: chain.loss_in_good.map_or(0.0, |p| p.0),
+                    loss_in_bad: chain.loss_in_bad.map_or(1.0, |p| p.0),
+                })
+            }
+            None => None,
+        };
+        Ok(LinkParamsPatch {
+            delay: raw.delay.map(|d| d.0),
+            jitter: raw.jitter.map(|d| d.0),
+            loss: raw.loss.map(|p| p.0),
+            rate_bps: raw.rate.map(|r| r.0),
+            queue: raw.queue.map(|q| q.0),
+            burst_loss,
+            duplicate: raw.duplicate.map(|p| p.0),
+            reorder: raw.reorder.map(|r| Reorder {
+                fraction: r.fraction.0,
+                extra_delay: r.extra_delay.0,
+            }),
+        })
+    }
+
+    fn events(
+        &self,
+        raw_events: Vec<RawEvent>,
+        links: &[LinkSpec],
+        duration: Duration,
+    ) -> Result<Vec<Event>, ScenarioError> {
+        // Per link: its parameters so far, and when its last windowed event ends.
+        let mut params: Vec<LinkParams> = links.iter().map(|l| l.params.clone()).collect();
+        let mut busy_until: HashMap<usize, (usize, Duration)> = HashMap::new();
+        let mut events: Vec<Event> = Vec::with_capacity(raw_events.len());
+        for (index, raw) in raw_events.into_iter().enumerate() {
+            let path = KeyPath::of("event").index(index);
+            let at_key = path.key("at");
+            let at = self
+                .required(
+                    raw.at,
+                    &at_key,
+                    "the event's time since the start such as \"10s\"",
+                )?
+                .0;
+            if at >= duration {
+                return Err(self.error(
+                    &at_key,
+                    format!(
+                        "expected a time before the end of the run ({duration:?}), found {at:?}"
+                    ),
+                ));
+            }
+            if let Some(previous) = events.last()
+                && at < previous.at
+            {
+                return Err(self.error(
+                    &at_key,
+                    format!(
+                        "expected events in time order, found {at:?} after event[{}] at {:?}",
+                        index - 1,
+                        previous.at
+                    ),
+                ));
+            }
+            let link_key = path.key("link");
+            let link = self.required(raw.link, &link_key, "the name of a link")?;
+            let Some(link_index) = links.iter().position(|l| l.name == link) else {
+                let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
+                return Err(self.error(
+                    &link_key,
+                    format!(
+                        "expected one of the links {}, found {link:?}",
+                        names.join(", ")
+                    ),
+                ));
+            };
+            if let Some(&(window_event, until)) = busy_until.get(&link_index)
+                && at < until
+            {
+                return Err(self.error(
+                    &at_key,
+                    format!(
+                        "expected a time at or after {until:?}, when event[{window_event}] on {link} ends, found {at:?}"
+                    ),
+                ));
+            }
+            let action_key = path.key("action");
+            let raw_action = self.required(
+                raw.action,
+                &action_key,
+                "one of blackhole, down, up, set, address",
+            )?;
+            let action = self.action(raw_action, raw.set, &path, &mut params[link_index])?;
+            let lasting = raw.lasting.map(|d| d.0);
+            if let Some(lasting) = lasting {
+                self.check_window(&action, lasting, at, duration, &path.key("for"))?;
+                busy_until.insert(link_index, (index, at + lasting));
+            }
+            events.push(Event {
+                at,
+                link,
+                link_index,
+                action,
+                duration: lasting,
+            });
+        }
+        Ok(events)
+    }
+
+    /// Builds the action, applying a `set` to the link's running parameters.
+    fn action(
+        &self,
+        raw_action: RawAction,
+        set: Option<RawLink>,
+        path: &KeyPath,
+        params: &mut LinkParams,
+    ) -> Result<Action, ScenarioError> {
+        let set_key = path.key("set");
+        let Some(mut set) = set else {
+            return match raw_action {
+                RawAction::Blackhole => Ok(Action::Blackhole),
+                RawAction::Down => Ok(Action::Down),
+                RawAction::Up => Ok(Action::Up),
+                RawAction::Address => Ok(Action::ChangeAddress),
+                RawAction::Set => Err(self.error(
+                    &set_key,
+                    "expected a table of parameters to change, such as set = { delay = \"200ms\" }, found nothing",
+                )),
+            };
+        };
+        if raw_action != RawAction::Set {
+            return Err(self.error(&set_key, "expected no `set` table unless action = \"set\""));
+        }
+        if set.name.take().is_some() {
+            return Err(self.error(
+                &set_key.key("name"),
+                "expected link parameters only: a link keeps its name",
+            ));
+        }
+        if set.trace.take().is_some() {
+            return Err(self.error(
+                &set_key.key("trace"),
+                "expected link parameters only: an event cannot change a trace",
+            ));
+        }
+        let patch = self.patch(set, &set_key)?;
+        if patch.is_empty() {
+            return Err(self.error(
+                &set_key,
+                "expected at least one parameter to change, found an empty table",
+            ));
+        }
+        let changed = patch.apply(params);
+        self.check_bottleneck(&changed, &patch, &set_key)?;
+        *params = changed;
+        Ok(Action::Set(patch))
+    }
+
+    fn check_window(
+        &self,
+        action: &Action,
+        lasting: Duration,
+        at: Duration,
+        duration: Duration,
+        key: &KeyPath,
+    ) -> Result<(), ScenarioError> {
+        if matches!(action, Action::Up | Action::ChangeAddress) {
+            return Err(self.error(
+                key,
+                format!(
+                    "expected no `for` with action = \"{}\" (only blackhole, down and set last)",
+                    action.name()
+                ),
+            ));
+        }
+        if lasting.is_zero() {
+            return Err(self.error(key, "expected a duration above zero, found \"0s\""));
+        }
+        if at + lasting > duration {
+            return Err(self.error(
+                key,
+                format!(
+                    "expected at most {:?} so the event ends by the end of the run ({duration:?}), found {lasting:?}",
+                    duration - at
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn traffic(&self, traffic: Option<RawTraffic>) -> Result<Traffic, ScenarioError> {
+        let Some(traffic) = traffic else {
+            return Ok(Traffic {
+                probe: ProbeSpec::DEFAULT,
+                tcp: TcpSpec::default(),
+            });
+        };
+        let probe_key = KeyPath::of("traffic").key("probe");
+        let probe = traffic.probe.map_or(Ok(ProbeSpec::DEFAULT), |raw| {
+            let size = raw.size.unwrap_or(ProbeSpec::DEFAULT.size);
+            if !(ProbeSpec::MIN_SIZE..=ProbeSpec::MAX_SIZE).contains(&size) {
+                return Err(self.error(
+                    &probe_key.key("size"),
+                    format!(
+                        "expected a UDP payload size from {} to {} bytes, found {size}",
+                        ProbeSpec::MIN_SIZE,
+                        ProbeSpec::MAX_SIZE
+                    ),
+                ));
+            }
+            Ok(ProbeSpec {
+                rate_pps: raw.rate.map_or(ProbeSpec::DEFAULT.rate_pps, |r| r.0),
+                size,
+            })
+        })?;
+        let tcp = traffic
+            .tcp
+            .map_or(TcpSpec::default(), |raw| TcpSpec { flows: raw.flows });
+        if tcp.flows > TcpSpec::MAX_FLOWS {
+            return Err(self.error(
+                &KeyPath::of("traffic").key("tcp").key("flows"),
+                format!(
+                    "expected at most {} flows, found {}",
+                    TcpSpec::MAX_FLOWS,
+                    tcp.flows
+                ),
+            ));
+        }
+        Ok(Traffic { probe, tcp })
+    }
+}

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use circus_lab::emulator::model::Direction;
+use circus_lab::emulator::trace::{CellularProfile, Trace, synthesize_cellular};
 use circus_lab::scenario::{Action, Scenario, SystemKind};
 
 fn scenarios_dir() -> PathBuf {
@@ -46,4 +48,187 @@ fn flappy_has_a_flapping_link_and_one_carrier_loss() {
         .collect();
     assert_eq!(downs.len(), 1);
     assert_ne!(downs[0].link, blackholes[0].link);
+}
+
+/// The shipped synthetic cellular traces: file, profile, seed.
+fn shipped_traces() -> [(&'static str, CellularProfile, u64); 2] {
+    let length = Duration::from_secs(20);
+    [
+        (
+            "cellular-down.trace",
+            CellularProfile::lte_downlink(length),
+            1,
+        ),
+        ("cellular-up.trace", CellularProfile::lte_uplink(length), 2),
+    ]
+}
+
+/// The trace files in scenarios/traces/ are exactly what the generator
+/// makes. To regenerate them: `CIRCUS_WRITE_TRACES=1 cargo test -p circus-lab
+/// --test scenario_library shipped_traces`.
+#[test]
+fn shipped_traces_are_the_generator_output() {
+    let folder = scenarios_dir().join("traces");
+    for (file, profile, seed) in shipped_traces() {
+        let generated = synthesize_cellular(&profile, seed);
+        let path = folder.join(file);
+        if std::env::var_os("CIRCUS_WRITE_TRACES").is_some() {
+            std::fs::write(&path, generated.to_mahimahi()).unwrap();
+        }
+        let shipped = Trace::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            shipped, generated,
+            "{file} differs from the generator's output"
+        );
+    }
+}
+
+#[test]
+fn every_shipped_scenario_loads_and_says_what_it_models() {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(scenarios_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.starts_with("# "),
+                "{} should start with a comment on what it models",
+                path.display()
+            );
+            let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                path.file_stem().unwrap().to_str().unwrap(),
+                scenario.name,
+                "file name and scenario name differ"
+            );
+            names.push(scenario.name);
+        }
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "all-down",
+            "asymmetric-latency",
+            "bufferbloat",
+            "cellular-trace",
+            "flap-fast",
+            "flappy",
+            "lossy-pair",
+            "roaming"
+        ]
+    );
+}
+
+#[test]
+fn lossy_pair_has_2_and_8_percent_and_burst_loss() {
+    let scenario = load("lossy-pair");
+    let losses: Vec<f64> = scenario.links.iter().map(|l| l.params.loss).collect();
+    assert_eq!(losses, vec![0.02, 0.08]);
+    assert_eq!(
+        scenario
+            .links
+            .iter()
+            .filter(|l| l.params.burst_loss.is_some())
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn asymmetric_latency_pairs_20_and_600_ms_round_trips() {
+    let scenario = load("asymmetric-latency");
+    let round_trips: Vec<Duration> = scenario.links.iter().map(|l| l.params.delay * 2).collect();
+    assert_eq!(
+        round_trips,
+        vec![Duration::from_millis(20), Duration::from_millis(600)]
+    );
+}
+
+#[test]
+fn bufferbloat_queue_holds_seconds() {
+    let scenario = load("bufferbloat");
+    let bloated = scenario
+        .links
+        .iter()
+        .filter_map(|l| scenario.link_index(&l.name))
+        .filter_map(|i| scenario.link_model(i, Direction::Up))
+        .any(|model| {
+            let rate = model.params().rate_bps.unwrap_or(u64::MAX);
+            model.queue_bytes() as f64 * 8.0 / rate as f64 >= 1.0
+        });
+    assert!(bloated, "no link queues a second or more");
+    assert!(
+        scenario.traffic.tcp.flows > 0,
+        "the queue only fills under load"
+    );
+}
+
+#[test]
+fn all_down_takes_every_link_down_for_5s_at_once() {
+    let scenario = load("all-down");
+    assert_eq!(scenario.events.len(), scenario.links.len());
+    let first = &scenario.events[0];
+    for (index, event) in scenario.events.iter().enumerate() {
+        assert_eq!(event.action, Action::Down);
+        assert_eq!(event.at, first.at);
+        assert_eq!(event.duration, Some(Duration::from_secs(5)));
+        assert_eq!(event.link_index, index);
+    }
+}
+
+#[test]
+fn flap_fast_flaps_every_500ms() {
+    let scenario = load("flap-fast");
+    let flaps: Vec<Duration> = scenario
+        .events
+        .iter()
+        .filter(|e| e.action == Action::Blackhole || e.action == Action::Down)
+        .map(|e| e.at)
+        .collect();
+    assert!(flaps.len() >= 20, "only {} flaps", flaps.len());
+    assert!(
+        flaps
+            .windows(2)
+            .all(|w| w[1] - w[0] == Duration::from_millis(500))
+    );
+}
+
+#[test]
+fn cellular_trace_uses_the_shipped_traces() {
+    let scenario = load("cellular-trace");
+    let traced: Vec<_> = scenario
+        .links
+        .iter()
+        .filter_map(|l| l.params.trace.as_ref())
+        .collect();
+    assert_eq!(traced.len(), 1);
+    let folder = scenarios_dir().join("traces");
+    assert_eq!(traced[0].up.path, folder.join("cellular-up.trace"));
+    assert_eq!(traced[0].down.path, folder.join("cellular-down.trace"));
+}
+
+#[test]
+fn roaming_changes_a_link_address() {
+    let scenario = load("roaming");
+    assert!(
+        scenario
+            .events
+            .iter()
+            .any(|e| e.action == Action::ChangeAddress)
+    );
+}
+
+#[test]
+fn readme_example_is_valid() {
+    let readme = std::fs::read_to_string(scenarios_dir().join("README.md")).unwrap();
+    let example = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README.md has a toml example");
+    let scenario = Scenario::from_toml(example, &scenarios_dir().join("README.md"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let starts: Vec<u64> = scenario.events.iter().map(|e| e.at.as_secs()).collect();
+    assert_eq!(starts, vec![10, 20, 25, 40, 55]);
 }

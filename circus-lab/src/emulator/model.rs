@@ -275,22 +275,18 @@ impl Bottleneck {
                 if backlog > 0 && backlog + u64::from(len) > limit {
                     return None;
                 }
-                let mut remaining = len;
-                loop {
-                    let room = TRACE_MTU - *used;
-                    if remaining <= room {
-                        *used += remaining;
-                        let done = trace.opportunity_time(*next);
-                        if *used == TRACE_MTU {
-                            *next += 1;
-                            *used = 0;
-                        }
-                        return Some(done);
-                    }
-                    remaining -= room;
+                // The frame's last byte lands `end` bytes into opportunity `next`.
+                let mtu = u64::from(TRACE_MTU);
+                let end = u64::from(*used) + u64::from(len.max(1));
+                let extra = (end - 1) / mtu;
+                *next += extra;
+                *used = (end - extra * mtu) as u32;
+                let done = trace.opportunity_time(*next);
+                if *used == TRACE_MTU {
                     *next += 1;
                     *used = 0;
                 }
+                Some(done)
             }
         }
     }
@@ -551,6 +547,26 @@ mod tests {
         // Arriving after a gap, unused opportunities are not saved up.
         assert_eq!(deliver_at(link.on_frame(20 * MS, 100)), 20 * MS);
         assert_eq!(deliver_at(link.on_frame(21 * MS, 100)), 22 * MS);
+    }
+
+    #[test]
+    fn frame_larger_than_an_opportunity_spans_several() {
+        let file = TraceFile {
+            path: "t".into(),
+            trace: Arc::new(Trace::parse("2\n2\n5\n").unwrap()),
+        };
+        let params = LinkParams {
+            trace: Some(LinkTraces {
+                up: file.clone(),
+                down: file,
+            }),
+            ..LinkParams::default()
+        };
+        let mut link = LinkModel::new(params, Direction::Up, 1);
+        // 4000 bytes: 1500 at 2 ms, 1500 more at 2 ms, the last 1000 at 5 ms.
+        assert_eq!(deliver_at(link.on_frame(Duration::ZERO, 4000)), 5 * MS);
+        assert_eq!(deliver_at(link.on_frame(Duration::ZERO, 500)), 5 * MS);
+        assert_eq!(deliver_at(link.on_frame(Duration::ZERO, 1)), 7 * MS);
     }
 
     #[test]

@@ -52,52 +52,51 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// Builds a trace from timestamps (ms), checking the same rules as [`Trace::parse`].
+    /// Builds a trace from timestamps (ms), checking the same rules as
+    /// [`Trace::parse`]; errors count entries from 1 as lines.
     pub fn from_timestamps(opportunities_ms: Vec<u64>) -> Result<Trace, TraceError> {
-        let mut previous = 0;
-        for (index, &found) in opportunities_ms.iter().enumerate() {
-            if found < previous {
-                return Err(TraceError::Decreasing {
-                    line: index + 1,
-                    previous,
-                    found,
-                });
-            }
-            previous = found;
-        }
-        match opportunities_ms.last() {
-            None => Err(TraceError::Empty),
-            Some(0) => Err(TraceError::ZeroPeriod),
-            Some(_) => Ok(Trace { opportunities_ms }),
-        }
+        Trace::checked(opportunities_ms, |index| index + 1)
     }
 
     /// Parses Mahimahi text: one whole-number ms timestamp per line; blank
     /// lines and surrounding whitespace are ignored.
     pub fn parse(text: &str) -> Result<Trace, TraceError> {
         let mut opportunities_ms = Vec::new();
-        let mut previous = 0;
+        let mut lines = Vec::new();
         for (index, raw) in text.lines().enumerate() {
-            let line = index + 1;
             let field = raw.trim();
             if field.is_empty() {
                 continue;
             }
-            let found: u64 = field.parse().map_err(|_| TraceError::NotATimestamp {
-                line,
+            let found = field.parse().map_err(|_| TraceError::NotATimestamp {
+                line: index + 1,
                 found: field.to_owned(),
             })?;
-            if found < previous {
+            opportunities_ms.push(found);
+            lines.push(index + 1);
+        }
+        Trace::checked(opportunities_ms, |index| lines[index])
+    }
+
+    /// Checks order and period; `line_of` maps an entry to its line.
+    fn checked(
+        opportunities_ms: Vec<u64>,
+        line_of: impl Fn(usize) -> usize,
+    ) -> Result<Trace, TraceError> {
+        for (index, pair) in opportunities_ms.windows(2).enumerate() {
+            if pair[1] < pair[0] {
                 return Err(TraceError::Decreasing {
-                    line,
-                    previous,
-                    found,
+                    line: line_of(index + 1),
+                    previous: pair[0],
+                    found: pair[1],
                 });
             }
-            previous = found;
-            opportunities_ms.push(found);
         }
-        Trace::from_timestamps(opportunities_ms)
+        match opportunities_ms.last() {
+            None => Err(TraceError::Empty),
+            Some(0) => Err(TraceError::ZeroPeriod),
+            Some(_) => Ok(Trace { opportunities_ms }),
+        }
     }
 
     /// Reads and parses a trace file.
@@ -272,10 +271,10 @@ mod tests {
             not_number,
             "line 3: expected a millisecond timestamp (a whole number), found \"three\""
         );
-        let decreasing = Trace::parse("5\n4\n").unwrap_err().to_string();
+        let decreasing = Trace::parse("5\n\n4\n").unwrap_err().to_string();
         assert_eq!(
             decreasing,
-            "line 2: expected timestamps that never decrease, found 4 after 5"
+            "line 3: expected timestamps that never decrease, found 4 after 5"
         );
         assert!(matches!(Trace::parse("\n\n"), Err(TraceError::Empty)));
         assert!(matches!(

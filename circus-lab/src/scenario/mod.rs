@@ -50,7 +50,8 @@ pub struct Scenario {
     /// "round-robin"); `None` leaves circus at its default.
     pub policy: Option<String>,
     pub links: Vec<LinkSpec>,
-    /// Timeline events in time order.
+    /// Timeline events in time order; each repetition of an event with
+    /// `every` is listed on its own.
     pub events: Vec<Event>,
     pub traffic: Traffic,
 }

@@ -43,10 +43,11 @@ pub(super) struct RawLink {
 }
 
 /// `trace = "file"` for both directions, or `trace = { up = "..", down = ".." }`.
+/// (An untagged enum reports its `expecting` text alone, so it reads as a message.)
 #[derive(Deserialize)]
 #[serde(
     untagged,
-    expecting = "a trace file path, or a table { up = \"file\", down = \"file\" }"
+    expecting = "expected a trace file path, or a table { up = \"file\", down = \"file\" }"
 )]
 pub(super) enum RawTrace {
     Both(PathBuf),
@@ -87,6 +88,8 @@ pub(super) struct RawEvent {
     pub action: Option<RawAction>,
     #[serde(rename = "for")]
     pub lasting: Option<DurationText>,
+    pub every: Option<DurationText>,
+    pub until: Option<DurationText>,
     pub set: Option<RawLink>,
 }
 

@@ -25,7 +25,8 @@ pub struct TimelineStep {
 /// What a step does; parameters are the link's complete new parameters.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum LinkChange {
-    /// `LinkModel::set_condition`; `Down` and `Up` also move the carrier.
+    /// `LinkModel::set_condition`. `Down` also takes the interface's carrier
+    /// down, and the next `Up` brings it back.
     Condition(LinkCondition),
     /// `LinkModel::set_params`, on both directions.
     Params(Box<LinkParams>),

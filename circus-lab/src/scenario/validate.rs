@@ -2,7 +2,6 @@
 //! rules that tie keys together (events on defined links, within the run, in
 //! order, not overlapping), and loading traces.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +10,7 @@ use super::error::{KeyPath, SourceMap};
 use super::raw::{RawAction, RawEvent, RawLink, RawScenario, RawTrace, RawTraffic};
 use super::{
     Action, Event, LinkParamsPatch, LinkSpec, MAX_LINKS, ProbeSpec, Scenario, ScenarioError,
-    TcpSpec, Traffic,
+    SystemKind, TcpSpec, Traffic,
 };
 use crate::emulator::model::{GilbertElliott, LinkParams, LinkTraces, Reorder, TraceFile};
 use crate::emulator::trace::Trace;
@@ -20,12 +19,22 @@ use crate::emulator::trace::Trace;
 /// fails when the scenario loads rather than when circus starts.
 const POLICIES: [&str; 4] = ["balanced", "redundant", "adaptive", "round-robin"];
 
+/// Most occurrences one event may expand to with `every`.
+const MAX_REPETITIONS: u128 = 10_000;
+
 const NAME_FORM: &str = "a name of 1 to 32 letters, digits, '-' or '_'";
 
 pub(super) fn scenario_from_toml(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
     let source = SourceMap::parse(file, text)?;
     let raw: RawScenario = toml::from_str(text).map_err(|e| source.serde_error(file, &e))?;
     Checker { file, source }.scenario(raw)
+}
+
+/// One start of an event (an event with `every` has several), with the
+/// index of the `[[event]]` table it came from, for error messages.
+struct Occurrence {
+    source: usize,
+    event: Event,
 }
 
 /// Validation state: where errors point to.
@@ -111,10 +120,7 @@ impl Checker<'_> {
         })
     }
 
-    fn systems(
-        &self,
-        systems: Option<Vec<super::SystemKind>>,
-    ) -> Result<Vec<super::SystemKind>, ScenarioError> {
+    fn systems(&self, systems: Option<Vec<SystemKind>>) -> Result<Vec<SystemKind>, ScenarioError> {
         let key = KeyPath::of("systems");
         let form = "a list of systems to compare, such as [\"circus\", \"single-link\"]";
         let systems = self.required(systems, &key, form)?;
@@ -268,20 +274,13 @@ impl Checker<'_> {
         links: &[LinkSpec],
         duration: Duration,
     ) -> Result<Vec<Event>, ScenarioError> {
-        // Per link: its parameters so far, and when its last windowed event ends.
-        let mut params: Vec<LinkParams> = links.iter().map(|l| l.params.clone()).collect();
-        let mut busy_until: HashMap<usize, (usize, Duration)> = HashMap::new();
-        let mut events: Vec<Event> = Vec::with_capacity(raw_events.len());
+        let mut occurrences: Vec<Occurrence> = Vec::with_capacity(raw_events.len());
+        let mut previous_at = None;
         for (index, raw) in raw_events.into_iter().enumerate() {
             let path = KeyPath::of("event").index(index);
             let at_key = path.key("at");
-            let at = self
-                .required(
-                    raw.at,
-                    &at_key,
-                    "the event's time since the start such as \"10s\"",
-                )?
-                .0;
+            let form = "the event's time since the start such as \"10s\"";
+            let at = self.required(raw.at, &at_key, form)?.0;
             if at >= duration {
                 return Err(self.error(
                     &at_key,
@@ -290,18 +289,18 @@ impl Checker<'_> {
                     ),
                 ));
             }
-            if let Some(previous) = events.last()
-                && at < previous.at
+            if let Some(previous) = previous_at
+                && at < previous
             {
                 return Err(self.error(
                     &at_key,
                     format!(
-                        "expected events in time order, found {at:?} after event[{}] at {:?}",
-                        index - 1,
-                        previous.at
+                        "expected events in time order, found {at:?} after event[{}] at {previous:?}",
+                        index - 1
                     ),
                 ));
             }
+            previous_at = Some(at);
             let link_key = path.key("link");
             let link = self.required(raw.link, &link_key, "the name of a link")?;
             let Some(link_index) = links.iter().position(|l| l.name == link) else {
@@ -314,46 +313,155 @@ impl Checker<'_> {
                     ),
                 ));
             };
-            if let Some(&(window_event, until)) = busy_until.get(&link_index)
-                && at < until
-            {
-                return Err(self.error(
-                    &at_key,
-                    format!(
-                        "expected a time at or after {until:?}, when event[{window_event}] on {link} ends, found {at:?}"
-                    ),
-                ));
-            }
-            let action_key = path.key("action");
-            let raw_action = self.required(
-                raw.action,
-                &action_key,
-                "one of blackhole, down, up, set, address",
-            )?;
-            let action = self.action(raw_action, raw.set, &path, &mut params[link_index])?;
+            let action_form = "one of blackhole, down, up, set, address";
+            let raw_action = self.required(raw.action, &path.key("action"), action_form)?;
+            let action = self.action(raw_action, raw.set, &path)?;
             let lasting = raw.lasting.map(|d| d.0);
             if let Some(lasting) = lasting {
                 self.check_window(&action, lasting, at, duration, &path.key("for"))?;
-                busy_until.insert(link_index, (index, at + lasting));
             }
-            events.push(Event {
-                at,
-                link,
-                link_index,
-                action,
-                duration: lasting,
-            });
+            let every = raw.every.map(|d| d.0);
+            let until = raw.until.map(|d| d.0);
+            for start in self.repetitions(at, lasting, every, until, duration, &path)? {
+                occurrences.push(Occurrence {
+                    source: index,
+                    event: Event {
+                        at: start,
+                        link: link.clone(),
+                        link_index,
+                        action: action.clone(),
+                        duration: lasting,
+                    },
+                });
+            }
         }
-        Ok(events)
+        // Stable: at equal times, file order stays.
+        occurrences.sort_by_key(|occurrence| occurrence.event.at);
+        self.check_links_over_time(&occurrences, links)?;
+        Ok(occurrences
+            .into_iter()
+            .map(|occurrence| occurrence.event)
+            .collect())
     }
 
-    /// Builds the action, applying a `set` to the link's running parameters.
+    /// Start times of an event and its repetitions (`every`, until `until`
+    /// or the end of the run). Repetitions that would not end by the end of
+    /// the run are left out.
+    fn repetitions(
+        &self,
+        at: Duration,
+        lasting: Option<Duration>,
+        every: Option<Duration>,
+        until: Option<Duration>,
+        duration: Duration,
+        path: &KeyPath,
+    ) -> Result<Vec<Duration>, ScenarioError> {
+        let Some(every) = every else {
+            if until.is_some() {
+                return Err(self.error(
+                    &path.key("until"),
+                    "expected `until` only together with `every`",
+                ));
+            }
+            return Ok(vec![at]);
+        };
+        let lasting = lasting.unwrap_or_default();
+        if every <= lasting {
+            return Err(self.error(
+                &path.key("every"),
+                format!(
+                    "expected more than `for` ({lasting:?}) so repetitions do not overlap, found {every:?}"
+                ),
+            ));
+        }
+        let until = until.unwrap_or(duration);
+        if until <= at || until > duration {
+            return Err(self.error(
+                &path.key("until"),
+                format!(
+                    "expected a time after `at` ({at:?}) and at most the end of the run ({duration:?}), found {until:?}"
+                ),
+            ));
+        }
+        let count = (until - at).as_nanos().div_ceil(every.as_nanos());
+        if count > MAX_REPETITIONS {
+            return Err(self.error(
+                &path.key("every"),
+                format!(
+                    "expected at most {MAX_REPETITIONS} repetitions, found {count} ({every:?} from {at:?} until {until:?})"
+                ),
+            ));
+        }
+        let mut starts = Vec::with_capacity(count as usize);
+        let mut start = at;
+        while start < until && start + lasting <= duration {
+            starts.push(start);
+            start += every;
+        }
+        Ok(starts)
+    }
+
+    /// Walks the events in time order per link: none may start while an
+    /// earlier one with `for` is still in effect, and each `set` must make
+    /// sense for the parameters the link has at that moment.
+    fn check_links_over_time(
+        &self,
+        occurrences: &[Occurrence],
+        links: &[LinkSpec],
+    ) -> Result<(), ScenarioError> {
+        struct LinkState {
+            params: LinkParams,
+            /// The event in effect: its table index, start and end.
+            window: Option<(usize, Duration, Duration)>,
+            /// Parameters to restore when a `set` with `for` ends.
+            restore: Option<LinkParams>,
+        }
+        let mut states: Vec<LinkState> = links
+            .iter()
+            .map(|link| LinkState {
+                params: link.params.clone(),
+                window: None,
+                restore: None,
+            })
+            .collect();
+        for Occurrence { source, event } in occurrences {
+            let path = KeyPath::of("event").index(*source);
+            let state = &mut states[event.link_index];
+            if let Some((window_source, start, end)) = state.window
+                && event.at < end
+            {
+                return Err(self.error(
+                    &path.key("at"),
+                    format!(
+                        "expected no event on {} before {end:?}, when event[{window_source}] (from {start:?}) ends, found one at {:?}",
+                        event.link, event.at
+                    ),
+                ));
+            }
+            if let Some(before) = state.restore.take() {
+                state.params = before;
+            }
+            if let Action::Set(patch) = &event.action {
+                let changed = patch.apply(&state.params);
+                self.check_bottleneck(&changed, patch, &path.key("set"))?;
+                let before = std::mem::replace(&mut state.params, changed);
+                if event.duration.is_some() {
+                    state.restore = Some(before);
+                }
+            }
+            state.window = event
+                .duration
+                .map(|lasting| (*source, event.at, event.at + lasting));
+        }
+        Ok(())
+    }
+
+    /// Builds the action of an event from its `action` and `set` keys.
     fn action(
         &self,
         raw_action: RawAction,
         set: Option<RawLink>,
         path: &KeyPath,
-        params: &mut LinkParams,
     ) -> Result<Action, ScenarioError> {
         let set_key = path.key("set");
         let Some(mut set) = set else {
@@ -390,9 +498,6 @@ impl Checker<'_> {
                 "expected at least one parameter to change, found an empty table",
             ));
         }
-        let changed = patch.apply(params);
-        self.check_bottleneck(&changed, &patch, &set_key)?;
-        *params = changed;
         Ok(Action::Set(patch))
     }
 

@@ -12,8 +12,10 @@
 //! - [`paths`]: per-link RTT, loss and rate estimation and the link state machine.
 //! - [`scheduler`]: which link(s) carry each packet.
 //! - [`reorder`]: duplicate removal and bounded in-order delivery.
+//! - [`engine`]: the client and gateway state machines tying these together.
 
 pub mod crypto;
+pub mod engine;
 pub mod paths;
 pub mod reorder;
 pub mod scheduler;

@@ -1,1 +1,420 @@
-//! Placeholder: filled in by the engine work.
+//! Which link(s) carry each packet.
+//!
+//! The engine builds a [`PathView`] per link (a copyable snapshot, no
+//! allocation) and asks [`Scheduler::pick`] for a [`Selection`] of links, up
+//! to [`MAX_LINKS`]. Only usable links (`Up` or `Suspect`) that can take the
+//! packet without exceeding their in-flight cap are ever picked; when there
+//! is none the selection is empty and the engine drops or briefly queues.
+//!
+//! Policies:
+//! - `balanced` (default): the one link that delivers soonest, in the spirit
+//!   of ECF/BLEST: estimated one-way delay (srtt/2) plus the time to drain
+//!   what is queued ahead of the packet at the link's measured rate. A slow
+//!   link only gets traffic once the fast ones are saturated, so a 600 ms
+//!   link never holds back a 20 ms one. Healthy links (`Up`, loss below
+//!   [`LOSSY_THRESHOLD`]) come first; suspect or lossy ones only when no
+//!   healthy link can send.
+//! - `adaptive`: the soonest link, healthy or not, plus a duplicate on the
+//!   best other link while the first is suspect or lossy, so a link that dies
+//!   silently loses nothing while it is being judged.
+//! - `redundant`: every usable link (engarde-like; N times the bandwidth).
+//! - `round-robin`: rotate over the usable links, for comparison.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::LinkId;
+use crate::paths::{Path, PathState};
+
+/// Most links one scheduling decision considers; views beyond are ignored.
+pub const MAX_LINKS: usize = 16;
+
+/// Loss rate above which a link counts as lossy: balanced avoids it while a
+/// clean link can send, adaptive duplicates what goes on it.
+///
+/// 10%: far above the 1-2% of ordinary wifi, which should stay in use, and
+/// below the loss at which TCP through the tunnel collapses.
+pub const LOSSY_THRESHOLD: f32 = 0.10;
+
+/// How packets are spread over links; see the module docs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Policy {
+    /// One link, the one that delivers soonest ("balanced").
+    #[default]
+    Balanced,
+    /// Every usable link ("redundant").
+    Redundant,
+    /// Balanced, plus a copy elsewhere while the first link is suspect or
+    /// lossy ("adaptive").
+    Adaptive,
+    /// One link at a time in turn ("round-robin").
+    RoundRobin,
+}
+
+impl Policy {
+    /// All policies, in the order of their documentation.
+    pub const ALL: [Policy; 4] = [
+        Policy::Balanced,
+        Policy::Redundant,
+        Policy::Adaptive,
+        Policy::RoundRobin,
+    ];
+
+    /// The name used in configuration files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Balanced => "balanced",
+            Policy::Redundant => "redundant",
+            Policy::Adaptive => "adaptive",
+            Policy::RoundRobin => "round-robin",
+        }
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A policy name that is not one of [`Policy::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown scheduler policy {given:?}: expected one of balanced, redundant, adaptive, round-robin"
+)]
+pub struct UnknownPolicy {
+    /// The name as given.
+    pub given: String,
+}
+
+impl FromStr for Policy {
+    type Err = UnknownPolicy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Policy::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownPolicy {
+                given: s.to_owned(),
+            })
+    }
+}
+
+/// What the scheduler needs to know about one link for one packet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PathView {
+    pub link: LinkId,
+    pub state: PathState,
+    /// Smoothed RTT: its half estimates the one-way delay.
+    pub srtt: Duration,
+    /// RTT without queueing: with `window`, gives the drain rate.
+    pub min_rtt: Duration,
+    pub rttvar: Duration,
+    /// Fraction of recent data packets lost, 0.0 to 1.0.
+    pub loss_rate: f32,
+    /// Bytes per second.
+    pub delivery_rate: u64,
+    pub bytes_in_flight: u64,
+    /// Bytes the link holds in flight without queueing ([`Path::window`]).
+    pub window: u64,
+    /// Whether the packet fits under the link's in-flight cap.
+    pub can_send: bool,
+}
+
+impl PathView {
+    /// Snapshot of `path` for scheduling a packet of `len` bytes.
+    pub fn new(link: LinkId, path: &Path, len: usize) -> Self {
+        PathView {
+            link,
+            state: path.state(),
+            srtt: path.srtt(),
+            min_rtt: path.min_rtt(),
+            rttvar: path.rttvar(),
+            loss_rate: path.loss_rate(),
+            delivery_rate: path.delivery_rate(),
+            bytes_in_flight: path.bytes_in_flight(),
+            window: path.window(),
+            can_send: path.can_send(len),
+        }
+    }
+
+    /// Usable and room for the packet: the only links ever picked.
+    fn is_candidate(&self) -> bool {
+        self.state.is_usable() && self.can_send
+    }
+
+    /// Up and not lossy.
+    fn is_healthy(&self) -> bool {
+        self.state == PathState::Up && self.loss_rate <= LOSSY_THRESHOLD
+    }
+
+    /// Estimated time until a packet of `len` bytes sent now arrives: half the
+    /// smoothed RTT, plus the bytes in flight beyond the link's pipe size
+    /// (they sit in a queue) drained at the rate that fills the pipe in one
+    /// min RTT.
+    fn estimated_delivery(&self, len: usize) -> Duration {
+        let pipe = u128::from(self.window.max(1));
+        let ahead = u128::from(self.bytes_in_flight) + len as u128;
+        let queued = ahead.saturating_sub(pipe);
+        let drain_nanos = self.min_rtt.as_nanos() * queued / pipe;
+        let drain = Duration::from_nanos(u64::try_from(drain_nanos).unwrap_or(u64::MAX));
+        self.srtt / 2 + drain
+    }
+}
+
+/// The links chosen for one packet: a small copyable set, no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    links: [LinkId; MAX_LINKS],
+    len: u8,
+}
+
+impl Selection {
+    const EMPTY: Selection = Selection {
+        links: [LinkId(0); MAX_LINKS],
+        len: 0,
+    };
+
+    /// Number of links chosen.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// No link can take the packet now.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The links, in the policy's order of preference.
+    pub fn as_slice(&self) -> &[LinkId] {
+        &self.links[..self.len()]
+    }
+
+    /// The links, in the policy's order of preference.
+    pub fn iter(&self) -> impl Iterator<Item = LinkId> + '_ {
+        self.as_slice().iter().copied()
+    }
+
+    /// Whether `link` was chosen.
+    pub fn contains(&self, link: LinkId) -> bool {
+        self.as_slice().contains(&link)
+    }
+
+    /// Adds `link` unless present or full.
+    fn push(&mut self, link: LinkId) {
+        if self.len() < MAX_LINKS && !self.contains(link) {
+            self.links[self.len()] = link;
+            self.len += 1;
+        }
+    }
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection::EMPTY
+    }
+}
+
+/// Applies a [`Policy`] packet by packet; holds the round-robin position.
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    policy: Policy,
+    /// Round robin continues with the first candidate whose id is at least this.
+    next_round_robin: u16,
+}
+
+impl Scheduler {
+    /// A scheduler applying `policy`.
+    pub fn new(policy: Policy) -> Self {
+        Scheduler {
+            policy,
+            next_round_robin: 0,
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Chooses the link(s) for a packet of `len` bytes. Only the first
+    /// [`MAX_LINKS`] views are considered; never picks a link that is not
+    /// usable or cannot send; empty when no link qualifies.
+    pub fn pick(&mut self, paths: &[PathView], len: usize) -> Selection {
+        let paths = &paths[..paths.len().min(MAX_LINKS)];
+        let candidates = || paths.iter().filter(|v| v.is_candidate());
+        let mut selection = Selection::EMPTY;
+        match self.policy {
+            Policy::Balanced => {
+                if let Some(best) = candidates()
+                    .min_by_key(|v| (!v.is_healthy(), v.estimated_delivery(len), v.link))
+                {
+                    selection.push(best.link);
+                }
+            }
+            Policy::Adaptive => {
+                let Some(first) = candidates().min_by_key(|v| (v.estimated_delivery(len), v.link))
+                else {
+                    return selection;
+                };
+                selection.push(first.link);
+                if !first.is_healthy()
+                    && let Some(second) = candidates()
+                        .filter(|v| v.link != first.link)
+                        .min_by_key(|v| (!v.is_healthy(), v.estimated_delivery(len), v.link))
+                {
+                    selection.push(second.link);
+                }
+            }
+            Policy::Redundant => candidates().for_each(|v| selection.push(v.link)),
+            Policy::RoundRobin => {
+                let cursor = self.next_round_robin;
+                let next = candidates()
+                    .filter(|v| u16::from(v.link.0) >= cursor)
+                    .min_by_key(|v| v.link)
+                    .or_else(|| candidates().min_by_key(|v| v.link));
+                if let Some(next) = next {
+                    selection.push(next.link);
+                    self.next_round_robin = u16::from(next.link.0) + 1;
+                }
+            }
+        }
+        selection
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// An idle, healthy link of the given RTT with a 50 kB pipe.
+    fn link(id: u8, rtt_ms: u32) -> PathView {
+        PathView {
+            link: LinkId(id),
+            state: PathState::Up,
+            srtt: rtt_ms * MS,
+            min_rtt: rtt_ms * MS,
+            rttvar: MS,
+            loss_rate: 0.0,
+            delivery_rate: 1_000_000,
+            bytes_in_flight: 0,
+            window: 50_000,
+            can_send: true,
+        }
+    }
+
+    fn pick(policy: Policy, paths: &[PathView]) -> Vec<u8> {
+        Scheduler::new(policy)
+            .pick(paths, 1200)
+            .iter()
+            .map(|l| l.0)
+            .collect()
+    }
+
+    #[test]
+    fn slow_link_does_not_hold_back_a_fast_one() {
+        let mut fast = link(0, 20);
+        let slow = link(1, 600);
+        assert_eq!(pick(Policy::Balanced, &[slow, fast]), vec![0]);
+        // Loaded up to its cap the fast link still delivers sooner...
+        fast.bytes_in_flight = 2 * fast.window - 1200;
+        assert_eq!(pick(Policy::Balanced, &[slow, fast]), vec![0]);
+        // ...and the slow one is used only once the fast one is full.
+        fast.can_send = false;
+        assert_eq!(pick(Policy::Balanced, &[slow, fast]), vec![1]);
+    }
+
+    #[test]
+    fn balanced_spills_onto_a_similar_link_when_the_fast_one_queues() {
+        let mut a = link(0, 20);
+        let b = link(1, 40);
+        a.bytes_in_flight = a.window;
+        assert_eq!(
+            pick(Policy::Balanced, &[a, b]),
+            vec![0],
+            "10 ms + 0.5 ms queue < 20 ms"
+        );
+        a.bytes_in_flight = 2 * a.window;
+        assert_eq!(
+            pick(Policy::Balanced, &[a, b]),
+            vec![1],
+            "10 ms + 20 ms queue > 20 ms"
+        );
+    }
+
+    #[test]
+    fn balanced_prefers_healthy_links() {
+        let mut fast = link(0, 20);
+        let slow = link(1, 80);
+        fast.state = PathState::Suspect;
+        assert_eq!(pick(Policy::Balanced, &[fast, slow]), vec![1]);
+        fast.state = PathState::Up;
+        fast.loss_rate = 0.3;
+        assert_eq!(pick(Policy::Balanced, &[fast, slow]), vec![1]);
+        let mut slow_full = slow;
+        slow_full.can_send = false;
+        assert_eq!(
+            pick(Policy::Balanced, &[fast, slow_full]),
+            vec![0],
+            "lossy beats nothing"
+        );
+    }
+
+    #[test]
+    fn adaptive_duplicates_only_while_the_first_link_is_suspect_or_lossy() {
+        let mut fast = link(0, 20);
+        let mid = link(1, 40);
+        let slow = link(2, 80);
+        assert_eq!(pick(Policy::Adaptive, &[fast, mid, slow]), vec![0]);
+        fast.state = PathState::Suspect;
+        assert_eq!(pick(Policy::Adaptive, &[fast, mid, slow]), vec![0, 1]);
+        fast.state = PathState::Up;
+        fast.loss_rate = 0.2;
+        assert_eq!(pick(Policy::Adaptive, &[fast, mid, slow]), vec![0, 1]);
+    }
+
+    #[test]
+    fn down_and_probing_links_are_never_picked() {
+        let mut a = link(0, 20);
+        let mut b = link(1, 40);
+        a.state = PathState::Down;
+        b.state = PathState::Probing;
+        for policy in Policy::ALL {
+            assert!(pick(policy, &[a, b]).is_empty(), "{policy}");
+        }
+    }
+
+    #[test]
+    fn redundant_uses_every_usable_link() {
+        let mut c = link(2, 80);
+        c.state = PathState::Down;
+        assert_eq!(
+            pick(Policy::Redundant, &[link(0, 20), link(1, 40), c]),
+            vec![0, 1]
+        );
+    }
+
+    #[test]
+    fn round_robin_rotates() {
+        let paths = [link(3, 20), link(1, 40), link(7, 80)];
+        let mut scheduler = Scheduler::new(Policy::RoundRobin);
+        let picks: Vec<u8> = (0..4)
+            .map(|_| scheduler.pick(&paths, 100).as_slice()[0].0)
+            .collect();
+        assert_eq!(picks, vec![1, 3, 7, 1]);
+    }
+
+    #[test]
+    fn policy_names_round_trip() {
+        for policy in Policy::ALL {
+            assert_eq!(policy.to_string().parse::<Policy>(), Ok(policy));
+        }
+        assert_eq!(Policy::default(), Policy::Balanced);
+        let err = "fastest".parse::<Policy>().unwrap_err();
+        assert!(err.to_string().contains("\"fastest\""));
+        assert!(err.to_string().contains("round-robin"));
+    }
+}

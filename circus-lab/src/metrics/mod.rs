@@ -1,1 +1,188 @@
-//! Placeholder: filled in by the lab work.
+//! From one system's logs to the figures of `summary.json`.
+//!
+//! Pure functions: the same logs give the same figures, whether they come from
+//! a run in namespaces or from the simulator.
+//!
+//! - [`delivery`]: which probe arrived when, duplicates, reordering, latency.
+//! - [`events`]: outage and recovery around each timeline event.
+//! - [`series`]: delivery and latency over time and the latency CDF, for plots.
+//!
+//! Definitions (all from the receiver's view of the probe stream):
+//! - delivery ratio: distinct sequence numbers received / probes sent;
+//!   `lost` = sent - distinct received; `duplicates` = extra copies received.
+//! - latency: receive time - send time of the first copy of each probe
+//!   (one-way; both clocks are the host's CLOCK_MONOTONIC).
+//! - reordered ratio: share of first copies that arrived after a higher
+//!   sequence number of the same flow (a flow is what one connection sees;
+//!   packets of different flows may pass each other harmlessly).
+//! - outage and recovery: see [`events`].
+//! - TCP goodput: bytes received by all bulk flows x 8 / the measurement window.
+//! - link share: each link's share of the bytes all links carried.
+
+pub mod delivery;
+pub mod events;
+pub mod series;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::traffic::MonoNanos;
+use crate::traffic::probe::ProbeLog;
+use crate::traffic::tcp::TcpLog;
+
+pub use delivery::Delivery;
+pub use events::EventMetrics;
+pub use series::{SeriesBin, SystemSeries, system_series};
+
+/// One entry of the scenario timeline, as the metrics need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEvent {
+    /// Since the scenario's start.
+    pub at: Duration,
+    pub link: String,
+    /// The action's name as written in the scenario ("blackhole", "down", ...).
+    pub action: String,
+    /// For how long the action holds, if it is undone automatically.
+    pub duration: Option<Duration>,
+}
+
+/// What one link carried during the run (both directions), from the emulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkCounters {
+    pub link: String,
+    pub bytes: u64,
+    pub packets: u64,
+}
+
+/// Everything measured for one system in one run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunLogs<'a> {
+    /// CLOCK_MONOTONIC at the scenario's time zero (event times count from it).
+    pub origin: MonoNanos,
+    pub probes: &'a ProbeLog,
+    /// The bulk TCP flows, if the scenario had any.
+    pub tcp: Option<&'a TcpLog>,
+    pub events: &'a [TimelineEvent],
+    pub links: &'a [LinkCounters],
+}
+
+/// Knobs of the event attribution and the time series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Lost probes sent less than this apart belong to one loss burst. 50 ms
+    /// keeps a system that loses every 8th probe at 1000 pps (one dead flow
+    /// of eight) in one burst, while two independent random losses at 1%
+    /// are usually further apart. Should be several probe intervals.
+    pub burst_gap: Duration,
+    /// Losses sent up to this long before an event can belong to it: probes
+    /// already queued on a link when it died. 200 ms covers a 150 ms one-way
+    /// delay line plus queueing.
+    pub in_flight_lookback: Duration,
+    /// An event's window ends at the next event or after this long, whichever
+    /// is first; a link that stays dead until the end still gets a bound.
+    pub attribution_max: Duration,
+    /// Width of a time-series bin in the plots.
+    pub series_bin: Duration,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            burst_gap: Duration::from_millis(50),
+            in_flight_lookback: Duration::from_millis(200),
+            attribution_max: Duration::from_secs(10),
+            series_bin: Duration::from_millis(100),
+        }
+    }
+}
+
+/// One-way latency percentiles in milliseconds; `null` when nothing arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencyMs {
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// The figures of one system: exactly one `systems.<name>` object of
+/// `summary.json`. Field order is the serialized key order: the documented
+/// keys first, in DESIGN.md's order, then extras.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemMetrics {
+    pub delivery_ratio: f64,
+    pub lost: u64,
+    pub duplicates: u64,
+    /// Longest gap between deliveries anywhere in the run.
+    pub max_outage_ms: f64,
+    /// Longest recovery of any event.
+    pub max_recovery_ms: f64,
+    pub latency_ms: LatencyMs,
+    pub reordered_ratio: f64,
+    /// `null` when the scenario had no TCP flows.
+    pub tcp_goodput_mbps: Option<f64>,
+    pub events: Vec<EventMetrics>,
+    /// Link name -> share of the bytes carried (sums to 1 when anything was).
+    pub link_share: BTreeMap<String, f64>,
+    pub sent: u64,
+    pub delivered: u64,
+}
+
+/// Computes every figure of one system.
+pub fn system_metrics(run: &RunLogs<'_>, config: &MetricsConfig) -> SystemMetrics {
+    let delivery = Delivery::analyse(run.probes);
+    let events = events::event_metrics(&delivery, run.origin, run.events, config);
+    let max_recovery_ms = events.iter().map(|e| e.recovery_ms).fold(0.0, f64::max);
+    let sent = delivery.sent_count();
+    let delivered = delivery.delivered_count();
+    SystemMetrics {
+        delivery_ratio: ratio(delivered, sent),
+        lost: sent - delivered,
+        duplicates: delivery.duplicates(),
+        max_outage_ms: millis(delivery.longest_gap()),
+        max_recovery_ms,
+        latency_ms: delivery.latency_percentiles(),
+        reordered_ratio: ratio(delivery.reordered(), delivered),
+        tcp_goodput_mbps: run.tcp.and_then(goodput_mbps),
+        events,
+        link_share: link_share(run.links),
+        sent,
+        delivered,
+    }
+}
+
+/// Bulk TCP goodput over the log's measurement window, in Mbit/s.
+fn goodput_mbps(tcp: &TcpLog) -> Option<f64> {
+    let seconds = tcp.duration.as_secs_f64();
+    (seconds > 0.0).then(|| round(tcp.total_bytes() as f64 * 8.0 / seconds / 1e6, 3))
+}
+
+fn link_share(links: &[LinkCounters]) -> BTreeMap<String, f64> {
+    let total: u64 = links.iter().map(|l| l.bytes).sum();
+    links
+        .iter()
+        .map(|l| (l.link.clone(), ratio(l.bytes, total)))
+        .collect()
+}
+
+/// `part / whole` rounded to 6 decimals, 0 when `whole` is 0.
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        round(part as f64 / whole as f64, 6)
+    }
+}
+
+/// A duration in milliseconds, rounded to the microsecond: the JSON stays
+/// readable and identical input gives identical bytes.
+fn millis(duration: Duration) -> f64 {
+    round(duration.as_secs_f64() * 1e3, 3)
+}
+
+fn round(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}

@@ -1,0 +1,320 @@
+//! The client engine: initiates the handshake and drives rekeys around one
+//! session with the gateway.
+
+use std::time::Instant;
+
+use crate::LinkId;
+use crate::crypto::{
+    Initiator, Psk, PublicKey, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, StaticSecret,
+};
+use crate::paths::PathState;
+use crate::wire::{HANDSHAKE_INIT_LEN, Packet};
+
+use super::keys::KeySlot;
+use super::session::{Arrival, Session};
+use super::{Config, Stats, Transmit, gateway::FRESH_SESSION_BIT};
+
+/// A handshake in progress.
+#[derive(Debug)]
+struct Handshake {
+    initiator: Initiator,
+    /// Whether the session's data plane starts over with these keys (first
+    /// connection, or the old session was lost); a rekey keeps it.
+    fresh: bool,
+    /// The init packet, sent once on every link that is up.
+    init: [u8; HANDSHAKE_INIT_LEN],
+    /// Links the current init still has to go out on.
+    pending_links: Vec<LinkId>,
+}
+
+/// The client side of a circus tunnel: see the [module docs](super).
+///
+/// The client connects by itself: the first `poll_transmit` after links are
+/// added sends a handshake init on each of them, and it is resent every
+/// `handshake_retry` until the gateway answers on any link.
+#[derive(Debug)]
+pub struct Client {
+    config: Config,
+    local: StaticSecret,
+    gateway: PublicKey,
+    psk: Psk,
+    /// Unix time at `created`: handshake timestamps are derived from `now`,
+    /// so they increase even though the engine reads no clock.
+    unix_at_created_ns: u64,
+    created: Instant,
+    session: Session,
+    handshake: Option<Handshake>,
+    /// When to send the next init (first attempt, retry or rekey).
+    next_init_at: Option<Instant>,
+    next_index: u32,
+    /// The next handshake starts a new data plane.
+    fresh: bool,
+    scratch: Vec<u8>,
+}
+
+impl Client {
+    /// A client for the gateway with static key `gateway`.
+    ///
+    /// `unix_time_ns` is the wall-clock time matching `now`; handshake inits
+    /// carry timestamps derived from it, and the gateway refuses an init not
+    /// newer than the last one it accepted from this client.
+    pub fn new(
+        config: Config,
+        local: StaticSecret,
+        gateway: PublicKey,
+        psk: Psk,
+        now: Instant,
+        unix_time_ns: u64,
+    ) -> Self {
+        let session = Session::new(now, &config, false);
+        let scratch = vec![0; config.reorder.max_packet_size + super::OVERHEAD + 64];
+        Self {
+            config,
+            local,
+            gateway,
+            psk,
+            unix_at_created_ns: unix_time_ns,
+            created: now,
+            session,
+            handshake: None,
+            next_init_at: Some(now),
+            // Low bits of the time: a restarted client does not reuse the
+            // index its predecessor had a moment ago.
+            next_index: (unix_time_ns / 1000) as u32 & !FRESH_SESSION_BIT,
+            fresh: true,
+            scratch,
+        }
+    }
+
+    /// Adds a link (an interface with its own socket); it is probed, and
+    /// used once its state is `Up`.
+    pub fn link_add(&mut self, now: Instant, link: LinkId) {
+        self.session.add_link(now, link);
+        if let Some(h) = &mut self.handshake
+            && !h.pending_links.contains(&link)
+        {
+            h.pending_links.push(link);
+        }
+    }
+
+    /// Removes a link; data it had in flight is resent on the others.
+    pub fn link_remove(&mut self, now: Instant, link: LinkId) {
+        self.session.remove_link(now, link);
+    }
+
+    /// The link's interface came up (carrier, address): it is probed again.
+    pub fn link_up(&mut self, now: Instant, link: LinkId) {
+        self.session.set_carrier(now, link, true);
+    }
+
+    /// The link's interface went down: it is out of use at once, without
+    /// waiting for acks to stop.
+    pub fn link_down(&mut self, now: Instant, link: LinkId) {
+        self.session.set_carrier(now, link, false);
+    }
+
+    /// State of one link, `None` if unknown.
+    pub fn link_state(&self, link: LinkId) -> Option<PathState> {
+        self.session.link_state(link)
+    }
+
+    /// Whether a handshake completed and the session is not presumed lost.
+    pub fn is_connected(&self) -> bool {
+        self.session.keys.current_ref().is_some() && !self.fresh
+    }
+
+    /// Queues an IP packet read from the TUN device. Dropped (and counted)
+    /// when the queue is full or the packet exceeds the configured maximum.
+    pub fn handle_tun_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.session.handle_tun_packet(now, packet);
+    }
+
+    /// A datagram arrived on `link`'s socket. Anything that does not
+    /// authenticate is dropped without a trace but a counter.
+    pub fn handle_datagram(&mut self, now: Instant, link: LinkId, datagram: &[u8]) {
+        match Packet::parse(datagram) {
+            Ok(Packet::HandshakeResponse(response)) => {
+                let Some(h) = &mut self.handshake else {
+                    return;
+                };
+                let Ok(established) = h.initiator.finish(&response) else {
+                    return;
+                };
+                let index = h.initiator.sender_index();
+                let fresh = h.fresh;
+                self.handshake = None;
+                self.next_init_at = None;
+                if fresh && self.session.keys.current_ref().is_some() {
+                    self.restart_session(now);
+                }
+                self.fresh = false;
+                let slot = KeySlot::new(now, established.keys, index, established.remote_index);
+                self.session
+                    .keys
+                    .install(now, slot, self.config.previous_keys_for);
+                self.session.count_handshake();
+                // The gateway sends nothing with the new keys until one of
+                // our packets authenticates under them.
+                self.session.confirm_on(link);
+            }
+            Ok(Packet::Transport(transport)) => {
+                let opened = self
+                    .session
+                    .keys
+                    .open(transport.header, datagram, &mut self.scratch);
+                match opened {
+                    Ok(len) => {
+                        let plaintext = &self.scratch[..len];
+                        let _closed = self.session.handle_plaintext(
+                            now,
+                            Arrival::Local(link),
+                            datagram.len(),
+                            plaintext,
+                        );
+                    }
+                    Err(e) => self.session.count_open_error(e),
+                }
+            }
+            Ok(Packet::HandshakeInit(_)) | Err(_) => self.session.count_malformed(),
+        }
+    }
+
+    /// A new data plane for the same links, after the old session was lost.
+    fn restart_session(&mut self, now: Instant) {
+        let mut session = Session::new(now, &self.config, false);
+        for (link, carrier) in self.session.links() {
+            session.add_link(now, link);
+            if !carrier {
+                session.set_carrier(now, link, false);
+            }
+        }
+        session.keys = std::mem::take(&mut self.session.keys);
+        self.session = session;
+    }
+
+    /// Runs timers: handshake retries and rekeys, path timers, key expiry.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.session.handle_timeout(now);
+        self.check_session(now);
+    }
+
+    /// Decides whether a handshake is due: none yet, keys old or worn, or
+    /// the gateway silent for `dead_after`.
+    fn check_session(&mut self, now: Instant) {
+        if self.handshake.is_some() || self.next_init_at.is_some() {
+            return;
+        }
+        let Some(keys) = self.session.keys.current_ref() else {
+            self.next_init_at = Some(now);
+            return;
+        };
+        let heard = self.session.last_received.unwrap_or(keys.established);
+        if now.saturating_duration_since(heard.max(keys.established)) >= self.config.dead_after {
+            self.fresh = true;
+            self.next_init_at = Some(now);
+        } else if now.saturating_duration_since(keys.established) >= self.config.rekey_after
+            || keys.sent() >= REKEY_AFTER_MESSAGES
+        {
+            self.next_init_at = Some(now);
+        }
+    }
+
+    /// Starts (or restarts) a handshake if one is due.
+    fn drive_handshake(&mut self, now: Instant) {
+        self.check_session(now);
+        let retry_due = self.handshake.is_some() && self.next_init_at.is_some_and(|t| t <= now);
+        if !(retry_due || (self.handshake.is_none() && self.next_init_at.is_some_and(|t| t <= now)))
+        {
+            return;
+        }
+        let fresh = self.fresh;
+        let index = self.next_index | if fresh { FRESH_SESSION_BIT } else { 0 };
+        self.next_index = self.next_index.wrapping_add(1) & !FRESH_SESSION_BIT;
+        let elapsed = now.saturating_duration_since(self.created).as_nanos();
+        let unix = self
+            .unix_at_created_ns
+            .saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX));
+        let mut init = [0u8; HANDSHAKE_INIT_LEN];
+        self.next_init_at = Some(now + self.config.handshake_retry);
+        // Only fails without OS randomness; the retry timer tries again.
+        let Ok((initiator, _len)) = Initiator::start(
+            &self.local,
+            &self.gateway,
+            &self.psk,
+            index,
+            unix,
+            &mut init,
+        ) else {
+            return;
+        };
+        let pending_links = self
+            .session
+            .links()
+            .filter(|(_, carrier)| *carrier)
+            .map(|(l, _)| l)
+            .collect();
+        self.handshake = Some(Handshake {
+            initiator,
+            fresh,
+            init,
+            pending_links,
+        });
+    }
+
+    /// Writes the next datagram to send into `buf` (at least the link MTU)
+    /// and says on which link.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.drive_handshake(now);
+        if let Some(h) = &mut self.handshake
+            && let Some(link) = h.pending_links.pop()
+        {
+            let out = buf.get_mut(..HANDSHAKE_INIT_LEN)?;
+            out.copy_from_slice(&h.init);
+            return Some(Transmit {
+                link,
+                len: HANDSHAKE_INIT_LEN,
+            });
+        }
+        if self
+            .session
+            .keys
+            .current_ref()
+            .is_some_and(|k| now.saturating_duration_since(k.established) >= REJECT_AFTER_TIME)
+        {
+            return None;
+        }
+        let (link, len) = self.session.poll_transmit(now, buf)?;
+        Some(Transmit { link, len })
+    }
+
+    /// The next tunnel packet for the TUN device, in order.
+    pub fn poll_deliver(&mut self, buf: &mut [u8]) -> Option<usize> {
+        self.session.poll_deliver(buf)
+    }
+
+    /// When `handle_timeout` must run next (or something is due now).
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let handshake = self.next_init_at;
+        let idle = self.handshake.is_none() && self.next_init_at.is_none();
+        let rekey = self.session.keys.current_ref().filter(|_| idle).map(|k| {
+            let dead = self
+                .session
+                .last_received
+                .unwrap_or(k.established)
+                .max(k.established)
+                + self.config.dead_after;
+            dead.min(k.established + self.config.rekey_after)
+        });
+        self.session
+            .poll_timeout()
+            .into_iter()
+            .chain(handshake)
+            .chain(rekey)
+            .min()
+    }
+
+    /// Counters and per-link estimates.
+    pub fn stats(&self) -> Stats {
+        self.session.stats()
+    }
+}

@@ -1,0 +1,409 @@
+//! The gateway engine: answers handshakes from configured clients and keeps
+//! one session per client, keyed by the client's static key.
+//!
+//! Unauthenticated input never creates state and never gets a reply bigger
+//! than itself: garbage, unknown keys and bad inits are dropped silently
+//! (counted); a valid init gets a response smaller than the init and keys
+//! that stay pending until the client's first transport packet under them
+//! authenticates (key confirmation). Only then does a session exist.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::crypto::{HandshakeError, KnownPeer, Psk, PublicKey, Responder, StaticSecret};
+use crate::wire::{HANDSHAKE_RESPONSE_LEN, HandshakeInit, Packet, TransportHeader};
+
+use super::keys::KeySlot;
+use super::route::{IpPrefix, RouteTable, destination};
+use super::session::{Arrival, Session};
+use super::{Config, GatewayCounters, GatewayStats};
+
+/// Set in a client's handshake `sender_index` when the handshake starts a new
+/// data plane (first connection, or after the client lost its session, e.g.
+/// it restarted): the gateway then drops the old session's sequence state
+/// instead of continuing it, as it does for a rekey. The index is otherwise
+/// opaque to the gateway, so the flag costs no wire format change.
+pub(crate) const FRESH_SESSION_BIT: u32 = 1 << 31;
+
+/// Handshake responses waiting to be sent; more are dropped (the client
+/// retries), which bounds what a flood of valid inits can queue.
+const MAX_PENDING_RESPONSES: usize = 64;
+
+/// A client the gateway accepts.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// The client's static public key: its identity.
+    pub public: PublicKey,
+    /// The pre-shared key mixed into this client's handshakes.
+    pub psk: Psk,
+    /// Tunnel addresses routed to this client (its own address, usually
+    /// one IPv4 and one IPv6 host prefix).
+    pub tunnel_addrs: Vec<IpPrefix>,
+}
+
+/// Why a gateway could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Two peers have the same static key.
+    #[error("peer {0} is configured twice (each client needs its own key)")]
+    DuplicatePeer(PublicKey),
+    /// Two peers claim the same tunnel prefix.
+    #[error("tunnel prefix {prefix} is claimed by peers {first} and {second}")]
+    DuplicatePrefix {
+        prefix: IpPrefix,
+        first: PublicKey,
+        second: PublicKey,
+    },
+    /// The Noise responder could not be set up.
+    #[error("handshake setup failed: {0}")]
+    Handshake(#[from] HandshakeError),
+}
+
+/// One datagram the gateway wants sent: `buf[..len]` to `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayTransmit {
+    pub to: SocketAddr,
+    pub len: usize,
+}
+
+/// Keys of a verified init, waiting for the client to use them.
+#[derive(Debug)]
+struct Pending {
+    slot: KeySlot,
+    fresh: bool,
+}
+
+#[derive(Debug)]
+struct Peer {
+    config: PeerConfig,
+    last_init_ns: Option<u64>,
+    pending: Option<Pending>,
+    session: Option<Session>,
+}
+
+/// The gateway side of circus tunnels: see the [module docs](self).
+#[derive(Debug)]
+pub struct Gateway {
+    config: Config,
+    responder: Responder,
+    peers: Vec<Peer>,
+    by_key: HashMap<PublicKey, usize>,
+    /// Our session indices (current, previous and pending keys) to peers.
+    by_index: HashMap<u32, usize>,
+    routes: RouteTable,
+    responses: VecDeque<(SocketAddr, [u8; HANDSHAKE_RESPONSE_LEN])>,
+    next_index: u32,
+    /// Sessions are served round robin, so one busy client cannot starve
+    /// the others' transmits and deliveries.
+    transmit_cursor: usize,
+    deliver_cursor: usize,
+    scratch: Vec<u8>,
+    counters: GatewayCounters,
+}
+
+impl Gateway {
+    /// A gateway with static key `local` accepting `peers`.
+    pub fn new(
+        config: Config,
+        local: StaticSecret,
+        peers: Vec<PeerConfig>,
+    ) -> Result<Self, GatewayError> {
+        let mut by_key = HashMap::new();
+        let mut routes = RouteTable::default();
+        let mut owners: HashMap<IpPrefix, usize> = HashMap::new();
+        for (i, peer) in peers.iter().enumerate() {
+            if by_key.insert(peer.public, i).is_some() {
+                return Err(GatewayError::DuplicatePeer(peer.public));
+            }
+            for &prefix in &peer.tunnel_addrs {
+                if let Some(&first) = owners.get(&prefix) {
+                    return Err(GatewayError::DuplicatePrefix {
+                        prefix,
+                        first: peers[first].public,
+                        second: peer.public,
+                    });
+                }
+                owners.insert(prefix, i);
+                routes.insert(prefix, i);
+            }
+        }
+        let scratch = vec![0; config.reorder.max_packet_size + super::OVERHEAD + 64];
+        Ok(Self {
+            responder: Responder::new(local)?,
+            config,
+            peers: peers
+                .into_iter()
+                .map(|config| Peer {
+                    config,
+                    last_init_ns: None,
+                    pending: None,
+                    session: None,
+                })
+                .collect(),
+            by_key,
+            by_index: HashMap::new(),
+            routes,
+            responses: VecDeque::with_capacity(MAX_PENDING_RESPONSES),
+            next_index: 1,
+            transmit_cursor: 0,
+            deliver_cursor: 0,
+            scratch,
+            counters: GatewayCounters::default(),
+        })
+    }
+
+    /// A datagram arrived from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        match Packet::parse(datagram) {
+            Ok(Packet::HandshakeInit(init)) => self.on_init(now, from, &init),
+            Ok(Packet::Transport(t)) => self.on_transport(now, from, t.header, datagram),
+            Ok(Packet::HandshakeResponse(_)) | Err(_) => self.counters.malformed += 1,
+        }
+    }
+
+    fn on_init(&mut self, now: Instant, from: SocketAddr, init: &HandshakeInit<'_>) {
+        let index = self.allocate_index();
+        let mut response = [0u8; HANDSHAKE_RESPONSE_LEN];
+        let (by_key, peers) = (&self.by_key, &self.peers);
+        let lookup = |key: &PublicKey| {
+            by_key.get(key).map(|&i| KnownPeer {
+                psk: &peers[i].config.psk,
+                last_timestamp_ns: peers[i].last_init_ns,
+            })
+        };
+        let Ok(accepted) = self.responder.respond(init, index, lookup, &mut response) else {
+            self.counters.handshakes_refused += 1;
+            return;
+        };
+        let Some(&i) = self.by_key.get(&accepted.peer) else {
+            self.counters.handshakes_refused += 1;
+            return;
+        };
+        if self.responses.len() == MAX_PENDING_RESPONSES {
+            self.counters.responses_dropped += 1;
+            return;
+        }
+        let peer = &mut self.peers[i];
+        peer.last_init_ns = Some(accepted.timestamp_ns);
+        let slot = KeySlot::new(
+            now,
+            accepted.session.keys,
+            index,
+            accepted.session.remote_index,
+        );
+        let fresh = init.sender_index & FRESH_SESSION_BIT != 0;
+        if let Some(old) = peer.pending.replace(Pending { slot, fresh }) {
+            self.by_index.remove(&old.slot.local_index);
+        }
+        self.by_index.insert(index, i);
+        self.responses.push_back((from, response));
+        self.counters.handshakes_answered += 1;
+    }
+
+    fn allocate_index(&mut self) -> u32 {
+        loop {
+            let index = self.next_index;
+            self.next_index = self.next_index.wrapping_add(1);
+            if !self.by_index.contains_key(&index) {
+                return index;
+            }
+        }
+    }
+
+    fn on_transport(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: TransportHeader,
+        datagram: &[u8],
+    ) {
+        let Some(&i) = self.by_index.get(&header.receiver_index) else {
+            self.counters.unknown_index += 1;
+            return;
+        };
+        let peer = &mut self.peers[i];
+        let len = if peer
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.slot.local_index == header.receiver_index)
+        {
+            let Some(pending) = peer.pending.as_mut() else {
+                return;
+            };
+            let Ok(len) = pending.slot.open(header, datagram, &mut self.scratch) else {
+                self.counters.unauthentic += 1;
+                return;
+            };
+            // Confirmed: the client has these keys and our psk.
+            let Some(Pending { slot, fresh }) = peer.pending.take() else {
+                return;
+            };
+            if fresh || peer.session.is_none() {
+                if let Some(old) = peer.session.take() {
+                    for index in old.keys.indices() {
+                        self.by_index.remove(&index);
+                    }
+                }
+                peer.session = Some(Session::new(now, &self.config, true));
+            }
+            let Some(session) = peer.session.as_mut() else {
+                return;
+            };
+            if let Some(dropped) = session
+                .keys
+                .install(now, slot, self.config.previous_keys_for)
+            {
+                self.by_index.remove(&dropped);
+            }
+            session.count_handshake();
+            len
+        } else {
+            let Some(session) = peer.session.as_mut() else {
+                self.counters.unknown_index += 1;
+                return;
+            };
+            match session.keys.open(header, datagram, &mut self.scratch) {
+                Ok(len) => len,
+                Err(e) => {
+                    session.count_open_error(e);
+                    return;
+                }
+            }
+        };
+        let Some(session) = peer.session.as_mut() else {
+            return;
+        };
+        let plaintext = &self.scratch[..len];
+        let closed =
+            session.handle_plaintext(now, Arrival::Remote(from), datagram.len(), plaintext);
+        if closed == Ok(true) {
+            self.drop_session(i);
+        }
+    }
+
+    fn drop_session(&mut self, i: usize) {
+        if let Some(old) = self.peers[i].session.take() {
+            for index in old.keys.indices() {
+                self.by_index.remove(&index);
+            }
+        }
+    }
+
+    /// An IP packet from the TUN device: queued on the session of the client
+    /// whose tunnel prefixes contain its destination (IPv4 or IPv6), or
+    /// dropped and counted.
+    pub fn handle_tun_packet(&mut self, now: Instant, packet: &[u8]) {
+        let Some(i) = destination(packet).and_then(|ip| self.routes.lookup(ip)) else {
+            self.counters.unroutable += 1;
+            return;
+        };
+        match self.peers[i].session.as_mut() {
+            Some(session) => session.handle_tun_packet(now, packet),
+            None => self.counters.unroutable += 1,
+        }
+    }
+
+    /// Runs timers of every session; forgets sessions idle past
+    /// `idle_timeout`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for i in 0..self.peers.len() {
+            let Some(session) = self.peers[i].session.as_mut() else {
+                continue;
+            };
+            if let Some(expired) = session.handle_timeout(now) {
+                self.by_index.remove(&expired);
+            }
+            let idle = session
+                .last_received
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.config.idle_timeout);
+            if idle {
+                self.drop_session(i);
+            }
+        }
+    }
+
+    /// Writes the next datagram into `buf` and says where it goes: pending
+    /// handshake responses first, then sessions in turn.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<GatewayTransmit> {
+        if let Some((to, response)) = self.responses.pop_front() {
+            let out = buf.get_mut(..HANDSHAKE_RESPONSE_LEN)?;
+            out.copy_from_slice(&response);
+            return Some(GatewayTransmit {
+                to,
+                len: HANDSHAKE_RESPONSE_LEN,
+            });
+        }
+        let n = self.peers.len();
+        for k in 0..n {
+            let i = (self.transmit_cursor + k) % n;
+            let Some(session) = self.peers[i].session.as_mut() else {
+                continue;
+            };
+            while let Some((link, len)) = session.poll_transmit(now, buf) {
+                // Links are learned from the client's packets, so every link
+                // has an address; the check only guards the invariant.
+                if let Some(to) = session.remote(link) {
+                    self.transmit_cursor = (i + 1) % n;
+                    return Some(GatewayTransmit { to, len });
+                }
+            }
+        }
+        None
+    }
+
+    /// The next tunnel packet for the TUN device (sessions in turn, each in
+    /// order).
+    pub fn poll_deliver(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let n = self.peers.len();
+        for k in 0..n {
+            let i = (self.deliver_cursor + k) % n;
+            if let Some(len) = self.peers[i]
+                .session
+                .as_mut()
+                .and_then(|s| s.poll_deliver(buf))
+            {
+                self.deliver_cursor = (i + 1) % n;
+                return Some(len);
+            }
+        }
+        None
+    }
+
+    /// When `handle_timeout` must run next.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let idle = self.config.idle_timeout;
+        self.peers
+            .iter_mut()
+            .filter_map(|p| p.session.as_mut())
+            .flat_map(|s| {
+                let forget = s.last_received.map(|t| t + idle);
+                s.poll_timeout().into_iter().chain(forget)
+            })
+            .min()
+    }
+
+    /// Whether the client with key `public` has a confirmed session.
+    pub fn has_session(&self, public: &PublicKey) -> bool {
+        self.by_key
+            .get(public)
+            .is_some_and(|&i| self.peers[i].session.is_some())
+    }
+
+    /// Number of confirmed sessions.
+    pub fn session_count(&self) -> usize {
+        self.peers.iter().filter(|p| p.session.is_some()).count()
+    }
+
+    /// Per-session stats and gateway-wide counters.
+    pub fn stats(&self) -> GatewayStats {
+        GatewayStats {
+            sessions: self
+                .peers
+                .iter()
+                .filter_map(|p| p.session.as_ref().map(|s| (p.config.public, s.stats())))
+                .collect(),
+            counters: self.counters,
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Everything the engine tracks about one link of a session.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::LinkId;
+use crate::paths::{AckTracker, Path, PathConfig, PathState};
+
+use super::stats::LinkCounters;
+
+/// Data packets in flight on one link, remembered (path packet number ->
+/// global sequence number) so that the data can be resent elsewhere when the
+/// link loses it or dies. Bounded: the oldest entries fall out first, and
+/// their data could no longer be useful to the receiver anyway.
+#[derive(Debug)]
+pub(crate) struct InFlightData {
+    entries: VecDeque<(u64, u64)>,
+    limit: usize,
+}
+
+impl InFlightData {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            entries: VecDeque::with_capacity(limit),
+            limit,
+        }
+    }
+
+    pub(crate) fn push(&mut self, pn: u64, seq: u64) {
+        if self.entries.len() == self.limit {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((pn, seq));
+    }
+
+    /// Removes the entries whose packet number `acked` accepts, passing their
+    /// sequence numbers to `on_acked`.
+    pub(crate) fn remove_acked(
+        &mut self,
+        mut acked: impl FnMut(u64) -> bool,
+        mut on_acked: impl FnMut(u64),
+    ) {
+        self.entries.retain(|&(pn, seq)| {
+            let hit = acked(pn);
+            if hit {
+                on_acked(seq);
+            }
+            !hit
+        });
+    }
+
+    /// Removes the entries whose packet number is not in `still_in_flight`
+    /// (ascending, as [`Path::in_flight_pns`] yields them): after acked
+    /// entries were removed, those are the packets the path declared lost.
+    /// Passes their sequence numbers to `on_lost`.
+    pub(crate) fn remove_lost(
+        &mut self,
+        still_in_flight: impl Iterator<Item = u64>,
+        mut on_lost: impl FnMut(u64),
+    ) {
+        let mut in_flight = still_in_flight.peekable();
+        self.entries.retain(|&(pn, seq)| {
+            while in_flight.next_if(|&p| p < pn).is_some() {}
+            if in_flight.peek() == Some(&pn) {
+                return true;
+            }
+            on_lost(seq);
+            false
+        });
+    }
+
+    /// Empties the list, yielding every sequence number still unacknowledged.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = u64> + '_ {
+        self.entries.drain(..).map(|e| e.1)
+    }
+}
+
+/// One link as a session sees it: the sender side (`path`), the receiver
+/// side (`acks`) and, at the gateway, where the client's end currently is.
+#[derive(Debug)]
+pub(crate) struct LinkSlot {
+    pub(crate) id: LinkId,
+    pub(crate) path: Path,
+    pub(crate) acks: AckTracker,
+    /// The client's address on this link, learned from the last authenticated
+    /// packet (gateway only): NAT rebinding or a new DHCP lease moves it.
+    pub(crate) remote: Option<SocketAddr>,
+    /// Local carrier (client side): a link whose interface is down is
+    /// neither scheduled nor probed.
+    pub(crate) carrier: bool,
+    /// State seen at the last check, to notice transitions.
+    pub(crate) last_state: PathState,
+    pub(crate) in_flight: InFlightData,
+    /// `path`'s lost-packet count when its losses were last collected for
+    /// resending (losses found by timers rather than acks).
+    pub(crate) losses_collected: u64,
+    /// When the last data frame arrived on this link: a link that carries no
+    /// data cannot fill a reorder hole.
+    pub(crate) last_data_received: Option<Instant>,
+    /// Highest packet number received on this link.
+    pub(crate) highest_pn_received: Option<u64>,
+    /// When a packet number was last skipped on this link (a packet the peer
+    /// sent was lost): the peer may resend its data, so reorder holes must
+    /// not be given up early for a while.
+    pub(crate) last_gap: Option<Instant>,
+    pub(crate) counters: LinkCounters,
+}
+
+impl LinkSlot {
+    pub(crate) fn new(
+        now: Instant,
+        id: LinkId,
+        config: &PathConfig,
+        in_flight_limit: usize,
+    ) -> Self {
+        let path = Path::new(*config, now);
+        let last_state = path.state();
+        Self {
+            id,
+            path,
+            acks: AckTracker::new(config),
+            remote: None,
+            carrier: true,
+            last_state,
+            in_flight: InFlightData::new(in_flight_limit),
+            losses_collected: 0,
+            last_data_received: None,
+            highest_pn_received: None,
+            last_gap: None,
+            counters: LinkCounters::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_data_is_bounded_and_found_by_packet_number() {
+        let mut f = InFlightData::new(3);
+        for pn in 0..5 {
+            f.push(pn, 100 + pn);
+        }
+        // 0 and 1 fell out of the bounded list.
+        let mut acked = Vec::new();
+        f.remove_acked(|pn| pn == 2, |seq| acked.push(seq));
+        assert_eq!(acked, vec![102]);
+        let mut lost = Vec::new();
+        f.remove_lost([1, 4, 9].into_iter(), |seq| lost.push(seq));
+        assert_eq!(lost, vec![103]);
+        assert_eq!(f.drain().collect::<Vec<_>>(), vec![104]);
+    }
+}

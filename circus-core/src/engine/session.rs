@@ -1,0 +1,695 @@
+//! One peer's data plane after the handshake: links, scheduling, recovery,
+//! acks and reordering. The same code runs on both ends; the client and the
+//! gateway differ only in how they handshake and name a link's far end.
+//!
+//! Sending: a tunnel packet is queued in the [`PacketRing`] under the next
+//! global sequence number. `poll_transmit` asks the scheduler which links
+//! carry it (one, or several for the redundant and adaptive policies), and
+//! writes one datagram per link: transport header, payload header with the
+//! link's own packet number, an ack for that link if one is pending, then the
+//! data frame, sealed in place in the caller's buffer.
+//!
+//! Recovery: each link remembers which sequence numbers its unacknowledged
+//! packets carried. When the link's [`Path`](crate::paths::Path) declares
+//! packets lost, or the link stops being `Up` (a silent link dies), those
+//! packets are resent on the other links ahead of new data, as long as the
+//! receiver could still place them (younger than the reorder hold cap). This
+//! is what makes a silent link death lossless in the adaptive policy: the
+//! packets sent during the few round trips it takes to notice are not gone.
+//!
+//! Receiving: frames are applied in order; acks feed the link's path
+//! estimator, data goes into the reorder buffer. After every event the
+//! reorder buffer's hold time and live links are refreshed from the links'
+//! state.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::LinkId;
+use crate::paths::PathState;
+use crate::reorder::{Insert, ReorderBuffer};
+use crate::scheduler::{MAX_LINKS, PathView, Scheduler};
+use crate::wire::{
+    DATA_FRAME_HEADER_LEN, Frame, FrameIter, PayloadHeader, TAG_LEN, TRANSPORT_HEADER_LEN, emit_ack,
+};
+
+use super::Config;
+use super::keys::{KeyRing, OpenError};
+use super::link::LinkSlot;
+use super::packet_ring::{PacketRing, PushError};
+use super::stats::{LinkStats, Stats, Totals};
+
+/// Room kept in every data datagram for a piggybacked ack: enough for an ack
+/// frame with a handful of ranges. Part of [`super::OVERHEAD`], so a full-size
+/// tunnel packet never pushes a datagram past the link MTU.
+pub(crate) const ACK_RESERVE: usize = 32;
+
+/// How a datagram reached us, which also tells which link it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Arrival {
+    /// Client: on the local socket of this link.
+    Local(LinkId),
+    /// Gateway: from this address; the link is named inside the packet.
+    Remote(SocketAddr),
+}
+
+/// What one datagram will carry besides the optional ack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Content {
+    Data {
+        seq: u64,
+        resend: bool,
+    },
+    /// A probe, or the key-confirming packet after a handshake.
+    Ping,
+    /// A standalone ack.
+    Ack,
+}
+
+/// The packet being written out to each link of its selection in turn.
+#[derive(Debug, Clone, Copy)]
+struct Sending {
+    seq: u64,
+    links: [Option<LinkId>; MAX_LINKS],
+    next: usize,
+    resend: bool,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Session {
+    config: Config,
+    pub(crate) keys: KeyRing,
+    links: Vec<LinkSlot>,
+    scheduler: Scheduler,
+    reorder: ReorderBuffer,
+    ring: PacketRing,
+    /// Sequence numbers to resend, with the link that lost them.
+    resend: VecDeque<(u64, LinkId)>,
+    sending: Option<Sending>,
+    /// A Ping must go out on this link at once: it confirms freshly
+    /// installed keys to the responder.
+    confirm: Option<LinkId>,
+    /// Gateway: links are created when the client first uses them, and their
+    /// far end is the packet's source address.
+    learns_links: bool,
+    /// Reused buffer for the live-link list handed to the reorder buffer.
+    live: Vec<LinkId>,
+    /// Reused buffer for the scheduler's snapshots.
+    views: Vec<PathView>,
+    now: Instant,
+    pub(crate) last_received: Option<Instant>,
+    totals: Totals,
+}
+
+impl Session {
+    /// A session with no links and no keys yet. Allocates every buffer the
+    /// data plane will use.
+    pub(crate) fn new(now: Instant, config: &Config, learns_links: bool) -> Self {
+        let max_packet = config.reorder.max_packet_size;
+        Self {
+            config: config.clone(),
+            keys: KeyRing::default(),
+            links: Vec::with_capacity(MAX_LINKS),
+            scheduler: Scheduler::new(config.policy),
+            reorder: ReorderBuffer::new(config.reorder),
+            ring: PacketRing::new(
+                now,
+                config.history_packets,
+                config.queue_packets,
+                max_packet,
+            ),
+            resend: VecDeque::with_capacity(config.history_packets),
+            sending: None,
+            confirm: None,
+            learns_links,
+            live: Vec::with_capacity(MAX_LINKS),
+            views: Vec::with_capacity(MAX_LINKS),
+            now,
+            last_received: None,
+            totals: Totals::default(),
+        }
+    }
+
+    fn link_index(&self, link: LinkId) -> Option<usize> {
+        self.links.iter().position(|l| l.id == link)
+    }
+
+    /// Adds a link (no-op if present or if the link table is full).
+    pub(crate) fn add_link(&mut self, now: Instant, link: LinkId) {
+        if self.link_index(link).is_none() && self.links.len() < MAX_LINKS {
+            self.links.push(LinkSlot::new(
+                now,
+                link,
+                &self.config.path,
+                self.config.history_packets,
+            ));
+        }
+    }
+
+    /// Forgets a link; its unacknowledged data is resent elsewhere.
+    pub(crate) fn remove_link(&mut self, now: Instant, link: LinkId) {
+        if let Some(i) = self.link_index(link) {
+            let mut slot = self.links.remove(i);
+            for seq in slot.in_flight.drain() {
+                copy_lost(&mut self.ring, &mut self.resend, seq, link);
+            }
+            self.after_change(now);
+        }
+    }
+
+    /// Local carrier event (interface up or down).
+    pub(crate) fn set_carrier(&mut self, now: Instant, link: LinkId, up: bool) {
+        if let Some(i) = self.link_index(link) {
+            self.links[i].carrier = up;
+            self.links[i].path.set_carrier(now, up);
+            self.after_change(now);
+        }
+    }
+
+    /// Link ids in the order they were added, with local carrier state.
+    pub(crate) fn links(&self) -> impl Iterator<Item = (LinkId, bool)> + '_ {
+        self.links.iter().map(|l| (l.id, l.carrier))
+    }
+
+    pub(crate) fn link_state(&self, link: LinkId) -> Option<PathState> {
+        self.link_index(link).map(|i| self.links[i].path.state())
+    }
+
+    /// The client's address on `link` (gateway side).
+    pub(crate) fn remote(&self, link: LinkId) -> Option<SocketAddr> {
+        self.link_index(link).and_then(|i| self.links[i].remote)
+    }
+
+    /// Asks for a Ping on `link` at the next `poll_transmit`.
+    pub(crate) fn confirm_on(&mut self, link: LinkId) {
+        self.confirm = Some(link);
+    }
+
+    pub(crate) fn count_handshake(&mut self) {
+        self.totals.handshakes += 1;
+    }
+
+    /// Counts a transport packet that did not open.
+    pub(crate) fn count_open_error(&mut self, e: OpenError) {
+        match e {
+            OpenError::Replayed => self.totals.replayed += 1,
+            OpenError::UnknownIndex | OpenError::Unauthentic => self.totals.rejected += 1,
+        }
+    }
+
+    /// Counts a datagram that is not a packet this side accepts.
+    pub(crate) fn count_malformed(&mut self) {
+        self.totals.rejected += 1;
+    }
+
+    /// Queues a packet from the local TUN side.
+    pub(crate) fn handle_tun_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.now = now;
+        match self.ring.push(now, packet) {
+            Ok(_) => {
+                self.totals.tun_packets += 1;
+                self.totals.tun_bytes += packet.len() as u64;
+            }
+            Err(PushError::Full) => self.totals.dropped_queue_full += 1,
+            Err(PushError::TooLarge) => self.totals.dropped_too_large += 1,
+        }
+    }
+
+    /// Applies one authenticated plaintext. Returns `Err(())` when the
+    /// plaintext is malformed or names a link this side does not accept; the
+    /// caller counts it. Returns `Ok(true)` when the peer closed the session.
+    pub(crate) fn handle_plaintext(
+        &mut self,
+        now: Instant,
+        arrival: Arrival,
+        datagram_len: usize,
+        plaintext: &[u8],
+    ) -> Result<bool, ()> {
+        self.now = now;
+        let Ok((header, frames)) = PayloadHeader::parse(plaintext) else {
+            self.totals.rejected += 1;
+            return Err(());
+        };
+        let (link, from) = match arrival {
+            Arrival::Local(link) => (link, None),
+            Arrival::Remote(addr) => (header.link, Some(addr)),
+        };
+        if self.learns_links {
+            self.add_link(now, link);
+        }
+        let Some(i) = self.link_index(link) else {
+            self.totals.rejected += 1;
+            return Err(());
+        };
+        self.last_received = Some(now);
+        let slot = &mut self.links[i];
+        if let Some(addr) = from {
+            slot.remote = Some(addr);
+        }
+        slot.counters.packets_received += 1;
+        slot.counters.bytes_received += datagram_len as u64;
+        let pn = header.path_pn;
+        if slot.highest_pn_received.is_some_and(|h| pn > h + 1) {
+            slot.last_gap = Some(now);
+        }
+        slot.highest_pn_received = Some(slot.highest_pn_received.map_or(pn, |h| h.max(pn)));
+
+        let mut eliciting = false;
+        let mut data = false;
+        let mut closed = false;
+        for frame in FrameIter::new(frames) {
+            match frame {
+                Ok(Frame::Ack(ack)) => self.on_ack(now, ack),
+                Ok(Frame::Data { seq, packet }) => {
+                    eliciting = true;
+                    data = true;
+                    self.links[i].last_data_received = Some(now);
+                    // Duplicates, stale and oversized packets are counted by
+                    // the reorder buffer itself.
+                    let _: Insert = self.reorder.insert(now, seq, link, packet);
+                }
+                Ok(Frame::Ping) => eliciting = true,
+                Ok(Frame::Close { .. }) => closed = true,
+                Ok(Frame::Padding { .. }) => {}
+                Err(_) => {
+                    self.totals.rejected += 1;
+                    break;
+                }
+            }
+        }
+        let acks = &mut self.links[i].acks;
+        if acks.on_received(now, pn, eliciting) && eliciting && !data {
+            // A probe: its ack times the link, so it must not wait.
+            acks.ack_immediately(now);
+        }
+        self.after_change(now);
+        Ok(closed)
+    }
+
+    fn on_ack(&mut self, now: Instant, ack: crate::wire::AckFrame<'_>) {
+        let Some(j) = self.link_index(ack.link()) else {
+            return;
+        };
+        let Self {
+            links,
+            ring,
+            resend,
+            ..
+        } = self;
+        let slot = &mut links[j];
+        let outcome = slot.path.on_ack(
+            now,
+            ack.ranges(),
+            Duration::from_micros(u64::from(ack.ack_delay_us())),
+        );
+        slot.in_flight.remove_acked(
+            |pn| ack.ranges().any(|r| r.contains(&pn)),
+            |seq| ring.mark_acked(seq),
+        );
+        if outcome.lost > 0 {
+            collect_losses(slot, ring, resend);
+        }
+    }
+
+    /// Runs timers due at `now`.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Option<u32> {
+        self.now = now;
+        for slot in &mut self.links {
+            slot.path.on_timeout(now);
+            collect_losses(slot, &mut self.ring, &mut self.resend);
+        }
+        let expired = self.keys.expire(now);
+        self.after_change(now);
+        expired
+    }
+
+    /// Notices link state changes and refreshes the reorder buffer's view.
+    fn after_change(&mut self, now: Instant) {
+        let Self {
+            links,
+            ring,
+            resend,
+            ..
+        } = self;
+        for slot in links.iter_mut() {
+            let state = slot.path.state();
+            if state == slot.last_state {
+                continue;
+            }
+            let left_up = slot.last_state == PathState::Up;
+            slot.last_state = state;
+            slot.counters.state_changes += 1;
+            if left_up || state == PathState::Down {
+                // Whatever the link still carries is presumed gone with it.
+                for seq in slot.in_flight.drain() {
+                    copy_lost(ring, resend, seq, slot.id);
+                }
+            }
+        }
+        self.refresh_reorder(now);
+    }
+
+    /// Derives the reorder hold time from the RTT spread of the usable links
+    /// and names the links that may still fill holes.
+    ///
+    /// Hold: long enough for the peer to notice a loss and resend. A packet
+    /// lost on the fastest link (RTT f) leaves a hole from about f/2 after it
+    /// was sent; the peer learns of the loss about one f later (plus up to
+    /// `max_ack_delay`) and its resend takes at most half the slowest usable
+    /// RTT s. So the hold is (f + s)/2 + max_ack_delay + 4 RTT deviations;
+    /// that also covers plain reordering between links, which lags by
+    /// (s - f)/2. Capped by `reorder.max_hold`.
+    ///
+    /// Live links, for giving holes up early: the links that carried data
+    /// within the hold cap (a link that carries nothing cannot fill a hole,
+    /// and one that fell silent is more likely dead than slow). The rule is
+    /// only sound when no resend is coming, so while any of those links has
+    /// recently skipped a packet number (the peer lost a packet and will
+    /// resend its data), the live set is left empty, which leaves holes to
+    /// the hold time.
+    fn refresh_reorder(&mut self, now: Instant) {
+        let mut fastest: Option<Duration> = None;
+        let mut slowest = Duration::ZERO;
+        let mut jitter = Duration::ZERO;
+        let recent = self.config.reorder.max_hold;
+        let within =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) <= recent);
+        self.live.clear();
+        let mut resend_expected = false;
+        for slot in &self.links {
+            if within(slot.last_data_received) {
+                self.live.push(slot.id);
+                resend_expected |= within(slot.last_gap);
+            }
+            if !slot.path.state().is_usable() {
+                continue;
+            }
+            let srtt = slot.path.srtt();
+            fastest = Some(fastest.map_or(srtt, |f| f.min(srtt)));
+            slowest = slowest.max(srtt);
+            jitter = jitter.max(slot.path.rttvar());
+        }
+        if resend_expected {
+            self.live.clear();
+        }
+        let hold = match fastest {
+            Some(f) => (f + slowest) / 2 + self.config.path.max_ack_delay + 4 * jitter,
+            None => self.config.reorder.max_hold,
+        };
+        self.reorder.set_hold_time(hold);
+        self.reorder.set_live_links(&self.live);
+    }
+
+    /// Next tunnel packet to deliver locally, in order.
+    pub(crate) fn poll_deliver(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let len = self.reorder.poll_deliver(self.now, buf)?;
+        self.totals.delivered += 1;
+        self.totals.delivered_bytes += len as u64;
+        Some(len)
+    }
+
+    /// The earliest time this session needs `handle_timeout` (or has acks or
+    /// deliveries due).
+    pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
+        // Without keys nothing can be sent, so path timers (probes) would
+        // only spin; the owner's handshake timer is what matters then.
+        self.keys.current_ref()?;
+        let links = self
+            .links
+            .iter()
+            .flat_map(|l| l.path.poll_timeout().into_iter().chain(l.acks.ack_due()));
+        links
+            .chain(self.reorder.poll_timeout())
+            .chain(self.keys.poll_timeout())
+            .min()
+    }
+
+    /// Writes the next datagram into `buf`: first the key-confirming Ping,
+    /// then resends, new data, due acks and probes.
+    pub(crate) fn poll_transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<(LinkId, usize)> {
+        self.now = now;
+        self.keys.current_ref()?;
+        if let Some(link) = self.confirm.take()
+            && let Some(i) = self.link_index(link)
+            && let Some(len) = self.emit(now, i, Content::Ping, buf)
+        {
+            return Some((link, len));
+        }
+        if let Some(out) = self.poll_data(now, buf) {
+            return Some(out);
+        }
+        for i in 0..self.links.len() {
+            let slot = &self.links[i];
+            if slot.acks.ack_due().is_some_and(|due| due <= now)
+                && let Some(len) = self.emit(now, i, Content::Ack, buf)
+            {
+                return Some((self.links[i].id, len));
+            }
+        }
+        for i in 0..self.links.len() {
+            if self.links[i].carrier
+                && self.links[i].path.wants_probe(now)
+                && let Some(len) = self.emit(now, i, Content::Ping, buf)
+            {
+                return Some((self.links[i].id, len));
+            }
+        }
+        None
+    }
+
+    fn poll_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<(LinkId, usize)> {
+        loop {
+            if let Some(sending) = &mut self.sending {
+                let Some(link) = sending.links.get(sending.next).copied().flatten() else {
+                    self.sending = None;
+                    continue;
+                };
+                sending.next += 1;
+                let content = Content::Data {
+                    seq: sending.seq,
+                    resend: sending.resend,
+                };
+                let Some(i) = self.link_index(link) else {
+                    continue;
+                };
+                match self.emit(now, i, content, buf) {
+                    Some(len) => return Some((link, len)),
+                    None => continue,
+                }
+            }
+            if let Some((seq, lost_on)) = self.resend.pop_front() {
+                let fresh = self.ring.queued_at(seq).is_some_and(|t| {
+                    now.saturating_duration_since(t) < self.config.reorder.max_hold
+                });
+                if !fresh || self.ring.is_acked_or_gone(seq) {
+                    continue;
+                }
+                let len = self.ring.get(seq).map_or(0, <[u8]>::len);
+                if let Some(links) = self.pick(len, Some(lost_on)) {
+                    self.sending = Some(Sending {
+                        seq,
+                        links,
+                        next: 0,
+                        resend: true,
+                    });
+                }
+                continue;
+            }
+            let (seq, queued_at) = self.ring.next_unsent()?;
+            if now.saturating_duration_since(queued_at) > self.config.queue_delay {
+                self.ring.advance();
+                self.totals.dropped_expired += 1;
+                continue;
+            }
+            let len = self.ring.get(seq).map_or(0, <[u8]>::len);
+            // Nothing usable or every link's window full: keep it queued
+            // until an ack or a probe changes that.
+            let links = self.pick(len, None)?;
+            self.ring.advance();
+            self.sending = Some(Sending {
+                seq,
+                links,
+                next: 0,
+                resend: false,
+            });
+        }
+    }
+
+    /// Asks the scheduler for the links of one packet of `len` bytes. A
+    /// resend avoids the link that lost it when another link can take it.
+    fn pick(&mut self, len: usize, avoid: Option<LinkId>) -> Option<[Option<LinkId>; MAX_LINKS]> {
+        let bytes = len + super::OVERHEAD;
+        self.views.clear();
+        for slot in &self.links {
+            if Some(slot.id) != avoid && slot.carrier {
+                self.views.push(PathView::new(slot.id, &slot.path, bytes));
+            }
+        }
+        let selection = self.scheduler.pick(&self.views, bytes);
+        if selection.is_empty() && avoid.is_some() {
+            return self.pick(len, None);
+        }
+        if selection.is_empty() {
+            return None;
+        }
+        let mut links = [None; MAX_LINKS];
+        for (out, link) in links.iter_mut().zip(selection.iter()) {
+            *out = Some(link);
+        }
+        Some(links)
+    }
+
+    /// Builds, seals and accounts one datagram for link `i`. Returns `None`
+    /// when it cannot be written (no keys, packet gone, buffer too small);
+    /// such a datagram is skipped, never half-sent.
+    fn emit(&mut self, now: Instant, i: usize, content: Content, buf: &mut [u8]) -> Option<usize> {
+        let Self {
+            keys,
+            links,
+            ring,
+            totals,
+            ..
+        } = self;
+        let slot_keys = keys.current()?;
+        let link = &mut links[i];
+        let body_end = buf.len().checked_sub(TAG_LEN)?;
+        let data = match content {
+            Content::Data { seq, .. } => Some((seq, ring.get(seq)?)),
+            _ => None,
+        };
+        let ping = content == Content::Ping;
+        let tail_len = data.map_or(0, |(_, p)| DATA_FRAME_HEADER_LEN + p.len()) + usize::from(ping);
+
+        let mut off = TRANSPORT_HEADER_LEN;
+        let pn = link.path.next_pn();
+        off += PayloadHeader {
+            link: link.id,
+            path_pn: pn,
+        }
+        .emit(buf.get_mut(off..body_end)?)
+        .ok()?;
+        let ack_wanted = content == Content::Ack || link.acks.ack_due().is_some();
+        let mut acked = false;
+        if ack_wanted {
+            let room_end = body_end.checked_sub(tail_len)?.max(off);
+            let room = match content {
+                Content::Data { .. } => (room_end - off).min(ACK_RESERVE),
+                _ => room_end - off,
+            };
+            let delay = link.acks.ack_delay(now);
+            let delay_us = u32::try_from(delay.as_micros()).unwrap_or(u32::MAX);
+            if let Ok(n) = emit_ack(
+                &mut buf[off..off + room],
+                link.id,
+                delay_us,
+                link.acks.ranges(),
+            ) {
+                off += n;
+                acked = true;
+            }
+        }
+        if let Some((seq, packet)) = data {
+            off += Frame::Data { seq, packet }
+                .emit(buf.get_mut(off..body_end)?)
+                .ok()?;
+        }
+        if ping {
+            off += Frame::Ping.emit(buf.get_mut(off..body_end)?).ok()?;
+        }
+        if !acked && content == Content::Ack {
+            return None;
+        }
+        let len = slot_keys.seal(buf, off - TRANSPORT_HEADER_LEN).ok()?;
+
+        let eliciting = ping || data.is_some();
+        link.path.on_sent(now, pn, len, eliciting);
+        let c = &mut link.counters;
+        c.packets_sent += 1;
+        c.bytes_sent += len as u64;
+        match content {
+            Content::Data { seq, resend } => {
+                link.in_flight.push(pn, seq);
+                ring.copy_sent(seq);
+                c.data_sent += 1;
+                if resend {
+                    c.resent += 1;
+                    totals.resent += 1;
+                }
+            }
+            _ if ping => c.pings_sent += 1,
+            _ => c.acks_sent += 1,
+        }
+        if acked {
+            link.acks.on_ack_sent();
+        }
+        Some(len)
+    }
+
+    /// A snapshot for metrics and tests.
+    pub(crate) fn stats(&self) -> Stats {
+        let links = self
+            .links
+            .iter()
+            .map(|l| LinkStats {
+                link: l.id,
+                state: l.path.state(),
+                srtt: l.path.srtt(),
+                rttvar: l.path.rttvar(),
+                loss_rate: l.path.loss_rate(),
+                delivery_rate: l.path.delivery_rate(),
+                bytes_in_flight: l.path.bytes_in_flight(),
+                remote: l.remote,
+                counters: l.counters,
+            })
+            .collect();
+        let r = self.reorder.stats();
+        let totals = Totals {
+            duplicates: r.duplicates,
+            stale: r.stale,
+            lost: r.lost,
+            ..self.totals
+        };
+        Stats {
+            links,
+            totals,
+            hold_time: self.reorder.hold_time(),
+        }
+    }
+}
+
+/// Queues for resending the data of every packet the link's path has
+/// declared lost since the last call.
+fn collect_losses(
+    slot: &mut LinkSlot,
+    ring: &mut PacketRing,
+    resend: &mut VecDeque<(u64, LinkId)>,
+) {
+    let lost = slot.path.stats().packets_lost;
+    if lost == slot.losses_collected {
+        return;
+    }
+    slot.losses_collected = lost;
+    let link = slot.id;
+    slot.in_flight
+        .remove_lost(slot.path.in_flight_pns(), |seq| {
+            copy_lost(ring, resend, seq, link)
+        });
+}
+
+/// One copy of `seq`, sent on `link`, is gone: queue a resend when it was
+/// the last one in flight.
+fn copy_lost(ring: &mut PacketRing, resend: &mut VecDeque<(u64, LinkId)>, seq: u64, link: LinkId) {
+    if !ring.copy_lost(seq) {
+        return;
+    }
+    if resend.len() == resend.capacity() {
+        resend.pop_front();
+    }
+    resend.push_back((seq, link));
+}

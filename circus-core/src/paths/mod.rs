@@ -1,0 +1,205 @@
+//! Per-link health: RTT, loss and rate estimates, and the link state machine.
+//!
+//! Each link has its own packet-number space, and loss detection follows
+//! RFC 9002 applied per link, as multipath QUIC does: a packet is lost when 3
+//! later packets on the same link were acknowledged, or when it is older than
+//! 9/8 x max(srtt, latest_rtt) and a later one was acknowledged.
+//!
+//! On top of that sits the state machine the scheduler reads:
+//!
+//! ```text
+//!   Probing --N good probes--> Up --silent--> Suspect --silent longer--> Down
+//!      ^                        ^                |                        |
+//!      |                        +----ack---------+                        |
+//!      +-------------------------first good probe-------------------------+
+//! ```
+//!
+//! "Silent" is measured from the oldest ack-eliciting packet sent after the
+//! newest acknowledged one, against thresholds made of the link's own srtt
+//! and rttvar (a few deviations, not seconds), so a 30 ms link is judged in
+//! tens of milliseconds. A link returns only after several consecutive good
+//! probes (hysteresis against flapping), whatever its loss history: loss makes
+//! the scheduler prefer other links, it never shuts a link out for good.
+//!
+//! Files: [`Path`] (sender side, `path.rs`) built from `rtt.rs`, `sent.rs`
+//! (packets in flight and loss detection) and `rate.rs` (delivery rate);
+//! [`AckTracker`] (receiver side, `ack_tracker.rs`).
+
+mod ack_tracker;
+mod path;
+mod rate;
+mod rtt;
+mod sent;
+
+use std::time::Duration;
+
+pub use ack_tracker::AckTracker;
+pub use path::{AckOutcome, Path, PathStats};
+
+/// Where a link stands, as the scheduler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PathState {
+    /// New, or back from `Down` after a first good probe: only probes are
+    /// sent until enough consecutive ones were answered.
+    Probing,
+    /// Answering in time.
+    Up,
+    /// Acks are overdue by a few RTT deviations. Still usable (it may be a
+    /// short stall), but policies prefer other links or duplicate onto them.
+    Suspect,
+    /// Silent for longer than the down threshold, or the local interface lost
+    /// its carrier. Only probes are sent.
+    Down,
+}
+
+impl PathState {
+    /// Whether the scheduler may put data on the link.
+    pub fn is_usable(self) -> bool {
+        matches!(self, PathState::Up | PathState::Suspect)
+    }
+}
+
+impl std::fmt::Display for PathState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PathState::Probing => "probing",
+            PathState::Up => "up",
+            PathState::Suspect => "suspect",
+            PathState::Down => "down",
+        })
+    }
+}
+
+/// Timers and thresholds of loss detection and of the link state machine.
+///
+/// Both peers must use the same `max_ack_delay` (the receiver promises it,
+/// the sender waits for it). The defaults are tuned for links of 5-600 ms
+/// RTT where a spare link exists, so a false alarm costs little and a late
+/// one loses packets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PathConfig {
+    /// RTT assumed before the first sample.
+    ///
+    /// Default 333 ms (RFC 9002 kInitialRtt): it only sizes the timers of the
+    /// first probes, and must not time out a satellite link's first answer.
+    pub initial_rtt: Duration,
+    /// Longest the receiver waits before acknowledging an ack-eliciting packet.
+    ///
+    /// Default 10 ms, below QUIC's 25 ms: it adds directly to the time needed
+    /// to notice a silent link, and acks here are small and aggregated
+    /// (at most one per two packets under load).
+    pub max_ack_delay: Duration,
+    /// Ack-eliciting packets received before an ack is sent at once.
+    ///
+    /// Default 2 (RFC 9000 section 13.2.2): halves the ack rate while keeping
+    /// RTT samples and loss signals fresh.
+    pub ack_eliciting_threshold: u32,
+    /// Most ack ranges a receiver remembers; older ranges are forgotten.
+    ///
+    /// Default 32: covers a few hundred packets even at 30% loss, while an
+    /// ack stays well under 200 bytes.
+    pub max_ack_ranges: usize,
+    /// Smallest timer period considered; floors the RTT deviation terms.
+    ///
+    /// Default 1 ms (RFC 9002 kGranularity): below that, OS timers and
+    /// scheduling jitter dominate.
+    pub timer_granularity: Duration,
+    /// A packet is lost when this many later packets were acknowledged.
+    ///
+    /// Default 3 (RFC 9002 kPacketThreshold): tolerates the small reordering a
+    /// single link shows.
+    pub packet_threshold: u64,
+    /// A packet is lost when older than this multiple of max(srtt, latest_rtt)
+    /// and a later packet was acknowledged, in eighths.
+    ///
+    /// Default 9 (9/8, RFC 9002 kTimeThreshold).
+    pub time_threshold_eighths: u32,
+    /// A link turns `Suspect` when an ack-eliciting packet has waited longer
+    /// than srtt + this many rttvar (at least `timer_granularity`) +
+    /// `max_ack_delay` without an ack.
+    ///
+    /// Default 3: beyond 3 deviations an ack is very unlikely to be merely
+    /// late, and a false alarm only duplicates a few packets.
+    pub suspect_rttvar_multiple: u32,
+    /// A silent link turns `Down` after this many probe timeouts
+    /// (PTO = srtt + max(4 rttvar, granularity) + max_ack_delay).
+    ///
+    /// Default 2: two thirds of RFC 9002's persistent-congestion period
+    /// (3 PTO); a 30 ms link with little jitter is out after about 85 ms,
+    /// well within the 150 ms goal, and a false `Down` costs only a few
+    /// probes since another link carries the traffic.
+    pub down_after_ptos: u32,
+    /// Interval between probes on a `Down`, `Probing` or `Suspect` link.
+    ///
+    /// Default 100 ms: with 3 good probes needed a healed link is back within
+    /// about 300 ms plus one RTT, for about 10 small packets a second.
+    pub probe_interval: Duration,
+    /// An `Up` link that sent nothing ack-eliciting for this long is probed,
+    /// so its state and RTT stay fresh for when the scheduler needs it.
+    ///
+    /// Default 250 ms: a few small packets a second; a silent idle link is
+    /// noticed within about a quarter second plus the down threshold.
+    pub idle_probe_interval: Duration,
+    /// Consecutive acknowledged probes that bring a link back to `Up`.
+    ///
+    /// Default 3: spreads the evidence over at least 200 ms of probing, so a
+    /// flapping link does not bounce in and out, yet a healed one is back in
+    /// well under a second.
+    pub good_probes_to_return: u32,
+    /// Weight of one packet's fate (acked 0, lost 1) in the loss-rate average.
+    ///
+    /// Default 1/32: about the last 32 packets; one loss moves the estimate
+    /// by 3%, a link with 30% loss stays well above the scheduler's "lossy"
+    /// threshold (10%).
+    pub loss_rate_weight: f32,
+    /// How long the highest delivery-rate sample is remembered.
+    ///
+    /// Default 1 s: longer than the gaps of bursty traffic (so an idle moment
+    /// does not forget the capacity), short enough to follow a cellular link
+    /// whose capacity drops.
+    pub delivery_rate_window: Duration,
+    /// Floor of the estimated pipe size (bytes in flight the link carries
+    /// without queueing), used until the delivery rate has been measured.
+    ///
+    /// Default 14720 bytes (RFC 9002's initial window for 1472-byte packets):
+    /// lets a fresh link carry traffic at once without flooding a slow one.
+    pub min_window: u64,
+    /// Bytes in flight may reach this multiple of the estimated pipe size
+    /// (delivery rate x min RTT, at least `min_window`).
+    ///
+    /// Default 2: room for the rate estimate to double each round trip while
+    /// traffic grows, and at most one pipe's worth queued at the bottleneck,
+    /// so a slow link is not overfilled.
+    pub in_flight_window_multiple: u32,
+    /// Most packets tracked in flight per link; beyond that the oldest is
+    /// declared lost.
+    ///
+    /// Default 16384: above twice the bandwidth-delay product of a 100 Mbit/s,
+    /// 600 ms link in 1400-byte packets. The record list grows on demand up to
+    /// this bound and is then reused, so steady traffic does not allocate.
+    pub max_tracked_packets: usize,
+}
+
+impl Default for PathConfig {
+    fn default() -> Self {
+        PathConfig {
+            initial_rtt: Duration::from_millis(333),
+            max_ack_delay: Duration::from_millis(10),
+            ack_eliciting_threshold: 2,
+            max_ack_ranges: 32,
+            timer_granularity: Duration::from_millis(1),
+            packet_threshold: 3,
+            time_threshold_eighths: 9,
+            suspect_rttvar_multiple: 3,
+            down_after_ptos: 2,
+            probe_interval: Duration::from_millis(100),
+            idle_probe_interval: Duration::from_millis(250),
+            good_probes_to_return: 3,
+            loss_rate_weight: 1.0 / 32.0,
+            delivery_rate_window: Duration::from_secs(1),
+            min_window: 14720,
+            in_flight_window_multiple: 2,
+            max_tracked_packets: 16384,
+        }
+    }
+}

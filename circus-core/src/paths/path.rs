@@ -1,0 +1,873 @@
+//! The sender side of one link: what was sent, what the acks say about it,
+//! and the resulting link state.
+
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
+
+use super::rate::DeliveryRate;
+use super::rtt::RttEstimator;
+use super::sent::{Fate, SentPacket, SentPackets};
+use super::{PathConfig, PathState};
+
+/// What one ack changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AckOutcome {
+    /// Packets newly acknowledged.
+    pub acked: u32,
+    /// Their bytes.
+    pub acked_bytes: u64,
+    /// Packets declared lost because of this ack.
+    pub lost: u32,
+    /// Their bytes.
+    pub lost_bytes: u64,
+    /// RTT measured from the newest packet acknowledged, if it was new.
+    pub rtt_sample: Option<Duration>,
+}
+
+/// A snapshot of one link's estimates and counters, for stats and logs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PathStats {
+    pub state: PathState,
+    /// Smoothed RTT (RFC 9002).
+    pub srtt: Duration,
+    /// RTT variation (RFC 9002).
+    pub rttvar: Duration,
+    /// Lowest RTT seen since the link last came back.
+    pub min_rtt: Duration,
+    /// The most recent RTT sample.
+    pub latest_rtt: Duration,
+    /// Fraction of recent data packets lost, 0.0 to 1.0.
+    pub loss_rate: f32,
+    /// Bytes per second.
+    pub delivery_rate: u64,
+    /// Bytes of ack-eliciting packets neither acknowledged nor lost.
+    pub bytes_in_flight: u64,
+    /// See [`Path::in_flight_cap`].
+    pub in_flight_cap: u64,
+    /// Packets and bytes sent on the link, acks and probes included.
+    pub packets_sent: u64,
+    pub bytes_sent: u64,
+    /// Ack-eliciting packets acknowledged and declared lost.
+    pub packets_acked: u64,
+    pub packets_lost: u64,
+    /// Times the state changed; a high count shows a flapping link.
+    pub state_changes: u64,
+}
+
+/// Sender side of one link: RFC 9002 loss detection in the link's own
+/// packet-number space, RTT/loss/rate estimates and the link state machine.
+///
+/// The engine numbers packets with [`next_pn`](Path::next_pn), reports each
+/// one with [`on_sent`](Path::on_sent) (probes included), feeds the peer's
+/// acks for this link to [`on_ack`](Path::on_ack), calls
+/// [`on_timeout`](Path::on_timeout) at [`poll_timeout`](Path::poll_timeout),
+/// and sends a Ping whenever [`wants_probe`](Path::wants_probe) says so.
+#[derive(Debug)]
+pub struct Path {
+    config: PathConfig,
+    state: PathState,
+    state_since: Instant,
+    carrier_up: bool,
+    next_pn: u64,
+    sent: SentPackets,
+    rtt: RttEstimator,
+    rate: DeliveryRate,
+    fates: Fates,
+    largest_acked: Option<u64>,
+    /// When the oldest pending packet below `largest_acked` becomes lost by
+    /// the time threshold.
+    loss_time: Option<Instant>,
+    /// Send time of the oldest ack-eliciting packet sent after the newest
+    /// acknowledged one: the link has been silent since then at the latest.
+    silent_since: Option<Instant>,
+    last_ack_eliciting_sent: Option<Instant>,
+    packets_sent: u64,
+    bytes_sent: u64,
+    state_changes: u64,
+}
+
+/// What became of sent packets: bytes in flight, loss rate and the probe
+/// streak. Kept apart from the packet list so both can be borrowed at once
+/// while acks and losses are walked, without collecting them anywhere.
+#[derive(Debug)]
+struct Fates {
+    bytes_in_flight: u64,
+    loss_rate: f32,
+    loss_rate_weight: f32,
+    /// Consecutive good probes since the link was last found silent or lossy
+    /// while probing.
+    good_probes: u32,
+    /// Probes sent before this and lost do not break the streak: they went
+    /// into the link while it was still dead.
+    streak_start: Instant,
+    packets_acked: u64,
+    packets_lost: u64,
+}
+
+impl Fates {
+    fn on_acked(&mut self, packet: &SentPacket) {
+        self.bytes_in_flight -= u64::from(packet.bytes);
+        self.packets_acked += 1;
+        if packet.probe {
+            self.good_probes += 1;
+        } else {
+            self.loss_rate -= self.loss_rate_weight * self.loss_rate;
+        }
+    }
+
+    fn on_lost(&mut self, packet: &SentPacket) {
+        self.bytes_in_flight -= u64::from(packet.bytes);
+        self.packets_lost += 1;
+        if !packet.probe {
+            self.loss_rate += self.loss_rate_weight * (1.0 - self.loss_rate);
+        } else if packet.time_sent >= self.streak_start {
+            self.good_probes = 0;
+        }
+    }
+}
+
+impl Path {
+    /// A new link starts `Probing`: nothing is known about it yet, and data
+    /// waits until it answered enough probes.
+    pub fn new(config: PathConfig, now: Instant) -> Self {
+        Path {
+            config,
+            state: PathState::Probing,
+            state_since: now,
+            carrier_up: true,
+            next_pn: 0,
+            sent: SentPackets::new(config.max_tracked_packets),
+            rtt: RttEstimator::new(config.initial_rtt),
+            rate: DeliveryRate::new(),
+            fates: Fates {
+                bytes_in_flight: 0,
+                loss_rate: 0.0,
+                loss_rate_weight: config.loss_rate_weight,
+                good_probes: 0,
+                streak_start: now,
+                packets_acked: 0,
+                packets_lost: 0,
+            },
+            largest_acked: None,
+            loss_time: None,
+            silent_since: None,
+            last_ack_eliciting_sent: None,
+            packets_sent: 0,
+            bytes_sent: 0,
+            state_changes: 0,
+        }
+    }
+
+    /// Allocates the packet number for the next packet on this link.
+    pub fn next_pn(&mut self) -> u64 {
+        let pn = self.next_pn;
+        self.next_pn += 1;
+        pn
+    }
+
+    /// Records a packet sent on this link. Only ack-eliciting packets are
+    /// tracked for loss and count as bytes in flight (as in RFC 9002).
+    /// Packet numbers must come from [`next_pn`](Path::next_pn) in order; a
+    /// number not above the last recorded one is ignored.
+    pub fn on_sent(&mut self, now: Instant, pn: u64, bytes: usize, ack_eliciting: bool) {
+        self.packets_sent += 1;
+        self.bytes_sent += bytes as u64;
+        if !ack_eliciting || self.sent.newest_pn().is_some_and(|newest| pn <= newest) {
+            return;
+        }
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let packet = SentPacket {
+            pn,
+            time_sent: now,
+            bytes,
+            probe: !self.state.is_usable(),
+            rate: self.rate.on_sent(now, self.fates.bytes_in_flight == 0),
+            fate: Fate::InFlight,
+        };
+        self.fates.bytes_in_flight += u64::from(bytes);
+        self.last_ack_eliciting_sent = Some(now);
+        self.silent_since.get_or_insert(now);
+        if let Some(evicted) = self.sent.push(packet) {
+            self.fates.on_lost(&evicted);
+            self.silent_since = self.sent.first_in_flight_after(self.largest_acked);
+        }
+    }
+
+    /// Processes the peer's ack for this link: `ranges` of packet numbers,
+    /// newest first, and the delay the peer reports between receiving the
+    /// newest and sending the ack. Numbers never sent are ignored.
+    pub fn on_ack(
+        &mut self,
+        now: Instant,
+        ranges: impl IntoIterator<Item = RangeInclusive<u64>>,
+        ack_delay: Duration,
+    ) -> AckOutcome {
+        let mut outcome = AckOutcome::default();
+        let Some(sent_max) = self.next_pn.checked_sub(1) else {
+            return outcome;
+        };
+        let mut ack_largest = None;
+        let mut newest_acked: Option<SentPacket> = None;
+        for range in ranges {
+            let (low, high) = (*range.start(), (*range.end()).min(sent_max));
+            if low > high {
+                continue;
+            }
+            ack_largest = ack_largest.max(Some(high));
+            let Path {
+                sent, rate, fates, ..
+            } = self;
+            sent.ack(low..=high, |packet| {
+                fates.on_acked(packet);
+                rate.on_acked(now, u64::from(packet.bytes));
+                outcome.acked += 1;
+                outcome.acked_bytes += u64::from(packet.bytes);
+                if newest_acked.is_none_or(|n| packet.pn > n.pn) {
+                    newest_acked = Some(*packet);
+                }
+            });
+        }
+        let (Some(ack_largest), Some(newest)) = (ack_largest, newest_acked) else {
+            return outcome;
+        };
+
+        if newest.pn == ack_largest {
+            let sample = now.saturating_duration_since(newest.time_sent);
+            self.rtt
+                .update(sample, ack_delay.min(self.config.max_ack_delay));
+            outcome.rtt_sample = Some(sample);
+        }
+        self.rate.sample(
+            now,
+            &newest.rate,
+            newest.time_sent,
+            self.rtt.min(),
+            self.config.delivery_rate_window,
+        );
+        if self.largest_acked.is_none_or(|l| ack_largest > l) {
+            self.largest_acked = Some(ack_largest);
+            self.silent_since = self.sent.first_in_flight_after(self.largest_acked);
+        }
+        let (lost, lost_bytes) = self.detect_lost(now);
+        outcome.lost = lost;
+        outcome.lost_bytes = lost_bytes;
+        self.update_state(now);
+        outcome
+    }
+
+    /// Runs the timers due at `now`: time-threshold loss and the silence
+    /// thresholds that move the link to `Suspect` and `Down`.
+    pub fn on_timeout(&mut self, now: Instant) {
+        if self.loss_time.is_some_and(|t| t <= now) {
+            self.detect_lost(now);
+        }
+        self.update_state(now);
+    }
+
+    /// The next time [`on_timeout`](Path::on_timeout) has work, or a probe
+    /// becomes due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.loss_time, self.silence_deadline(), self.probe_due()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the engine should send a probe (a Ping, padded as it likes) on
+    /// this link now: regularly while the link is `Down` or `Probing`, once
+    /// on turning `Suspect`, and when an `Up` link has been idle for
+    /// `idle_probe_interval`. Never while the carrier is down.
+    pub fn wants_probe(&self, now: Instant) -> bool {
+        self.probe_due().is_some_and(|due| due <= now)
+    }
+
+    /// A local interface event: without carrier the link is `Down` at once
+    /// and not probed; with carrier back it starts `Probing` immediately.
+    pub fn set_carrier(&mut self, now: Instant, up: bool) {
+        if up == self.carrier_up {
+            return;
+        }
+        self.carrier_up = up;
+        if up {
+            self.last_ack_eliciting_sent = None;
+            self.enter(now, PathState::Probing);
+        } else {
+            self.enter(now, PathState::Down);
+        }
+    }
+
+    /// The link's state; see [`PathState`].
+    pub fn state(&self) -> PathState {
+        self.state
+    }
+
+    /// Smoothed RTT (the initial RTT until measured).
+    pub fn srtt(&self) -> Duration {
+        self.rtt.smoothed()
+    }
+
+    /// RTT variation: how much samples stray from `srtt`.
+    pub fn rttvar(&self) -> Duration {
+        self.rtt.var()
+    }
+
+    /// Lowest RTT seen since the link last came back from `Down`: the
+    /// propagation delay without queueing.
+    pub fn min_rtt(&self) -> Duration {
+        self.rtt.min()
+    }
+
+    /// Fraction of recent data packets lost, 0.0 to 1.0 (see
+    /// [`PathConfig::loss_rate_weight`]). Reset when the link returns from
+    /// `Down`: the loss of a dying link says nothing about the healed one.
+    pub fn loss_rate(&self) -> f32 {
+        self.fates.loss_rate
+    }
+
+    /// Highest recent delivery rate in bytes per second; 0 until measured.
+    pub fn delivery_rate(&self) -> u64 {
+        self.rate.bytes_per_second()
+    }
+
+    /// Bytes of ack-eliciting packets neither acknowledged nor lost.
+    pub fn bytes_in_flight(&self) -> u64 {
+        self.fates.bytes_in_flight
+    }
+
+    /// Estimated bytes the link holds in flight without queueing: delivery
+    /// rate x min RTT, at least [`PathConfig::min_window`].
+    pub fn window(&self) -> u64 {
+        let bdp = u128::from(self.delivery_rate()) * self.min_rtt().as_nanos() / 1_000_000_000;
+        u64::try_from(bdp)
+            .unwrap_or(u64::MAX)
+            .max(self.config.min_window)
+    }
+
+    /// Most bytes allowed in flight: a multiple of [`window`](Path::window).
+    pub fn in_flight_cap(&self) -> u64 {
+        self.window()
+            .saturating_mul(u64::from(self.config.in_flight_window_multiple))
+    }
+
+    /// Whether `bytes` more may be put in flight without overfilling the link.
+    pub fn can_send(&self, bytes: usize) -> bool {
+        self.fates.bytes_in_flight + bytes as u64 <= self.in_flight_cap()
+    }
+
+    /// Packet numbers of ack-eliciting packets still in flight, oldest first;
+    /// an engine can re-send their data elsewhere when the link turns `Suspect`.
+    pub fn in_flight_pns(&self) -> impl Iterator<Item = u64> + '_ {
+        self.sent.in_flight_pns()
+    }
+
+    /// Probe timeout: how long an ack may take before something is wrong.
+    pub fn pto(&self) -> Duration {
+        self.rtt.smoothed()
+            + (self.rtt.var() * 4).max(self.config.timer_granularity)
+            + self.config.max_ack_delay
+    }
+
+    /// Estimates and counters in one copyable snapshot.
+    pub fn stats(&self) -> PathStats {
+        PathStats {
+            state: self.state,
+            srtt: self.srtt(),
+            rttvar: self.rttvar(),
+            min_rtt: self.min_rtt(),
+            latest_rtt: self.rtt.latest(),
+            loss_rate: self.fates.loss_rate,
+            delivery_rate: self.delivery_rate(),
+            bytes_in_flight: self.fates.bytes_in_flight,
+            in_flight_cap: self.in_flight_cap(),
+            packets_sent: self.packets_sent,
+            bytes_sent: self.bytes_sent,
+            packets_acked: self.fates.packets_acked,
+            packets_lost: self.fates.packets_lost,
+            state_changes: self.state_changes,
+        }
+    }
+
+    /// Silence after which an `Up` link turns `Suspect`.
+    fn suspect_delay(&self) -> Duration {
+        let deviations = self.rtt.var() * self.config.suspect_rttvar_multiple;
+        self.rtt.smoothed()
+            + deviations.max(self.config.timer_granularity)
+            + self.config.max_ack_delay
+    }
+
+    /// Silence after which a link turns `Down`.
+    fn down_delay(&self) -> Duration {
+        self.pto() * self.config.down_after_ptos
+    }
+
+    fn silence_deadline(&self) -> Option<Instant> {
+        let since = self.silent_since?;
+        match self.state {
+            PathState::Up => since.checked_add(self.suspect_delay()),
+            PathState::Suspect | PathState::Probing => since.checked_add(self.down_delay()),
+            PathState::Down => None,
+        }
+    }
+
+    fn probe_due(&self) -> Option<Instant> {
+        if !self.carrier_up {
+            return None;
+        }
+        let last = self.last_ack_eliciting_sent;
+        match self.state {
+            PathState::Up => last
+                .unwrap_or(self.state_since)
+                .checked_add(self.config.idle_probe_interval),
+            PathState::Suspect => match last {
+                Some(t) if t >= self.state_since => t.checked_add(self.config.probe_interval),
+                _ => Some(self.state_since),
+            },
+            PathState::Probing | PathState::Down => match last {
+                Some(t) => t.checked_add(self.config.probe_interval),
+                None => Some(self.state_since),
+            },
+        }
+    }
+
+    /// RFC 9002 loss detection below the largest acknowledged packet; arms
+    /// the time-threshold timer for the packets not yet lost.
+    fn detect_lost(&mut self, now: Instant) -> (u32, u64) {
+        self.loss_time = None;
+        let Some(largest_acked) = self.largest_acked else {
+            return (0, 0);
+        };
+        let base = self.rtt.smoothed().max(self.rtt.latest());
+        let loss_delay =
+            (base * self.config.time_threshold_eighths / 8).max(self.config.timer_granularity);
+        let (mut lost, mut lost_bytes) = (0, 0);
+        let Path { sent, fates, .. } = self;
+        let pending = sent.detect_lost(
+            largest_acked,
+            self.config.packet_threshold,
+            now.checked_sub(loss_delay),
+            |packet| {
+                lost += 1;
+                lost_bytes += u64::from(packet.bytes);
+                fates.on_lost(packet);
+            },
+        );
+        self.loss_time = pending.and_then(|t| t.checked_add(loss_delay));
+        (lost, lost_bytes)
+    }
+
+    /// Moves the state machine along after acks, losses and timers.
+    fn update_state(&mut self, now: Instant) {
+        if !self.carrier_up {
+            return;
+        }
+        let silence = self
+            .silent_since
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        let next = match self.state {
+            PathState::Up | PathState::Suspect if silence >= self.down_delay() => PathState::Down,
+            PathState::Up | PathState::Suspect if silence >= self.suspect_delay() => {
+                PathState::Suspect
+            }
+            PathState::Up | PathState::Suspect => PathState::Up,
+            PathState::Probing if silence >= self.down_delay() => PathState::Down,
+            PathState::Probing if self.fates.good_probes >= self.config.good_probes_to_return => {
+                PathState::Up
+            }
+            PathState::Down if self.fates.good_probes > 0 => PathState::Probing,
+            state => state,
+        };
+        if next != self.state {
+            self.enter(now, next);
+            // A returning link may already have all the probes it needs.
+            if next == PathState::Probing {
+                self.update_state(now);
+            }
+        }
+    }
+
+    fn enter(&mut self, now: Instant, state: PathState) {
+        let previous = self.state;
+        self.state = state;
+        self.state_since = now;
+        self.state_changes += 1;
+        match state {
+            PathState::Down => {
+                // Whatever is in flight went into a dead link. It is counted
+                // as lost, but an outage is a state, not a loss rate.
+                let fates = &mut self.fates;
+                self.sent.lose_all(|packet| {
+                    fates.bytes_in_flight -= u64::from(packet.bytes);
+                    fates.packets_lost += 1;
+                });
+                fates.good_probes = 0;
+                self.silent_since = None;
+                self.loss_time = None;
+                self.rtt.restart();
+            }
+            PathState::Probing => {
+                self.fates.streak_start = now;
+                if previous != PathState::Down {
+                    self.fates.good_probes = 0;
+                }
+            }
+            PathState::Up if previous == PathState::Probing => self.fates.loss_rate = 0.0,
+            PathState::Up | PathState::Suspect => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::paths::AckTracker;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// One link in virtual time, stepped by 1 ms: a `Path` at the sender, an
+    /// `AckTracker` at the receiver, a fixed one-way delay each way, and a
+    /// switch to make the link silently drop everything.
+    struct Link {
+        path: Path,
+        tracker: AckTracker,
+        now: Instant,
+        one_way: Duration,
+        alive: bool,
+        /// Drops a data packet when this returns true for its packet number.
+        drop_data: fn(u64) -> bool,
+        to_receiver: VecDeque<(Instant, u64, bool)>,
+        to_sender: VecDeque<(Instant, Vec<RangeInclusive<u64>>, Duration)>,
+        states: Vec<(Duration, PathState)>,
+        start: Instant,
+    }
+
+    impl Link {
+        fn new(rtt: Duration) -> Self {
+            let now = Instant::now();
+            let config = PathConfig::default();
+            Link {
+                path: Path::new(config, now),
+                tracker: AckTracker::new(&config),
+                now,
+                one_way: rtt / 2,
+                alive: true,
+                drop_data: |_| false,
+                to_receiver: VecDeque::new(),
+                to_sender: VecDeque::new(),
+                states: Vec::new(),
+                start: now,
+            }
+        }
+
+        fn elapsed(&self) -> Duration {
+            self.now - self.start
+        }
+
+        fn send(&mut self, bytes: usize, data: bool) {
+            let pn = self.path.next_pn();
+            self.path.on_sent(self.now, pn, bytes, true);
+            let dropped = data && (self.drop_data)(pn);
+            if self.alive && !dropped {
+                self.to_receiver
+                    .push_back((self.now + self.one_way, pn, !data));
+            }
+        }
+
+        /// Advances 1 ms; sends a data packet first when `data` is set (and
+        /// the link is usable), and a probe whenever the path wants one.
+        fn step(&mut self, data: bool) {
+            self.now += MS;
+            while self.to_receiver.front().is_some_and(|p| p.0 <= self.now) {
+                let (_, pn, probe) = self.to_receiver.pop_front().unwrap();
+                self.tracker.on_received(self.now, pn, true);
+                if probe {
+                    self.tracker.ack_immediately(self.now);
+                }
+            }
+            if self.tracker.ack_due().is_some_and(|t| t <= self.now) {
+                let ranges: Vec<_> = self.tracker.ranges().collect();
+                let delay = self.tracker.ack_delay(self.now);
+                self.tracker.on_ack_sent();
+                if self.alive {
+                    self.to_sender
+                        .push_back((self.now + self.one_way, ranges, delay));
+                }
+            }
+            while self.to_sender.front().is_some_and(|a| a.0 <= self.now) {
+                let (_, ranges, delay) = self.to_sender.pop_front().unwrap();
+                self.path.on_ack(self.now, ranges, delay);
+            }
+            if self.path.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.path.on_timeout(self.now);
+            }
+            if data && self.path.state().is_usable() {
+                self.send(1200, true);
+            }
+            if self.path.wants_probe(self.now) {
+                self.send(60, false);
+            }
+            let state = self.path.state();
+            if self.states.last().is_none_or(|s| s.1 != state) {
+                self.states.push((self.elapsed(), state));
+            }
+        }
+
+        fn run(&mut self, duration: Duration, data: bool) {
+            let end = self.now + duration;
+            while self.now < end {
+                self.step(data);
+            }
+        }
+
+        /// First time after `since` the path entered `state`.
+        fn entered(&self, state: PathState, since: Duration) -> Option<Duration> {
+            self.states
+                .iter()
+                .find(|s| s.1 == state && s.0 >= since)
+                .map(|s| s.0 - since)
+        }
+
+        fn kill(&mut self) {
+            self.alive = false;
+            self.to_receiver.clear();
+            self.to_sender.clear();
+        }
+    }
+
+    #[test]
+    fn new_link_comes_up_after_three_answered_probes() {
+        let mut link = Link::new(30 * MS);
+        assert_eq!(link.path.state(), PathState::Probing);
+        assert!(link.path.wants_probe(link.now), "probes a new link at once");
+        link.run(150 * MS, true);
+        assert_eq!(
+            link.path.state(),
+            PathState::Probing,
+            "only two probes answered yet"
+        );
+        assert_eq!(link.path.stats().packets_sent, 2, "no data before Up");
+        link.run(100 * MS, true);
+        assert_eq!(link.path.state(), PathState::Up);
+        let srtt = link.path.srtt();
+        assert!(srtt >= 30 * MS && srtt <= 31 * MS, "srtt {srtt:?}");
+    }
+
+    #[test]
+    fn silent_30ms_link_is_suspect_quickly_and_down_within_150ms() {
+        let mut link = Link::new(30 * MS);
+        link.run(2000 * MS, true);
+        assert_eq!(link.path.state(), PathState::Up);
+        let death = link.elapsed();
+        link.kill();
+        link.run(300 * MS, true);
+        let suspect = link.entered(PathState::Suspect, death).expect("suspect");
+        let down = link.entered(PathState::Down, death).expect("down");
+        assert!(suspect <= 45 * MS, "suspect after {suspect:?}");
+        assert!(down <= 150 * MS, "down after {down:?}");
+        assert!(suspect < down);
+        let in_flight = link.path.bytes_in_flight();
+        assert!(
+            in_flight <= 3 * 60,
+            "data flushed, only probes out: {in_flight}"
+        );
+    }
+
+    #[test]
+    fn idle_link_is_probed_and_a_silent_one_goes_down() {
+        let mut link = Link::new(30 * MS);
+        link.run(300 * MS, false);
+        assert_eq!(link.path.state(), PathState::Up);
+        let sent = link.path.stats().packets_sent;
+        link.run(1000 * MS, false);
+        let probes = link.path.stats().packets_sent - sent;
+        assert!((3..=5).contains(&probes), "{probes} idle probes in 1 s");
+        assert_eq!(link.path.state(), PathState::Up);
+        let death = link.elapsed();
+        link.kill();
+        link.run(600 * MS, false);
+        let down = link.entered(PathState::Down, death).expect("down");
+        assert!(down <= 250 * MS + 150 * MS, "down after {down:?}");
+    }
+
+    #[test]
+    fn healed_link_returns_after_three_good_probes_within_a_second() {
+        let mut link = Link::new(30 * MS);
+        link.run(1000 * MS, true);
+        link.kill();
+        link.run(2000 * MS, true);
+        assert_eq!(link.path.state(), PathState::Down);
+        let heal = link.elapsed();
+        link.alive = true;
+        link.run(1000 * MS, true);
+        let probing = link.entered(PathState::Probing, heal).expect("probing");
+        let up = link.entered(PathState::Up, heal).expect("up");
+        assert!(
+            up - probing >= 200 * MS,
+            "hysteresis: 3 probes 100 ms apart"
+        );
+        assert!(up <= 1000 * MS, "up after {up:?}");
+    }
+
+    #[test]
+    fn lossy_link_stays_up_and_reports_its_loss() {
+        let mut link = Link::new(30 * MS);
+        link.drop_data = |pn| (pn * 7919) % 10 < 3;
+        link.run(3000 * MS, true);
+        assert_eq!(link.path.state(), PathState::Up);
+        let loss = link.path.loss_rate();
+        assert!((0.2..0.4).contains(&loss), "loss rate {loss}");
+    }
+
+    #[test]
+    fn lossy_link_that_died_can_return_with_a_clean_slate() {
+        let mut link = Link::new(30 * MS);
+        link.drop_data = |pn| (pn * 7919) % 10 < 5;
+        link.run(2000 * MS, true);
+        assert!(link.path.loss_rate() > 0.3);
+        link.kill();
+        link.run(1000 * MS, true);
+        assert_eq!(link.path.state(), PathState::Down);
+        link.alive = true;
+        link.drop_data = |_| false;
+        link.run(1000 * MS, true);
+        assert_eq!(link.path.state(), PathState::Up);
+        assert!(link.path.loss_rate() < 0.05, "{}", link.path.loss_rate());
+    }
+
+    /// Sends an ack-eliciting packet of `bytes` at `at`, returning its number.
+    fn send(path: &mut Path, at: Instant, bytes: usize) -> u64 {
+        let pn = path.next_pn();
+        path.on_sent(at, pn, bytes, true);
+        pn
+    }
+
+    #[test]
+    fn lost_probe_while_probing_restarts_the_count() {
+        let now = Instant::now();
+        let mut path = Path::new(PathConfig::default(), now);
+        for i in 0..5 {
+            send(&mut path, now + i * 100 * MS, 60);
+        }
+        let later = now + 430 * MS;
+        path.on_ack(later, [3..=4, 0..=0], Duration::ZERO);
+        // 1 and 2 are lost (time threshold): the streak starts over.
+        assert_eq!(path.state(), PathState::Probing);
+        for i in 1..=3 {
+            let at = later + i * 100 * MS;
+            let pn = send(&mut path, at, 60);
+            path.on_ack(at + 30 * MS, [pn..=pn], Duration::ZERO);
+            let expected = if i < 3 {
+                PathState::Probing
+            } else {
+                PathState::Up
+            };
+            assert_eq!(path.state(), expected, "after {i} good probes");
+        }
+    }
+
+    #[test]
+    fn packet_and_time_thresholds_declare_loss() {
+        let t0 = Instant::now();
+        let mut path = Path::new(PathConfig::default(), t0);
+        for _ in 0..5 {
+            send(&mut path, t0, 100);
+        }
+        let outcome = path.on_ack(t0 + 30 * MS, [4..=4], Duration::ZERO);
+        assert_eq!(
+            (outcome.acked, outcome.lost),
+            (1, 2),
+            "0 and 1 trail 4 by 3 or more"
+        );
+        assert_eq!(outcome.rtt_sample, Some(30 * MS));
+        assert_eq!(path.bytes_in_flight(), 200);
+        // 2 and 3 are lost 9/8 x 30 ms after they were sent.
+        let deadline = t0 + 30 * MS * 9 / 8;
+        assert_eq!(path.poll_timeout(), Some(deadline));
+        path.on_timeout(deadline);
+        assert_eq!(path.bytes_in_flight(), 0);
+        assert_eq!(path.stats().packets_lost, 4);
+    }
+
+    #[test]
+    fn acks_of_unsent_or_repeated_packets_are_ignored() {
+        let t0 = Instant::now();
+        let mut path = Path::new(PathConfig::default(), t0);
+        assert_eq!(
+            path.on_ack(t0, [0..=10], Duration::ZERO),
+            AckOutcome::default()
+        );
+        send(&mut path, t0, 100);
+        assert_eq!(
+            path.on_ack(t0 + MS, [0..=u64::MAX], Duration::ZERO).acked,
+            1
+        );
+        assert_eq!(path.on_ack(t0 + MS, [0..=0], Duration::ZERO).acked, 0);
+    }
+
+    #[test]
+    fn in_flight_is_capped_at_twice_the_window() {
+        let t0 = Instant::now();
+        let mut path = Path::new(PathConfig::default(), t0);
+        assert_eq!(path.in_flight_cap(), 2 * 14720);
+        let mut sent = 0;
+        while path.can_send(1200) {
+            send(&mut path, t0, 1200);
+            sent += 1;
+        }
+        assert_eq!(sent, 24);
+        assert!(path.bytes_in_flight() <= path.in_flight_cap());
+    }
+
+    #[test]
+    fn window_follows_the_measured_delivery_rate() {
+        // 1200 bytes per ms is 1.2 MB/s; over 30 ms that is 36 kB in flight.
+        let mut link = Link::new(30 * MS);
+        link.run(2000 * MS, true);
+        let rate = link.path.delivery_rate();
+        assert!((1_100_000..=1_400_000).contains(&rate), "rate {rate}");
+        let window = link.path.window();
+        assert!((33_000..=42_000).contains(&window), "window {window}");
+        assert!(
+            link.path.can_send(1200),
+            "the flow fits in twice its window"
+        );
+    }
+
+    #[test]
+    fn carrier_loss_is_down_at_once_and_carrier_return_probes_at_once() {
+        let mut link = Link::new(30 * MS);
+        link.run(500 * MS, true);
+        let now = link.now;
+        link.path.set_carrier(now, false);
+        assert_eq!(link.path.state(), PathState::Down);
+        assert_eq!(link.path.bytes_in_flight(), 0);
+        assert!(
+            !link.path.wants_probe(now + 10_000 * MS),
+            "no probes without carrier"
+        );
+        link.path.set_carrier(now + 5 * MS, true);
+        assert_eq!(link.path.state(), PathState::Probing);
+        assert!(link.path.wants_probe(now + 5 * MS));
+    }
+
+    #[test]
+    fn suspect_link_returns_to_up_on_an_ack() {
+        let t0 = Instant::now();
+        let mut path = Path::new(PathConfig::default(), t0);
+        for i in 0..3 {
+            let pn = send(&mut path, t0 + i * 100 * MS, 60);
+            path.on_ack(t0 + i * 100 * MS + 30 * MS, [0..=pn], Duration::ZERO);
+        }
+        assert_eq!(path.state(), PathState::Up);
+        let t1 = t0 + 300 * MS;
+        send(&mut path, t1, 1000);
+        let suspect_at = path.poll_timeout().unwrap();
+        assert_eq!(suspect_at, t1 + path.srtt() + path.rttvar() * 3 + 10 * MS);
+        path.on_timeout(suspect_at);
+        assert_eq!(path.state(), PathState::Suspect);
+        assert!(path.wants_probe(suspect_at), "one probe on turning suspect");
+        path.on_ack(suspect_at + MS, [0..=3], Duration::ZERO);
+        assert_eq!(path.state(), PathState::Up);
+    }
+}

@@ -1,0 +1,202 @@
+//! Multipath behaviour of a client and gateway on model links, on virtual
+//! time: failover when a link silently dies, recovery when it heals, a lossy
+//! link, and how fast a silent link leaves the scheduler's map.
+//!
+//! Every scenario is deterministic (seeded loss, fixed delays), so each
+//! assertion holds exactly, run after run.
+
+mod harness;
+
+use std::time::Duration;
+
+use circus_core::LinkId;
+use circus_core::engine::Config;
+use circus_core::paths::PathState;
+use circus_core::scheduler::Policy;
+use harness::{ClientSpec, FlowReport, LinkSpec, Sim};
+
+const FAST: LinkId = LinkId(0);
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn config(policy: Policy) -> Config {
+    Config {
+        policy,
+        ..Config::default()
+    }
+}
+
+/// Delivered packets are never duplicated and always in order.
+fn assert_clean(r: &FlowReport, what: &str) {
+    assert_eq!(r.duplicates, 0, "{what}: duplicates delivered: {r:?}");
+    assert_eq!(r.out_of_order, 0, "{what}: delivered out of order: {r:?}");
+}
+
+/// Result of the silent-blackhole scenario.
+struct Blackhole {
+    sim: Sim,
+    report: FlowReport,
+}
+
+/// Blackhole timeline: traffic from 1 s, the 20 ms link silently dead from
+/// 10 s to 12 s, traffic until 14 s, measured from 3 s (links are up by then).
+const BLACKHOLE_AT: f64 = 10.0;
+const HEAL_AT: f64 = 12.0;
+const TRAFFIC_END: f64 = 14.0;
+const MEASURE_FROM: f64 = 3.0;
+
+/// 3 links of 20/40/80 ms RTT, 1000 packets/s of 200 bytes client to
+/// gateway, the 20 ms link silently blackholed at 10 s and healed at 12 s.
+fn blackhole(policy: Policy) -> Blackhole {
+    let links = [20, 40, 80].map(LinkSpec::rtt_ms);
+    let mut sim = Sim::new(config(policy), vec![ClientSpec::new(1, &links)]);
+    let flow = sim.add_flow(0, true, 1000, 200, secs(1.0), secs(TRAFFIC_END));
+    sim.run_until(secs(BLACKHOLE_AT));
+    assert_eq!(
+        sim.clients[0].engine.link_state(FAST),
+        Some(PathState::Up),
+        "{policy}: the fast link is up before it fails"
+    );
+    sim.clients[0].link(FAST).blackholed = true;
+    sim.run_until(secs(HEAL_AT));
+    sim.clients[0].link(FAST).blackholed = false;
+    sim.run_until(secs(TRAFFIC_END + 1.0));
+    let report = sim.report(flow, secs(MEASURE_FROM), secs(TRAFFIC_END));
+    Blackhole { sim, report }
+}
+
+/// What every policy must show around the blackhole: clean delivery, the
+/// dead link out of use, and back within 1 s of healing.
+fn assert_blackhole_common(policy: Policy, b: &Blackhole) {
+    assert_clean(&b.report, &policy.to_string());
+    assert!(
+        b.report.sent > 10_000,
+        "{policy}: traffic ran: {:?}",
+        b.report.sent
+    );
+    let during = b.sim.state_at(0, FAST, secs(HEAL_AT - 0.1));
+    assert!(
+        !matches!(during, Some(PathState::Up) | Some(PathState::Suspect)),
+        "{policy}: the blackholed link is out of the map before it heals, state {during:?}"
+    );
+    let back = b
+        .sim
+        .first_time_in(0, FAST, PathState::Up, secs(HEAL_AT))
+        .expect("the healed link returns to Up");
+    assert!(
+        back <= secs(HEAL_AT + 1.0),
+        "{policy}: the healed link is Up within 1 s, took {:?}",
+        back - secs(HEAL_AT)
+    );
+}
+
+#[test]
+fn balanced_failover_has_no_delivery_gap_over_50ms() {
+    let b = blackhole(Policy::Balanced);
+    assert_blackhole_common(Policy::Balanced, &b);
+    assert!(
+        b.report.max_gap <= Duration::from_millis(50),
+        "balanced: longest delivery gap {:?} ending at {:?}",
+        b.report.max_gap,
+        b.report.max_gap_end.map(|t| t - b.sim.start)
+    );
+}
+
+#[test]
+fn adaptive_failover_loses_nothing() {
+    let b = blackhole(Policy::Adaptive);
+    assert_blackhole_common(Policy::Adaptive, &b);
+    assert_eq!(b.report.lost, Vec::<u64>::new(), "adaptive: packets lost");
+}
+
+#[test]
+fn redundant_failover_loses_nothing() {
+    let b = blackhole(Policy::Redundant);
+    assert_blackhole_common(Policy::Redundant, &b);
+    assert_eq!(b.report.lost, Vec::<u64>::new(), "redundant: packets lost");
+}
+
+/// 1000 packets/s for 10 s over `links`; the delivery report from 3 s on.
+fn steady(policy: Policy, links: &[LinkSpec]) -> FlowReport {
+    let mut sim = Sim::new(config(policy), vec![ClientSpec::new(1, links)]);
+    let flow = sim.add_flow(0, true, 1000, 200, secs(1.0), secs(10.0));
+    sim.run_until(secs(11.0));
+    sim.report(flow, secs(MEASURE_FROM), secs(10.0))
+}
+
+/// A link dropping 30% of packets (each way) next to two clean ones must not
+/// make delivery worse than leaving that link out.
+fn lossy_link_does_not_hurt(policy: Policy) {
+    let clean = [LinkSpec::rtt_ms(40), LinkSpec::rtt_ms(80)];
+    let with_lossy = [
+        LinkSpec::rtt_ms(20).with_loss(0.3),
+        LinkSpec::rtt_ms(40),
+        LinkSpec::rtt_ms(80),
+    ];
+    let without = steady(policy, &clean);
+    let with = steady(policy, &with_lossy);
+    assert_clean(&without, "without the lossy link");
+    assert_clean(&with, "with the lossy link");
+    assert_eq!(with.sent, without.sent);
+    assert!(
+        with.delivered >= without.delivered,
+        "{policy}: with the lossy link {} of {} delivered, without it {} (lost with: {:?})",
+        with.delivered,
+        with.sent,
+        without.delivered,
+        with.lost
+    );
+}
+
+#[test]
+fn balanced_lossy_link_does_not_hurt() {
+    lossy_link_does_not_hurt(Policy::Balanced);
+}
+
+#[test]
+fn adaptive_lossy_link_does_not_hurt() {
+    lossy_link_does_not_hurt(Policy::Adaptive);
+}
+
+#[test]
+fn redundant_lossy_link_does_not_hurt() {
+    lossy_link_does_not_hurt(Policy::Redundant);
+}
+
+#[test]
+fn silent_30ms_link_leaves_the_map_within_150ms() {
+    let links = [LinkSpec::rtt_ms(30), LinkSpec::rtt_ms(60)];
+    let mut sim = Sim::new(config(Policy::Balanced), vec![ClientSpec::new(1, &links)]);
+    sim.add_flow(0, true, 1000, 200, secs(1.0), secs(6.0));
+    sim.run_until(secs(5.0));
+    assert_eq!(sim.clients[0].engine.link_state(FAST), Some(PathState::Up));
+    sim.clients[0].link(FAST).blackholed = true;
+    let sent_before = data_sent(&sim, FAST);
+    sim.run_until(secs(5.15));
+    let state = sim.clients[0].engine.link_state(FAST);
+    assert!(
+        !matches!(state, Some(PathState::Up) | Some(PathState::Suspect)),
+        "150 ms after going silent the 30 ms link is out of the map, state {state:?}"
+    );
+    let sent_at_150ms = data_sent(&sim, FAST);
+    sim.run_until(secs(5.6));
+    assert_eq!(
+        data_sent(&sim, FAST),
+        sent_at_150ms,
+        "no data is scheduled on the silent link after it left the map"
+    );
+    assert!(
+        sent_at_150ms > sent_before,
+        "the link carried data before it was noticed"
+    );
+}
+
+fn data_sent(sim: &Sim, link: LinkId) -> u64 {
+    sim.clients[0]
+        .engine
+        .stats()
+        .link(link)
+        .map_or(0, |l| l.counters.data_sent)
+}

@@ -1,0 +1,295 @@
+//! Session life cycle on virtual time: handshake success and refusal,
+//! unauthenticated input, several clients on one gateway, a client link's
+//! address changing, rekeying, and a client restart.
+
+mod harness;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use circus_core::LinkId;
+use circus_core::crypto::Psk;
+use circus_core::engine::{Config, Gateway, PeerConfig};
+use circus_core::wire::HANDSHAKE_INIT_LEN;
+use harness::{ClientSpec, LinkSpec, SERVER_ADDR, Sim, keypair, test_packet};
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn links() -> [LinkSpec; 2] {
+    [LinkSpec::rtt_ms(20), LinkSpec::rtt_ms(40)]
+}
+
+#[test]
+fn handshake_connects_and_carries_traffic_both_ways() {
+    let mut sim = Sim::new(Config::default(), vec![ClientSpec::new(1, &links())]);
+    let up = sim.add_flow(0, true, 100, 300, secs(1.0), secs(3.0));
+    let down = sim.add_flow(0, false, 100, 300, secs(1.0), secs(3.0));
+    sim.run_until(secs(4.0));
+    assert!(sim.clients[0].engine.is_connected());
+    assert!(sim.gateway.has_session(&sim.clients[0].public));
+    for flow in [up, down] {
+        let r = sim.report(flow, secs(1.0), secs(3.0));
+        assert_eq!(
+            (r.sent, r.delivered, r.duplicates, r.out_of_order),
+            (200, 200, 0, 0),
+            "{r:?}"
+        );
+    }
+    assert_eq!(sim.clients[0].engine.stats().totals.handshakes, 1);
+}
+
+#[test]
+fn wrong_psk_makes_no_session() {
+    let mut spec = ClientSpec::new(1, &links());
+    spec.psk = Psk::from_bytes([0xee; 32]);
+    let mut sim = Sim::new(Config::default(), vec![spec]);
+    let flow = sim.add_flow(0, true, 100, 300, secs(0.5), secs(3.0));
+    sim.run_until(secs(4.0));
+    assert!(!sim.clients[0].engine.is_connected());
+    assert_eq!(sim.gateway.session_count(), 0);
+    assert!(sim.gateway.stats().sessions.is_empty());
+    assert_eq!(sim.report(flow, secs(0.0), secs(4.0)).delivered, 0);
+    // The gateway cannot tell a wrong psk from message 1, so it answered, but
+    // the client refused every answer and nothing was confirmed.
+    assert!(sim.gateway.stats().counters.handshakes_answered >= 3);
+}
+
+#[test]
+fn unknown_key_gets_no_reply_and_no_session() {
+    let mut spec = ClientSpec::new(1, &links());
+    spec.known = false;
+    let mut sim = Sim::new(Config::default(), vec![spec]);
+    sim.run_until(secs(3.0));
+    assert!(!sim.clients[0].engine.is_connected());
+    assert_eq!(sim.gateway.session_count(), 0);
+    let counters = sim.gateway.stats().counters;
+    assert_eq!(counters.handshakes_answered, 0);
+    assert!(counters.handshakes_refused >= 3, "{counters:?}");
+    // Nothing came back to the client at all.
+    assert_eq!(sim.clients[0].engine.stats().totals.rejected, 0);
+    assert_eq!(
+        sim.clients[0]
+            .engine
+            .stats()
+            .links
+            .iter()
+            .map(|l| l.counters.packets_received)
+            .sum::<u64>(),
+        0
+    );
+}
+
+/// Garbage, truncated and replayed handshakes get no reply and leave no
+/// state; a valid init gets a reply smaller than itself.
+#[test]
+fn unauthenticated_input_gets_no_reply_larger_than_itself() {
+    let (client_secret, client_public) = keypair(1);
+    let (gw_secret, gw_public) = keypair(200);
+    let psk = Psk::from_bytes([7; 32]);
+    let now = Instant::now();
+    let peers = vec![PeerConfig {
+        public: client_public,
+        psk: psk.clone(),
+        tunnel_addrs: vec!["100.64.0.2".parse().expect("prefix")],
+    }];
+    let mut gateway = Gateway::new(Config::default(), gw_secret, peers).expect("config");
+    let from: SocketAddr = "198.18.1.2:40000".parse().expect("addr");
+    let mut out = vec![0u8; 2048];
+
+    let mut inputs: Vec<Vec<u8>> = vec![vec![], vec![1], vec![1, 3], vec![1, 1], vec![9; 200]];
+    let mut x = 0x1234_5678_u64;
+    for len in [14usize, 30, 114, 500, 1400] {
+        let v = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect::<Vec<_>>();
+        inputs.push(v.clone());
+        let mut transport = v;
+        transport[0] = 1;
+        if transport.len() > 1 {
+            transport[1] = 3;
+        }
+        inputs.push(transport);
+        let mut init = vec![0u8; HANDSHAKE_INIT_LEN];
+        init[0] = 1;
+        init[1] = 1;
+        inputs.push(init);
+    }
+    for input in &inputs {
+        gateway.handle_datagram(now, from, input);
+        assert_eq!(
+            gateway.poll_transmit(now, &mut out),
+            None,
+            "no reply to {input:?}"
+        );
+    }
+    assert_eq!(gateway.session_count(), 0);
+
+    // A genuine init from the client gets one reply, smaller than the init.
+    let mut client = circus_core::engine::Client::new(
+        Config::default(),
+        client_secret,
+        gw_public,
+        psk,
+        now,
+        1_000_000_000,
+    );
+    client.link_add(now, LinkId(0));
+    let t = client
+        .poll_transmit(now, &mut out)
+        .expect("client sends an init");
+    let init = out[..t.len].to_vec();
+    gateway.handle_datagram(now, from, &init);
+    let reply = gateway
+        .poll_transmit(now, &mut out)
+        .expect("a reply to a valid init");
+    assert!(
+        reply.len < init.len(),
+        "reply {} < init {}",
+        reply.len,
+        init.len()
+    );
+    assert_eq!(reply.to, from);
+    assert_eq!(gateway.poll_transmit(now, &mut out), None);
+    // The same init again is a replay: no reply.
+    gateway.handle_datagram(now, from, &init);
+    assert_eq!(gateway.poll_transmit(now, &mut out), None);
+    // Still no session until the client uses the keys.
+    assert_eq!(gateway.session_count(), 0);
+}
+
+#[test]
+fn gateway_serves_two_clients_and_routes_v4_and_v6() {
+    let mut sim = Sim::new(
+        Config::default(),
+        vec![ClientSpec::new(1, &links()), ClientSpec::new(2, &links())],
+    );
+    let a = sim.add_flow(0, false, 100, 300, secs(1.0), secs(3.0));
+    let b = sim.add_flow(1, false, 100, 300, secs(1.0), secs(3.0));
+    let a_up = sim.add_flow(0, true, 100, 300, secs(1.0), secs(3.0));
+    sim.run_until(secs(3.5));
+    assert_eq!(sim.gateway.session_count(), 2);
+    for (flow, name) in [
+        (a, "to client 0"),
+        (b, "to client 1"),
+        (a_up, "from client 0"),
+    ] {
+        let r = sim.report(flow, secs(1.0), secs(3.0));
+        assert_eq!((r.sent, r.delivered), (200, 200), "{name}: {r:?}");
+    }
+    // Each client got only its own flow.
+    let flows_at = |c: usize| {
+        sim.clients[c]
+            .delivered
+            .iter()
+            .filter_map(|(_, p)| harness::parse_test_packet(p).map(|x| x.0))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(flows_at(0), [a].into());
+    assert_eq!(flows_at(1), [b].into());
+
+    // IPv6: a packet to client 1's fd00::3 reaches client 1 only.
+    let mut v6 = vec![0u8; 60];
+    v6[0] = 0x60;
+    v6[4..6].copy_from_slice(&20u16.to_be_bytes());
+    v6[24..40].copy_from_slice(
+        &"fd00::3"
+            .parse::<std::net::Ipv6Addr>()
+            .expect("v6")
+            .octets(),
+    );
+    v6[59] = 0xab;
+    let now = sim.now;
+    sim.gateway.handle_tun_packet(now, &v6);
+    // And one to nobody is dropped and counted.
+    let stray = test_packet(SERVER_ADDR, "100.64.9.9".parse().expect("v4"), 9, 0, 100);
+    sim.gateway.handle_tun_packet(now, &stray);
+    sim.run_for(secs(0.5));
+    assert_eq!(
+        sim.clients[1].delivered.last().map(|(_, p)| p.clone()),
+        Some(v6.clone())
+    );
+    assert!(!sim.clients[0].delivered.iter().any(|(_, p)| *p == v6));
+    assert_eq!(sim.gateway.stats().counters.unroutable, 1);
+}
+
+#[test]
+fn link_address_change_keeps_the_session() {
+    let mut sim = Sim::new(
+        Config::default(),
+        vec![ClientSpec::new(1, &[LinkSpec::rtt_ms(20)])],
+    );
+    let down = sim.add_flow(0, false, 200, 300, secs(1.0), secs(6.0));
+    sim.run_until(secs(3.0));
+    let old = sim.clients[0].links[0].addr;
+    let new: SocketAddr = SocketAddr::new(IpAddr::from([198, 18, 77, 9]), 41000);
+    sim.clients[0].links[0].addr = new;
+    sim.run_until(secs(7.0));
+    let stats = sim.gateway.stats();
+    let (_, session) = &stats.sessions[0];
+    assert_eq!(
+        session.link(LinkId(0)).and_then(|l| l.remote),
+        Some(new),
+        "gateway follows the new address"
+    );
+    assert_ne!(old, new);
+    assert_eq!(session.totals.handshakes, 1, "no new handshake was needed");
+    assert_eq!(sim.clients[0].engine.stats().totals.handshakes, 1);
+    // Replies resumed at the new address: everything sent after the client's
+    // next packet (within a probe interval) arrives.
+    let r = sim.report(down, secs(3.5), secs(6.0));
+    assert_eq!(r.delivered, r.sent, "{r:?}");
+    assert!(
+        sim.unroutable > 0,
+        "some replies went to the old address first"
+    );
+}
+
+#[test]
+fn rekey_keeps_traffic_flowing() {
+    let config = Config {
+        rekey_after: secs(2.0),
+        previous_keys_for: secs(1.0),
+        ..Config::default()
+    };
+    let mut sim = Sim::new(config, vec![ClientSpec::new(1, &links())]);
+    let up = sim.add_flow(0, true, 500, 300, secs(1.0), secs(9.0));
+    let down = sim.add_flow(0, false, 500, 300, secs(1.0), secs(9.0));
+    sim.run_until(secs(10.0));
+    let handshakes = sim.clients[0].engine.stats().totals.handshakes;
+    assert!(
+        handshakes >= 4,
+        "rekeyed every 2 s: {handshakes} handshakes"
+    );
+    let gw = sim.gateway.stats();
+    assert_eq!(
+        gw.sessions[0].1.totals.handshakes, handshakes,
+        "gateway confirmed every rekey"
+    );
+    for flow in [up, down] {
+        let r = sim.report(flow, secs(2.0), secs(9.0));
+        assert_eq!(r.lost, Vec::<u64>::new(), "{r:?}");
+        assert_eq!((r.duplicates, r.out_of_order), (0, 0));
+    }
+}
+
+#[test]
+fn restarted_client_gets_a_fresh_session() {
+    let mut sim = Sim::new(Config::default(), vec![ClientSpec::new(1, &links())]);
+    let first = sim.add_flow(0, true, 200, 300, secs(1.0), secs(3.0));
+    sim.run_until(secs(3.5));
+    assert_eq!(sim.report(first, secs(1.0), secs(3.0)).lost.len(), 0);
+    // Same keys, new process: sequence numbers start over.
+    sim.restart_client(0);
+    let second = sim.add_flow(0, true, 200, 300, secs(4.0), secs(6.0));
+    sim.run_until(secs(6.5));
+    let r = sim.report(second, secs(4.5), secs(6.0));
+    assert_eq!(r.lost, Vec::<u64>::new(), "{r:?}");
+    assert_eq!(sim.gateway.session_count(), 1);
+}

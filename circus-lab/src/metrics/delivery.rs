@@ -1,0 +1,192 @@
+//! Which probe arrived when: the per-sequence-number view every metric is
+//! computed from.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::{LatencyMs, round};
+use crate::traffic::MonoNanos;
+use crate::traffic::probe::ProbeLog;
+
+/// Latencies above an hour are recorded as an hour: no real run gets there.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// A stretch without deliveries, between two delivered probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// Send time of the probe delivered before the gap.
+    pub earlier_sent: MonoNanos,
+    /// Send time of the probe delivered after it.
+    pub later_sent: MonoNanos,
+    /// Time between the two deliveries.
+    pub length: Duration,
+}
+
+/// The probe stream as the receiver saw it, indexed by sequence number.
+pub struct Delivery<'a> {
+    sent_at: &'a [MonoNanos],
+    /// Time between two probes (1 / rate).
+    interval: Duration,
+    first_received: Vec<Option<MonoNanos>>,
+    /// Receive and send time of each first copy, in arrival order.
+    arrivals: Vec<(MonoNanos, MonoNanos)>,
+    duplicates: u64,
+    reordered: u64,
+    /// One-way latency of first copies, in microseconds.
+    latency_us: Histogram<u64>,
+}
+
+impl<'a> Delivery<'a> {
+    /// Analyses a probe log. Records with sequence numbers the sender never
+    /// sent are ignored (they cannot be attributed to a send time).
+    pub fn analyse(log: &'a ProbeLog) -> Self {
+        let sent_at = log.sent.sent_at.as_slice();
+        let interval = Duration::from_nanos(1_000_000_000 / u64::from(log.sent.rate_pps.max(1)));
+        let mut records: Vec<_> = log
+            .received
+            .records
+            .iter()
+            .filter(|r| r.seq < sent_at.len() as u64)
+            .collect();
+        // The receiver logs in arrival order already; sorting (stably) keeps
+        // logs merged from elsewhere, like the simulator's, correct too.
+        records.sort_by_key(|r| r.received);
+
+        let mut first_received = vec![None; sent_at.len()];
+        let mut arrivals = Vec::with_capacity(records.len());
+        let mut highest_per_flow: Vec<Option<u64>> = vec![None; usize::from(log.sent.flows.max(1))];
+        let mut latency_us = Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+            .expect("constant histogram bounds are valid");
+        let (mut duplicates, mut reordered) = (0, 0);
+        for record in records {
+            let seq = record.seq as usize;
+            if first_received[seq].is_some() {
+                duplicates += 1;
+                continue;
+            }
+            first_received[seq] = Some(record.received);
+            let sent = sent_at[seq];
+            arrivals.push((record.received, sent));
+            let highest = &mut highest_per_flow[usize::from(log.sent.flow_of(record.seq))];
+            match highest {
+                Some(h) if *h > record.seq => reordered += 1,
+                _ => *highest = Some(record.seq),
+            }
+            let latency = record.received.saturating_since(sent);
+            // Clamps latencies beyond MAX_LATENCY_US instead of failing.
+            latency_us.saturating_record(latency.as_micros() as u64);
+        }
+        Self {
+            sent_at,
+            interval,
+            first_received,
+            arrivals,
+            duplicates,
+            reordered,
+            latency_us,
+        }
+    }
+
+    pub fn sent_count(&self) -> u64 {
+        self.sent_at.len() as u64
+    }
+
+    /// Distinct sequence numbers received.
+    pub fn delivered_count(&self) -> u64 {
+        self.arrivals.len() as u64
+    }
+
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// First copies that arrived after a higher sequence number of their flow.
+    pub fn reordered(&self) -> u64 {
+        self.reordered
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Send time of every probe, indexed by sequence number.
+    pub fn sent_at(&self) -> &[MonoNanos] {
+        self.sent_at
+    }
+
+    /// When the first copy of each probe arrived, indexed by sequence number.
+    pub fn first_received(&self) -> &[Option<MonoNanos>] {
+        &self.first_received
+    }
+
+    /// Send times of the probes that never arrived, in sending order.
+    pub fn lost_send_times(&self) -> impl Iterator<Item = MonoNanos> + '_ {
+        self.sent_at
+            .iter()
+            .zip(&self.first_received)
+            .filter(|(_, received)| received.is_none())
+            .map(|(sent, _)| *sent)
+    }
+
+    pub fn latency_percentiles(&self) -> LatencyMs {
+        let at = |quantile: f64| {
+            (!self.latency_us.is_empty())
+                .then(|| round(self.latency_us.value_at_quantile(quantile) as f64 / 1e3, 3))
+        };
+        LatencyMs {
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+
+    /// Every gap between consecutive deliveries, in arrival order, measured
+    /// on the receiver's clock. The stream's edges count as deliveries one
+    /// interval before the first probe and one after the last, so probes lost
+    /// at the start or the end form gaps too; those edge gaps are measured in
+    /// send time (the receiver saw nothing to time them by).
+    pub fn gaps(&self) -> Vec<Gap> {
+        let (Some(&first), Some(&last)) = (self.sent_at.first(), self.sent_at.last()) else {
+            return Vec::new();
+        };
+        let before_start = MonoNanos(first.0.saturating_sub(self.interval.as_nanos() as u64));
+        let after_end = last + self.interval;
+        let earliest_sent = self.arrivals.iter().map(|a| a.1).min();
+        let latest_sent = self.arrivals.iter().map(|a| a.1).max();
+        let (Some(earliest_sent), Some(latest_sent)) = (earliest_sent, latest_sent) else {
+            return vec![Gap {
+                earlier_sent: before_start,
+                later_sent: after_end,
+                length: after_end.saturating_since(before_start),
+            }];
+        };
+        let mut gaps = Vec::with_capacity(self.arrivals.len() + 1);
+        gaps.push(Gap {
+            earlier_sent: before_start,
+            later_sent: earliest_sent,
+            length: earliest_sent.saturating_since(before_start),
+        });
+        gaps.extend(self.arrivals.windows(2).map(|pair| Gap {
+            earlier_sent: pair[0].1,
+            later_sent: pair[1].1,
+            length: pair[1].0.saturating_since(pair[0].0),
+        }));
+        gaps.push(Gap {
+            earlier_sent: latest_sent,
+            later_sent: after_end,
+            length: after_end.saturating_since(latest_sent),
+        });
+        gaps
+    }
+
+    /// The longest gap of the whole run.
+    pub fn longest_gap(&self) -> Duration {
+        self.gaps()
+            .iter()
+            .map(|g| g.length)
+            .max()
+            .unwrap_or_default()
+    }
+}

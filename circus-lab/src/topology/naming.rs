@@ -1,0 +1,170 @@
+//! Names of the namespaces a run creates: `cl<tag>-<pid>-<instance>-<role>`.
+//!
+//! The pid is in the name so that a later run can tell leftovers of a killed
+//! process (pid dead: sweep them) from namespaces of a run still going (pid
+//! alive: leave them). The instance number separates several topologies of one
+//! process (parallel tests). The tag separates users of the scheme: the lab's
+//! runs use [`RUN_TAG`], tests use their own, so a sweep only ever touches
+//! names of its own tag.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Every name starts with this, so all lab namespaces sort together in `ip netns`.
+const NAME_START: &str = "cl";
+
+/// Tag of the lab's real runs (`circus-lab run`).
+pub const RUN_TAG: &str = "r";
+
+/// The role of a namespace in the topology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The site with the bad links: runs the client side of each system.
+    Client,
+    /// The link emulator: forwards frames between the two halves of each link.
+    Emu,
+    /// The well-connected host at the far end of the links.
+    Gateway,
+    /// "The Internet" behind the gateway.
+    Server,
+}
+
+impl Role {
+    /// All roles, in the order they are created.
+    pub const ALL: [Role; 4] = [Role::Client, Role::Emu, Role::Gateway, Role::Server];
+
+    /// The role's word in namespace names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Emu => "emu",
+            Role::Gateway => "gateway",
+            Role::Server => "server",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A tag that is not usable in namespace names.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("namespace tag {tag:?}: expected 1 to 8 ASCII lowercase letters or digits")]
+pub struct InvalidTag {
+    /// The tag as given.
+    pub tag: String,
+}
+
+/// The prefix shared by the namespaces of one topology: `cl<tag>-<pid>-<instance>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunPrefix {
+    tag: String,
+    pid: u32,
+    instance: u32,
+}
+
+/// Topologies built so far by this process; makes each prefix unique.
+static NEXT_INSTANCE: AtomicU32 = AtomicU32::new(0);
+
+impl RunPrefix {
+    /// A fresh prefix for this process with the given tag.
+    pub fn new(tag: &str) -> Result<RunPrefix, InvalidTag> {
+        validate_tag(tag)?;
+        Ok(RunPrefix {
+            tag: tag.to_owned(),
+            pid: std::process::id(),
+            instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// The namespace name of `role` under this prefix.
+    pub fn namespace(&self, role: Role) -> String {
+        format!("{self}-{role}")
+    }
+
+    /// The tag this prefix was made with.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+}
+
+impl fmt::Display for RunPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{NAME_START}{}-{}-{}", self.tag, self.pid, self.instance)
+    }
+}
+
+/// The process id in a namespace name of the scheme with tag `tag`, or
+/// `None` if the name belongs to another tag or is not of the scheme.
+pub fn owner_pid(name: &str, tag: &str) -> Option<u32> {
+    let rest = name.strip_prefix(NAME_START)?.strip_prefix(tag)?;
+    let mut parts = rest.strip_prefix('-')?.split('-');
+    let pid = parts.next()?.parse::<u32>().ok()?;
+    let instance = parts.next()?;
+    let role = parts.next()?;
+    let well_formed = parts.next().is_none()
+        && !instance.is_empty()
+        && instance.bytes().all(|b| b.is_ascii_digit())
+        && Role::ALL.iter().any(|r| r.as_str() == role);
+    well_formed.then_some(pid)
+}
+
+fn validate_tag(tag: &str) -> Result<(), InvalidTag> {
+    let ok = (1..=8).contains(&tag.len())
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidTag {
+            tag: tag.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_to_their_pid() {
+        let prefix = RunPrefix::new("t").unwrap();
+        for role in Role::ALL {
+            let name = prefix.namespace(role);
+            assert!(name.starts_with("clt-"), "{name}");
+            assert_eq!(owner_pid(&name, "t"), Some(std::process::id()));
+        }
+    }
+
+    #[test]
+    fn each_prefix_of_a_process_is_unique() {
+        let a = RunPrefix::new("t").unwrap();
+        let b = RunPrefix::new("t").unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn names_of_other_tags_or_shapes_are_not_ours() {
+        assert_eq!(owner_pid("clt-12-0-emu", "t"), Some(12));
+        assert_eq!(owner_pid("clt-12-0-emu", "r"), None);
+        assert_eq!(owner_pid("cltx-12-0-emu", "t"), None);
+        assert_eq!(owner_pid("clt-12-0-router", "t"), None);
+        assert_eq!(owner_pid("clt-12-emu", "t"), None);
+        assert_eq!(owner_pid("clt-12-0-emu-x", "t"), None);
+        assert_eq!(owner_pid("clt-x-0-emu", "t"), None);
+        assert_eq!(owner_pid("other", "t"), None);
+    }
+
+    #[test]
+    fn tags_must_be_short_lowercase_words() {
+        assert!(RunPrefix::new("").is_err());
+        assert!(RunPrefix::new("a-b").is_err());
+        assert!(RunPrefix::new("Tag").is_err());
+        assert!(RunPrefix::new("abcdefghi").is_err());
+        assert!(RunPrefix::new("lab1").is_ok());
+    }
+}

@@ -1,0 +1,193 @@
+//! The few rtnetlink requests the topology needs, run in the calling thread's
+//! namespace (inside [`super::Netns::block_on`]).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use futures::TryStreamExt;
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkFlags};
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+/// A failed netlink request.
+#[derive(Debug, thiserror::Error)]
+#[error("netlink: {request}: {source}")]
+pub struct NetlinkError {
+    /// The request in words, e.g. "add address 198.18.0.2/24 to link0".
+    pub request: String,
+    /// What the kernel (or the netlink library) said.
+    pub source: rtnetlink::Error,
+}
+
+/// A netlink connection of the calling thread's namespace.
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    /// Opens a connection; must be called inside a tokio runtime on the
+    /// namespace's thread (the socket belongs to the namespace it is made in).
+    pub fn connect() -> std::io::Result<Netlink> {
+        let (connection, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(connection);
+        Ok(Netlink { handle })
+    }
+
+    /// The index of the interface `name`.
+    pub async fn index(&self, name: &str) -> Result<u32, NetlinkError> {
+        let found = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute()
+            .try_next()
+            .await;
+        match found {
+            Ok(Some(link)) => Ok(link.header.index),
+            Ok(None) => Err(NetlinkError {
+                request: format!("find interface {name}"),
+                source: rtnetlink::Error::RequestFailed,
+            }),
+            Err(source) => Err(NetlinkError {
+                request: format!("find interface {name}"),
+                source,
+            }),
+        }
+    }
+
+    /// Creates a veth pair: `local` here, `peer` directly inside the
+    /// namespace `peer_netns` (so nothing ever exists in the wrong place).
+    pub async fn add_veth(
+        &self,
+        local: &str,
+        peer: &str,
+        peer_netns: BorrowedFd<'_>,
+    ) -> Result<(), NetlinkError> {
+        let peer_message = LinkUnspec::new_with_name(peer)
+            .setns_by_fd(peer_netns.as_raw_fd())
+            .build();
+        let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(local.to_owned())
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)))
+            .build();
+        self.handle
+            .link()
+            .add(message)
+            .execute()
+            .await
+            .map_err(|source| NetlinkError {
+                request: format!("add veth pair {local} / {peer}"),
+                source,
+            })
+    }
+
+    /// Sets the interface administratively up or down.
+    pub async fn set_up(&self, name: &str, up: bool) -> Result<(), NetlinkError> {
+        let index = self.index(name).await?;
+        let builder = LinkUnspec::new_with_index(index);
+        let message = if up { builder.up() } else { builder.down() }.build();
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .map_err(|source| NetlinkError {
+                request: format!("set {name} {}", if up { "up" } else { "down" }),
+                source,
+            })
+    }
+
+    /// Whether the interface has carrier (`LOWER_UP`): for a veth, whether
+    /// both ends are up.
+    pub async fn has_carrier(&self, name: &str) -> Result<bool, NetlinkError> {
+        let found = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute()
+            .try_next()
+            .await
+            .map_err(|source| NetlinkError {
+                request: format!("read flags of {name}"),
+                source,
+            })?;
+        Ok(found.is_some_and(|link| link.header.flags.contains(LinkFlags::LowerUp)))
+    }
+
+    /// Adds `address/prefix_len` to the interface.
+    pub async fn add_address(
+        &self,
+        name: &str,
+        address: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<(), NetlinkError> {
+        let index = self.index(name).await?;
+        self.handle
+            .address()
+            .add(index, IpAddr::V4(address), prefix_len)
+            .execute()
+            .await
+            .map_err(|source| NetlinkError {
+                request: format!("add address {address}/{prefix_len} to {name}"),
+                source,
+            })
+    }
+
+    /// Removes `address/prefix_len` from the interface.
+    pub async fn remove_address(
+        &self,
+        name: &str,
+        address: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<(), NetlinkError> {
+        let request = || format!("remove address {address}/{prefix_len} from {name}");
+        let index = self.index(name).await?;
+        let mut addresses = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .set_address_filter(IpAddr::V4(address))
+            .set_prefix_length_filter(prefix_len)
+            .execute();
+        while let Some(message) = addresses.try_next().await.map_err(|source| NetlinkError {
+            request: request(),
+            source,
+        })? {
+            self.handle
+                .address()
+                .del(message)
+                .execute()
+                .await
+                .map_err(|source| NetlinkError {
+                    request: request(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Adds (or replaces) the route `destination/prefix_len via gateway`.
+    pub async fn replace_route(
+        &self,
+        destination: Ipv4Addr,
+        prefix_len: u8,
+        gateway: Ipv4Addr,
+    ) -> Result<(), NetlinkError> {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(destination, prefix_len)
+            .gateway(gateway)
+            .build();
+        self.handle
+            .route()
+            .add(route)
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| NetlinkError {
+                request: format!("route {destination}/{prefix_len} via {gateway}"),
+                source,
+            })
+    }
+}

@@ -1,0 +1,213 @@
+//! The paced probe sender.
+//!
+//! Packet `seq` is due at `start + seq / rate`, an absolute deadline on
+//! CLOCK_MONOTONIC, so oversleeping one packet does not delay the rest (no
+//! drift). A packet found late is sent at once; none is skipped, so the number
+//! sent is exactly `rate x duration` and losses are comparable across systems.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::wire::{PROBE_HEADER_LEN, ProbeHeader};
+use crate::traffic::{MonoNanos, TrafficError};
+
+/// Default probe rate: 1000 packets/s resolves outages to about a millisecond.
+pub const DEFAULT_RATE_PPS: u32 = 1000;
+/// Default UDP payload size of a probe, in bytes (small, like interactive traffic).
+pub const DEFAULT_SIZE: usize = 200;
+/// Largest UDP payload over IPv4.
+pub const MAX_SIZE: usize = 65_507;
+
+/// What to send, to whom, how fast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSenderConfig {
+    pub target: SocketAddr,
+    /// Local address every flow socket binds to; unspecified lets routing choose.
+    pub source: IpAddr,
+    /// Source port of flow 0; flow `i` uses `first_source_port + i`. 0 lets the
+    /// kernel pick a distinct ephemeral port per flow.
+    pub first_source_port: u16,
+    /// Number of flows (sockets) the sequence is spread over, round-robin.
+    pub flows: u16,
+    pub rate_pps: u32,
+    /// UDP payload bytes per probe, header included.
+    pub size: usize,
+    pub duration: Duration,
+    /// Written into every probe; the receiver ignores other streams.
+    pub stream_id: u32,
+}
+
+impl ProbeSenderConfig {
+    /// One flow, default rate and size, ephemeral source port.
+    pub fn new(target: SocketAddr, duration: Duration, stream_id: u32) -> Self {
+        Self {
+            target,
+            source: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            first_source_port: 0,
+            flows: 1,
+            rate_pps: DEFAULT_RATE_PPS,
+            size: DEFAULT_SIZE,
+            duration,
+            stream_id,
+        }
+    }
+
+    /// Number of probes the stream consists of: `rate x duration`, rounded down.
+    pub fn packet_count(&self) -> u64 {
+        (self.duration.as_nanos() * u128::from(self.rate_pps) / 1_000_000_000) as u64
+    }
+
+    fn validate(&self) -> Result<(), TrafficError> {
+        let invalid = |key, expected, got: String| TrafficError::Config { key, expected, got };
+        if self.flows == 0 {
+            return Err(invalid("flows", "at least 1", self.flows.to_string()));
+        }
+        if self.rate_pps == 0 {
+            return Err(invalid("rate_pps", "at least 1", self.rate_pps.to_string()));
+        }
+        if !(PROBE_HEADER_LEN..=MAX_SIZE).contains(&self.size) {
+            return Err(invalid(
+                "size",
+                "a UDP payload of 26 to 65507 bytes",
+                self.size.to_string(),
+            ));
+        }
+        if self.first_source_port != 0
+            && u32::from(self.first_source_port) + u32::from(self.flows) > 65_536
+        {
+            return Err(invalid(
+                "first_source_port",
+                "a port that leaves room for one port per flow",
+                self.first_source_port.to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The sender's side of a probe stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendLog {
+    pub stream_id: u32,
+    pub rate_pps: u32,
+    pub size: usize,
+    pub flows: u16,
+    /// Local port of each flow's socket, by flow index.
+    pub source_ports: Vec<u16>,
+    /// The deadline of sequence number 0.
+    pub start: MonoNanos,
+    /// Actual send time of each sequence number, indexed by seq. A probe whose
+    /// `send_to` failed is still listed (it counts as lost).
+    pub sent_at: Vec<MonoNanos>,
+    /// `send_to` calls that failed (no route, buffer full, ...).
+    pub send_errors: u64,
+    /// Largest delay between a probe's deadline and its actual send time.
+    pub max_lateness: Duration,
+}
+
+impl SendLog {
+    /// The flow that carried `seq`.
+    pub fn flow_of(&self, seq: u64) -> u16 {
+        (seq % u64::from(self.flows.max(1))) as u16
+    }
+}
+
+/// Sends the stream on the caller's thread (already in the sender's network
+/// namespace), starting at the absolute time `start`, until all probes are sent
+/// or `stop` is set. Blocks for about `duration`.
+pub fn send_probes(
+    config: &ProbeSenderConfig,
+    start: MonoNanos,
+    stop: &AtomicBool,
+) -> Result<SendLog, TrafficError> {
+    config.validate()?;
+    let sockets = open_flow_sockets(config)?;
+    let source_ports = sockets
+        .iter()
+        .map(|socket| socket.local_addr().map_or(0, |addr| addr.port()))
+        .collect();
+    let count = config.packet_count();
+    let mut log = SendLog {
+        stream_id: config.stream_id,
+        rate_pps: config.rate_pps,
+        size: config.size,
+        flows: config.flows,
+        source_ports,
+        start,
+        sent_at: Vec::with_capacity(count as usize),
+        send_errors: 0,
+        max_lateness: Duration::ZERO,
+    };
+    let mut payload = vec![0u8; config.size];
+    let _slack = TimerSlack::tighten();
+    for seq in 0..count {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let offset_ns = u128::from(seq) * 1_000_000_000 / u128::from(config.rate_pps);
+        let deadline = MonoNanos(start.0 + offset_ns as u64);
+        deadline.sleep_until();
+        let now = MonoNanos::now();
+        log.max_lateness = log.max_lateness.max(now.saturating_since(deadline));
+        let flow = log.flow_of(seq);
+        let header = ProbeHeader {
+            stream_id: config.stream_id,
+            seq,
+            sent: now,
+            flow,
+        };
+        // validate() guarantees size >= PROBE_HEADER_LEN.
+        payload[..PROBE_HEADER_LEN].copy_from_slice(&header.encode());
+        if sockets[usize::from(flow)]
+            .send_to(&payload, config.target)
+            .is_err()
+        {
+            log.send_errors += 1;
+        }
+        log.sent_at.push(now);
+    }
+    Ok(log)
+}
+
+/// Unconnected sockets: an ICMP error from a dead path must not turn later
+/// sends into ECONNREFUSED errors.
+fn open_flow_sockets(config: &ProbeSenderConfig) -> Result<Vec<UdpSocket>, TrafficError> {
+    (0..config.flows)
+        .map(|flow| {
+            let port = match config.first_source_port {
+                0 => 0,
+                first => first + flow,
+            };
+            let addr = SocketAddr::new(config.source, port);
+            UdpSocket::bind(addr).map_err(|source| TrafficError::Bind { addr, source })
+        })
+        .collect()
+}
+
+/// Sets this thread's timer slack to 1 ns while sending (the default 50 us
+/// would be added to every sleep), and restores it on drop.
+struct TimerSlack {
+    previous: libc::c_int,
+}
+
+impl TimerSlack {
+    fn tighten() -> Self {
+        // SAFETY: PR_GET/SET_TIMERSLACK only read or set a value of the calling
+        // thread; they take no pointers.
+        let previous = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK) };
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+        Self { previous }
+    }
+}
+
+impl Drop for TimerSlack {
+    fn drop(&mut self) {
+        if self.previous > 0 {
+            // SAFETY: as in `tighten`.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, self.previous as libc::c_ulong) };
+        }
+    }
+}

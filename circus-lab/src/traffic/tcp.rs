@@ -1,0 +1,361 @@
+//! Bulk TCP flows: N connections each writing as fast as the path allows for
+//! a duration; the receiver counts bytes per time bin, from which the metrics
+//! derive goodput.
+//!
+//! With [`TcpFlavor::Mptcp`] both ends open their sockets with
+//! `IPPROTO_MPTCP` (the `mptcp` baseline); everything else is identical.
+//!
+//! Sockets are non-blocking and waited on with `poll` in short slices, so
+//! every loop sees the end of the run even on a dead path: MPTCP listeners
+//! ignore `SO_RCVTIMEO` in `accept`, so socket timeouts are not enough.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{MonoNanos, TrafficError};
+
+/// Linux's protocol number for MPTCP sockets (not in every libc yet).
+pub const IPPROTO_MPTCP: i32 = 262;
+/// How long one wait for a socket lasts before the loop checks for the end.
+const POLL: Duration = Duration::from_millis(50);
+/// Bytes handed to the kernel per write and read.
+const CHUNK: usize = 64 * 1024;
+
+/// Plain TCP or kernel MPTCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TcpFlavor {
+    Tcp,
+    Mptcp,
+}
+
+impl TcpFlavor {
+    fn protocol(self) -> Protocol {
+        match self {
+            TcpFlavor::Tcp => Protocol::TCP,
+            TcpFlavor::Mptcp => Protocol::from(IPPROTO_MPTCP),
+        }
+    }
+
+    fn open(self, addr: SocketAddr) -> Result<Socket, TrafficError> {
+        Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM,
+            Some(self.protocol()),
+        )
+        .map_err(|source| TrafficError::Socket {
+            what: match self {
+                TcpFlavor::Tcp => "TCP",
+                TcpFlavor::Mptcp => "MPTCP",
+            },
+            addr,
+            source,
+        })
+    }
+}
+
+/// The sending side of the bulk flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpSenderConfig {
+    pub target: SocketAddr,
+    pub flows: u16,
+    /// How long each flow keeps writing.
+    pub duration: Duration,
+    pub flavor: TcpFlavor,
+    /// A flow whose connection is not established by then is reported failed.
+    pub connect_timeout: Duration,
+}
+
+/// What one sending flow did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpFlowReport {
+    pub bytes_written: u64,
+    /// Why the flow stopped early (connect or write error), if it did.
+    pub error: Option<String>,
+}
+
+/// Opens `flows` connections and writes on each until `duration` has passed
+/// or `stop` is set. One thread per flow (they inherit the caller's network
+/// namespace); blocks until all are done. A failed flow does not stop the
+/// others: its error is in its report.
+pub fn send_bulk(
+    config: &TcpSenderConfig,
+    stop: &AtomicBool,
+) -> Result<Vec<TcpFlowReport>, TrafficError> {
+    if config.flows == 0 {
+        return Err(TrafficError::Config {
+            key: "flows",
+            expected: "at least 1",
+            got: "0".into(),
+        });
+    }
+    let end = MonoNanos::now() + config.duration;
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..config.flows)
+            .map(|_| scope.spawn(|| send_one_flow(config, end, stop)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle.join().map_err(|_| TrafficError::ThreadPanicked {
+                    addr: config.target,
+                })
+            })
+            .collect()
+    })
+}
+
+fn send_one_flow(config: &TcpSenderConfig, end: MonoNanos, stop: &AtomicBool) -> TcpFlowReport {
+    let mut report = TcpFlowReport {
+        bytes_written: 0,
+        error: None,
+    };
+    let socket = match config.flavor.open(config.target) {
+        Ok(socket) => socket,
+        Err(error) => {
+            report.error = Some(error.to_string());
+            return report;
+        }
+    };
+    if let Err(error) = socket
+        .connect_timeout(&config.target.into(), config.connect_timeout)
+        .and_then(|()| socket.set_nonblocking(true))
+    {
+        report.error = Some(format!("connect to {}: {error}", config.target));
+        return report;
+    }
+    let mut stream = std::net::TcpStream::from(socket);
+    let chunk = vec![0u8; CHUNK];
+    while MonoNanos::now() < end && !stop.load(Ordering::Relaxed) {
+        match wait_for(&stream, libc::POLLOUT).and_then(|()| stream.write(&chunk)) {
+            Ok(written) => report.bytes_written += written as u64,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(error) => {
+                report.error = Some(format!("write to {}: {error}", config.target));
+                break;
+            }
+        }
+    }
+    // The receiver sees EOF; an error here only means the peer is gone.
+    let _ = stream.shutdown(Shutdown::Write);
+    report
+}
+
+/// The receiving side of the bulk flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpReceiverConfig {
+    pub flavor: TcpFlavor,
+    /// Time zero of the bins (the scenario's start).
+    pub origin: MonoNanos,
+    /// Width of one byte-count bin.
+    pub bin: Duration,
+    /// The measurement window over which goodput is averaged, from `origin`.
+    pub duration: Duration,
+}
+
+/// Bytes one accepted connection delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpFlowLog {
+    pub peer: SocketAddr,
+    pub bytes: u64,
+    pub first_byte: Option<MonoNanos>,
+    pub last_byte: Option<MonoNanos>,
+}
+
+/// Bytes received by all flows, per time bin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcpLog {
+    pub origin: MonoNanos,
+    pub bin: Duration,
+    /// The measurement window (from `origin`) goodput is averaged over.
+    pub duration: Duration,
+    /// Bytes received in `[origin + i*bin, origin + (i+1)*bin)`; bytes before
+    /// `origin` count in the first bin, bytes after the window in the last.
+    pub bytes_per_bin: Vec<u64>,
+    pub flows: Vec<TcpFlowLog>,
+}
+
+impl TcpLog {
+    /// An empty log for `config` (no flow connected yet).
+    pub fn empty(config: &TcpReceiverConfig) -> Self {
+        Self {
+            origin: config.origin,
+            bin: config.bin,
+            duration: config.duration,
+            bytes_per_bin: vec![0; bin_count(config)],
+            flows: Vec::new(),
+        }
+    }
+
+    /// All bytes received.
+    pub fn total_bytes(&self) -> u64 {
+        self.bytes_per_bin.iter().sum()
+    }
+}
+
+/// Bins covering the window, plus one for bytes arriving after it.
+fn bin_count(config: &TcpReceiverConfig) -> usize {
+    let bin_ns = config.bin.as_nanos().max(1);
+    config.duration.as_nanos().div_ceil(bin_ns) as usize + 1
+}
+
+/// A bound, listening bulk receiver.
+pub struct TcpBulkReceiver {
+    listener: Socket,
+    addr: SocketAddr,
+    config: TcpReceiverConfig,
+}
+
+impl TcpBulkReceiver {
+    /// Binds and listens on the caller's thread (in the receiver's namespace).
+    pub fn bind(addr: SocketAddr, config: TcpReceiverConfig) -> Result<Self, TrafficError> {
+        if config.bin.is_zero() {
+            return Err(TrafficError::Config {
+                key: "bin",
+                expected: "a positive duration",
+                got: "0s".into(),
+            });
+        }
+        let listener = config.flavor.open(addr)?;
+        let bind_error = |source| TrafficError::Bind { addr, source };
+        listener.set_reuse_address(true).map_err(bind_error)?;
+        listener.bind(&addr.into()).map_err(bind_error)?;
+        listener.listen(128).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        let addr = listener
+            .local_addr()
+            .ok()
+            .and_then(|local| local.as_socket())
+            .unwrap_or(addr);
+        Ok(Self {
+            listener,
+            addr,
+            config,
+        })
+    }
+
+    /// The bound address (with the actual port if 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Accepts connections and counts their bytes until `stop` is set; one
+    /// thread per connection, each with its own preallocated bins, merged at
+    /// the end.
+    pub fn run(self, stop: &AtomicBool) -> Result<TcpLog, TrafficError> {
+        let mut log = TcpLog::empty(&self.config);
+        let flows: Vec<(TcpFlowLog, Vec<u64>)> = thread::scope(|scope| {
+            let mut handles = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match wait_for(&self.listener, libc::POLLIN).and_then(|()| self.listener.accept()) {
+                    Ok((socket, peer)) => {
+                        let peer = peer.as_socket().unwrap_or(self.addr);
+                        let config = &self.config;
+                        handles.push(
+                            scope.spawn(move || receive_one_flow(socket, peer, config, stop)),
+                        );
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                        ) => {}
+                    Err(source) => {
+                        // Let the accepted flows finish, then report.
+                        stop.store(true, Ordering::Relaxed);
+                        for handle in handles {
+                            let _ = handle.join();
+                        }
+                        return Err(TrafficError::Accept {
+                            addr: self.addr,
+                            source,
+                        });
+                    }
+                }
+            }
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .map_err(|_| TrafficError::ThreadPanicked { addr: self.addr })
+                })
+                .collect()
+        })?;
+        for (flow, bins) in flows {
+            for (total, bytes) in log.bytes_per_bin.iter_mut().zip(bins) {
+                *total += bytes;
+            }
+            log.flows.push(flow);
+        }
+        Ok(log)
+    }
+}
+
+fn receive_one_flow(
+    socket: Socket,
+    peer: SocketAddr,
+    config: &TcpReceiverConfig,
+    stop: &AtomicBool,
+) -> (TcpFlowLog, Vec<u64>) {
+    let mut flow = TcpFlowLog {
+        peer,
+        bytes: 0,
+        first_byte: None,
+        last_byte: None,
+    };
+    let mut bins = vec![0u64; bin_count(config)];
+    if socket.set_nonblocking(true).is_err() {
+        return (flow, bins);
+    }
+    let mut stream = std::net::TcpStream::from(socket);
+    let mut buf = vec![0u8; CHUNK];
+    let bin_ns = config.bin.as_nanos().max(1);
+    let last_bin = bins.len() - 1;
+    while !stop.load(Ordering::Relaxed) {
+        match wait_for(&stream, libc::POLLIN).and_then(|()| stream.read(&mut buf)) {
+            Ok(0) => break,
+            Ok(len) => {
+                let now = MonoNanos::now();
+                let bin = (now.saturating_since(config.origin).as_nanos() / bin_ns) as usize;
+                bins[bin.min(last_bin)] += len as u64;
+                flow.bytes += len as u64;
+                flow.first_byte.get_or_insert(now);
+                flow.last_byte = Some(now);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    (flow, bins)
+}
+
+/// Waits up to [`POLL`] for `socket` to be ready for `events`; not ready in
+/// time is reported as `WouldBlock` so callers treat it like a spurious wakeup.
+fn wait_for(socket: &impl AsRawFd, events: libc::c_short) -> io::Result<()> {
+    let mut fd = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, the count passed is 1.
+    match unsafe { libc::poll(&mut fd, 1, POLL.as_millis() as libc::c_int) } {
+        0 => Err(ErrorKind::WouldBlock.into()),
+        ready if ready > 0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}

@@ -1,0 +1,250 @@
+//! Metrics of synthetic probe logs whose answers are known.
+
+#[path = "metrics_support/synthetic.rs"]
+mod synthetic;
+
+use std::time::Duration;
+
+use circus_lab::metrics::{
+    LinkCounters, MetricsConfig, RunLogs, SystemMetrics, TimelineEvent, system_metrics,
+};
+use circus_lab::traffic::probe::{ProbeLog, ProbeRecord};
+use circus_lab::traffic::tcp::{TcpFlowLog, TcpLog};
+use synthetic::{ORIGIN, constant, event, stream};
+
+fn metrics_of(probes: &ProbeLog, events: &[TimelineEvent]) -> SystemMetrics {
+    let run = RunLogs {
+        origin: ORIGIN,
+        probes,
+        tcp: None,
+        events,
+        links: &[],
+    };
+    system_metrics(&run, &MetricsConfig::default())
+}
+
+fn assert_close(actual: Option<f64>, expected: f64) {
+    let actual = actual.expect("a value");
+    // hdrhistogram keeps 3 significant figures.
+    assert!(
+        (actual - expected).abs() <= expected * 0.001 + 1e-9,
+        "{actual} != {expected}"
+    );
+}
+
+#[test]
+fn a_clean_stream_has_full_delivery_and_one_interval_gaps() {
+    let log = stream(1000, Duration::from_secs(10), 1, |_| constant(30));
+    let metrics = metrics_of(&log, &[]);
+    assert_eq!(metrics.sent, 10_000);
+    assert_eq!(metrics.delivered, 10_000);
+    assert_eq!(metrics.delivery_ratio, 1.0);
+    assert_eq!((metrics.lost, metrics.duplicates), (0, 0));
+    assert_eq!(metrics.max_outage_ms, 1.0);
+    assert_eq!(metrics.max_recovery_ms, 0.0);
+    assert_eq!(metrics.reordered_ratio, 0.0);
+    assert_close(metrics.latency_ms.p50, 30.0);
+    assert_close(metrics.latency_ms.p99, 30.0);
+    assert_eq!(metrics.tcp_goodput_mbps, None);
+}
+
+#[test]
+fn a_40_ms_hole_at_10_s_is_a_41_ms_outage() {
+    // Probes sent at 10.000 s .. 10.039 s are lost.
+    let log = stream(1000, Duration::from_secs(20), 1, |seq| {
+        (!(10_000..10_040).contains(&seq)).then(|| Duration::from_millis(30))
+    });
+    let metrics = metrics_of(&log, &[event(10_000, "wifi0", "blackhole")]);
+    assert_eq!(metrics.lost, 40);
+    assert_eq!(metrics.delivery_ratio, 0.998);
+    assert_eq!(metrics.max_outage_ms, 41.0);
+    let event = &metrics.events[0];
+    assert_eq!(
+        (event.at_s, event.link.as_str(), event.action.as_str()),
+        (10.0, "wifi0", "blackhole")
+    );
+    assert_eq!(event.outage_ms, 41.0);
+    assert_eq!(
+        event.recovery_ms, 39.0,
+        "the last lost probe was sent at 10.039 s"
+    );
+    assert_eq!(event.lost, 40);
+    assert_eq!(metrics.max_recovery_ms, 39.0);
+}
+
+#[test]
+fn losing_every_other_probe_is_a_short_outage_but_a_long_recovery() {
+    // The glorytun pattern: after a silent link death at 10 s, every probe
+    // scheduled on the dead link (every other one) is lost for 450 ms.
+    let log = stream(1000, Duration::from_secs(30), 1, |seq| {
+        let dead = (10_000..10_450).contains(&seq) && seq % 2 == 0;
+        (!dead).then(|| Duration::from_millis(20))
+    });
+    let metrics = metrics_of(&log, &[event(10_000, "wifi0", "blackhole")]);
+    let event = &metrics.events[0];
+    assert_eq!(event.lost, 225);
+    assert_eq!(event.outage_ms, 2.0);
+    assert_eq!(event.recovery_ms, 448.0);
+    assert_eq!(metrics.max_outage_ms, 2.0);
+    assert_eq!(metrics.max_recovery_ms, 448.0);
+}
+
+#[test]
+fn isolated_random_losses_are_not_blamed_on_the_event() {
+    // The event's burst is 10.000..10.019; random losses at 9.900, 10.300 and
+    // 12.000 s are further than the burst gap (50 ms) from it.
+    let lost = |seq: u64| (10_000..10_020).contains(&seq) || [9_900, 10_300, 12_000].contains(&seq);
+    let log = stream(1000, Duration::from_secs(20), 1, |seq| {
+        (!lost(seq)).then(|| Duration::from_millis(30))
+    });
+    let metrics = metrics_of(&log, &[event(10_000, "lte0", "down")]);
+    assert_eq!(metrics.lost, 23);
+    assert_eq!(metrics.events[0].lost, 20);
+    assert_eq!(metrics.events[0].recovery_ms, 19.0);
+}
+
+#[test]
+fn probes_in_flight_when_a_link_dies_belong_to_the_event() {
+    // Queued on the link at 10 s: probes sent 9.990..9.999 s are lost too.
+    let log = stream(1000, Duration::from_secs(20), 1, |seq| {
+        (!(9_990..10_010).contains(&seq)).then(|| Duration::from_millis(30))
+    });
+    let metrics = metrics_of(&log, &[event(10_000, "lte0", "down")]);
+    assert_eq!(metrics.events[0].lost, 20);
+    assert_eq!(metrics.events[0].recovery_ms, 9.0);
+    assert_eq!(metrics.events[0].outage_ms, 21.0);
+}
+
+#[test]
+fn a_burst_spanning_two_events_is_split_between_them() {
+    // Everything sent 10.0..10.5 s is lost; events at 10.0 and 10.2 s.
+    let log = stream(1000, Duration::from_secs(20), 1, |seq| {
+        (!(10_000..10_500).contains(&seq)).then(|| Duration::from_millis(30))
+    });
+    let events = [
+        event(10_000, "wifi0", "blackhole"),
+        event(10_200, "lte0", "down"),
+    ];
+    let metrics = metrics_of(&log, &events);
+    assert_eq!(metrics.events[0].lost, 200);
+    assert_eq!(metrics.events[0].recovery_ms, 199.0);
+    assert_eq!(metrics.events[1].lost, 300);
+    assert_eq!(metrics.events[1].recovery_ms, 299.0);
+    assert_eq!(metrics.events[0].outage_ms, 501.0);
+    assert_eq!(metrics.events[1].outage_ms, 501.0);
+}
+
+#[test]
+fn a_link_dead_until_the_end_is_bounded_by_the_end_of_the_stream() {
+    let log = stream(1000, Duration::from_secs(60), 1, |seq| {
+        (seq < 50_000).then(|| Duration::from_millis(30))
+    });
+    let metrics = metrics_of(&log, &[event(50_000, "wifi0", "down")]);
+    assert_eq!(metrics.lost, 10_000);
+    assert_eq!(metrics.events[0].lost, 10_000);
+    assert_eq!(metrics.events[0].recovery_ms, 9_999.0);
+    // From the last delivered probe (sent 49.999 s) to one interval after the last sent.
+    assert_eq!(metrics.events[0].outage_ms, 10_001.0);
+    assert_eq!(metrics.max_outage_ms, 10_001.0);
+}
+
+#[test]
+fn nothing_delivered_gives_zero_delivery_and_no_latency() {
+    let log = stream(1000, Duration::from_secs(2), 1, |_| None);
+    let metrics = metrics_of(&log, &[]);
+    assert_eq!(metrics.delivery_ratio, 0.0);
+    assert_eq!(metrics.lost, 2_000);
+    assert_eq!(metrics.latency_ms.p50, None);
+    assert_eq!(metrics.latency_ms.max, None);
+    assert_eq!(metrics.max_outage_ms, 2_001.0);
+    assert_eq!(metrics.reordered_ratio, 0.0);
+}
+
+#[test]
+fn latency_percentiles_follow_the_distribution() {
+    // 9 of 10 probes take 10 ms, 1 of 10 takes 100 ms.
+    let log = stream(1000, Duration::from_secs(10), 1, |seq| {
+        constant(if seq % 10 == 9 { 100 } else { 10 })
+    });
+    let latency = metrics_of(&log, &[]).latency_ms;
+    assert_close(latency.p50, 10.0);
+    assert_close(latency.p90, 10.0);
+    assert_close(latency.p99, 100.0);
+    assert_close(latency.max, 100.0);
+}
+
+#[test]
+fn duplicates_are_counted_once_and_never_raise_delivery() {
+    let mut log = stream(1000, Duration::from_secs(1), 1, |seq| {
+        (seq != 5).then(|| Duration::from_millis(10))
+    });
+    let copies: Vec<ProbeRecord> = log.received.records[..3]
+        .iter()
+        .map(|r| ProbeRecord {
+            received: r.received + Duration::from_millis(1),
+            ..*r
+        })
+        .collect();
+    log.received.records.extend(copies);
+    let metrics = metrics_of(&log, &[]);
+    assert_eq!(metrics.duplicates, 3);
+    assert_eq!(metrics.delivered, 999);
+    assert_eq!(metrics.lost, 1);
+    assert_eq!(metrics.delivery_ratio, 0.999);
+}
+
+#[test]
+fn reordering_counts_within_a_flow_only() {
+    // Probe 100 is held 5 ms and arrives after 101..104 of its single flow.
+    let one_flow = stream(1000, Duration::from_secs(1), 1, |seq| {
+        constant(if seq == 100 { 15 } else { 10 })
+    });
+    assert_eq!(metrics_of(&one_flow, &[]).reordered_ratio, 0.001);
+
+    // Two flows on links of different delay pass each other, but each flow
+    // stays in order: nothing an application would see as reordering.
+    let two_flows = stream(1000, Duration::from_secs(1), 2, |seq| {
+        constant(if seq % 2 == 0 { 10 } else { 50 })
+    });
+    assert_eq!(metrics_of(&two_flows, &[]).reordered_ratio, 0.0);
+}
+
+#[test]
+fn goodput_and_link_share_come_from_tcp_logs_and_counters() {
+    let probes = stream(1000, Duration::from_secs(1), 1, |_| constant(10));
+    let tcp = TcpLog {
+        origin: ORIGIN,
+        bin: Duration::from_secs(1),
+        duration: Duration::from_secs(4),
+        bytes_per_bin: vec![2_500_000, 2_500_000, 2_500_000, 2_500_000, 0],
+        flows: vec![TcpFlowLog {
+            peer: "198.18.0.1:5000".parse().unwrap(),
+            bytes: 10_000_000,
+            first_byte: None,
+            last_byte: None,
+        }],
+    };
+    let links = [
+        LinkCounters {
+            link: "wifi0".into(),
+            bytes: 300,
+            packets: 3,
+        },
+        LinkCounters {
+            link: "lte0".into(),
+            bytes: 100,
+            packets: 1,
+        },
+    ];
+    let run = RunLogs {
+        origin: ORIGIN,
+        probes: &probes,
+        tcp: Some(&tcp),
+        events: &[],
+        links: &links,
+    };
+    let metrics = system_metrics(&run, &MetricsConfig::default());
+    assert_eq!(metrics.tcp_goodput_mbps, Some(20.0));
+    assert_eq!(metrics.link_share["wifi0"], 0.75);
+    assert_eq!(metrics.link_share["lte0"], 0.25);
+}

@@ -1,0 +1,180 @@
+//! Nothing the lab creates outlives it: normal exit, panic, SIGTERM, Ctrl-C,
+//! and SIGKILL followed by the next run's sweep.
+//!
+//! Each case runs a child process (this test binary again, running only
+//! `child_process_entry` with a mode in the environment) that builds a
+//! topology, prints its prefix, and then ends the way the case says.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use circus_lab::topology::netns::NETNS_DIR;
+use circus_lab::topology::{Role, Topology, TopologyConfig, netns_available_for_test, sweep_stale};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const CHILD_MODE_ENV: &str = "CIRCUS_LAB_TOPOLOGY_CHILD";
+const TAG: &str = "t";
+
+fn config() -> TopologyConfig {
+    TopologyConfig {
+        tag: TAG.into(),
+        links: 1,
+    }
+}
+
+/// The child's body; a no-op in a normal test run.
+#[test]
+fn child_process_entry() {
+    let Ok(mode) = std::env::var(CHILD_MODE_ENV) else {
+        return;
+    };
+    let topology = Topology::build(&config()).expect("child builds a topology");
+    println!("PREFIX {}", topology.prefix());
+    match mode.as_str() {
+        "exit" => {}
+        "panic" => panic!("the child panics on purpose"),
+        // Waits for the parent's signal; gives up after a minute so a failed
+        // parent cannot leave it running.
+        _ => std::thread::sleep(Duration::from_secs(60)),
+    }
+}
+
+/// A child in `mode` and the namespace prefix it printed once built.
+fn spawn_child(mode: &str) -> (Child, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_MODE_ENV, mode)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut prefix = None;
+    let mut line = String::new();
+    while prefix.is_none() && stdout.read_line(&mut line).unwrap_or(0) > 0 {
+        // libtest prints "test child_process_entry ... " on the same line first.
+        prefix = line.split_once("PREFIX ").map(|(_, p)| p.trim().to_owned());
+        line.clear();
+    }
+    let prefix = prefix.expect("the child printed its prefix");
+    // Keep reading so the child's last lines do not fail on a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    (child, prefix)
+}
+
+fn namespaces_with(prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(NETNS_DIR)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .filter(|name| name.starts_with(&format!("{prefix}-")))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn wait(mut child: Child) -> ExitStatus {
+    child.wait().unwrap()
+}
+
+#[test]
+fn normal_exit_removes_everything() {
+    if !netns_available_for_test("normal_exit_removes_everything") {
+        return;
+    }
+    let (child, prefix) = spawn_child("exit");
+    assert!(wait(child).success());
+    assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
+}
+
+#[test]
+fn panic_removes_everything() {
+    if !netns_available_for_test("panic_removes_everything") {
+        return;
+    }
+    let (child, prefix) = spawn_child("panic");
+    assert!(!wait(child).success(), "the child panicked");
+    assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
+}
+
+fn signal_removes_everything(signal: Signal) {
+    let (child, prefix) = spawn_child("wait");
+    assert_eq!(
+        namespaces_with(&prefix).len(),
+        Role::ALL.len(),
+        "built before the signal"
+    );
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    let status = wait(child);
+    assert_eq!(
+        status.signal(),
+        Some(signal as i32),
+        "the signal still ends the process"
+    );
+    assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
+}
+
+#[test]
+fn sigterm_removes_everything() {
+    if !netns_available_for_test("sigterm_removes_everything") {
+        return;
+    }
+    signal_removes_everything(Signal::SIGTERM);
+}
+
+#[test]
+fn ctrl_c_removes_everything() {
+    if !netns_available_for_test("ctrl_c_removes_everything") {
+        return;
+    }
+    signal_removes_everything(Signal::SIGINT);
+}
+
+#[test]
+fn sigkill_leftovers_are_swept_by_the_next_run() {
+    if !netns_available_for_test("sigkill_leftovers_are_swept_by_the_next_run") {
+        return;
+    }
+    let (child, prefix) = spawn_child("wait");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    assert_eq!(wait(child).signal(), Some(Signal::SIGKILL as i32));
+    assert_eq!(
+        namespaces_with(&prefix).len(),
+        Role::ALL.len(),
+        "SIGKILL leaves them behind"
+    );
+
+    let next_run = Topology::build(&config()).unwrap();
+    assert_eq!(
+        namespaces_with(&prefix),
+        Vec::<String>::new(),
+        "the next run swept them"
+    );
+    drop(next_run);
+}
+
+#[test]
+fn sweep_leaves_namespaces_of_live_runs_alone() {
+    if !netns_available_for_test("sweep_leaves_namespaces_of_live_runs_alone") {
+        return;
+    }
+    let topology = Topology::build(&config()).unwrap();
+    let removed = sweep_stale(TAG).unwrap();
+    let ours = topology.prefix().to_string();
+    assert!(
+        removed.iter().all(|name| !name.starts_with(&ours)),
+        "{removed:?}"
+    );
+    assert_eq!(namespaces_with(&ours).len(), Role::ALL.len());
+}

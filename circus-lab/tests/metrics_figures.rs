@@ -130,8 +130,9 @@ fn a_burst_spanning_two_events_is_split_between_them() {
     assert_eq!(metrics.events[0].recovery_ms, 199.0);
     assert_eq!(metrics.events[1].lost, 300);
     assert_eq!(metrics.events[1].recovery_ms, 299.0);
+    // The gap began in the first event's window and belongs to it alone.
     assert_eq!(metrics.events[0].outage_ms, 501.0);
-    assert_eq!(metrics.events[1].outage_ms, 501.0);
+    assert_eq!(metrics.events[1].outage_ms, 1.0);
 }
 
 #[test]
@@ -247,4 +248,24 @@ fn goodput_and_link_share_come_from_tcp_logs_and_counters() {
     assert_eq!(metrics.tcp_goodput_mbps, Some(20.0));
     assert_eq!(metrics.link_share["wifi0"], 0.75);
     assert_eq!(metrics.link_share["lte0"], 0.25);
+}
+
+#[test]
+fn a_latency_step_is_an_outage_of_the_event_that_caused_it() {
+    // Latency rises from 20 to 50 ms at 10 s: nothing is lost, but the
+    // receiver waits 31 ms for the next probe.
+    let log = stream(1000, Duration::from_secs(20), 1, |seq| {
+        constant(if seq < 10_000 { 20 } else { 50 })
+    });
+    let events = [event(5_000, "wifi0", "set"), event(10_000, "wifi0", "set")];
+    let metrics = metrics_of(&log, &events);
+    assert_eq!(
+        metrics.events[0].outage_ms, 1.0,
+        "the step is not the earlier event's"
+    );
+    assert_eq!(metrics.events[1].outage_ms, 31.0);
+    assert_eq!(
+        (metrics.events[1].lost, metrics.events[1].recovery_ms),
+        (0, 0.0)
+    );
 }

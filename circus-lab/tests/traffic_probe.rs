@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use circus_lab::scenario::ProbeSpec;
 use circus_lab::traffic::MonoNanos;
 use circus_lab::traffic::probe::{
     ProbeHeader, ProbeLog, ProbeReceiver, ProbeSenderConfig, send_probes,
@@ -31,7 +32,9 @@ fn run_stream(config_for: impl FnOnce(SocketAddr) -> ProbeSenderConfig) -> Probe
 
 #[test]
 fn thousand_pps_for_two_seconds_arrive_with_sane_latency() {
-    let log = run_stream(|target| ProbeSenderConfig::new(target, Duration::from_secs(2), 77));
+    let log = run_stream(|target| {
+        ProbeSenderConfig::new(target, ProbeSpec::DEFAULT, Duration::from_secs(2), 77)
+    });
 
     assert_eq!(
         log.sent.sent_at.len(),
@@ -86,7 +89,7 @@ fn flows_use_distinct_source_ports_round_robin() {
         flows: 4,
         rate_pps: 500,
         size: 64,
-        ..ProbeSenderConfig::new(target, Duration::from_millis(200), 77)
+        ..ProbeSenderConfig::new(target, ProbeSpec::DEFAULT, Duration::from_millis(200), 77)
     });
 
     let ports: HashSet<u16> = log.sent.source_ports.iter().copied().collect();
@@ -162,21 +165,21 @@ fn invalid_sender_settings_are_refused_with_the_key() {
         (
             ProbeSenderConfig {
                 flows: 0,
-                ..ProbeSenderConfig::new(target, Duration::from_secs(1), 1)
+                ..ProbeSenderConfig::new(target, ProbeSpec::DEFAULT, Duration::from_secs(1), 1)
             },
             "flows",
         ),
         (
             ProbeSenderConfig {
                 rate_pps: 0,
-                ..ProbeSenderConfig::new(target, Duration::from_secs(1), 1)
+                ..ProbeSenderConfig::new(target, ProbeSpec::DEFAULT, Duration::from_secs(1), 1)
             },
             "rate_pps",
         ),
         (
             ProbeSenderConfig {
                 size: 10,
-                ..ProbeSenderConfig::new(target, Duration::from_secs(1), 1)
+                ..ProbeSenderConfig::new(target, ProbeSpec::DEFAULT, Duration::from_secs(1), 1)
             },
             "size",
         ),

@@ -15,12 +15,29 @@ const MAX_LATENCY_US: u64 = 3_600_000_000;
 /// A stretch without deliveries, between two delivered probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gap {
-    /// Send time of the probe delivered before the gap.
-    pub earlier_sent: MonoNanos,
-    /// Send time of the probe delivered after it.
-    pub later_sent: MonoNanos,
+    /// Send time of the first probe the gap lost or delayed: the one after
+    /// the probe delivered before the gap, or the probe delivered after it if
+    /// that came first (nothing lost, only delayed). Says which event a gap
+    /// belongs to.
+    pub first_affected: MonoNanos,
     /// Time between the two deliveries.
     pub length: Duration,
+}
+
+impl Gap {
+    /// The gap between deliveries of probes sent at `earlier_sent` and
+    /// `later_sent`, `length` apart; `interval` is the time between probes.
+    fn between(
+        earlier_sent: MonoNanos,
+        later_sent: MonoNanos,
+        length: Duration,
+        interval: Duration,
+    ) -> Self {
+        Self {
+            first_affected: (earlier_sent + interval).min(later_sent),
+            length,
+        }
+    }
 }
 
 /// The probe stream as the receiver saw it, indexed by sequence number.
@@ -42,7 +59,7 @@ impl<'a> Delivery<'a> {
     /// sent are ignored (they cannot be attributed to a send time).
     pub fn analyse(log: &'a ProbeLog) -> Self {
         let sent_at = log.sent.sent_at.as_slice();
-        let interval = Duration::from_nanos(1_000_000_000 / u64::from(log.sent.rate_pps.max(1)));
+        let interval = Duration::from_nanos(1_000_000_000 / log.sent.rate_pps.max(1));
         let mut records: Vec<_> = log
             .received
             .records
@@ -155,29 +172,20 @@ impl<'a> Delivery<'a> {
         let after_end = last + self.interval;
         let earliest_sent = self.arrivals.iter().map(|a| a.1).min();
         let latest_sent = self.arrivals.iter().map(|a| a.1).max();
+        let interval = self.interval;
         let (Some(earliest_sent), Some(latest_sent)) = (earliest_sent, latest_sent) else {
-            return vec![Gap {
-                earlier_sent: before_start,
-                later_sent: after_end,
-                length: after_end.saturating_since(before_start),
-            }];
+            let length = after_end.saturating_since(before_start);
+            return vec![Gap::between(before_start, after_end, length, interval)];
         };
         let mut gaps = Vec::with_capacity(self.arrivals.len() + 1);
-        gaps.push(Gap {
-            earlier_sent: before_start,
-            later_sent: earliest_sent,
-            length: earliest_sent.saturating_since(before_start),
-        });
-        gaps.extend(self.arrivals.windows(2).map(|pair| Gap {
-            earlier_sent: pair[0].1,
-            later_sent: pair[1].1,
-            length: pair[1].0.saturating_since(pair[0].0),
+        let leading = earliest_sent.saturating_since(before_start);
+        gaps.push(Gap::between(before_start, earliest_sent, leading, interval));
+        gaps.extend(self.arrivals.windows(2).map(|pair| {
+            let length = pair[1].0.saturating_since(pair[0].0);
+            Gap::between(pair[0].1, pair[1].1, length, interval)
         }));
-        gaps.push(Gap {
-            earlier_sent: latest_sent,
-            later_sent: after_end,
-            length: after_end.saturating_since(latest_sent),
-        });
+        let trailing = after_end.saturating_since(latest_sent);
+        gaps.push(Gap::between(latest_sent, after_end, trailing, interval));
         gaps
     }
 

@@ -5,9 +5,12 @@
 //! `t + attribution_max`, whichever comes first.
 //!
 //! - **outage_ms**: the longest gap between consecutive deliveries (receiver
-//!   clock) that overlaps the window: the probe after the gap was sent at or
-//!   after `t`, the one before it before `end`. A system that stalls
-//!   everything has a long outage.
+//!   clock) that belongs to the event: the first probe the gap lost or
+//!   delayed was sent in `[t - in_flight_lookback, end)` (the lookback as for
+//!   losses, below). Each gap belongs to one event only, even if it lasts
+//!   into the next event's window. A system that stalls everything has a long
+//!   outage; a switch to a slower link shows as a gap as long as the latency
+//!   step.
 //! - **loss burst**: the probes lost because of the event. Lost probes sent in
 //!   `[t - in_flight_lookback, end)` are split into
 //!   bursts wherever two consecutive losses were sent `burst_gap` or more
@@ -67,7 +70,11 @@ pub fn event_metrics(
                 at_s: round(event.at.as_secs_f64(), 3),
                 link: event.link.clone(),
                 action: event.action.clone(),
-                outage_ms: millis(longest_overlapping_gap(&gaps, at, origin + window.end)),
+                outage_ms: millis(longest_gap_in(
+                    &gaps,
+                    origin + window.lookback_start,
+                    origin + window.end,
+                )),
                 recovery_ms: millis(last_lost.map_or(Duration::ZERO, |s| s.saturating_since(at))),
                 lost: burst_lost,
             }
@@ -108,9 +115,9 @@ impl EventWindow {
     }
 }
 
-fn longest_overlapping_gap(gaps: &[Gap], start: MonoNanos, end: MonoNanos) -> Duration {
+fn longest_gap_in(gaps: &[Gap], start: MonoNanos, end: MonoNanos) -> Duration {
     gaps.iter()
-        .filter(|gap| gap.later_sent >= start && gap.earlier_sent < end)
+        .filter(|gap| (start..end).contains(&gap.first_affected))
         .map(|gap| gap.length)
         .max()
         .unwrap_or_default()

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::scenario::Event;
 use crate::traffic::MonoNanos;
 use crate::traffic::probe::ProbeLog;
 use crate::traffic::tcp::TcpLog;
@@ -46,6 +47,17 @@ pub struct TimelineEvent {
     pub action: String,
     /// For how long the action holds, if it is undone automatically.
     pub duration: Option<Duration>,
+}
+
+impl From<&Event> for TimelineEvent {
+    fn from(event: &Event) -> Self {
+        Self {
+            at: event.at,
+            link: event.link.clone(),
+            action: event.action.name().to_string(),
+            duration: event.duration,
+        }
+    }
 }
 
 /// What one link carried during the run (both directions), from the emulator.

@@ -12,12 +12,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::wire::{PROBE_HEADER_LEN, ProbeHeader};
+use crate::scenario::ProbeSpec;
 use crate::traffic::{MonoNanos, TrafficError};
 
-/// Default probe rate: 1000 packets/s resolves outages to about a millisecond.
-pub const DEFAULT_RATE_PPS: u32 = 1000;
-/// Default UDP payload size of a probe, in bytes (small, like interactive traffic).
-pub const DEFAULT_SIZE: usize = 200;
 /// Largest UDP payload over IPv4.
 pub const MAX_SIZE: usize = 65_507;
 
@@ -32,7 +29,7 @@ pub struct ProbeSenderConfig {
     pub first_source_port: u16,
     /// Number of flows (sockets) the sequence is spread over, round-robin.
     pub flows: u16,
-    pub rate_pps: u32,
+    pub rate_pps: u64,
     /// UDP payload bytes per probe, header included.
     pub size: usize,
     pub duration: Duration,
@@ -41,15 +38,15 @@ pub struct ProbeSenderConfig {
 }
 
 impl ProbeSenderConfig {
-    /// One flow, default rate and size, ephemeral source port.
-    pub fn new(target: SocketAddr, duration: Duration, stream_id: u32) -> Self {
+    /// The scenario's probe stream to `target`: one flow, ephemeral source port.
+    pub fn new(target: SocketAddr, probe: ProbeSpec, duration: Duration, stream_id: u32) -> Self {
         Self {
             target,
             source: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             first_source_port: 0,
             flows: 1,
-            rate_pps: DEFAULT_RATE_PPS,
-            size: DEFAULT_SIZE,
+            rate_pps: probe.rate_pps,
+            size: probe.size as usize,
             duration,
             stream_id,
         }
@@ -92,7 +89,7 @@ impl ProbeSenderConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SendLog {
     pub stream_id: u32,
-    pub rate_pps: u32,
+    pub rate_pps: u64,
     pub size: usize,
     pub flows: u16,
     /// Local port of each flow's socket, by flow index.

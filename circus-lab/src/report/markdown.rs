@@ -1,0 +1,106 @@
+//! `report.md`: the run for people. A comparison table, then per system its
+//! figures and events, then the plots.
+
+use std::fmt::Write;
+
+use super::Summary;
+use super::table::{COLUMNS, optional, summary_rows};
+
+/// Renders the report; `plots` are plot names (file stems) written beside it
+/// as `<name>.png` and `<name>.svg`.
+pub fn render(summary: &Summary, plots: &[&str]) -> String {
+    let mut md = String::new();
+    // Writing into a String cannot fail.
+    let _ = write_report(&mut md, summary, plots);
+    md
+}
+
+fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt::Result {
+    writeln!(md, "# circus-lab report: {}\n", summary.scenario)?;
+    writeln!(md, "| | |\n|---|---|")?;
+    writeln!(md, "| scenario | `{}` |", summary.scenario)?;
+    writeln!(md, "| scenario hash | `{}` |", summary.scenario_hash)?;
+    writeln!(md, "| commit | `{}` |", summary.commit)?;
+    writeln!(md, "| duration | {} s |", summary.duration_s)?;
+    writeln!(md, "| backend | {} |", summary.backend)?;
+    writeln!(md, "| seed | {} |\n", summary.seed)?;
+
+    writeln!(md, "## Comparison\n")?;
+    table_row(md, &COLUMNS.map(String::from))?;
+    table_row(md, &COLUMNS.map(|_| "---".to_string()))?;
+    for row in summary_rows(summary) {
+        table_row(md, &row)?;
+    }
+    writeln!(
+        md,
+        "\nOutage: longest gap between deliveries around an event. Recovery: from the \
+         event to the send time of the last probe lost because of it.\n"
+    )?;
+
+    for (name, m) in &summary.systems {
+        writeln!(md, "## {name}\n")?;
+        writeln!(md, "| figure | value |\n|---|---|")?;
+        writeln!(
+            md,
+            "| probes sent / delivered | {} / {} |",
+            m.sent, m.delivered
+        )?;
+        writeln!(md, "| delivery ratio | {:.4} % |", m.delivery_ratio * 100.0)?;
+        writeln!(md, "| lost / duplicates | {} / {} |", m.lost, m.duplicates)?;
+        writeln!(md, "| max outage | {:.1} ms |", m.max_outage_ms)?;
+        writeln!(md, "| max recovery | {:.1} ms |", m.max_recovery_ms)?;
+        let latency = &m.latency_ms;
+        writeln!(
+            md,
+            "| latency p50 / p90 / p99 / max | {} / {} / {} / {} ms |",
+            optional(latency.p50, 2),
+            optional(latency.p90, 2),
+            optional(latency.p99, 2),
+            optional(latency.max, 2)
+        )?;
+        writeln!(md, "| reordered | {:.3} % |", m.reordered_ratio * 100.0)?;
+        writeln!(
+            md,
+            "| TCP goodput | {} Mbit/s |",
+            optional(m.tcp_goodput_mbps, 2)
+        )?;
+        let shares: Vec<String> = m
+            .link_share
+            .iter()
+            .map(|(link, share)| format!("{link} {:.1} %", share * 100.0))
+            .collect();
+        let shares = if shares.is_empty() {
+            "-".to_string()
+        } else {
+            shares.join(", ")
+        };
+        writeln!(md, "| link share (bytes) | {shares} |\n")?;
+
+        if m.events.is_empty() {
+            continue;
+        }
+        writeln!(
+            md,
+            "| at (s) | link | action | outage (ms) | recovery (ms) | lost |"
+        )?;
+        writeln!(md, "|---:|---|---|---:|---:|---:|")?;
+        for e in &m.events {
+            writeln!(
+                md,
+                "| {:.3} | {} | {} | {:.1} | {:.1} | {} |",
+                e.at_s, e.link, e.action, e.outage_ms, e.recovery_ms, e.lost
+            )?;
+        }
+        writeln!(md)?;
+    }
+
+    writeln!(md, "## Plots\n")?;
+    for name in plots {
+        writeln!(md, "![{name}]({name}.png)\n\n[{name}.svg]({name}.svg)\n")?;
+    }
+    Ok(())
+}
+
+fn table_row(md: &mut String, cells: &[String]) -> std::fmt::Result {
+    writeln!(md, "| {} |", cells.join(" | "))
+}

@@ -1,0 +1,81 @@
+//! `summary.json`: the result of one run, in the shape DESIGN.md documents
+//! and external checks rely on:
+//!
+//! ```json
+//! { "scenario": "flappy", "duration_s": 60.0, "backend": "userspace", "seed": 7,
+//!   "scenario_hash": "...", "commit": "...",
+//!   "systems": { "circus": { "delivery_ratio": 0.9996, "lost": 12, "duplicates": 0,
+//!       "max_outage_ms": 41.0, "max_recovery_ms": 35.0,
+//!       "latency_ms": { "p50": 31.2, "p90": 40.1, "p99": 70.5, "max": 90.2 },
+//!       "reordered_ratio": 0.001, "tcp_goodput_mbps": 17.3,
+//!       "events": [ { "at_s": 10.0, "link": "wifi0", "action": "blackhole",
+//!                     "outage_ms": 41.0, "recovery_ms": 35.0, "lost": 9 } ],
+//!       "link_share": { "lte0": 0.4, "wifi0": 0.6 }, "sent": 60000, "delivered": 59988 } } }
+//! ```
+//!
+//! Keys come out in a fixed order (struct fields in declaration order, maps
+//! sorted by name) and numbers are rounded when computed, so the same run
+//! gives the same bytes. Null means "not measured": `tcp_goodput_mbps`
+//! without TCP flows, latencies when no probe arrived.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::ReportError;
+use crate::metrics::SystemMetrics;
+use crate::scenario::Scenario;
+
+/// The whole `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub scenario: String,
+    pub duration_s: f64,
+    /// Link emulation backend actually used ("userspace", "netem", "sim").
+    pub backend: String,
+    pub seed: u64,
+    /// Content hash of the scenario file, so a result names its exact input.
+    pub scenario_hash: String,
+    /// The commit of circus that ran.
+    pub commit: String,
+    /// System name ("circus", "single-link", ...) -> its figures.
+    pub systems: BTreeMap<String, SystemMetrics>,
+}
+
+impl Summary {
+    /// The summary of a run of `scenario`, before any system's figures are
+    /// added. `backend` is the backend actually used (`auto` resolved).
+    pub fn for_scenario(scenario: &Scenario, backend: &str, commit: &str) -> Self {
+        Self {
+            scenario: scenario.name.clone(),
+            duration_s: scenario.duration.as_secs_f64(),
+            backend: backend.to_string(),
+            seed: scenario.seed,
+            scenario_hash: scenario.content_hash().to_string(),
+            commit: commit.to_string(),
+            systems: BTreeMap::new(),
+        }
+    }
+
+    /// Pretty-printed JSON with a trailing newline.
+    pub fn to_json(&self) -> String {
+        // Serializing plain structs, strings, numbers and string-keyed maps
+        // into a String cannot fail.
+        let mut json = serde_json::to_string_pretty(self).expect("a Summary always serializes");
+        json.push('\n');
+        json
+    }
+
+    /// Reads a `summary.json` written by [`Summary::to_json`] (e.g. a baseline).
+    pub fn load(path: &Path) -> Result<Self, ReportError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ReportError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}

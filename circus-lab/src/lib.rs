@@ -11,11 +11,13 @@
 //! - [`systems`]: one adapter per system under test.
 //! - [`metrics`]: from receiver logs to the figures of `summary.json`.
 //! - [`report`]: `summary.json`, `report.md` and plots.
+//! - [`sim`]: the same scenarios on virtual time, circus-core engines over link models.
 
 pub mod emulator;
 pub mod metrics;
 pub mod report;
 pub mod scenario;
+pub mod sim;
 pub mod systems;
 pub mod topology;
 pub mod traffic;

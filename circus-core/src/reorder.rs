@@ -224,6 +224,11 @@ impl ReorderBuffer {
         if seq < self.next_seq {
             return self.classify_old(seq);
         }
+        if seq == u64::MAX {
+            // Never reached by a counter starting at 0; refusing it keeps
+            // `seq + 1` arithmetic safe against a misbehaving peer.
+            return Insert::Stale;
+        }
         let Err(mut position) = self.held.binary_search_by_key(&seq, |h| h.seq) else {
             return Insert::Duplicate;
         };
@@ -568,6 +573,14 @@ mod tests {
         assert!(buf.len() <= 3);
         assert_eq!(drain(&mut buf, now), vec![7, 8, 9]);
         assert_eq!(buf.stats().dropped, 2);
+    }
+
+    #[test]
+    fn largest_sequence_number_is_refused_without_panicking() {
+        let now = Instant::now();
+        let mut buf = buffer(2);
+        assert_eq!(buf.insert(now, u64::MAX, A, &[0]), Insert::Stale);
+        assert_eq!(buf.poll_timeout(), None);
     }
 
     #[test]

@@ -127,7 +127,8 @@ fn steady(policy: Policy, links: &[LinkSpec]) -> FlowReport {
 }
 
 /// A link dropping 30% of packets (each way) next to two clean ones must not
-/// make delivery worse than leaving that link out.
+/// make delivery worse than leaving that link out; the per-policy promises of
+/// the blackhole case hold as well.
 fn lossy_link_does_not_hurt(policy: Policy) {
     let clean = [LinkSpec::rtt_ms(40), LinkSpec::rtt_ms(80)];
     let with_lossy = [
@@ -148,6 +149,14 @@ fn lossy_link_does_not_hurt(policy: Policy) {
         without.delivered,
         with.lost
     );
+    match policy {
+        Policy::Balanced => assert!(
+            with.max_gap <= Duration::from_millis(50),
+            "balanced: longest delivery gap {:?}",
+            with.max_gap
+        ),
+        _ => assert_eq!(with.lost, Vec::<u64>::new(), "{policy}: packets lost"),
+    }
 }
 
 #[test]
@@ -199,4 +208,35 @@ fn data_sent(sim: &Sim, link: LinkId) -> u64 {
         .stats()
         .link(link)
         .map_or(0, |l| l.counters.data_sent)
+}
+
+#[test]
+fn carrier_loss_moves_traffic_at_once_and_the_link_returns() {
+    let links = [LinkSpec::rtt_ms(20), LinkSpec::rtt_ms(40)];
+    let mut sim = Sim::new(config(Policy::Balanced), vec![ClientSpec::new(1, &links)]);
+    let flow = sim.add_flow(0, true, 1000, 200, secs(1.0), secs(5.0));
+    sim.run_until(secs(3.0));
+    let now = sim.now;
+    sim.clients[0].engine.link_down(now, FAST);
+    sim.clients[0].link(FAST).blackholed = true;
+    assert_eq!(
+        sim.clients[0].engine.link_state(FAST),
+        Some(PathState::Down)
+    );
+    sim.run_until(secs(4.0));
+    let now = sim.now;
+    sim.clients[0].link(FAST).blackholed = false;
+    sim.clients[0].engine.link_up(now, FAST);
+    sim.run_until(secs(6.0));
+    let report = sim.report(flow, secs(2.0), secs(5.0));
+    assert_clean(&report, "carrier loss");
+    assert_eq!(
+        report.lost,
+        Vec::<u64>::new(),
+        "in-flight data is resent elsewhere"
+    );
+    let back = sim
+        .first_time_in(0, FAST, PathState::Up, secs(4.0))
+        .expect("the link returns after carrier comes back");
+    assert!(back <= secs(5.0), "back Up at {back:?}");
 }

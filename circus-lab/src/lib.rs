@@ -6,16 +6,20 @@
 //! Map of the crate, one folder per concern:
 //! - [`scenario`]: the scenario schema, parsing and validation.
 //! - [`topology`]: namespaces, veths, addresses, routes, cleanup.
+//! - [`bench`]: the regression suite and `reports/baseline.json`.
 //! - [`emulator`]: the link model (pure, seeded) and the frame forwarder.
 //! - [`traffic`]: probe stream and TCP bulk flows.
 //! - [`systems`]: one adapter per system under test.
 //! - [`metrics`]: from receiver logs to the figures of `summary.json`.
 //! - [`report`]: `summary.json`, `report.md` and plots.
+//! - [`runner`]: `circus-lab run`: every system of a scenario in real namespaces.
 //! - [`sim`]: the same scenarios on virtual time, circus-core engines over link models.
 
+pub mod bench;
 pub mod emulator;
 pub mod metrics;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod sim;
 pub mod systems;

@@ -7,14 +7,17 @@
 
 mod common;
 
-use std::net::SocketAddrV4;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::IoSliceMut;
+use std::net::{SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
+
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+use nix::sys::time::TimeSpec;
 
 use circus_lab::emulator::model::{Direction, LinkParams, QueueLimit};
 use circus_lab::topology::{Role, netns_available_for_test};
-use common::{Lab, median, round_trips};
+use common::{Lab, median};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -29,8 +32,8 @@ fn fifty_ms_one_way_delay_measures_fifty_ms_at_the_median() {
     });
     let (echo, client) = lab.echo_pair();
     // The first probe waits for ARP across the link; warm up with it.
-    round_trips(&client, echo.address, 1, MS, Duration::from_secs(2));
-    let mut rtts = round_trips(&client, echo.address, 100, 10 * MS, Duration::from_secs(1));
+    lab.probe(&echo, &client, 1, MS, Duration::from_secs(2));
+    let mut rtts = lab.probe(&echo, &client, 100, 10 * MS, Duration::from_secs(1));
     assert!(rtts.len() >= 95, "{} of 100 probes came back", rtts.len());
     let one_way = median(&mut rtts) / 2;
     let error = one_way.abs_diff(50 * MS);
@@ -44,16 +47,47 @@ fn fifty_ms_one_way_delay_measures_fifty_ms_at_the_median() {
 /// Ethernet + IPv4 + UDP headers: what a frame adds to a UDP payload.
 const FRAME_OVERHEAD: usize = 14 + 20 + 8;
 
+/// Receives datagrams until `socket` times out; returns each one's length
+/// and its kernel receive timestamp (taken when the frame reached the
+/// gateway's interface, so the receiving thread's scheduling does not count).
+fn receive_timestamped(socket: &UdpSocket) -> Vec<(Duration, usize)> {
+    setsockopt(socket, sockopt::ReceiveTimestampns, &true).unwrap();
+    let mut arrivals = Vec::with_capacity(8192);
+    let mut buf = vec![0u8; 2048];
+    let mut control = nix::cmsg_space!(TimeSpec);
+    loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let Ok(message) = recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut control),
+            MsgFlags::empty(),
+        ) else {
+            return arrivals;
+        };
+        let stamp = message.cmsgs().unwrap().find_map(|c| match c {
+            ControlMessageOwned::ScmTimestampns(ts) => Some(Duration::from(ts)),
+            _ => None,
+        });
+        arrivals.push((
+            stamp.expect("the kernel timestamps every datagram"),
+            message.bytes,
+        ));
+    }
+}
+
 #[test]
 fn ten_mbit_link_carries_ten_mbit() {
     if !netns_available_for_test("ten_mbit_link_carries_ten_mbit") {
         return;
     }
     let rate_bps = 10_000_000u64;
+    // A deep queue keeps the link busy through stalls of the sender (a
+    // normal thread on a shared machine).
     let lab = Lab::start(LinkParams {
         delay: 5 * MS,
         rate_bps: Some(rate_bps),
-        queue: Some(QueueLimit::Delay(50 * MS)),
+        queue: Some(QueueLimit::Delay(300 * MS)),
         ..LinkParams::default()
     });
     let link = lab.topology.links()[0].clone();
@@ -61,22 +95,19 @@ fn ten_mbit_link_carries_ten_mbit() {
     let destination = receiver.local_addr().unwrap();
     let sender = lab.socket(Role::Client, SocketAddrV4::new(link.client_address, 0));
     receiver
-        .set_read_timeout(Some(Duration::from_millis(300)))
+        .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
 
-    // Offer ~14 Mbit/s of 1400-byte datagrams for 2.5 s: the link stays saturated.
+    // Offer 20 Mbit/s of 1400-byte datagrams for 2.5 s: twice the rate.
     let payload = 1400usize;
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_sender = Arc::clone(&stop);
     let sending = std::thread::spawn(move || {
         let datagram = vec![0u8; payload];
         let interval = Duration::from_nanos(
-            ((payload + FRAME_OVERHEAD) * 8) as u64 * 1_000_000_000 / 14_000_000,
+            ((payload + FRAME_OVERHEAD) * 8) as u64 * 1_000_000_000 / 20_000_000,
         );
         let start = Instant::now();
         let mut sent = 0u32;
-        while !stop_sender.load(Ordering::Relaxed) && start.elapsed() < Duration::from_millis(2500)
-        {
+        while start.elapsed() < Duration::from_millis(2500) {
             let _ = sender.send_to(&datagram, destination);
             sent += 1;
             if let Some(ahead) = (interval * sent).checked_sub(start.elapsed()) {
@@ -84,24 +115,20 @@ fn ten_mbit_link_carries_ten_mbit() {
             }
         }
     });
-
-    let mut arrivals = Vec::with_capacity(4096);
-    let mut buf = vec![0u8; 2048];
-    while let Ok(len) = receiver.recv(&mut buf) {
-        arrivals.push((Instant::now(), len));
-    }
-    stop.store(true, Ordering::Relaxed);
+    let arrivals = receive_timestamped(&receiver);
     sending.join().unwrap();
 
-    // Skip the first 0.5 s (queue filling, ARP), measure over the rest.
-    let first = arrivals[0].0;
+    // Skip the first 0.5 s (ARP, queue filling); the queue stays full until
+    // the sender stops, so measure up to 0.3 s before the last arrival.
+    let (first, _) = arrivals[0];
+    let (last, _) = arrivals[arrivals.len() - 1];
     let window: Vec<_> = arrivals
         .iter()
-        .filter(|(at, _)| *at >= first + Duration::from_millis(500))
+        .filter(|(at, _)| *at >= first + 500 * MS && *at + 300 * MS <= last)
         .collect();
     assert!(
         window.len() > 500,
-        "only {} datagrams arrived",
+        "only {} datagrams in the window",
         window.len()
     );
     let (start, _) = window[0];

@@ -3,11 +3,13 @@
 
 mod common;
 
+use std::net::SocketAddrV4;
 use std::time::Duration;
 
+use circus_lab::emulator::forwarder::capacity::UdpEcho;
 use circus_lab::emulator::model::{Direction, DropReason, LinkCondition, LinkParams};
-use circus_lab::topology::netns_available_for_test;
-use common::{Lab, median, round_trips};
+use circus_lab::topology::{Role, SERVER_ADDRESS, netns_available_for_test};
+use common::{Lab, median};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -18,7 +20,7 @@ fn unimpaired_link_forwards_both_ways_and_counts() {
     }
     let lab = Lab::start(LinkParams::default());
     let (echo, client) = lab.echo_pair();
-    let rtts = round_trips(&client, echo.address, 20, MS, Duration::from_secs(2));
+    let rtts = lab.probe(&echo, &client, 20, MS, Duration::from_secs(2));
     assert_eq!(rtts.len(), 20, "every probe came back");
     for direction in [Direction::Up, Direction::Down] {
         let counters = lab.forwarder.counters(0, direction).unwrap();
@@ -40,21 +42,23 @@ fn blackhole_drops_silently_and_up_restores() {
     let lab = Lab::start(LinkParams::default());
     let (echo, client) = lab.echo_pair();
     assert_eq!(
-        round_trips(&client, echo.address, 5, MS, Duration::from_secs(2)).len(),
+        lab.probe(&echo, &client, 5, MS, Duration::from_secs(2))
+            .len(),
         5
     );
 
     lab.forwarder
         .set_condition(0, LinkCondition::Blackhole)
         .unwrap();
-    let lost = round_trips(&client, echo.address, 5, MS, 100 * MS);
+    let lost = lab.probe(&echo, &client, 5, MS, 100 * MS);
     assert!(lost.is_empty(), "nothing crosses a blackhole: {lost:?}");
     let up = lab.forwarder.counters(0, Direction::Up).unwrap();
     assert!(up.dropped(DropReason::Blackhole) >= 5, "{up:?}");
 
     lab.forwarder.set_condition(0, LinkCondition::Up).unwrap();
     assert_eq!(
-        round_trips(&client, echo.address, 5, MS, Duration::from_secs(2)).len(),
+        lab.probe(&echo, &client, 5, MS, Duration::from_secs(2))
+            .len(),
         5
     );
 }
@@ -67,20 +71,21 @@ fn carrier_down_drops_and_the_link_recovers_after_up() {
     let lab = Lab::start(LinkParams::default());
     let (echo, client) = lab.echo_pair();
     assert_eq!(
-        round_trips(&client, echo.address, 3, MS, Duration::from_secs(2)).len(),
+        lab.probe(&echo, &client, 3, MS, Duration::from_secs(2))
+            .len(),
         3
     );
 
     lab.forwarder.set_condition(0, LinkCondition::Down).unwrap();
     lab.topology.set_carrier(0, false).unwrap();
     assert!(!lab.topology.client_has_carrier(0).unwrap());
-    let lost = round_trips(&client, echo.address, 3, MS, 100 * MS);
+    let lost = lab.probe(&echo, &client, 3, MS, 100 * MS);
     assert!(lost.is_empty(), "{lost:?}");
 
     lab.topology.set_carrier(0, true).unwrap();
     lab.forwarder.set_condition(0, LinkCondition::Up).unwrap();
     // The emu socket on the interface that went down must still receive.
-    let back = round_trips(&client, echo.address, 10, 10 * MS, Duration::from_secs(2));
+    let back = lab.probe(&echo, &client, 10, 10 * MS, Duration::from_secs(2));
     assert!(
         back.len() >= 8,
         "link works again after up: {} of 10",
@@ -95,7 +100,7 @@ fn parameter_changes_apply_while_running() {
     }
     let lab = Lab::start(LinkParams::default());
     let (echo, client) = lab.echo_pair();
-    let mut before = round_trips(&client, echo.address, 5, MS, Duration::from_secs(2));
+    let mut before = lab.probe(&echo, &client, 5, MS, Duration::from_secs(2));
     assert_eq!(before.len(), 5);
 
     let slower = LinkParams {
@@ -103,7 +108,7 @@ fn parameter_changes_apply_while_running() {
         ..LinkParams::default()
     };
     lab.forwarder.set_params(0, &slower).unwrap();
-    let mut after = round_trips(&client, echo.address, 5, MS, Duration::from_secs(2));
+    let mut after = lab.probe(&echo, &client, 5, MS, Duration::from_secs(2));
     assert_eq!(after.len(), 5);
     // 30 ms each way: the round trip grows by 60 ms.
     assert!(
@@ -123,16 +128,28 @@ fn loss_drops_about_the_configured_share() {
         ..LinkParams::default()
     });
     let (echo, client) = lab.echo_pair();
-    round_trips(
-        &client,
-        echo.address,
-        400,
-        Duration::from_micros(200),
-        200 * MS,
-    );
+    lab.probe(&echo, &client, 400, Duration::from_micros(200), 200 * MS);
     let up = lab.forwarder.counters(0, Direction::Up).unwrap();
     let lost = up.dropped(DropReason::Loss);
     assert_eq!(up.received, up.forwarded + lost, "{up:?}");
     let share = lost as f64 / up.received as f64;
     assert!((0.2..0.4).contains(&share), "lost share {share}: {up:?}");
+}
+
+#[test]
+fn client_reaches_the_server_through_the_link_and_the_gateway() {
+    if !netns_available_for_test("client_reaches_the_server_through_the_link_and_the_gateway") {
+        return;
+    }
+    let lab = Lab::start(LinkParams::default());
+    let link = lab.topology.links()[0].clone();
+    lab.topology
+        .route_client_via(SERVER_ADDRESS, 32, 0, 0)
+        .unwrap();
+    let echo =
+        UdpEcho::start(lab.socket(Role::Server, SocketAddrV4::new(SERVER_ADDRESS, 0))).unwrap();
+    let client = lab.socket(Role::Client, SocketAddrV4::new(link.client_address, 0));
+    let rtts = lab.probe(&echo, &client, 5, MS, Duration::from_secs(2));
+    assert_eq!(rtts.len(), 5, "routed via the gateway, which forwards");
+    assert!(lab.forwarder.counters(0, Direction::Up).unwrap().forwarded >= 5);
 }

@@ -146,3 +146,25 @@ fn link_counts_outside_the_supported_range_are_refused() {
     assert!(error.to_string().contains("expected 1 to 16"), "{error}");
     assert!(Topology::build(&config(17)).is_err());
 }
+
+#[test]
+fn client_address_changes_on_request() {
+    if !netns_available_for_test("client_address_changes_on_request") {
+        return;
+    }
+    let topology = Topology::build(&config(1)).unwrap();
+    let link = topology.links()[0].clone();
+    let new = link.alternative_client_address(1);
+    let can_bind = |address| {
+        topology
+            .netns(Role::Client)
+            .run(|| UdpSocket::bind(SocketAddrV4::new(address, 0)).is_ok())
+            .unwrap()
+    };
+    assert!(can_bind(link.client_address) && !can_bind(new));
+    topology
+        .change_client_address(0, link.client_address, new)
+        .unwrap();
+    assert!(can_bind(new), "the new address is in place");
+    assert!(!can_bind(link.client_address), "the old one is gone");
+}

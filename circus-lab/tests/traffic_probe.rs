@@ -188,3 +188,42 @@ fn invalid_sender_settings_are_refused_with_the_key() {
         assert!(error.to_string().contains(key), "{error}");
     }
 }
+
+#[test]
+fn flows_pinned_to_an_interface_leave_on_it() {
+    // Pinned to loopback: the stream arrives as unpinned would.
+    let log = run_stream(|target| {
+        let mut config = ProbeSenderConfig::new(
+            target,
+            ProbeSpec {
+                rate_pps: 1000,
+                size: 64,
+            },
+            Duration::from_millis(100),
+            77,
+        );
+        config.flows = 2;
+        config.flow_devices = vec!["lo".into()];
+        config
+    });
+    assert_eq!(
+        log.received.records.len() as u64,
+        log.sent.sent_at.len() as u64
+    );
+}
+
+#[test]
+fn pinning_to_a_missing_interface_is_an_error_naming_the_address() {
+    let mut config = ProbeSenderConfig::new(
+        "127.0.0.1:9".parse().unwrap(),
+        ProbeSpec {
+            rate_pps: 1000,
+            size: 64,
+        },
+        Duration::from_millis(10),
+        1,
+    );
+    config.flow_devices = vec!["nosuchlink0".into()];
+    let error = send_probes(&config, MonoNanos::now(), &AtomicBool::new(false)).unwrap_err();
+    assert!(error.to_string().contains("0.0.0.0:0"), "{error}");
+}

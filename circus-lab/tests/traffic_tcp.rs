@@ -26,6 +26,7 @@ fn transfer(
         duration: Duration::from_millis(500),
         flavor,
         connect_timeout: Duration::from_secs(2),
+        flow_devices: Vec::new(),
     };
     let stop = AtomicBool::new(false);
     thread::scope(|scope| {
@@ -93,6 +94,7 @@ fn a_refused_connection_is_reported_per_flow() {
         duration: Duration::from_millis(100),
         flavor: TcpFlavor::Tcp,
         connect_timeout: Duration::from_secs(1),
+        flow_devices: Vec::new(),
     };
     let reports = send_bulk(&sender, &AtomicBool::new(false)).unwrap();
     assert_eq!(reports.len(), 2);

@@ -1,1 +1,32 @@
 //! circus-node: the client and gateway daemon around `circus-core`.
+//!
+//! The binary (`circus-node keygen | client | gateway | status`) is a thin
+//! command line over this library; the lab calls [`run_client`] and
+//! [`run_gateway`] directly, on threads inside its network namespaces.
+//!
+//! Map of the crate:
+//! - [`config`]: TOML files to validated settings, with precise errors.
+//! - [`keys`]: key types, `keygen`, private key files.
+//! - [`daemon`]: the two daemons as library calls: set-up and teardown.
+//! - [`driver`]: the tokio event loops around the sans-IO engine.
+//! - [`tun_device`]: the TUN device and its MTU.
+//! - [`link_socket`]: UDP sockets bound to an interface (`SO_BINDTODEVICE`).
+//! - [`link_set`]: the client's links following interface hot-plug.
+//! - [`hotplug`]: interface table and netlink change notifications.
+//! - [`init_limiter`]: the gateway's budget for costly handshake inits.
+//! - [`status`]: the status report and its unix socket.
+//! - [`prometheus`]: the report as a Prometheus text endpoint.
+pub mod config;
+pub mod daemon;
+pub mod driver;
+pub mod hotplug;
+pub mod init_limiter;
+pub mod keys;
+pub mod link_set;
+pub mod link_socket;
+pub mod prometheus;
+mod report;
+pub mod status;
+pub mod tun_device;
+
+pub use daemon::{NodeError, run_client, run_gateway};

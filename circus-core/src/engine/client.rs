@@ -4,9 +4,7 @@
 use std::time::Instant;
 
 use crate::LinkId;
-use crate::crypto::{
-    Initiator, Psk, PublicKey, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, StaticSecret,
-};
+use crate::crypto::{Initiator, Psk, PublicKey, REKEY_AFTER_MESSAGES, StaticSecret};
 use crate::paths::PathState;
 use crate::wire::{HANDSHAKE_INIT_LEN, Packet};
 
@@ -158,19 +156,24 @@ impl Client {
                 self.session.confirm_on(link);
             }
             Ok(Packet::Transport(transport)) => {
-                let opened = self
-                    .session
-                    .keys
-                    .open(transport.header, datagram, &mut self.scratch);
+                let opened =
+                    self.session
+                        .keys
+                        .open(now, transport.header, datagram, &mut self.scratch);
                 match opened {
                     Ok(len) => {
                         let plaintext = &self.scratch[..len];
-                        let _closed = self.session.handle_plaintext(
+                        let closed = self.session.handle_plaintext(
                             now,
                             Arrival::Local(link),
                             datagram.len(),
                             plaintext,
                         );
+                        if closed {
+                            // The gateway ended the session: start afresh.
+                            self.fresh = true;
+                            self.next_init_at = Some(now);
+                        }
                     }
                     Err(e) => self.session.count_open_error(e),
                 }
@@ -274,14 +277,6 @@ impl Client {
                 link,
                 len: HANDSHAKE_INIT_LEN,
             });
-        }
-        if self
-            .session
-            .keys
-            .current_ref()
-            .is_some_and(|k| now.saturating_duration_since(k.established) >= REJECT_AFTER_TIME)
-        {
-            return None;
         }
         let (link, len) = self.session.poll_transmit(now, buf)?;
         Some(Transmit { link, len })

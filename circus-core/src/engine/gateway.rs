@@ -263,7 +263,7 @@ impl Gateway {
                 self.counters.unknown_index += 1;
                 return;
             };
-            match session.keys.open(header, datagram, &mut self.scratch) {
+            match session.keys.open(now, header, datagram, &mut self.scratch) {
                 Ok(len) => len,
                 Err(e) => {
                     session.count_open_error(e);
@@ -277,7 +277,7 @@ impl Gateway {
         let plaintext = &self.scratch[..len];
         let closed =
             session.handle_plaintext(now, Arrival::Remote(from), datagram.len(), plaintext);
-        if closed == Ok(true) {
+        if closed {
             self.drop_session(i);
         }
     }

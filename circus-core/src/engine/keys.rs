@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::crypto::{CryptoError, ReplayWindow, SessionKeys};
+use crate::crypto::{CryptoError, REJECT_AFTER_TIME, ReplayWindow, SessionKeys};
 use crate::wire::{TAG_LEN, TRANSPORT_HEADER_LEN, TransportHeader};
 
 /// One handshake's keys with their counters.
@@ -50,6 +50,13 @@ impl KeySlot {
             next_counter: 0,
             established: now,
         }
+    }
+
+    /// Whether the keys are too old to use at all ([`REJECT_AFTER_TIME`]):
+    /// a session whose rekeys keep failing must die rather than run on
+    /// stale keys.
+    pub(crate) fn is_expired(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.established) >= REJECT_AFTER_TIME
     }
 
     /// Packets sealed with these keys so far.
@@ -140,6 +147,7 @@ impl KeyRing {
     /// Opens a packet addressed to any live generation.
     pub(crate) fn open(
         &mut self,
+        now: Instant,
         header: TransportHeader,
         datagram: &[u8],
         scratch: &mut [u8],
@@ -149,6 +157,9 @@ impl KeyRing {
             (_, Some((p, _))) if p.local_index == header.receiver_index => p,
             _ => return Err(OpenError::UnknownIndex),
         };
+        if slot.is_expired(now) {
+            return Err(OpenError::UnknownIndex);
+        }
         slot.open(header, datagram, scratch)
     }
 

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use crate::LinkId;
 use crate::paths::PathState;
-use crate::reorder::{Insert, ReorderBuffer};
-use crate::scheduler::{MAX_LINKS, PathView, Scheduler};
+use crate::reorder::ReorderBuffer;
+use crate::scheduler::{MAX_LINKS, PathView, Scheduler, Selection};
 use crate::wire::{
     DATA_FRAME_HEADER_LEN, Frame, FrameIter, PayloadHeader, TAG_LEN, TRANSPORT_HEADER_LEN, emit_ack,
 };
@@ -71,7 +71,7 @@ enum Content {
 #[derive(Debug, Clone, Copy)]
 struct Sending {
     seq: u64,
-    links: [Option<LinkId>; MAX_LINKS],
+    links: Selection,
     next: usize,
     resend: bool,
 }
@@ -217,20 +217,20 @@ impl Session {
         }
     }
 
-    /// Applies one authenticated plaintext. Returns `Err(())` when the
-    /// plaintext is malformed or names a link this side does not accept; the
-    /// caller counts it. Returns `Ok(true)` when the peer closed the session.
+    /// Applies one authenticated plaintext; returns whether the peer closed
+    /// the session. A malformed plaintext, or one naming a link this side
+    /// does not accept, is counted and otherwise ignored.
     pub(crate) fn handle_plaintext(
         &mut self,
         now: Instant,
         arrival: Arrival,
         datagram_len: usize,
         plaintext: &[u8],
-    ) -> Result<bool, ()> {
+    ) -> bool {
         self.now = now;
         let Ok((header, frames)) = PayloadHeader::parse(plaintext) else {
             self.totals.rejected += 1;
-            return Err(());
+            return false;
         };
         let (link, from) = match arrival {
             Arrival::Local(link) => (link, None),
@@ -241,7 +241,7 @@ impl Session {
         }
         let Some(i) = self.link_index(link) else {
             self.totals.rejected += 1;
-            return Err(());
+            return false;
         };
         self.last_received = Some(now);
         let slot = &mut self.links[i];
@@ -251,7 +251,10 @@ impl Session {
         slot.counters.packets_received += 1;
         slot.counters.bytes_received += datagram_len as u64;
         let pn = header.path_pn;
-        if slot.highest_pn_received.is_some_and(|h| pn > h + 1) {
+        if slot
+            .highest_pn_received
+            .is_some_and(|h| pn > h.saturating_add(1))
+        {
             slot.last_gap = Some(now);
         }
         slot.highest_pn_received = Some(slot.highest_pn_received.map_or(pn, |h| h.max(pn)));
@@ -268,7 +271,7 @@ impl Session {
                     self.links[i].last_data_received = Some(now);
                     // Duplicates, stale and oversized packets are counted by
                     // the reorder buffer itself.
-                    let _: Insert = self.reorder.insert(now, seq, link, packet);
+                    self.reorder.insert(now, seq, link, packet);
                 }
                 Ok(Frame::Ping) => eliciting = true,
                 Ok(Frame::Close { .. }) => closed = true,
@@ -285,7 +288,7 @@ impl Session {
             acks.ack_immediately(now);
         }
         self.after_change(now);
-        Ok(closed)
+        closed
     }
 
     fn on_ack(&mut self, now: Instant, ack: crate::wire::AckFrame<'_>) {
@@ -413,9 +416,11 @@ impl Session {
     /// The earliest time this session needs `handle_timeout` (or has acks or
     /// deliveries due).
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
-        // Without keys nothing can be sent, so path timers (probes) would
-        // only spin; the owner's handshake timer is what matters then.
-        self.keys.current_ref()?;
+        // Without usable keys nothing can be sent, so path timers (probes)
+        // would only spin; the owner's handshake timer is what matters then.
+        if self.keys.current_ref()?.is_expired(self.now) {
+            return None;
+        }
         let links = self
             .links
             .iter()
@@ -434,7 +439,9 @@ impl Session {
         buf: &mut [u8],
     ) -> Option<(LinkId, usize)> {
         self.now = now;
-        self.keys.current_ref()?;
+        if self.keys.current_ref()?.is_expired(now) {
+            return None;
+        }
         if let Some(link) = self.confirm.take()
             && let Some(i) = self.link_index(link)
             && let Some(len) = self.emit(now, i, Content::Ping, buf)
@@ -466,7 +473,7 @@ impl Session {
     fn poll_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<(LinkId, usize)> {
         loop {
             if let Some(sending) = &mut self.sending {
-                let Some(link) = sending.links.get(sending.next).copied().flatten() else {
+                let Some(&link) = sending.links.as_slice().get(sending.next) else {
                     self.sending = None;
                     continue;
                 };
@@ -491,14 +498,17 @@ impl Session {
                     continue;
                 }
                 let len = self.ring.get(seq).map_or(0, <[u8]>::len);
-                if let Some(links) = self.pick(len, Some(lost_on)) {
-                    self.sending = Some(Sending {
-                        seq,
-                        links,
-                        next: 0,
-                        resend: true,
-                    });
-                }
+                let Some(links) = self.pick(len, Some(lost_on)) else {
+                    // Every window is full: retry after the next ack.
+                    self.resend.push_front((seq, lost_on));
+                    return None;
+                };
+                self.sending = Some(Sending {
+                    seq,
+                    links,
+                    next: 0,
+                    resend: true,
+                });
                 continue;
             }
             let (seq, queued_at) = self.ring.next_unsent()?;
@@ -523,7 +533,7 @@ impl Session {
 
     /// Asks the scheduler for the links of one packet of `len` bytes. A
     /// resend avoids the link that lost it when another link can take it.
-    fn pick(&mut self, len: usize, avoid: Option<LinkId>) -> Option<[Option<LinkId>; MAX_LINKS]> {
+    fn pick(&mut self, len: usize, avoid: Option<LinkId>) -> Option<Selection> {
         let bytes = len + super::OVERHEAD;
         self.views.clear();
         for slot in &self.links {
@@ -535,14 +545,7 @@ impl Session {
         if selection.is_empty() && avoid.is_some() {
             return self.pick(len, None);
         }
-        if selection.is_empty() {
-            return None;
-        }
-        let mut links = [None; MAX_LINKS];
-        for (out, link) in links.iter_mut().zip(selection.iter()) {
-            *out = Some(link);
-        }
-        Some(links)
+        (!selection.is_empty()).then_some(selection)
     }
 
     /// Builds, seals and accounts one datagram for link `i`. Returns `None`

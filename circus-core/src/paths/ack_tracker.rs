@@ -57,7 +57,7 @@ impl AckTracker {
             let due = if !in_order || self.unacked_ack_eliciting >= self.threshold {
                 now
             } else {
-                now + self.max_ack_delay
+                now.checked_add(self.max_ack_delay).unwrap_or(now)
             };
             self.due = Some(self.due.map_or(due, |d| d.min(due)));
         }

@@ -20,7 +20,8 @@ pub struct AckOutcome {
     pub lost: u32,
     /// Their bytes.
     pub lost_bytes: u64,
-    /// RTT measured from the newest packet acknowledged, if it was new.
+    /// RTT measured from the newest packet acknowledged, if it is newer than
+    /// everything acknowledged before.
     pub rtt_sample: Option<Duration>,
 }
 
@@ -231,7 +232,12 @@ impl Path {
             return outcome;
         };
 
-        if newest.pn == ack_largest {
+        // RFC 9002 takes a sample only when the ack's largest number is newly
+        // acknowledged. Packets that elicit no ack (pure acks) are not
+        // tracked here, so the test is on the newest tracked packet instead:
+        // it must be newer than anything acknowledged before, or it is an old
+        // hole filled late and its delay says nothing about the path.
+        if self.largest_acked.is_none_or(|l| newest.pn > l) {
             let sample = now.saturating_duration_since(newest.time_sent);
             self.rtt
                 .update(sample, ack_delay.min(self.config.max_ack_delay));
@@ -265,7 +271,8 @@ impl Path {
     }
 
     /// The next time [`on_timeout`](Path::on_timeout) has work, or a probe
-    /// becomes due.
+    /// becomes due. A due probe keeps this in the past until the engine has
+    /// sent it (and reported it with [`on_sent`](Path::on_sent)).
     pub fn poll_timeout(&self) -> Option<Instant> {
         [self.loss_time, self.silence_deadline(), self.probe_due()]
             .into_iter()
@@ -787,6 +794,25 @@ mod tests {
         path.on_timeout(deadline);
         assert_eq!(path.bytes_in_flight(), 0);
         assert_eq!(path.stats().packets_lost, 4);
+    }
+
+    #[test]
+    fn rtt_is_sampled_when_the_largest_acked_is_a_pure_ack() {
+        let t0 = Instant::now();
+        let mut path = Path::new(PathConfig::default(), t0);
+        send(&mut path, t0, 100);
+        let ack_only = path.next_pn();
+        path.on_sent(t0 + MS, ack_only, 40, false);
+        let outcome = path.on_ack(t0 + 50 * MS, [0..=ack_only], Duration::ZERO);
+        assert_eq!(outcome.rtt_sample, Some(50 * MS));
+        // A hole below the largest filled late gives no sample.
+        let (a, b) = (
+            send(&mut path, t0 + 60 * MS, 100),
+            send(&mut path, t0 + 61 * MS, 100),
+        );
+        path.on_ack(t0 + 100 * MS, [b..=b], Duration::ZERO);
+        let late = path.on_ack(t0 + 300 * MS, [a..=b], Duration::ZERO);
+        assert_eq!((late.acked, late.rtt_sample), (1, None));
     }
 
     #[test]

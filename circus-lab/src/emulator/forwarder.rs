@@ -15,6 +15,7 @@
 //! [`Forwarder::set_params`]) through a channel plus an eventfd that wakes
 //! the thread, and reads [`CounterSnapshot`]s at any time.
 
+pub mod capacity;
 mod counters;
 mod packet_socket;
 mod pool;

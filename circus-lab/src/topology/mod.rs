@@ -27,7 +27,7 @@ use std::os::fd::AsFd;
 pub use addressing::{LinkAddressing, MAX_LINKS, SERVER_ADDRESS};
 pub use cleanup::{CleanupGuard, sweep_stale};
 pub use naming::{RUN_TAG, Role, RunPrefix};
-pub use netlink::NetlinkError;
+pub use netlink::{NetlinkError, NextHop};
 pub use netns::{Netns, NetnsError, NetnsThread};
 pub use privilege::{NotPrivileged, netns_available_for_test, require_netns};
 
@@ -82,6 +82,19 @@ pub enum TopologyError {
         /// What failed.
         source: StepError,
     },
+}
+
+impl TopologyError {
+    /// The errno of a request the kernel refused, if that is what failed.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            TopologyError::Step {
+                source: StepError::Netlink(error),
+                ..
+            } => error.errno(),
+            _ => None,
+        }
+    }
 }
 
 /// One failed configuration step inside a namespace.
@@ -196,17 +209,33 @@ impl Topology {
     }
 
     /// Routes `destination/prefix_len` from the client via the gateway end
-    /// of `link` (replacing an existing route to it), e.g. the server subnet
-    /// over the best link for the single-link baseline.
+    /// of `link` with `metric` (replacing a route to it with the same
+    /// metric). The single-link baseline routes the server over its one
+    /// link; systems that bind sockets to links add one route per link with
+    /// distinct metrics, so each bound socket finds the route out of its link.
     pub fn route_client_via(
         &self,
         destination: Ipv4Addr,
         prefix_len: u8,
         link: usize,
+        metric: u32,
     ) -> Result<(), TopologyError> {
-        let next_hop = self.link(link)?.gateway_address;
+        let next_hop = NextHop::Gateway(self.link(link)?.gateway_address);
+        self.route_client(destination, prefix_len, next_hop, metric)
+    }
+
+    /// Routes `destination/prefix_len` from the client to `next_hop`, e.g.
+    /// into a tunnel's TUN device.
+    pub fn route_client(
+        &self,
+        destination: Ipv4Addr,
+        prefix_len: u8,
+        next_hop: NextHop,
+        metric: u32,
+    ) -> Result<(), TopologyError> {
         self.in_netns(&self.client, |nl| async move {
-            nl.replace_route(destination, prefix_len, next_hop).await?;
+            nl.replace_route(destination, prefix_len, &next_hop, metric)
+                .await?;
             Ok(())
         })
     }
@@ -221,8 +250,43 @@ impl Topology {
     ) -> Result<(), TopologyError> {
         let name = self.link(link)?.client_interface.clone();
         self.in_netns(&self.client, |nl| async move {
+            // Otherwise removing the primary address of the subnet removes
+            // the new, secondary one with it.
+            sysctl::write(&format!("net/ipv4/conf/{name}/promote_secondaries"), "1")?;
             nl.add_address(&name, new, SUBNET_PREFIX_LEN).await?;
             nl.remove_address(&name, old, SUBNET_PREFIX_LEN).await?;
+            Ok(())
+        })
+    }
+
+    /// Joins the two emu ends of `link` in a kernel bridge (`br<i>`), so
+    /// frames cross the emu namespace without the userspace forwarder: the
+    /// netem backend's path.
+    pub fn bridge_link(&self, link: usize) -> Result<(), TopologyError> {
+        let plan = self.link(link)?.clone();
+        self.in_netns(&self.emu, |nl| async move {
+            let bridge = format!("br{}", plan.index);
+            nl.add_bridge(&bridge).await?;
+            disable_ipv6(&bridge)?;
+            for port in [&plan.emu_client_side, &plan.emu_gateway_side] {
+                nl.set_master(port, &bridge).await?;
+            }
+            nl.set_up(&bridge, true).await?;
+            Ok(())
+        })
+    }
+
+    /// Creates or replaces the root qdisc of `interface` in the namespace of
+    /// `role` with one of `kind` and the encoded `TCA_OPTIONS` payload.
+    pub fn replace_root_qdisc(
+        &self,
+        role: Role,
+        interface: &str,
+        kind: &str,
+        options: Vec<u8>,
+    ) -> Result<(), TopologyError> {
+        self.in_netns(self.netns(role), |nl| async move {
+            nl.replace_root_qdisc(interface, kind, options).await?;
             Ok(())
         })
     }
@@ -293,7 +357,7 @@ impl Topology {
             nl.set_up("lo", true).await?;
             configure(&nl, SERVER_TO_GATEWAY, SERVER_ADDRESS).await?;
             for (range, prefix_len) in [LINKS_RANGE, TUNNEL_RANGE] {
-                nl.replace_route(range, prefix_len, GATEWAY_SERVER_SIDE)
+                nl.replace_route(range, prefix_len, &NextHop::Gateway(GATEWAY_SERVER_SIDE), 0)
                     .await?;
             }
             Ok(())
@@ -310,11 +374,15 @@ async fn configure(nl: &Netlink, name: &str, address: Ipv4Addr) -> Result<(), St
 }
 
 /// Before an interface goes up: offloads off (frames stay MTU-sized and
-/// complete), and IPv6 off so no router solicitations or DAD probes cross
-/// the emulated links and blur the counters (the lab is IPv4 on its links;
-/// tunnels may still carry IPv6 inside).
+/// complete), and IPv6 off.
 fn prepare_interface(name: &str) -> Result<(), StepError> {
     offload::disable_offloads(name)?;
+    disable_ipv6(name)
+}
+
+/// No router solicitations or DAD probes cross the emulated links and blur
+/// the counters: the lab is IPv4 on its links (tunnels may carry IPv6 inside).
+fn disable_ipv6(name: &str) -> Result<(), StepError> {
     match sysctl::write(&format!("net/ipv6/conf/{name}/disable_ipv6"), "1") {
         Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => Ok(()), // kernel without IPv6
         other => Ok(other?),

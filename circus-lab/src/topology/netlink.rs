@@ -4,9 +4,20 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkFlags};
-use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage};
+use rtnetlink::packet_core::{
+    DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+    NetlinkPayload,
+};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
+
+/// `TCA_OPTIONS`: a qdisc's own options, opaque here.
+const TCA_OPTIONS: u16 = 2;
 
 /// A failed netlink request.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +27,34 @@ pub struct NetlinkError {
     pub request: String,
     /// What the kernel (or the netlink library) said.
     pub source: rtnetlink::Error,
+}
+
+impl NetlinkError {
+    /// The errno the kernel answered with, if it refused the request.
+    pub fn errno(&self) -> Option<i32> {
+        match &self.source {
+            rtnetlink::Error::NetlinkError(message) => message.code.map(|code| -code.get()),
+            _ => None,
+        }
+    }
+}
+
+/// Where a route sends packets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextHop {
+    /// Via a router's address on a connected subnet.
+    Gateway(Ipv4Addr),
+    /// Straight out of an interface (a TUN device has no next hop).
+    Device(String),
+}
+
+impl std::fmt::Display for NextHop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NextHop::Gateway(gateway) => write!(f, "via {gateway}"),
+            NextHop::Device(name) => write!(f, "dev {name}"),
+        }
+    }
 }
 
 /// A netlink connection of the calling thread's namespace.
@@ -168,26 +207,104 @@ impl Netlink {
         Ok(())
     }
 
-    /// Adds (or replaces) the route `destination/prefix_len via gateway`.
+    /// Adds (or replaces) the route `destination/prefix_len` with `metric`
+    /// via `next_hop`. Routes to one destination with different metrics
+    /// coexist: the lowest wins for ordinary sockets, while a socket bound to
+    /// a device uses the route through that device.
     pub async fn replace_route(
         &self,
         destination: Ipv4Addr,
         prefix_len: u8,
-        gateway: Ipv4Addr,
+        next_hop: &NextHop,
+        metric: u32,
     ) -> Result<(), NetlinkError> {
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        let builder = RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(destination, prefix_len)
-            .gateway(gateway)
-            .build();
+            .priority(metric);
+        let builder = match next_hop {
+            NextHop::Gateway(gateway) => builder.gateway(*gateway),
+            NextHop::Device(name) => builder.output_interface(self.index(name).await?),
+        };
         self.handle
             .route()
-            .add(route)
+            .add(builder.build())
             .replace()
             .execute()
             .await
             .map_err(|source| NetlinkError {
-                request: format!("route {destination}/{prefix_len} via {gateway}"),
+                request: format!("route {destination}/{prefix_len} {next_hop} metric {metric}"),
                 source,
             })
+    }
+
+    /// Creates the bridge `name`.
+    pub async fn add_bridge(&self, name: &str) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .add(LinkBridge::new(name).build())
+            .execute()
+            .await
+            .map_err(|source| NetlinkError {
+                request: format!("add bridge {name}"),
+                source,
+            })
+    }
+
+    /// Makes `port` a port of the bridge `bridge`.
+    pub async fn set_master(&self, port: &str, bridge: &str) -> Result<(), NetlinkError> {
+        let bridge_index = self.index(bridge).await?;
+        let port_index = self.index(port).await?;
+        self.handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(port_index)
+                    .controller(bridge_index)
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|source| NetlinkError {
+                request: format!("add {port} to bridge {bridge}"),
+                source,
+            })
+    }
+
+    /// Creates or replaces the root qdisc of `name` with one of `kind`
+    /// whose `TCA_OPTIONS` payload is `options` (already encoded).
+    pub async fn replace_root_qdisc(
+        &self,
+        name: &str,
+        kind: &str,
+        options: Vec<u8>,
+    ) -> Result<(), NetlinkError> {
+        let request = || format!("set the root qdisc of {name} to {kind}");
+        let index = self.index(name).await?;
+        let mut message = TcMessage::with_index(index as i32);
+        message.header.parent = TcHandle::ROOT;
+        message.attributes.push(TcAttribute::Kind(kind.to_owned()));
+        message
+            .attributes
+            .push(TcAttribute::Other(DefaultNla::new(TCA_OPTIONS, options)));
+        let mut packet = NetlinkMessage::from(RouteNetlinkMessage::NewQueueDiscipline(message));
+        packet.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+        let mut responses = self
+            .handle
+            .clone()
+            .request(packet)
+            .map_err(|source| NetlinkError {
+                request: request(),
+                source,
+            })?;
+        while let Some(response) = responses.next().await {
+            if let NetlinkPayload::Error(error) = response.payload
+                && error.code.is_some()
+            {
+                return Err(NetlinkError {
+                    request: request(),
+                    source: rtnetlink::Error::NetlinkError(error),
+                });
+            }
+        }
+        Ok(())
     }
 }

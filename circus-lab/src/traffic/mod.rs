@@ -44,3 +44,20 @@ pub enum TrafficError {
     #[error("a traffic thread for {addr} panicked")]
     ThreadPanicked { addr: SocketAddr },
 }
+
+/// The interface flow `flow` is pinned to, if any.
+pub(crate) fn pinned_device(devices: &[String], flow: u16) -> Option<&str> {
+    match devices.len() {
+        0 => None,
+        n => Some(devices[usize::from(flow) % n].as_str()),
+    }
+}
+
+/// Binds `socket` to `device` (SO_BINDTODEVICE) so it leaves on that
+/// interface whatever the routing table prefers; `None` does nothing.
+pub(crate) fn bind_device(socket: &socket2::Socket, device: Option<&str>) -> io::Result<()> {
+    match device {
+        Some(name) => socket.bind_device(Some(name.as_bytes())),
+        None => Ok(()),
+    }
+}

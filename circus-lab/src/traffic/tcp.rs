@@ -70,6 +70,9 @@ pub struct TcpSenderConfig {
     pub flavor: TcpFlavor,
     /// A flow whose connection is not established by then is reported failed.
     pub connect_timeout: Duration,
+    /// Flow `i` leaves on interface `flow_devices[i % len]`; empty leaves the
+    /// choice to routing (see the probe sender's field of the same name).
+    pub flow_devices: Vec<String>,
 }
 
 /// What one sending flow did.
@@ -98,7 +101,7 @@ pub fn send_bulk(
     let end = MonoNanos::now() + config.duration;
     thread::scope(|scope| {
         let handles: Vec<_> = (0..config.flows)
-            .map(|_| scope.spawn(|| send_one_flow(config, end, stop)))
+            .map(|flow| scope.spawn(move || send_one_flow(config, flow, end, stop)))
             .collect();
         handles
             .into_iter()
@@ -111,7 +114,12 @@ pub fn send_bulk(
     })
 }
 
-fn send_one_flow(config: &TcpSenderConfig, end: MonoNanos, stop: &AtomicBool) -> TcpFlowReport {
+fn send_one_flow(
+    config: &TcpSenderConfig,
+    flow: u16,
+    end: MonoNanos,
+    stop: &AtomicBool,
+) -> TcpFlowReport {
     let mut report = TcpFlowReport {
         bytes_written: 0,
         error: None,
@@ -123,9 +131,14 @@ fn send_one_flow(config: &TcpSenderConfig, end: MonoNanos, stop: &AtomicBool) ->
             return report;
         }
     };
-    if let Err(error) = socket
-        .connect_timeout(&config.target.into(), config.connect_timeout)
-        .and_then(|()| socket.set_nonblocking(true))
+    if let Err(error) =
+        super::bind_device(&socket, super::pinned_device(&config.flow_devices, flow)).and_then(
+            |()| {
+                socket
+                    .connect_timeout(&config.target.into(), config.connect_timeout)
+                    .and_then(|()| socket.set_nonblocking(true))
+            },
+        )
     {
         report.error = Some(format!("connect to {}: {error}", config.target));
         return report;

@@ -5,6 +5,7 @@
 //! drift). A packet found late is sent at once; none is skipped, so the number
 //! sent is exactly `rate x duration` and losses are comparable across systems.
 
+use socket2::{Domain, Socket, Type};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -35,6 +36,10 @@ pub struct ProbeSenderConfig {
     pub duration: Duration,
     /// Written into every probe; the receiver ignores other streams.
     pub stream_id: u32,
+    /// Flow `i` leaves on interface `flow_devices[i % len]` whatever the
+    /// routing table prefers (the multiwan baseline pins flows to links);
+    /// empty leaves the choice to routing.
+    pub flow_devices: Vec<String>,
 }
 
 impl ProbeSenderConfig {
@@ -49,6 +54,7 @@ impl ProbeSenderConfig {
             size: probe.size as usize,
             duration,
             stream_id,
+            flow_devices: Vec::new(),
         }
     }
 
@@ -179,7 +185,15 @@ fn open_flow_sockets(config: &ProbeSenderConfig) -> Result<Vec<UdpSocket>, Traff
                 first => first + flow,
             };
             let addr = SocketAddr::new(config.source, port);
-            UdpSocket::bind(addr).map_err(|source| TrafficError::Bind { addr, source })
+            let device = super::super::pinned_device(&config.flow_devices, flow);
+            let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)
+                .and_then(|socket| {
+                    super::super::bind_device(&socket, device)?;
+                    socket.bind(&addr.into())?;
+                    Ok(socket)
+                })
+                .map_err(|source| TrafficError::Bind { addr, source })?;
+            Ok(UdpSocket::from(socket))
         })
         .collect()
 }

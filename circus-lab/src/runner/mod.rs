@@ -1,0 +1,309 @@
+//! `circus-lab run`: one scenario, every system in turn, real namespaces.
+//!
+//! Each system gets a freshly built topology with the same links, the same
+//! seeds and the same traffic, so their figures differ only by what the
+//! system does. The steps of one system's run:
+//! 1. build the topology and start the link emulation;
+//! 2. let the adapter set up routes and daemons ([`crate::systems`]);
+//! 3. start receivers on the server, then the probe stream and TCP flows on
+//!    the client at a common time zero;
+//! 4. replay the scenario's timeline onto the links;
+//! 5. drain, stop, collect counters and logs, and turn them into figures.
+//!
+//! - [`emulation`]: the links (userspace forwarder or netem) and the timeline.
+//! - [`output`]: the report directory name and the commit id.
+
+pub mod emulation;
+pub mod output;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::metrics::{
+    MetricsConfig, RunLogs, SystemMetrics, SystemSeries, TimelineEvent, system_metrics,
+    system_series,
+};
+use crate::scenario::{Scenario, SystemKind};
+use crate::systems::{PROBE_FLOWS, SystemError, TrafficPlan, adapter};
+use crate::topology::addressing::SERVER_ADDRESS;
+use crate::topology::{NetnsError, RUN_TAG, Role, Topology, TopologyConfig, TopologyError};
+use crate::traffic::probe::{ProbeLog, ProbeReceiver, ProbeSenderConfig, send_probes};
+use crate::traffic::tcp::{TcpBulkReceiver, TcpLog, TcpReceiverConfig, TcpSenderConfig, send_bulk};
+use crate::traffic::{MonoNanos, TrafficError};
+
+pub use emulation::{Emulation, EmulationError, TimelinePlayer};
+
+/// UDP port of the probe receiver on the server.
+pub const PROBE_PORT: u16 = 9000;
+/// TCP port of the bulk-flow receiver on the server.
+pub const TCP_PORT: u16 = 9001;
+/// Time between setting up a system and the scenario's time zero: lets
+/// routes settle, ARP resolve and tunnels finish their handshakes.
+const WARMUP: Duration = Duration::from_millis(500);
+/// Time after the last probe before the receivers stop: covers the longest
+/// queue a scenario builds (a few hundred ms) so in-flight probes count.
+const DRAIN: Duration = Duration::from_millis(1500);
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    // Boxed: these carry netlink messages and would make every Result of
+    // the runner large.
+    #[error(transparent)]
+    Topology(Box<TopologyError>),
+    #[error(transparent)]
+    Emulation(Box<EmulationError>),
+    #[error(transparent)]
+    System(#[from] SystemError),
+    #[error(transparent)]
+    Traffic(#[from] TrafficError),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("system `{0}` cannot run in this build")]
+    Unsupported(&'static str),
+}
+
+impl From<TopologyError> for RunError {
+    fn from(error: TopologyError) -> Self {
+        RunError::Topology(Box::new(error))
+    }
+}
+
+impl From<EmulationError> for RunError {
+    fn from(error: EmulationError) -> Self {
+        RunError::Emulation(Box::new(error))
+    }
+}
+
+/// The figures and plot series of one system's run.
+pub struct SystemRun {
+    pub backend: &'static str,
+    pub metrics: SystemMetrics,
+    pub series: SystemSeries,
+}
+
+/// Runs every system of `scenario` (in its order) and returns their runs by
+/// name. `progress` shows scenario time across all systems.
+pub fn run_systems(
+    scenario: &Scenario,
+    systems: &[SystemKind],
+    progress: &ProgressBar,
+) -> Result<BTreeMap<String, SystemRun>, RunError> {
+    let per_system = scenario.duration + WARMUP + DRAIN;
+    progress.set_length((per_system * systems.len() as u32).as_millis() as u64);
+    progress.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>12} [{bar:40}] {elapsed_precise} of ~{duration_precise} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut runs = BTreeMap::new();
+    for (index, kind) in systems.iter().enumerate() {
+        progress.set_prefix(kind.as_str());
+        progress.set_position((per_system * index as u32).as_millis() as u64);
+        let run = run_system(scenario, *kind, index as u32, progress)?;
+        runs.insert(kind.as_str().to_string(), run);
+    }
+    progress.finish_and_clear();
+    Ok(runs)
+}
+
+/// One system's run on a fresh topology.
+pub fn run_system(
+    scenario: &Scenario,
+    kind: SystemKind,
+    stream_id: u32,
+    progress: &ProgressBar,
+) -> Result<SystemRun, RunError> {
+    let mut system = adapter(kind).ok_or(RunError::Unsupported(kind.as_str()))?;
+    progress.set_message("building topology");
+    let topology = Topology::build(&TopologyConfig {
+        tag: RUN_TAG.to_string(),
+        links: scenario.links.len(),
+    })?;
+    // Declared after the topology so it is dropped (stopped) first.
+    let emulation = Emulation::start(&topology, scenario)?;
+    progress.set_message("starting the system");
+    let plan = system.start(&topology, scenario)?;
+    let measured = measure(scenario, &topology, &emulation, &plan, stream_id, progress);
+    let stopped = system.stop();
+    let links = emulation.link_counters(scenario);
+    let backend = emulation.backend_name();
+    emulation.stop()?;
+    drop(topology);
+    let (probes, tcp, origin) = measured?;
+    stopped?;
+    let links = links?;
+
+    let events: Vec<TimelineEvent> = scenario.events.iter().map(TimelineEvent::from).collect();
+    let logs = RunLogs {
+        origin,
+        probes: &probes,
+        tcp: tcp.as_ref(),
+        events: &events,
+        links: &links,
+    };
+    let config = MetricsConfig::default();
+    Ok(SystemRun {
+        backend,
+        metrics: system_metrics(&logs, &config),
+        series: system_series(&logs, &config),
+    })
+}
+
+/// Runs the traffic and the timeline; returns the probe log, the TCP log (if
+/// the scenario has flows) and the scenario's time zero.
+fn measure(
+    scenario: &Scenario,
+    topology: &Topology,
+    emulation: &Emulation,
+    plan: &TrafficPlan,
+    stream_id: u32,
+    progress: &ProgressBar,
+) -> Result<(ProbeLog, Option<TcpLog>, MonoNanos), RunError> {
+    let server = IpAddr::V4(SERVER_ADDRESS);
+    let origin = MonoNanos::now() + WARMUP;
+    let capacity = (scenario.traffic.probe.rate_pps as usize)
+        .saturating_mul(scenario.duration.as_secs() as usize + 2)
+        .saturating_mul(2);
+    let probe_receiver = topology.netns(Role::Server).run(move || {
+        ProbeReceiver::bind(SocketAddr::new(server, PROBE_PORT), stream_id, capacity)
+    })??;
+    let tcp_flows = scenario.traffic.tcp.flows;
+    let tcp_receiver = if tcp_flows > 0 {
+        let config = TcpReceiverConfig {
+            flavor: plan.tcp_flavor,
+            origin,
+            bin: Duration::from_millis(100),
+            duration: scenario.duration,
+        };
+        Some(
+            topology
+                .netns(Role::Server)
+                .run(move || TcpBulkReceiver::bind(SocketAddr::new(server, TCP_PORT), config))??,
+        )
+    } else {
+        None
+    };
+
+    let stop_receivers = Arc::new(AtomicBool::new(false));
+    let stop_senders = Arc::new(AtomicBool::new(false));
+    let probe_receiving = {
+        let stop = stop_receivers.clone();
+        std::thread::spawn(move || probe_receiver.run(&stop))
+    };
+    let tcp_receiving = tcp_receiver.map(|receiver| {
+        let stop = stop_receivers.clone();
+        std::thread::spawn(move || receiver.run(&stop))
+    });
+
+    let mut probe_config = ProbeSenderConfig::new(
+        SocketAddr::new(server, PROBE_PORT),
+        scenario.traffic.probe,
+        scenario.duration,
+        stream_id,
+    );
+    probe_config.flows = PROBE_FLOWS;
+    probe_config.flow_devices = plan.flow_devices.clone();
+    let probe_sending = {
+        let stop = stop_senders.clone();
+        topology
+            .netns(Role::Client)
+            .spawn("probe-sender", move || {
+                send_probes(&probe_config, origin, &stop)
+            })?
+    };
+    let tcp_sending = if tcp_flows > 0 {
+        let config = TcpSenderConfig {
+            target: SocketAddr::new(server, TCP_PORT),
+            flows: u16::try_from(tcp_flows).unwrap_or(u16::MAX),
+            duration: scenario.duration,
+            flavor: plan.tcp_flavor,
+            connect_timeout: Duration::from_secs(3),
+            flow_devices: plan.flow_devices.clone(),
+        };
+        let stop = stop_senders.clone();
+        Some(topology.netns(Role::Client).spawn("tcp-sender", move || {
+            origin.sleep_until();
+            send_bulk(&config, &stop)
+        })?)
+    } else {
+        None
+    };
+
+    let played = play_timeline(scenario, topology, emulation, origin, progress);
+    if played.is_err() {
+        stop_senders.store(true, Ordering::Relaxed);
+    }
+    let sent = probe_sending.join()?;
+    let tcp_sent = tcp_sending.map(|t| t.join()).transpose()?;
+    progress.set_message("draining");
+    wait_until(origin + scenario.duration + DRAIN, progress);
+    stop_receivers.store(true, Ordering::Relaxed);
+    let received = join(probe_receiving)?;
+    let tcp_log = tcp_receiving.map(join).transpose()?;
+    played?;
+    let sent = sent?;
+    if let Some(reports) = tcp_sent.transpose()? {
+        for error in reports.iter().filter_map(|r| r.error.as_deref()) {
+            tracing::warn!("tcp flow: {error}");
+        }
+    }
+    Ok((ProbeLog { sent, received }, tcp_log, origin))
+}
+
+/// Applies each timeline step at its time, showing progress meanwhile.
+fn play_timeline(
+    scenario: &Scenario,
+    topology: &Topology,
+    emulation: &Emulation,
+    origin: MonoNanos,
+    progress: &ProgressBar,
+) -> Result<(), RunError> {
+    let mut player = TimelinePlayer::new(topology);
+    for step in scenario.timeline() {
+        wait_until(origin + step.at, progress);
+        if let Some(event) = scenario.events.get(step.event_index) {
+            progress.set_message(format!(
+                "{:.1}s {} {}",
+                step.at.as_secs_f64(),
+                event.link,
+                event.action.name()
+            ));
+        }
+        player.apply(&step, scenario, topology, emulation)?;
+    }
+    wait_until(origin + scenario.duration, progress);
+    Ok(())
+}
+
+/// Sleeps until `deadline`, advancing the progress bar every 100 ms.
+fn wait_until(deadline: MonoNanos, progress: &ProgressBar) {
+    loop {
+        let now = MonoNanos::now();
+        if now.0 >= deadline.0 {
+            return;
+        }
+        let left = Duration::from_nanos(deadline.0 - now.0);
+        let nap = left.min(Duration::from_millis(100));
+        std::thread::sleep(nap);
+        progress.inc(nap.as_millis() as u64);
+    }
+}
+
+fn join<T>(handle: std::thread::JoinHandle<Result<T, TrafficError>>) -> Result<T, RunError> {
+    handle
+        .join()
+        .map_err(|_| {
+            RunError::Traffic(TrafficError::ThreadPanicked {
+                addr: SocketAddr::new(IpAddr::V4(SERVER_ADDRESS), PROBE_PORT),
+            })
+        })?
+        .map_err(RunError::from)
+}

@@ -1,0 +1,79 @@
+//! The TOML files as written by people: the serde layer.
+//!
+//! Values that need parsing beyond TOML's own types (keys, addresses,
+//! prefixes, policy names) are kept as `Spanned<String>` here and parsed in
+//! [`super`], so each error can name its key and point at its line.
+//! `deny_unknown_fields` everywhere: a misspelt key is an error, not a
+//! silently ignored setting.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+use toml::Spanned;
+
+/// `client.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ClientFile {
+    pub private_key: Option<Spanned<String>>,
+    pub private_key_file: Option<Spanned<PathBuf>>,
+    pub gateway_public_key: Spanned<String>,
+    pub preshared_key: Option<Spanned<String>>,
+    pub preshared_key_file: Option<Spanned<PathBuf>>,
+    /// Default gateway endpoint for links that do not name their own.
+    pub gateway: Option<Spanned<String>>,
+    pub policy: Option<Spanned<String>>,
+    pub tun: TunSection,
+    #[serde(default)]
+    pub observe: ObserveSection,
+    #[serde(rename = "link")]
+    pub links: Vec<LinkSection>,
+}
+
+/// `gateway.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GatewayFile {
+    pub private_key: Option<Spanned<String>>,
+    pub private_key_file: Option<Spanned<PathBuf>>,
+    pub listen: Spanned<String>,
+    pub policy: Option<Spanned<String>>,
+    pub tun: TunSection,
+    #[serde(default)]
+    pub observe: ObserveSection,
+    #[serde(rename = "client", default)]
+    pub clients: Vec<ClientSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TunSection {
+    pub name: Option<String>,
+    pub address: Spanned<String>,
+    pub mtu: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ObserveSection {
+    pub status_socket: Option<PathBuf>,
+    pub metrics_listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LinkSection {
+    pub name: Option<String>,
+    pub interface: Spanned<String>,
+    pub gateway: Option<Spanned<String>>,
+    pub mtu: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ClientSection {
+    pub name: String,
+    pub public_key: Spanned<String>,
+    pub preshared_key: Option<Spanned<String>>,
+    pub preshared_key_file: Option<Spanned<PathBuf>>,
+    pub tunnel_addresses: Vec<Spanned<String>>,
+}

@@ -1,0 +1,353 @@
+//! The event loops: tokio around the sans-IO engine.
+//!
+//! One task owns the engine and all its IO, in the shape quinn's driver has:
+//! wait for whichever comes first (a TUN packet, a datagram, the engine's
+//! timer, an interface change, a status request), feed it to the engine
+//! with the current time, then drain everything the engine wants sent or
+//! delivered, and re-arm the single timer only if its deadline moved.
+//!
+//! Hot path: three buffers allocated once ([`Buffers`]); datagrams and TUN
+//! packets are read into them, the engine writes into them, and nothing is
+//! allocated per packet. When a source is readable, up to [`BATCH`] packets
+//! are taken from it without going back through the select, which saves
+//! the wake-up cost under load. A batch is one instant for the engine: its
+//! packets had all arrived when the loop woke, so a loop delayed by a busy
+//! CPU must not make the engine think the later ones came late (the
+//! reorder buffer would give up on holes they fill).
+
+use crate::config::MAX_LINKS;
+use crate::hotplug::{self, InterfaceWatcher};
+use crate::init_limiter::{InitLimiter, is_handshake_init};
+use crate::link_set::{LinkChange, LinkSet};
+use crate::report;
+use crate::status::ReportRequest;
+use circus_core::LinkId;
+use circus_core::engine::{Client, Gateway};
+use circus_core::paths::PathState;
+use socket2::SockRef;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Instant;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Sleep;
+
+/// Packets taken from one ready source before looking at the others again:
+/// enough to amortise the wake-up, few enough that a flood on one link
+/// cannot delay the engine's timers or the other links noticeably.
+pub const BATCH: usize = 64;
+
+/// Large enough for any UDP datagram and any TUN packet.
+const BUFFER_LEN: usize = 65_536;
+
+/// The loop's reusable packet buffers (boringtun's per-thread buffers).
+pub(crate) struct Buffers {
+    tun_in: Box<[u8]>,
+    udp_in: Box<[u8]>,
+    out: Box<[u8]>,
+}
+
+impl Buffers {
+    pub(crate) fn new() -> Self {
+        let buf = || vec![0u8; BUFFER_LEN].into_boxed_slice();
+        Buffers {
+            tun_in: buf(),
+            udp_in: buf(),
+            out: buf(),
+        }
+    }
+}
+
+/// The engine's one timer, re-armed only when its deadline changes
+/// (quinn's `drive_timer`): resetting a tokio timer costs a trip through
+/// the timer wheel, and most events leave the deadline where it was.
+pub(crate) struct EngineTimer {
+    sleep: Pin<Box<Sleep>>,
+    deadline: Option<Instant>,
+}
+
+impl EngineTimer {
+    pub(crate) fn new() -> Self {
+        EngineTimer {
+            sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            deadline: None,
+        }
+    }
+
+    pub(crate) fn set(&mut self, deadline: Option<Instant>) {
+        if deadline != self.deadline {
+            self.deadline = deadline;
+            if let Some(at) = deadline {
+                self.sleep.as_mut().reset(at.into());
+            }
+        }
+    }
+
+    /// Resolves at the deadline; never, while there is none. Cancel-safe.
+    pub(crate) async fn expired(&mut self) {
+        if self.deadline.is_none() {
+            return std::future::pending().await;
+        }
+        self.sleep.as_mut().await;
+        // Fired: the same deadline set again must re-arm.
+        self.deadline = None;
+    }
+}
+
+/// Writes one packet to the TUN device without waiting: the kernel takes
+/// TUN writes immediately unless its backlog is full, and then dropping is
+/// what a full queue does anyway.
+fn write_tun(tun: &tun::AsyncDevice, packet: &[u8]) {
+    let device: &tun::Device = tun;
+    if let Err(e) = device.send(packet) {
+        tracing::trace!(error = %e, "TUN write dropped");
+    }
+}
+
+/// A packet already waiting on the TUN device, without blocking.
+fn try_read_tun(tun: &tun::AsyncDevice, buf: &mut [u8]) -> Option<usize> {
+    let device: &tun::Device = tun;
+    device.recv(buf).ok()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("reading the TUN device failed: {0}")]
+    Tun(#[source] io::Error),
+    #[error("cannot read the interface table: {0}")]
+    Interfaces(#[source] io::Error),
+}
+
+/// The client's loop: until `shutdown` resolves.
+pub(crate) async fn run_client(
+    mut engine: Client,
+    tun: tun::AsyncDevice,
+    mut links: LinkSet,
+    mut requests: mpsc::Receiver<ReportRequest>,
+    started: Instant,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DriverError> {
+    let mut buffers = Buffers::new();
+    let mut timer = EngineTimer::new();
+    let mut watcher = InterfaceWatcher::new();
+    let reconcile = |engine: &mut Client, links: &mut LinkSet| -> Result<(), DriverError> {
+        let table = hotplug::scan().map_err(DriverError::Interfaces)?;
+        let now = Instant::now();
+        links.reconcile(&table, |link, change| match change {
+            LinkChange::Add => engine.link_add(now, link),
+            LinkChange::Up => engine.link_up(now, link),
+            LinkChange::Down => engine.link_down(now, link),
+            LinkChange::Remove => engine.link_remove(now, link),
+        });
+        Ok(())
+    };
+    reconcile(&mut engine, &mut links)?;
+    let mut log = ClientLog::default();
+    tokio::pin!(shutdown);
+    loop {
+        let now = Instant::now();
+        flush_client(&mut engine, &mut links, &tun, &mut buffers.out, now);
+        timer.set(engine.poll_timeout());
+        log.observe(&engine, &links);
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = timer.expired() => engine.handle_timeout(Instant::now()),
+            read = tun.recv(&mut buffers.tun_in) => {
+                let n = read.map_err(DriverError::Tun)?;
+                let now = Instant::now();
+                engine.handle_tun_packet(now, &buffers.tun_in[..n]);
+                for _ in 1..BATCH {
+                    flush_client(&mut engine, &mut links, &tun, &mut buffers.out, now);
+                    let Some(n) = try_read_tun(&tun, &mut buffers.tun_in) else { break };
+                    engine.handle_tun_packet(now, &buffers.tun_in[..n]);
+                }
+            }
+            (link, n) = std::future::poll_fn(|cx| links.poll_recv(cx, &mut buffers.udp_in)) => {
+                let now = Instant::now();
+                engine.handle_datagram(now, link, &buffers.udp_in[..n]);
+                for _ in 1..BATCH {
+                    flush_client(&mut engine, &mut links, &tun, &mut buffers.out, now);
+                    let Some((link, n)) = links.try_recv(&mut buffers.udp_in) else { break };
+                    engine.handle_datagram(now, link, &buffers.udp_in[..n]);
+                }
+            }
+            () = watcher.changed() => reconcile(&mut engine, &mut links)?,
+            Some(reply) = requests.recv() => {
+                let _ = reply.send(report::client(&engine, &links, started));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn flush_client(
+    engine: &mut Client,
+    links: &mut LinkSet,
+    tun: &tun::AsyncDevice,
+    out: &mut [u8],
+    now: Instant,
+) {
+    while let Some(t) = engine.poll_transmit(now, out) {
+        links.send(t.link, &out[..t.len]);
+    }
+    while let Some(n) = engine.poll_deliver(out) {
+        write_tun(tun, &out[..n]);
+    }
+}
+
+/// Logs the client's state changes. The engine emits no events, so the loop
+/// compares its state after each step: a flag and one state per link.
+#[derive(Default)]
+struct ClientLog {
+    connected: bool,
+    paths: [Option<PathState>; MAX_LINKS],
+}
+
+impl ClientLog {
+    fn observe(&mut self, engine: &Client, links: &LinkSet) {
+        if engine.is_connected() != self.connected {
+            self.connected = !self.connected;
+            if self.connected {
+                tracing::info!("session with the gateway established");
+            } else {
+                tracing::warn!("session with the gateway lost; reconnecting");
+            }
+        }
+        for (i, seen) in self.paths.iter_mut().enumerate().take(links.len()) {
+            let link = LinkId(i as u8);
+            let state = engine.link_state(link);
+            if state != *seen {
+                *seen = state;
+                let name = links.config(link).map_or("?", |c| c.name.as_str());
+                tracing::info!(link = name, state = ?state, "link state");
+            }
+        }
+    }
+}
+
+/// Logs clients connecting and going away; checks each peer only when the
+/// session count moved.
+struct GatewayLog {
+    sessions: usize,
+    connected: Vec<bool>,
+}
+
+impl GatewayLog {
+    fn new(peers: usize) -> Self {
+        GatewayLog {
+            sessions: 0,
+            connected: vec![false; peers],
+        }
+    }
+
+    fn observe(&mut self, engine: &Gateway, names: &report::PeerNames) {
+        if engine.session_count() == self.sessions {
+            return;
+        }
+        self.sessions = engine.session_count();
+        for ((key, name), connected) in names.iter().zip(&mut self.connected) {
+            if engine.has_session(key) != *connected {
+                *connected = !*connected;
+                if *connected {
+                    tracing::info!(client = %name, "client connected");
+                } else {
+                    tracing::info!(client = %name, "client session ended");
+                }
+            }
+        }
+    }
+}
+
+/// The gateway's loop: until `shutdown` resolves.
+pub(crate) async fn run_gateway(
+    mut engine: Gateway,
+    tun: tun::AsyncDevice,
+    socket: UdpSocket,
+    mut requests: mpsc::Receiver<ReportRequest>,
+    names: report::PeerNames,
+    started: Instant,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DriverError> {
+    let mut buffers = Buffers::new();
+    let mut timer = EngineTimer::new();
+    let mut guard = HandshakeGuard::default();
+    let mut log = GatewayLog::new(names.len());
+    tokio::pin!(shutdown);
+    loop {
+        flush_gateway(&mut engine, &socket, &tun, &mut buffers.out, Instant::now());
+        timer.set(engine.poll_timeout());
+        log.observe(&engine, &names);
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = timer.expired() => engine.handle_timeout(Instant::now()),
+            read = tun.recv(&mut buffers.tun_in) => {
+                let n = read.map_err(DriverError::Tun)?;
+                let now = Instant::now();
+                engine.handle_tun_packet(now, &buffers.tun_in[..n]);
+                for _ in 1..BATCH {
+                    flush_gateway(&mut engine, &socket, &tun, &mut buffers.out, now);
+                    let Some(n) = try_read_tun(&tun, &mut buffers.tun_in) else { break };
+                    engine.handle_tun_packet(now, &buffers.tun_in[..n]);
+                }
+            }
+            received = socket.recv_from(&mut buffers.udp_in) => {
+                let now = Instant::now();
+                // Errors here are ICMP reports about earlier sends: the
+                // engine's loss detection handles their cause.
+                if let Ok((n, from)) = received {
+                    guard.admit(&mut engine, now, from, &buffers.udp_in[..n]);
+                }
+                for _ in 1..BATCH {
+                    flush_gateway(&mut engine, &socket, &tun, &mut buffers.out, now);
+                    let Ok((n, from)) = socket.try_recv_from(&mut buffers.udp_in) else { break };
+                    guard.admit(&mut engine, now, from, &buffers.udp_in[..n]);
+                }
+            }
+            Some(reply) = requests.recv() => {
+                let _ = reply.send(report::gateway(&engine, &names, guard.limited, started));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The gateway's datagram intake: handshake inits beyond the
+/// [`InitLimiter`]'s budget are dropped before the engine spends curve
+/// arithmetic on them.
+#[derive(Default)]
+struct HandshakeGuard {
+    limiter: InitLimiter,
+    /// Inits dropped by the limiter.
+    limited: u64,
+}
+
+impl HandshakeGuard {
+    fn admit(&mut self, engine: &mut Gateway, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if is_handshake_init(datagram) && !self.limiter.allow(now, from.ip()) {
+            self.limited += 1;
+            return;
+        }
+        engine.handle_datagram(now, from, datagram);
+    }
+}
+
+fn flush_gateway(
+    engine: &mut Gateway,
+    socket: &UdpSocket,
+    tun: &tun::AsyncDevice,
+    out: &mut [u8],
+    now: Instant,
+) {
+    let sock = SockRef::from(socket);
+    while let Some(t) = engine.poll_transmit(now, out) {
+        // Non-blocking; a full buffer drops, as on the client's links.
+        if let Err(e) = sock.send_to(&out[..t.len], &t.to.into()) {
+            tracing::trace!(to = %t.to, error = %e, "send dropped");
+        }
+    }
+    while let Some(n) = engine.poll_deliver(out) {
+        write_tun(tun, &out[..n]);
+    }
+}

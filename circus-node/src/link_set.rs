@@ -1,0 +1,363 @@
+//! The client's links: one socket per configured link, kept in step with
+//! the interfaces the kernel reports.
+//!
+//! [`LinkSet::reconcile`] compares the configured links with an interface
+//! table from [`crate::hotplug::scan`] and says what the engine must hear:
+//! a link is added when its interface first can reach the gateway, goes
+//! down when it loses carrier or its address, comes up again when it
+//! recovers, and is removed when its interface disappears (a re-created
+//! interface is a new path). A socket is rebound whenever the interface
+//! index or addresses change, since a socket bound to a deleted interface
+//! never works again.
+
+use crate::config::LinkConfig;
+use crate::hotplug::InterfaceState;
+use crate::link_socket;
+use circus_core::LinkId;
+use socket2::{SockAddr, SockRef};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use tokio::io::ReadBuf;
+use tokio::net::UdpSocket;
+
+/// What the engine must be told about one link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkChange {
+    Add,
+    Up,
+    Down,
+    Remove,
+}
+
+/// How the local side of a link looks now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalState {
+    /// No interface of that name.
+    Absent,
+    /// The interface exists but cannot carry packets (no carrier, down, or
+    /// no address of the gateway's family).
+    Down,
+    Up,
+}
+
+impl LocalState {
+    pub fn name(self) -> &'static str {
+        match self {
+            LocalState::Absent => "absent",
+            LocalState::Down => "down",
+            LocalState::Up => "up",
+        }
+    }
+}
+
+struct Slot {
+    config: LinkConfig,
+    /// `config.gateway` in the form the send call takes.
+    gateway: SockAddr,
+    socket: Option<UdpSocket>,
+    /// The interface as of the last reconcile.
+    seen: Option<InterfaceState>,
+    /// Whether the engine currently knows this link (added, not removed).
+    registered: bool,
+    /// Whether the engine was last told the link is up.
+    engine_up: bool,
+    /// Datagrams dropped because the socket was missing or full.
+    send_failures: u64,
+}
+
+pub struct LinkSet {
+    slots: Vec<Slot>,
+    /// Where the next receive poll starts, so a busy link cannot starve the
+    /// others.
+    next_poll: usize,
+}
+
+impl LinkSet {
+    /// Links in config order; link `i` is `LinkId(i)`. No sockets yet: the
+    /// first [`LinkSet::reconcile`] opens them.
+    pub fn new(links: &[LinkConfig]) -> Self {
+        LinkSet {
+            slots: links
+                .iter()
+                .map(|config| Slot {
+                    config: config.clone(),
+                    gateway: config.gateway.into(),
+                    socket: None,
+                    seen: None,
+                    registered: false,
+                    engine_up: false,
+                    send_failures: 0,
+                })
+                .collect(),
+            next_poll: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn config(&self, link: LinkId) -> Option<&LinkConfig> {
+        self.slots.get(usize::from(link.0)).map(|s| &s.config)
+    }
+
+    pub fn local_state(&self, link: LinkId) -> LocalState {
+        match self.slots.get(usize::from(link.0)) {
+            Some(Slot { seen: None, .. }) | None => LocalState::Absent,
+            Some(Slot { socket: None, .. }) => LocalState::Down,
+            Some(_) => LocalState::Up,
+        }
+    }
+
+    /// Brings sockets in line with `interfaces` and reports, in order, what
+    /// the engine must be told.
+    pub fn reconcile(
+        &mut self,
+        interfaces: &BTreeMap<String, InterfaceState>,
+        mut tell_engine: impl FnMut(LinkId, LinkChange),
+    ) {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let link = LinkId(i as u8);
+            let now = interfaces.get(&slot.config.interface);
+            let replaced =
+                matches!((&slot.seen, now), (Some(old), Some(new)) if old.index != new.index);
+            let changed = slot.seen.as_ref() != now;
+            if slot.registered && (now.is_none() || replaced) {
+                tracing::info!(link = %slot.config.name, interface = %slot.config.interface,
+                    "interface {}", if replaced { "re-created" } else { "gone" });
+                slot.socket = None;
+                slot.registered = false;
+                slot.engine_up = false;
+                tell_engine(link, LinkChange::Remove);
+            }
+            let can_reach = now.is_some_and(|s| s.can_reach(slot.config.gateway));
+            if changed || !can_reach {
+                // New index or addresses: the old socket may be bound to a
+                // dead interface or hold a stale route.
+                slot.socket = None;
+            }
+            if can_reach && slot.socket.is_none() {
+                match link_socket::bind_to_interface(&slot.config.interface, slot.config.gateway) {
+                    Ok(socket) => slot.socket = Some(socket),
+                    Err(e) => {
+                        tracing::warn!(link = %slot.config.name, interface = %slot.config.interface,
+                        error = %e, "cannot bind the link's socket; retrying at the next interface change")
+                    }
+                }
+            }
+            slot.seen = now.cloned();
+            let usable = slot.socket.is_some();
+            if usable && !slot.registered {
+                tracing::info!(link = %slot.config.name, interface = %slot.config.interface, "link added");
+                slot.registered = true;
+                slot.engine_up = true;
+                tell_engine(link, LinkChange::Add);
+            } else if slot.registered && usable != slot.engine_up {
+                tracing::info!(link = %slot.config.name, interface = %slot.config.interface,
+                    "link {}", if usable { "up" } else { "down" });
+                slot.engine_up = usable;
+                tell_engine(
+                    link,
+                    if usable {
+                        LinkChange::Up
+                    } else {
+                        LinkChange::Down
+                    },
+                );
+            }
+        }
+    }
+
+    /// Waits for a datagram on any link. Cancel-safe.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<(LinkId, usize)> {
+        let n = self.slots.len();
+        for k in 0..n {
+            let i = (self.next_poll + k) % n;
+            let Some(socket) = &self.slots[i].socket else {
+                continue;
+            };
+            let mut read = ReadBuf::new(buf);
+            match socket.poll_recv_from(cx, &mut read) {
+                Poll::Ready(Ok(_from)) => {
+                    self.next_poll = (i + 1) % n;
+                    return Poll::Ready((LinkId(i as u8), read.filled().len()));
+                }
+                // ICMP errors (port unreachable while the gateway restarts)
+                // surface here; the path logic notices the loss itself.
+                Poll::Ready(Err(e)) => {
+                    tracing::trace!(link = %self.slots[i].config.name, error = %e, "receive error");
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    }
+
+    /// A datagram that is already waiting on any link, without blocking.
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Option<(LinkId, usize)> {
+        let n = self.slots.len();
+        for k in 0..n {
+            let i = (self.next_poll + k) % n;
+            let Some(socket) = &self.slots[i].socket else {
+                continue;
+            };
+            if let Ok((len, _from)) = socket.try_recv_from(buf) {
+                self.next_poll = (i + 1) % n;
+                return Some((LinkId(i as u8), len));
+            }
+        }
+        None
+    }
+
+    /// Sends one datagram to the gateway on `link`. A missing socket or a
+    /// full send buffer drops it, as a congested link would: waiting would
+    /// stall every other link behind this one.
+    pub fn send(&mut self, link: LinkId, datagram: &[u8]) -> bool {
+        let Some(slot) = self.slots.get_mut(usize::from(link.0)) else {
+            return false;
+        };
+        // A direct non-blocking send: tokio's `try_send_to` refuses until
+        // its reactor has seen the socket writable, which drops the first
+        // packets on every new socket.
+        let sent = slot
+            .socket
+            .as_ref()
+            .map(|s| SockRef::from(s).send_to(datagram, &slot.gateway));
+        match sent {
+            Some(Ok(_)) => true,
+            Some(Err(e)) if e.kind() != io::ErrorKind::WouldBlock => {
+                tracing::trace!(link = %slot.config.name, error = %e, "send failed");
+                slot.send_failures += 1;
+                false
+            }
+            _ => {
+                slot.send_failures += 1;
+                false
+            }
+        }
+    }
+
+    /// Datagrams dropped at this end (no socket, full buffer, send error).
+    pub fn send_failures(&self, link: LinkId) -> u64 {
+        self.slots
+            .get(usize::from(link.0))
+            .map_or(0, |s| s.send_failures)
+    }
+
+    /// The local address the link's socket sends from, for tests and logs.
+    pub fn local_addr(&self, link: LinkId) -> Option<SocketAddr> {
+        self.slots
+            .get(usize::from(link.0))?
+            .socket
+            .as_ref()?
+            .local_addr()
+            .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn loopback_link(gateway: SocketAddr) -> LinkConfig {
+        LinkConfig {
+            name: "lo-link".into(),
+            interface: "lo".into(),
+            gateway,
+            mtu: 1500,
+        }
+    }
+
+    fn table(index: u32, running: bool, addr: Option<IpAddr>) -> BTreeMap<String, InterfaceState> {
+        BTreeMap::from([(
+            "lo".to_owned(),
+            InterfaceState {
+                index,
+                running,
+                addresses: addr.into_iter().collect(),
+            },
+        )])
+    }
+
+    #[tokio::test]
+    async fn follows_interface_changes_and_carries_datagrams() {
+        let gateway = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut set = LinkSet::new(&[loopback_link(gateway.local_addr().unwrap())]);
+        let lo = Some(IpAddr::from([127, 0, 0, 1]));
+        let mut changes = Vec::new();
+        let mut step = |set: &mut LinkSet, t: &BTreeMap<String, InterfaceState>| {
+            changes.clear();
+            set.reconcile(t, |link, change| changes.push((link, change)));
+            changes.clone()
+        };
+        let link = LinkId(0);
+
+        assert_eq!(step(&mut set, &BTreeMap::new()), []);
+        assert_eq!(set.local_state(link), LocalState::Absent);
+        assert_eq!(
+            step(&mut set, &table(1, false, lo)),
+            [],
+            "no carrier: not added yet"
+        );
+        assert_eq!(set.local_state(link), LocalState::Down);
+        let up = step(&mut set, &table(1, true, lo));
+        if set.local_state(link) == LocalState::Down && !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: SO_BINDTODEVICE needs CAP_NET_RAW");
+            return;
+        }
+        assert_eq!(up, [(link, LinkChange::Add)]);
+        assert_eq!(set.local_state(link), LocalState::Up);
+
+        assert!(set.send(link, b"hello"));
+        let mut buf = [0u8; 64];
+        let (n, from) = gateway.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        assert_eq!(Some(from.port()), set.local_addr(link).map(|a| a.port()));
+        gateway.send_to(b"back", from).await.unwrap();
+        let (got, len) = std::future::poll_fn(|cx| set.poll_recv(cx, &mut buf)).await;
+        assert_eq!((got, &buf[..len]), (link, &b"back"[..]));
+
+        assert_eq!(
+            step(&mut set, &table(1, true, lo)),
+            [],
+            "no change, no news"
+        );
+        assert_eq!(
+            step(&mut set, &table(1, false, lo)),
+            [(link, LinkChange::Down)]
+        );
+        assert!(!set.send(link, b"x"), "no socket while down");
+        assert_eq!(set.send_failures(link), 1);
+        assert_eq!(
+            step(&mut set, &table(1, true, lo)),
+            [(link, LinkChange::Up)]
+        );
+        assert_eq!(
+            step(&mut set, &table(1, true, None)),
+            [(link, LinkChange::Down)],
+            "address lost"
+        );
+        assert_eq!(
+            step(&mut set, &table(1, true, lo)),
+            [(link, LinkChange::Up)]
+        );
+        assert_eq!(
+            step(&mut set, &table(7, true, lo)),
+            [(link, LinkChange::Remove), (link, LinkChange::Add)],
+            "a re-created interface is a new path"
+        );
+        assert_eq!(
+            step(&mut set, &BTreeMap::new()),
+            [(link, LinkChange::Remove)]
+        );
+        assert_eq!(set.local_state(link), LocalState::Absent);
+    }
+}

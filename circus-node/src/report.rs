@@ -1,0 +1,171 @@
+//! Engine statistics in the shape of a [`StatusReport`].
+//!
+//! The engine reports per-link estimates and counters and per-session
+//! totals; the daemon adds what only it knows: link names, interfaces and
+//! their local state, and the configured names of the gateway's clients.
+
+use crate::link_set::LinkSet;
+use crate::status::{Counters, LinkStatus, SessionStatus, StatusReport};
+use circus_core::crypto::PublicKey;
+use circus_core::engine::{Client, Gateway, LinkStats, Stats};
+use circus_core::paths::PathState;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// The gateway's clients by key, in config order.
+pub(crate) type PeerNames = Vec<(PublicKey, String)>;
+
+pub(crate) fn client(engine: &Client, links: &LinkSet, started: Instant) -> StatusReport {
+    let stats = engine.stats();
+    let link_rows = (0..links.len())
+        .filter_map(|i| {
+            let id = circus_core::LinkId(i as u8);
+            let config = links.config(id)?;
+            let engine_view = stats.link(id);
+            Some(link_status(
+                id.0,
+                &config.name,
+                config.interface.clone(),
+                links.local_state(id).name(),
+                engine_view,
+            ))
+        })
+        .collect();
+    StatusReport {
+        role: "client".into(),
+        uptime_s: started.elapsed().as_secs_f64(),
+        refused: BTreeMap::from([
+            ("unauthentic".to_owned(), stats.totals.rejected),
+            ("replayed".to_owned(), stats.totals.replayed),
+        ]),
+        sessions: vec![SessionStatus {
+            name: "gateway".into(),
+            connected: engine.is_connected(),
+            handshakes: stats.totals.handshakes,
+            tunnel: tunnel_counters(&stats),
+            dropped: dropped(&stats),
+            links: link_rows,
+        }],
+    }
+}
+
+/// `rate_limited`: handshake inits the daemon dropped before the engine.
+pub(crate) fn gateway(
+    engine: &Gateway,
+    names: &PeerNames,
+    rate_limited: u64,
+    started: Instant,
+) -> StatusReport {
+    let stats = engine.stats();
+    let sessions = names
+        .iter()
+        .map(|(key, name)| {
+            let session = stats
+                .sessions
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, s)| s);
+            SessionStatus {
+                name: name.clone(),
+                connected: session.is_some(),
+                handshakes: session.map_or(0, |s| s.totals.handshakes),
+                tunnel: session.map(tunnel_counters).unwrap_or_default(),
+                dropped: session.map(dropped).unwrap_or_default(),
+                links: session.map(gateway_links).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let c = &stats.counters;
+    let session_sum = |f: fn(&Stats) -> u64| stats.sessions.iter().map(|(_, s)| f(s)).sum::<u64>();
+    StatusReport {
+        role: "gateway".into(),
+        uptime_s: started.elapsed().as_secs_f64(),
+        refused: BTreeMap::from([
+            ("malformed".to_owned(), c.malformed),
+            ("handshake_refused".to_owned(), c.handshakes_refused),
+            ("handshake_rate_limited".to_owned(), rate_limited),
+            ("unknown_index".to_owned(), c.unknown_index),
+            (
+                "unauthentic".to_owned(),
+                c.unauthentic + session_sum(|s| s.totals.rejected),
+            ),
+            ("replayed".to_owned(), session_sum(|s| s.totals.replayed)),
+        ]),
+        sessions,
+    }
+}
+
+/// A session's links as the gateway sees them, in id order: it knows no
+/// names, only the ids the client chose and where each link comes from.
+fn gateway_links(session: &Stats) -> Vec<LinkStatus> {
+    let mut links: Vec<LinkStatus> = session
+        .links
+        .iter()
+        .map(|l| {
+            let endpoint = l.remote.map_or_else(|| "-".to_owned(), |a| a.to_string());
+            link_status(l.link.0, &l.link.to_string(), endpoint, "up", Some(l))
+        })
+        .collect();
+    links.sort_by_key(|l| l.id);
+    links
+}
+
+fn dropped(stats: &Stats) -> BTreeMap<String, u64> {
+    let t = &stats.totals;
+    BTreeMap::from([
+        ("queue_full".to_owned(), t.dropped_queue_full),
+        ("too_large".to_owned(), t.dropped_too_large),
+        ("expired".to_owned(), t.dropped_expired),
+        ("gave_up".to_owned(), t.lost),
+        ("stale".to_owned(), t.stale),
+    ])
+}
+
+fn tunnel_counters(stats: &Stats) -> Counters {
+    Counters {
+        bytes_sent: stats.totals.tun_bytes,
+        bytes_received: stats.totals.delivered_bytes,
+        packets_sent: stats.totals.tun_packets,
+        packets_received: stats.totals.delivered,
+    }
+}
+
+fn link_status(
+    id: u8,
+    name: &str,
+    endpoint: String,
+    interface: &str,
+    stats: Option<&LinkStats>,
+) -> LinkStatus {
+    // An estimate before the first RTT sample is the configured initial
+    // value, not a measurement: show none while probing.
+    let measured =
+        stats.filter(|s| s.state != PathState::Probing || s.counters.packets_received > 0);
+    LinkStatus {
+        id,
+        name: name.to_owned(),
+        endpoint,
+        interface: interface.to_owned(),
+        state: stats
+            .map_or("absent", |s| path_state_name(s.state))
+            .to_owned(),
+        rtt_ms: measured.map(|s| s.srtt.as_secs_f64() * 1e3),
+        rttvar_ms: measured.map(|s| s.rttvar.as_secs_f64() * 1e3),
+        loss: stats.map_or(0.0, |s| f64::from(s.loss_rate)),
+        traffic: stats.map_or_else(Counters::default, |s| Counters {
+            bytes_sent: s.counters.bytes_sent,
+            bytes_received: s.counters.bytes_received,
+            packets_sent: s.counters.packets_sent,
+            packets_received: s.counters.packets_received,
+        }),
+    }
+}
+
+fn path_state_name(state: PathState) -> &'static str {
+    match state {
+        PathState::Probing => "probing",
+        PathState::Up => "up",
+        PathState::Suspect => "suspect",
+        PathState::Down => "down",
+    }
+}

@@ -1,0 +1,101 @@
+//! The local TUN device: where the IP packets to bond come from and where
+//! the peer's packets go.
+
+use crate::config::{LinkConfig, TunConfig};
+use std::net::SocketAddr;
+
+/// Bytes the tunnel adds to each IP packet inside the outer UDP payload.
+pub const TUNNEL_OVERHEAD: u16 = circus_core::engine::OVERHEAD as u16;
+
+/// Outer IP + UDP header of a datagram to `to`.
+fn outer_header_len(to: SocketAddr) -> u16 {
+    match to {
+        SocketAddr::V4(_) => 20 + 8,
+        SocketAddr::V6(_) => 40 + 8,
+    }
+}
+
+/// The TUN MTU that lets every tunnelled packet fit every link unfragmented:
+/// the smallest link MTU minus the outer IP/UDP header and the tunnel's own
+/// overhead, or what the config sets. Per-packet link choice means any
+/// packet may take any link, so the smallest link decides.
+pub fn tun_mtu(tun: &TunConfig, links: &[LinkConfig]) -> u16 {
+    tun.mtu.unwrap_or_else(|| {
+        links
+            .iter()
+            .map(|l| {
+                l.mtu
+                    .saturating_sub(outer_header_len(l.gateway) + TUNNEL_OVERHEAD)
+            })
+            .min()
+            .unwrap_or(crate::config::DEFAULT_LINK_MTU - 28 - TUNNEL_OVERHEAD)
+    })
+}
+
+/// The gateway's TUN MTU: clients' links are unknown to it, so assume the
+/// common Ethernet MTU over IPv4 unless configured.
+pub fn gateway_tun_mtu(tun: &TunConfig) -> u16 {
+    tun.mtu
+        .unwrap_or(crate::config::DEFAULT_LINK_MTU - 28 - TUNNEL_OVERHEAD)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot create TUN device {name:?} ({address}, mtu {mtu}): {source} (needs root or CAP_NET_ADMIN and /dev/net/tun)"
+)]
+pub struct TunError {
+    pub name: String,
+    pub address: String,
+    pub mtu: u16,
+    #[source]
+    pub source: tun::Error,
+}
+
+/// Creates the device, assigns the address and subnet and brings it up, in
+/// the network namespace of the calling thread. It disappears when dropped.
+pub fn open(tun: &TunConfig, mtu: u16) -> Result<tun::AsyncDevice, TunError> {
+    let mut cfg = tun::Configuration::default();
+    cfg.tun_name(&tun.name)
+        .address(tun.address.addr)
+        .netmask(tun.address.netmask())
+        .mtu(mtu)
+        .up();
+    tun::create_as_async(&cfg).map_err(|source| TunError {
+        name: tun.name.clone(),
+        address: tun.address.to_string(),
+        mtu,
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(mtu: u16, gateway: &str) -> LinkConfig {
+        LinkConfig {
+            name: "l".into(),
+            interface: "l".into(),
+            gateway: gateway.parse().unwrap(),
+            mtu,
+        }
+    }
+
+    #[test]
+    fn smallest_link_and_family_decide() {
+        let tun = TunConfig {
+            name: "t".into(),
+            address: "100.64.0.2/10".parse().unwrap(),
+            mtu: None,
+        };
+        let links = [link(1500, "198.18.0.1:1"), link(1400, "198.18.1.1:1")];
+        assert_eq!(tun_mtu(&tun, &links), 1400 - 28 - TUNNEL_OVERHEAD);
+        let v6 = [link(1500, "[fd00::1]:1")];
+        assert_eq!(tun_mtu(&tun, &v6), 1500 - 48 - TUNNEL_OVERHEAD);
+        let fixed = TunConfig {
+            mtu: Some(1280),
+            ..tun
+        };
+        assert_eq!(tun_mtu(&fixed, &links), 1280);
+    }
+}

@@ -1,0 +1,140 @@
+//! The command line: help, keygen output, config errors, status without a
+//! daemon. Runs the built binary; needs no privileges.
+
+use std::process::{Command, Output};
+
+fn circus_node(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_circus-node"))
+        .args(args)
+        .output()
+        .expect("run circus-node")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = circus_node(&["--help"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for command in ["keygen", "client", "gateway", "status"] {
+        assert!(text.contains(command), "{command} in\n{text}");
+    }
+    let client = stdout(&circus_node(&["client", "--help"]));
+    assert!(
+        client.contains("--config <FILE>") && client.contains("--check"),
+        "{client}"
+    );
+}
+
+#[test]
+fn keygen_output_parses_as_config_lines() {
+    let out = circus_node(&["keygen"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table: toml::Table = toml::from_str(&stdout(&out)).expect("keygen prints TOML");
+    let secret: circus_core::crypto::StaticSecret =
+        table["private_key"].as_str().unwrap().parse().unwrap();
+    let public: circus_core::crypto::PublicKey =
+        table["public_key"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        secret.public_key(),
+        public,
+        "the printed public key belongs to the secret"
+    );
+
+    let again = circus_node(&["keygen"]);
+    assert_ne!(stdout(&again), stdout(&out), "every key is new");
+
+    let psk = circus_node(&["keygen", "--psk"]);
+    let table: toml::Table = toml::from_str(&stdout(&psk)).unwrap();
+    let _: circus_core::crypto::Psk = table["preshared_key"].as_str().unwrap().parse().unwrap();
+}
+
+#[test]
+fn keygen_out_writes_a_private_file() {
+    let path = std::env::temp_dir().join(format!("cnd-cli-key-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let out = circus_node(&["keygen", "--out", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table: toml::Table = toml::from_str(&stdout(&out)).unwrap();
+    assert!(
+        table.get("private_key").is_none(),
+        "the secret is not printed"
+    );
+    let public: circus_core::crypto::PublicKey =
+        table["public_key"].as_str().unwrap().parse().unwrap();
+    let secret: circus_core::crypto::StaticSecret =
+        std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    assert_eq!(secret.public_key(), public);
+    let refused = circus_node(&["keygen", "--out", path.to_str().unwrap()]);
+    assert!(!refused.status.success(), "never overwrites a key");
+    assert!(
+        stderr(&refused).contains("cannot write key file"),
+        "{}",
+        stderr(&refused)
+    );
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let path = std::env::temp_dir().join(format!("cnd-cli-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "private_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n\
+         listen = \"0.0.0.0:51820\"\n[tun]\naddress = \"100.64.0.1/10\"\nmtu = 99999\n",
+    )
+    .unwrap();
+    let out = circus_node(&["gateway", "-c", path.to_str().unwrap(), "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:5:7: key `tun.mtu`: expected an MTU from 576 to 65535",
+            path.display()
+        )),
+        "{err}"
+    );
+    std::fs::write(&path, "").unwrap();
+    let err = stderr(&circus_node(&["client", "-c", path.to_str().unwrap()]));
+    assert!(err.contains("missing field"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn check_describes_a_valid_config() {
+    let path = std::env::temp_dir().join(format!("cnd-cli-ok-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "private_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n\
+         listen = \"0.0.0.0:51820\"\n[tun]\naddress = \"100.64.0.1/10\"\n",
+    )
+    .unwrap();
+    let out = circus_node(&["gateway", "-c", path.to_str().unwrap(), "--check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("listen 0.0.0.0:51820"), "{text}");
+    assert!(text.contains("tun circus-gw 100.64.0.1/10 mtu "), "{text}");
+    assert!(
+        text.contains("status socket /run/circus-node/gateway.sock"),
+        "{text}"
+    );
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn status_without_a_daemon_says_so() {
+    let out = circus_node(&["status", "--socket", "/nonexistent/cnd.sock"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot reach a daemon at /nonexistent/cnd.sock"),
+        "{}",
+        stderr(&out)
+    );
+}

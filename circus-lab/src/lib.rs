@@ -13,6 +13,7 @@
 //! - [`metrics`]: from receiver logs to the figures of `summary.json`.
 //! - [`report`]: `summary.json`, `report.md` and plots.
 //! - [`runner`]: `circus-lab run`: every system of a scenario in real namespaces.
+//! - [`sim`]: the same scenarios on virtual time, circus-core engines over link models.
 
 pub mod bench;
 pub mod emulator;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod sim;
 pub mod systems;
 pub mod topology;
 pub mod traffic;

@@ -1,0 +1,331 @@
+//! The `circus` system on virtual time: the real client and gateway engines
+//! of circus-core, exchanging their datagrams over the scenario's link
+//! models, with the probe stream entering the client's TUN side and leaving
+//! the gateway's.
+//!
+//! The driver is a discrete-event loop in the manner of quinn-proto's test
+//! `Pair`: find the earliest thing that can happen (a probe due, a timeline
+//! step, a datagram arriving, an engine timer), jump the clock there, feed
+//! it in, and drain whatever the engines want sent or delivered.
+//!
+//! Before the scenario's time zero the client connects and its links come
+//! up as both ends see them (a warm-up the real runner also waits for), so
+//! the figures measure the scenario, not the handshake.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use circus_core::LinkId;
+use circus_core::crypto::{Psk, StaticSecret};
+use circus_core::engine::{Client, Config, Gateway, IpPrefix, PeerConfig};
+use circus_core::paths::PathState;
+use circus_core::scheduler::Policy;
+
+use super::links::{CarrierChange, SimLinks};
+use super::probe::{CLIENT_TUNNEL_ADDRESS, ProbePacket, ProbeStream};
+use super::system_run::SystemRun;
+use super::wire::Wire;
+use super::{DRAIN, SimError, stream_id};
+use crate::emulator::model::{Direction, Verdict};
+use crate::scenario::{Scenario, SystemKind, TimelineStep};
+
+/// Longest the client may take to connect and bring its links up before
+/// the scenario starts anyway (a link with a 600 ms round trip needs a
+/// few seconds of probes; one that never comes up must not stall the run).
+const WARM_UP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Unix time handed to the client at the start, for handshake timestamps:
+/// a constant, so nothing depends on the wall clock.
+const UNIX_TIME_AT_START_NS: u64 = 1_750_000_000_000_000_000;
+
+/// Buffer size for datagrams and tunnel packets: above any link MTU.
+const BUFFER_LEN: usize = 65_536;
+
+/// Events handled at one virtual instant before the engines are presumed
+/// stuck in a loop (a timer that is always due but never handled).
+const MAX_EVENTS_AT_ONE_INSTANT: u32 = 1_000_000;
+
+/// Static keys and pre-shared key of the simulated peers: fixed, since only
+/// figures matter here and they must not depend on randomness. (The
+/// handshake's ephemeral keys are still random; they change ciphertexts,
+/// never sizes or timing.)
+const CLIENT_SECRET: [u8; 32] = [0x11; 32];
+const GATEWAY_SECRET: [u8; 32] = [0x22; 32];
+const PSK: [u8; 32] = [0x33; 32];
+
+/// Simulates circus over the scenario with its scheduler policy.
+pub(super) fn run(scenario: &Scenario) -> Result<SystemRun, SimError> {
+    let policy = match &scenario.policy {
+        Some(name) => Policy::from_str(name).map_err(|_| SimError::Policy(name.clone()))?,
+        None => Policy::default(),
+    };
+    let mut sim = CircusSim::new(scenario, policy)?;
+    let zero = sim.warm_up()?;
+    let probes = ProbeStream::new(
+        scenario.traffic.probe,
+        scenario.duration,
+        zero,
+        stream_id(SystemKind::Circus),
+    );
+    let probes = sim.run_scenario(scenario, probes)?;
+    Ok(SystemRun {
+        system: SystemKind::Circus,
+        probes: probes.into_log(),
+        links: sim.links.carried(),
+    })
+}
+
+/// Both engines, the links between them and the probe log.
+struct CircusSim {
+    /// Virtual time zero; engines see `base + Duration`.
+    base: Instant,
+    now: Duration,
+    client: Client,
+    gateway: Gateway,
+    links: SimLinks,
+    wire: Wire,
+    /// Scratch for datagrams the engines send.
+    transmit: Vec<u8>,
+    /// Scratch for tunnel packets the engines deliver.
+    deliver: Vec<u8>,
+    /// Consecutive events handled without the clock moving.
+    events_now: u32,
+}
+
+impl CircusSim {
+    fn new(scenario: &Scenario, policy: Policy) -> Result<CircusSim, SimError> {
+        // Any instant serves as zero: the engines only compare instants.
+        let base = Instant::now();
+        let config = Config {
+            policy,
+            ..Config::default()
+        };
+        let client_secret = StaticSecret::from_bytes(CLIENT_SECRET);
+        let gateway_secret = StaticSecret::from_bytes(GATEWAY_SECRET);
+        let peer = PeerConfig {
+            public: client_secret.public_key(),
+            psk: Psk::from_bytes(PSK),
+            tunnel_addrs: vec![IpPrefix::host(IpAddr::V4(CLIENT_TUNNEL_ADDRESS))],
+        };
+        let gateway_public = gateway_secret.public_key();
+        let gateway = Gateway::new(config.clone(), gateway_secret, vec![peer])?;
+        let mut client = Client::new(
+            config,
+            client_secret,
+            gateway_public,
+            Psk::from_bytes(PSK),
+            base,
+            UNIX_TIME_AT_START_NS,
+        );
+        let links = SimLinks::new(scenario);
+        for link in 0..links.len() {
+            client.link_add(base, link_id(link));
+        }
+        Ok(CircusSim {
+            base,
+            now: Duration::ZERO,
+            client,
+            gateway,
+            links,
+            wire: Wire::default(),
+            transmit: vec![0; BUFFER_LEN],
+            deliver: vec![0; BUFFER_LEN],
+            events_now: 0,
+        })
+    }
+
+    /// Runs until the client is connected with every link up (or the limit
+    /// passed); returns that time, the scenario's zero.
+    fn warm_up(&mut self) -> Result<Duration, SimError> {
+        // No probes yet: what the gateway delivers now is not recorded.
+        self.flush(None);
+        while !self.ready() && self.now < WARM_UP_LIMIT {
+            let next = self.next_engine_event().unwrap_or(WARM_UP_LIMIT);
+            self.move_clock(next.min(WARM_UP_LIMIT))?;
+            self.handle_events(None);
+        }
+        Ok(self.now)
+    }
+
+    /// Connected, and every link up as both ends see it.
+    fn ready(&mut self) -> bool {
+        if !self.client.is_connected() {
+            return false;
+        }
+        let links = self.links.len();
+        let client_ready =
+            (0..links).all(|link| self.client.link_state(link_id(link)) == Some(PathState::Up));
+        // Only checked once the client is ready: `stats` allocates.
+        client_ready
+            && self.gateway.stats().sessions.iter().any(|(_, session)| {
+                session.links.len() == links
+                    && session.links.iter().all(|link| link.state == PathState::Up)
+            })
+    }
+
+    /// The scenario proper: the probe stream and the timeline from the
+    /// stream's start, then the drain. Returns the stream with its log.
+    fn run_scenario(
+        &mut self,
+        scenario: &Scenario,
+        mut probes: ProbeStream,
+    ) -> Result<ProbeStream, SimError> {
+        let zero = self.now;
+        self.links.reset_carried();
+        let mut packet = ProbePacket::new(probes.size());
+        let timeline: Vec<TimelineStep> = scenario.timeline();
+        let mut steps = timeline.iter().peekable();
+        let stop = zero + scenario.duration + DRAIN;
+        loop {
+            let next_probe = probes.next_due().map(|(_, at)| at);
+            let next_step = steps.peek().map(|step| zero + step.at);
+            let Some(next) = [next_probe, next_step, self.next_engine_event()]
+                .into_iter()
+                .flatten()
+                .min()
+                .filter(|&next| next <= stop)
+            else {
+                break;
+            };
+            self.move_clock(next)?;
+            while let Some(step) = steps.next_if(|step| zero + step.at <= self.now) {
+                self.apply(step);
+            }
+            let now = self.instant();
+            while probes.next_due().is_some_and(|(_, at)| at <= self.now) {
+                let header = probes.send_next(self.now);
+                self.client.handle_tun_packet(now, packet.write(&header));
+            }
+            self.handle_events(Some(&mut probes));
+        }
+        Ok(probes)
+    }
+
+    /// When the engines or the wire next need attention.
+    fn next_engine_event(&mut self) -> Option<Duration> {
+        let client = self.client.poll_timeout().map(|at| self.since_base(at));
+        let gateway = self.gateway.poll_timeout().map(|at| self.since_base(at));
+        [client, gateway, self.wire.next_arrival()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Moves the clock forward (never back: a timer already due fires now).
+    fn move_clock(&mut self, to: Duration) -> Result<(), SimError> {
+        if to > self.now {
+            self.now = to;
+            self.events_now = 0;
+        } else {
+            self.events_now += 1;
+            if self.events_now > MAX_EVENTS_AT_ONE_INSTANT {
+                return Err(SimError::Stuck { at: self.now });
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers arrived datagrams, fires due timers, then drains the engines.
+    fn handle_events(&mut self, probes: Option<&mut ProbeStream>) {
+        let now = self.instant();
+        while let Some(arrived) = self.wire.pop_arrived(self.now) {
+            let datagram = self.wire.datagram(arrived);
+            match arrived.direction {
+                Direction::Up => {
+                    let from = self.links.client_address(arrived.link);
+                    self.gateway.handle_datagram(now, from, datagram);
+                }
+                Direction::Down => {
+                    self.client
+                        .handle_datagram(now, link_id(arrived.link), datagram);
+                }
+            }
+            self.wire.release(arrived);
+        }
+        if self.client.poll_timeout().is_some_and(|at| at <= now) {
+            self.client.handle_timeout(now);
+        }
+        if self.gateway.poll_timeout().is_some_and(|at| at <= now) {
+            self.gateway.handle_timeout(now);
+        }
+        self.flush(probes);
+    }
+
+    /// Applies a timeline step to the links and tells the client about its
+    /// interfaces' carrier, as the kernel would.
+    fn apply(&mut self, step: &TimelineStep) {
+        let now = self.instant();
+        let link = link_id(step.link_index);
+        match self.links.apply(step) {
+            Some(CarrierChange::Lost) => self.client.link_down(now, link),
+            Some(CarrierChange::Regained) => self.client.link_up(now, link),
+            None => {}
+        }
+    }
+
+    /// Puts everything the engines want sent on the wire and records what
+    /// the gateway delivers.
+    fn flush(&mut self, mut probes: Option<&mut ProbeStream>) {
+        let now = self.instant();
+        while let Some(transmit) = self.client.poll_transmit(now, &mut self.transmit) {
+            let link = usize::from(transmit.link.0);
+            let datagram = &self.transmit[..transmit.len];
+            let verdict = self
+                .links
+                .carry(self.now, link, Direction::Up, datagram.len());
+            put_on_wire(&mut self.wire, verdict, link, Direction::Up, datagram);
+        }
+        while let Some(transmit) = self.gateway.poll_transmit(now, &mut self.transmit) {
+            // A datagram to an address the client has left reaches nobody.
+            let Some(link) = self.links.link_of_client_address(transmit.to) else {
+                continue;
+            };
+            let datagram = &self.transmit[..transmit.len];
+            let verdict = self
+                .links
+                .carry(self.now, link, Direction::Down, datagram.len());
+            put_on_wire(&mut self.wire, verdict, link, Direction::Down, datagram);
+        }
+        while let Some(len) = self.gateway.poll_deliver(&mut self.deliver) {
+            // Before the stream starts nothing is recorded.
+            if let (Some(probes), Some(header)) = (
+                probes.as_deref_mut(),
+                ProbePacket::read(&self.deliver[..len]),
+            ) {
+                probes.received(&header, self.now);
+            }
+        }
+        // Nothing flows towards the client site; drain it all the same.
+        while self.client.poll_deliver(&mut self.deliver).is_some() {}
+    }
+
+    fn instant(&self) -> Instant {
+        self.base + self.now
+    }
+
+    fn since_base(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.base)
+    }
+}
+
+/// Schedules the arrival (and the duplicate, if any) the link decided on.
+fn put_on_wire(
+    wire: &mut Wire,
+    verdict: Verdict,
+    link: usize,
+    direction: Direction,
+    datagram: &[u8],
+) {
+    if let Verdict::Deliver { at, duplicate_at } = verdict {
+        wire.send(at, link, direction, datagram);
+        if let Some(at) = duplicate_at {
+            wire.send(at, link, direction, datagram);
+        }
+    }
+}
+
+/// The engine's name for the scenario's link `index` (at most 16 links).
+fn link_id(index: usize) -> LinkId {
+    LinkId(u8::try_from(index).unwrap_or(u8::MAX))
+}

@@ -1,0 +1,118 @@
+//! The baselines in the simulator behave as the systems they model:
+//! single-link uses the best link at the start and nothing else; multiwan
+//! pins each flow to a link and loses exactly the flows of a dead link.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use circus_lab::emulator::model::LinkParams;
+use circus_lab::scenario::{
+    Action, Backend, Event, LinkSpec, ProbeSpec, Scenario, SystemKind, TcpSpec, Traffic,
+};
+use circus_lab::sim::{self, PROBE_FLOWS, SystemRun};
+use circus_lab::traffic::MonoNanos;
+
+const RATE_PPS: u64 = 1000;
+
+fn link(name: &str, delay_ms: u64, loss: f64) -> LinkSpec {
+    LinkSpec {
+        name: name.into(),
+        params: LinkParams {
+            delay: Duration::from_millis(delay_ms),
+            loss,
+            ..LinkParams::default()
+        },
+    }
+}
+
+/// Two clean links (the second slower); the first goes silent from 2 s to
+/// 3 s of a 5 s run.
+fn scenario() -> Scenario {
+    Scenario {
+        name: "baselines".into(),
+        file: PathBuf::from("baselines.toml"),
+        duration: Duration::from_secs(5),
+        seed: 1,
+        backend: Backend::Userspace,
+        systems: vec![SystemKind::SingleLink, SystemKind::Multiwan],
+        policy: None,
+        links: vec![link("fast", 10, 0.0), link("slow", 40, 0.0)],
+        events: vec![Event {
+            at: Duration::from_secs(2),
+            link: "fast".into(),
+            link_index: 0,
+            action: Action::Blackhole,
+            duration: Some(Duration::from_secs(1)),
+        }],
+        traffic: Traffic {
+            probe: ProbeSpec {
+                rate_pps: RATE_PPS,
+                size: 200,
+            },
+            tcp: TcpSpec { flows: 0 },
+        },
+    }
+}
+
+fn run(scenario: &Scenario, system: SystemKind) -> SystemRun {
+    sim::run_system(scenario, system).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// (seq, send time since zero) of every probe that never arrived.
+fn lost(run: &SystemRun) -> Vec<(u64, Duration)> {
+    let mut delivered = vec![false; run.probes.sent.sent_at.len()];
+    for record in &run.probes.received.records {
+        delivered[record.seq as usize] = true;
+    }
+    let since = |at: MonoNanos| at.saturating_since(run.origin());
+    (0..delivered.len())
+        .filter(|&seq| !delivered[seq])
+        .map(|seq| (seq as u64, since(run.probes.sent.sent_at[seq])))
+        .collect()
+}
+
+fn in_blackhole(sent: Duration) -> bool {
+    (Duration::from_secs(2)..Duration::from_secs(3)).contains(&sent)
+}
+
+#[test]
+fn single_link_picks_the_least_lossy_then_fastest_link() {
+    let mut scenario = scenario();
+    assert_eq!(sim::best_link_at_start(&scenario), 0);
+    // A lossier link loses its place even though it is faster...
+    scenario.links[0].params.loss = 0.05;
+    assert_eq!(sim::best_link_at_start(&scenario), 1);
+    // ...but a difference within a percent is not worth the latency.
+    scenario.links[0].params.loss = 0.005;
+    assert_eq!(sim::best_link_at_start(&scenario), 0);
+}
+
+#[test]
+fn single_link_loses_everything_while_its_link_is_dead_and_only_then() {
+    let scenario = scenario();
+    let run = run(&scenario, SystemKind::SingleLink);
+    let lost = lost(&run);
+    assert_eq!(lost.len() as u64, RATE_PPS, "one second of probes");
+    assert!(lost.iter().all(|&(_, sent)| in_blackhole(sent)), "{lost:?}");
+    assert_eq!(run.links[0].packets, 4 * RATE_PPS);
+    assert_eq!(run.links[1].packets, 0, "the other link is never used");
+}
+
+#[test]
+fn multiwan_loses_exactly_the_flows_pinned_to_the_dead_link() {
+    let scenario = scenario();
+    let run = run(&scenario, SystemKind::Multiwan);
+    let dead_flows: Vec<u16> = (0..PROBE_FLOWS)
+        .filter(|&flow| sim::multiwan_link_of_flow(flow, 2) == 0)
+        .collect();
+    assert!(!dead_flows.is_empty() && dead_flows.len() < usize::from(PROBE_FLOWS));
+    let expected: Vec<u64> = (0..run.probes.sent.sent_at.len() as u64)
+        .filter(|&seq| {
+            let sent = run.probes.sent.sent_at[seq as usize].saturating_since(run.origin());
+            in_blackhole(sent) && dead_flows.contains(&run.probes.sent.flow_of(seq))
+        })
+        .collect();
+    let lost: Vec<u64> = lost(&run).into_iter().map(|(seq, _)| seq).collect();
+    assert_eq!(lost, expected);
+    assert!(run.links.iter().all(|link| link.packets > 0));
+}

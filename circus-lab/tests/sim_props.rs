@@ -1,0 +1,325 @@
+//! Property tests of circus on the virtual-time simulator: random link sets
+//! and random flap schedules, with at least one link that stays healthy.
+//!
+//! - circus never delivers a duplicate or an out-of-order packet;
+//! - after each event, delivery recovers within a bound derived from the
+//!   links' round-trip times: every lost probe was sent shortly after an
+//!   event, and no gap between deliveries is longer than that bound;
+//! - the adaptive policy loses nothing when one link at a time dies silently.
+//!
+//! Case counts are modest so CI stays fast; each case simulates seconds of
+//! traffic at hundreds of probes per second through the real engines.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use circus_lab::emulator::model::LinkParams;
+use circus_lab::scenario::{
+    Action, Backend, Event, LinkSpec, ProbeSpec, Scenario, SystemKind, TcpSpec, Traffic,
+};
+use circus_lab::sim::{self, SystemRun};
+use circus_lab::traffic::MonoNanos;
+use proptest::prelude::*;
+
+/// Probe rate of every case: fine enough to see a 4 ms gap.
+const PROBE_RATE_PPS: u64 = 250;
+const PROBE_SIZE: u32 = 200;
+
+/// A link that never flaps; `lossy` adds random loss and duplication, which
+/// the tunnel must hide without breaking order.
+fn arb_link(lossy: bool) -> impl Strategy<Value = LinkParams> {
+    let max_loss = if lossy { 0.03 } else { 0.0 };
+    let max_duplicate = if lossy { 0.01 } else { 0.0 };
+    (
+        5u64..=120,
+        0u64..=100,
+        prop::option::of(5u64..=50),
+        0.0..=max_loss,
+        0.0..=max_duplicate,
+    )
+        .prop_map(|(delay_ms, jitter_pct, rate_mbit, loss, duplicate)| {
+            let delay = Duration::from_millis(delay_ms);
+            // Jitter up to a fifth of the delay, as on a real access link.
+            let jitter = delay * jitter_pct as u32 / 500;
+            LinkParams {
+                delay,
+                jitter,
+                loss,
+                duplicate,
+                // At least 5 Mbit/s: any one link carries the whole stream
+                // (and the redundant policy's copies), so no queue drops.
+                rate_bps: rate_mbit.map(|mbit| mbit * 1_000_000),
+                ..LinkParams::default()
+            }
+        })
+}
+
+/// One failure: after `gap` of calm, the link goes silent (blackhole) or
+/// loses carrier (down) for `length`.
+#[derive(Clone, Copy, Debug)]
+struct Flap {
+    gap: Duration,
+    silent: bool,
+    length: Duration,
+}
+
+fn arb_flap() -> impl Strategy<Value = Flap> {
+    (500u64..=4000, any::<bool>(), 200u64..=3000).prop_map(|(gap, silent, length)| Flap {
+        gap: Duration::from_millis(gap),
+        silent,
+        length: Duration::from_millis(length),
+    })
+}
+
+fn arb_policy() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["balanced", "redundant", "adaptive", "round-robin"])
+}
+
+/// The policies meant to fail over. Round-robin ignores latency by design:
+/// with links whose delays differ by more than the reorder cap it loses
+/// packets without any event, so it is left out of the recovery property.
+fn arb_failover_policy() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["balanced", "redundant", "adaptive"])
+}
+
+fn scenario(
+    links: Vec<LinkParams>,
+    mut events: Vec<Event>,
+    duration: Duration,
+    policy: &str,
+    seed: u64,
+) -> Scenario {
+    events.sort_by_key(|event| event.at);
+    Scenario {
+        name: "sim-props".into(),
+        file: PathBuf::from("sim-props.toml"),
+        duration,
+        seed,
+        backend: Backend::Userspace,
+        systems: vec![SystemKind::Circus],
+        policy: Some(policy.into()),
+        links: links
+            .into_iter()
+            .enumerate()
+            .map(|(index, params)| LinkSpec {
+                name: format!("link{index}"),
+                params,
+            })
+            .collect(),
+        events,
+        traffic: Traffic {
+            probe: ProbeSpec {
+                rate_pps: PROBE_RATE_PPS,
+                size: PROBE_SIZE,
+            },
+            tcp: TcpSpec { flows: 0 },
+        },
+    }
+}
+
+/// Events of flapping link `link`, back to back from the start, ending
+/// before `duration`.
+fn flap_events(link: usize, flaps: &[Flap], duration: Duration) -> Vec<Event> {
+    let mut at = Duration::ZERO;
+    let mut events = Vec::new();
+    for flap in flaps {
+        at += flap.gap;
+        if at + flap.length >= duration {
+            break;
+        }
+        events.push(Event {
+            at,
+            link: format!("link{link}"),
+            link_index: link,
+            action: if flap.silent {
+                Action::Blackhole
+            } else {
+                Action::Down
+            },
+            duration: Some(flap.length),
+        });
+        at += flap.length;
+    }
+    events
+}
+
+fn run_circus(scenario: &Scenario) -> SystemRun {
+    sim::run_system(scenario, SystemKind::Circus).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Time since the scenario's zero on the simulation's clock.
+fn since_start(run: &SystemRun, at: MonoNanos) -> Duration {
+    at.saturating_since(run.origin())
+}
+
+/// Sequence numbers in delivery order must strictly increase.
+fn assert_in_order_without_duplicates(run: &SystemRun) -> Result<(), TestCaseError> {
+    for pair in run.probes.received.records.windows(2) {
+        prop_assert!(
+            pair[0].seq < pair[1].seq,
+            "probe {} delivered at {:?} after probe {} at {:?}",
+            pair[1].seq,
+            since_start(run, pair[1].received),
+            pair[0].seq,
+            since_start(run, pair[0].received)
+        );
+    }
+    Ok(())
+}
+
+/// Sequence numbers of the probes that never arrived.
+fn lost_probes(run: &SystemRun) -> Vec<u64> {
+    let mut delivered = vec![false; run.probes.sent.sent_at.len()];
+    for record in &run.probes.received.records {
+        if let Some(seen) = delivered.get_mut(record.seq as usize) {
+            *seen = true;
+        }
+    }
+    (0..delivered.len() as u64)
+        .filter(|&seq| !delivered[seq as usize])
+        .collect()
+}
+
+/// Worst round trip of a link: both ways at full delay plus jitter.
+fn rtt(params: &LinkParams) -> Duration {
+    2 * (params.delay + params.jitter)
+}
+
+/// How long after an event circus may still lose probes or leave a gap:
+/// the failed link is noticed within a few of its own round trips (RFC
+/// 9002 probe timeouts, plus the ack delay), and what it swallowed is
+/// resent over a surviving link within two of that link's round trips.
+fn recovery_bound(failed: &LinkParams, survivors: &[&LinkParams]) -> Duration {
+    let slowest_survivor = survivors.iter().map(|p| rtt(p)).max().unwrap_or_default();
+    4 * rtt(failed) + 2 * slowest_survivor + Duration::from_millis(150)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10))]
+
+    /// With one healthy link, lossy links flapping at random and any policy,
+    /// circus delivers every probe at most once and in order.
+    #[test]
+    fn never_a_duplicate_or_out_of_order(
+        healthy in arb_link(true),
+        flapping in prop::collection::vec((arb_link(true), prop::collection::vec(arb_flap(), 1..4)), 1..3),
+        policy in arb_policy(),
+        seed: u64,
+    ) {
+        let duration = Duration::from_secs(8);
+        let mut links = vec![healthy];
+        let mut events = Vec::new();
+        for (index, (params, flaps)) in flapping.into_iter().enumerate() {
+            links.push(params);
+            events.extend(flap_events(index + 1, &flaps, duration));
+        }
+        let run = run_circus(&scenario(links, events, duration, policy, seed));
+        prop_assert!(!run.probes.received.records.is_empty());
+        assert_in_order_without_duplicates(&run)?;
+    }
+
+    /// Loss-free links (so every loss is the events' doing), one of them
+    /// never failing: probes are lost only shortly after an event, and
+    /// deliveries never pause for longer than the recovery bound.
+    #[test]
+    fn delivery_recovers_within_a_bound_after_each_event(
+        healthy in arb_link(false),
+        flapping in prop::collection::vec((arb_link(false), prop::collection::vec(arb_flap(), 1..4)), 1..3),
+        policy in arb_failover_policy(),
+        seed: u64,
+    ) {
+        let duration = Duration::from_secs(8);
+        let mut links = vec![healthy];
+        let mut events = Vec::new();
+        for (index, (params, flaps)) in flapping.into_iter().enumerate() {
+            links.push(params);
+            events.extend(flap_events(index + 1, &flaps, duration));
+        }
+        let scenario = scenario(links.clone(), events, duration, policy, seed);
+        let run = run_circus(&scenario);
+        assert_in_order_without_duplicates(&run)?;
+
+        // Each event's start and end opens a window in which losses are allowed.
+        let windows: Vec<(Duration, Duration)> = scenario
+            .timeline()
+            .iter()
+            .map(|step| {
+                let failed = &links[step.link_index];
+                let survivors: Vec<&LinkParams> = links
+                    .iter()
+                    .enumerate()
+                    .filter(|(index, _)| *index != step.link_index)
+                    .map(|(_, params)| params)
+                    .collect();
+                (step.at, step.at + recovery_bound(failed, &survivors))
+            })
+            .collect();
+        for seq in lost_probes(&run) {
+            let sent = since_start(&run, run.probes.sent.sent_at[seq as usize]);
+            let excused = windows.iter().any(|(from, to)| (from..=to).contains(&&sent));
+            prop_assert!(
+                excused,
+                "probe {seq} sent at {sent:?} lost outside every event's recovery window {windows:?}"
+            );
+        }
+        // Without events, deliveries may still bunch up by as much as the
+        // links' latencies differ (a packet held for one from a slower link).
+        let longest_bound = windows.iter().map(|(from, to)| *to - *from).max().unwrap_or_default();
+        let slowest_rtt = links.iter().map(rtt).max().unwrap_or_default();
+        let interval = Duration::from_secs(1) / PROBE_RATE_PPS as u32;
+        let gap_bound = longest_bound.max(slowest_rtt) + interval;
+        for pair in run.probes.received.records.windows(2) {
+            let gap = pair[1].received.saturating_since(pair[0].received);
+            prop_assert!(
+                gap <= gap_bound,
+                "deliveries paused for {gap:?} after {:?} (bound {gap_bound:?})",
+                since_start(&run, pair[0].received)
+            );
+        }
+    }
+
+    /// Adaptive policy, loss-free links, one silent death at a time with the
+    /// others up: not a single probe is lost.
+    ///
+    /// Ignored until circus-core's engine passes it (run it with
+    /// `cargo test -p circus-lab --test sim_props -- --ignored`): probes are
+    /// lost (the persisted regression cases reproduce it) (1) when a link
+    /// that carried no data for the reorder cap starts carrying some again
+    /// and its first packet arrives after later packets of a faster link:
+    /// the receiver does not count that link as live, releases the hole and
+    /// drops the packet as stale; (2) on links with round trips above the
+    /// reorder cap (100 ms), what a silently dying link swallowed before it
+    /// turned suspect is found lost too late to be resent.
+    #[test]
+    #[ignore = "circus-core loses probes here; see the doc comment"]
+    fn adaptive_loses_nothing_when_one_link_at_a_time_dies_silently(
+        links in prop::collection::vec(arb_link(false), 2..4),
+        deaths in prop::collection::vec((any::<prop::sample::Index>(), 200u64..=2500), 1..4),
+        seed: u64,
+    ) {
+        let duration = Duration::from_secs(9);
+        // Each death starts once the previous link has been back for 2 s,
+        // long enough to be proven up again.
+        let mut at = Duration::from_secs(1);
+        let mut events = Vec::new();
+        for (which, length_ms) in deaths {
+            let link = which.index(links.len());
+            let length = Duration::from_millis(length_ms);
+            if at + length >= duration {
+                break;
+            }
+            events.push(Event {
+                at,
+                link: format!("link{link}"),
+                link_index: link,
+                action: Action::Blackhole,
+                duration: Some(length),
+            });
+            at += length + Duration::from_secs(2);
+        }
+        let run = run_circus(&scenario(links, events, duration, "adaptive", seed));
+        assert_in_order_without_duplicates(&run)?;
+        let lost = lost_probes(&run);
+        prop_assert!(lost.is_empty(), "{} probes lost: {:?}", lost.len(), &lost[..lost.len().min(20)]);
+    }
+}

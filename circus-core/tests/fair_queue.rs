@@ -36,7 +36,14 @@ fn run(upstream: bool, bulk_mbit: u64) -> Outcome {
     assert!(sim.clients[0].engine.is_connected());
     let (from, until) = (Duration::from_secs(5), Duration::from_secs(20));
     let bulk_pps = (bulk_mbit * 1_000_000 / (BULK_SIZE as u64 * 8)) as u32;
-    let bulk = sim.add_flow(0, upstream, bulk_pps, BULK_SIZE, Duration::from_secs(2), until);
+    let bulk = sim.add_flow(
+        0,
+        upstream,
+        bulk_pps,
+        BULK_SIZE,
+        Duration::from_secs(2),
+        until,
+    );
     let probe = sim.add_flow(0, upstream, 1000, PROBE_SIZE, Duration::from_secs(3), until);
     sim.run_until(until + Duration::from_secs(1));
     let probe = sim.report(probe, from, until);
@@ -71,8 +78,13 @@ fn check(name: &str, o: &Outcome) {
     );
     assert!(probe_loss < 0.001, "{name}: probe loss {probe_loss}");
     // The slower link's one-way base delay is 30 ms; the receiver may hold
-    // a probe for a bulk packet sent just before it on that link.
-    let bound = Duration::from_millis(30 + 30);
+    // a probe for a bulk packet sent just before it on that link, and that
+    // packet waits in the link's own bottleneck queue, which the engine
+    // fills up to the path's in-flight cap (paths::Path::in_flight_cap, a
+    // multiple of the estimated window): about 60 ms of it here. The send
+    // queue itself adds next to nothing (before the fair queue: p99 242 ms,
+    // 40% of probes lost).
+    let bound = Duration::from_millis(30 + 70);
     assert!(
         o.probe.latency(0.99) < bound,
         "{name}: probe p99 {:?} over {bound:?}",

@@ -420,16 +420,15 @@ mod tests {
             q.push(t0, s, 1000, 1);
         }
         let mut dropped = Vec::new();
-        let mut free = |s| dropped.push(s);
         // Delay above target, but not yet for an interval: no drop.
         let t = t0 + Duration::from_millis(10);
-        assert_eq!(q.peek(t, &mut free).map(|x| x.0), Some(0));
+        assert_eq!(q.peek(t, &mut |s| dropped.push(s)).map(|x| x.0), Some(0));
         q.pop();
         let t = t + Duration::from_millis(101);
-        assert_eq!(q.peek(t, &mut free).map(|x| x.0), Some(2));
+        assert_eq!(q.peek(t, &mut |s| dropped.push(s)).map(|x| x.0), Some(2));
         assert_eq!(dropped, vec![1]);
         let t = t0 + Duration::from_millis(501);
-        assert_eq!(q.peek(t, &mut free), None);
+        assert_eq!(q.peek(t, &mut |s| dropped.push(s)), None);
         assert_eq!(q.len(), 0);
         assert_eq!(q.drops().codel, 1);
         assert_eq!(q.drops().expired, 38);

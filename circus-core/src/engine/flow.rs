@@ -53,10 +53,11 @@ fn ipv4(p: &[u8]) -> Option<u32> {
     let fragment = flags_fragment & 0x3fff != 0;
     let mut h = mix(4, &p[12..20]);
     h = mix(h, &[protocol]);
-    if has_ports(protocol) && !fragment {
-        if let Some(ports) = p.get(ihl..ihl + 4) {
-            h = mix(h, ports);
-        }
+    if has_ports(protocol)
+        && !fragment
+        && let Some(ports) = p.get(ihl..ihl + 4)
+    {
+        h = mix(h, ports);
     }
     Some(finish(h))
 }
@@ -68,10 +69,10 @@ fn ipv6(p: &[u8]) -> Option<u32> {
     let next = header[6];
     let mut h = mix(6, &header[8..40]);
     h = mix(h, &[next]);
-    if has_ports(next) {
-        if let Some(ports) = p.get(40..44) {
-            h = mix(h, ports);
-        }
+    if has_ports(next)
+        && let Some(ports) = p.get(40..44)
+    {
+        h = mix(h, ports);
     }
     Some(finish(h))
 }

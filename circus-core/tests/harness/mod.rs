@@ -117,13 +117,13 @@ impl SimLink {
         }
         let dir = usize::from(!upstream);
         let mut departs = now;
-        if self.spec.rate_bps > 0 {
+        let bits_ns = (len as u64 * 8).saturating_mul(1_000_000_000);
+        if let Some(ns) = bits_ns.checked_div(self.spec.rate_bps) {
             let start = self.busy_until[dir].map_or(now, |b| b.max(now));
             if start - now > self.spec.queue {
                 self.dropped_queue += 1;
                 return None;
             }
-            let ns = (len as u64 * 8).saturating_mul(1_000_000_000) / self.spec.rate_bps;
             departs = start + Duration::from_nanos(ns);
             self.busy_until[dir] = Some(departs);
         }

@@ -9,24 +9,24 @@ use circus_lab::emulator::model::LinkParams;
 use circus_lab::scenario::{
     Action, Backend, Event, LinkSpec, ProbeSpec, Scenario, SystemKind, TcpSpec, Traffic,
 };
-use circus_lab::sim::{self, PROBE_FLOWS, SystemRun};
+use circus_lab::sim::{self, SystemRun};
+use circus_lab::systems::{self, PROBE_FLOWS, multiwan};
 use circus_lab::traffic::MonoNanos;
 
 const RATE_PPS: u64 = 1000;
 
-fn link(name: &str, delay_ms: u64, loss: f64) -> LinkSpec {
+fn link(name: &str, delay_ms: u64) -> LinkSpec {
     LinkSpec {
         name: name.into(),
         params: LinkParams {
             delay: Duration::from_millis(delay_ms),
-            loss,
             ..LinkParams::default()
         },
     }
 }
 
-/// Two clean links (the second slower); the first goes silent from 2 s to
-/// 3 s of a 5 s run.
+/// Two clean links, the first the faster (so the best at the start); it
+/// goes silent from 2 s to 3 s of a 5 s run.
 fn scenario() -> Scenario {
     Scenario {
         name: "baselines".into(),
@@ -36,7 +36,7 @@ fn scenario() -> Scenario {
         backend: Backend::Userspace,
         systems: vec![SystemKind::SingleLink, SystemKind::Multiwan],
         policy: None,
-        links: vec![link("fast", 10, 0.0), link("slow", 40, 0.0)],
+        links: vec![link("fast", 10), link("slow", 40)],
         events: vec![Event {
             at: Duration::from_secs(2),
             link: "fast".into(),
@@ -76,20 +76,9 @@ fn in_blackhole(sent: Duration) -> bool {
 }
 
 #[test]
-fn single_link_picks_the_least_lossy_then_fastest_link() {
-    let mut scenario = scenario();
-    assert_eq!(sim::best_link_at_start(&scenario), 0);
-    // A lossier link loses its place even though it is faster...
-    scenario.links[0].params.loss = 0.05;
-    assert_eq!(sim::best_link_at_start(&scenario), 1);
-    // ...but a difference within a percent is not worth the latency.
-    scenario.links[0].params.loss = 0.005;
-    assert_eq!(sim::best_link_at_start(&scenario), 0);
-}
-
-#[test]
 fn single_link_loses_everything_while_its_link_is_dead_and_only_then() {
     let scenario = scenario();
+    assert_eq!(systems::best_link_at_start(&scenario), 0);
     let run = run(&scenario, SystemKind::SingleLink);
     let lost = lost(&run);
     assert_eq!(lost.len() as u64, RATE_PPS, "one second of probes");
@@ -103,7 +92,7 @@ fn multiwan_loses_exactly_the_flows_pinned_to_the_dead_link() {
     let scenario = scenario();
     let run = run(&scenario, SystemKind::Multiwan);
     let dead_flows: Vec<u16> = (0..PROBE_FLOWS)
-        .filter(|&flow| sim::multiwan_link_of_flow(flow, 2) == 0)
+        .filter(|&flow| multiwan::flow_link(scenario.seed, u64::from(flow), 2) == 0)
         .collect();
     assert!(!dead_flows.is_empty() && dead_flows.len() < usize::from(PROBE_FLOWS));
     let expected: Vec<u64> = (0..run.probes.sent.sent_at.len() as u64)

@@ -1,7 +1,7 @@
 //! The scenario's links in the simulation: each one a pair of link models
-//! (up and down), the client's carrier on it and the client's address on it,
-//! all changed by the scenario timeline exactly as the real runner changes
-//! the emulator and the topology.
+//! (up and down), the client's carrier on it and the client's address on it
+//! (the lab's addressing plan), all changed by the scenario timeline as the
+//! real runner changes the emulator and the topology.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::emulator::model::{Direction, DropReason, LinkCondition, LinkModel, Verdict};
 use crate::metrics::LinkCounters;
 use crate::scenario::{LinkChange, Scenario, TimelineStep};
+use crate::topology::LinkAddressing;
 
 /// Bytes a link carries around a UDP payload: Ethernet (the emulator
 /// forwards whole frames), IPv4 and UDP headers. The link models see the
@@ -30,8 +31,9 @@ struct SimLink {
     up: LinkModel,
     down: LinkModel,
     carrier: bool,
-    /// Address changes so far; the client's address is derived from it.
-    address_changes: u8,
+    addressing: LinkAddressing,
+    /// The client's current address on the link.
+    client_address: Ipv4Addr,
     /// What the link delivered, both directions together, counted as the
     /// real emulator counts the frames it forwards (Ethernet, IP and UDP
     /// headers included).
@@ -42,6 +44,9 @@ struct SimLink {
 #[derive(Debug)]
 pub(super) struct SimLinks {
     links: Vec<SimLink>,
+    /// Address changes so far, on any link: each picks the next alternative
+    /// address.
+    address_changes: u8,
 }
 
 impl SimLinks {
@@ -49,11 +54,13 @@ impl SimLinks {
     pub fn new(scenario: &Scenario) -> SimLinks {
         let links = (0..scenario.links.len())
             .filter_map(|index| {
+                let addressing = LinkAddressing::for_link(index);
                 Some(SimLink {
                     up: scenario.link_model(index, Direction::Up)?,
                     down: scenario.link_model(index, Direction::Down)?,
                     carrier: true,
-                    address_changes: 0,
+                    client_address: addressing.client_address,
+                    addressing,
                     carried: LinkCounters {
                         link: scenario.links[index].name.clone(),
                         bytes: 0,
@@ -62,7 +69,10 @@ impl SimLinks {
                 })
             })
             .collect();
-        SimLinks { links }
+        SimLinks {
+            links,
+            address_changes: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -77,13 +87,10 @@ impl SimLinks {
             LinkChange::Condition(condition) => {
                 link.up.set_condition(*condition);
                 link.down.set_condition(*condition);
+                // Only `down` takes the interface's carrier (a blackhole
+                // is silent), as the runner does.
                 let had_carrier = link.carrier;
-                match condition {
-                    LinkCondition::Down => link.carrier = false,
-                    LinkCondition::Up => link.carrier = true,
-                    // A blackhole leaves the interface as it was.
-                    LinkCondition::Blackhole => {}
-                }
+                link.carrier = *condition != LinkCondition::Down;
                 match (had_carrier, link.carrier) {
                     (true, false) => Some(CarrierChange::Lost),
                     (false, true) => Some(CarrierChange::Regained),
@@ -96,7 +103,10 @@ impl SimLinks {
                 None
             }
             LinkChange::ChangeAddress => {
-                link.address_changes = link.address_changes.wrapping_add(1);
+                self.address_changes = self.address_changes.wrapping_add(1).max(1);
+                link.client_address = link
+                    .addressing
+                    .alternative_client_address(self.address_changes);
                 None
             }
         }
@@ -142,12 +152,11 @@ impl SimLinks {
     }
 
     /// The client's current address on `link`, as the gateway sees it.
-    /// Follows the lab's addressing plan (198.18.<link>.2 at the start); an
-    /// address change moves to the next host address in the same subnet.
     pub fn client_address(&self, link: usize) -> SocketAddr {
-        let changes = self.links.get(link).map_or(0, |l| l.address_changes);
-        let host = 2 + changes % 250;
-        let ip = Ipv4Addr::new(198, 18, link as u8, host);
+        let ip = self
+            .links
+            .get(link)
+            .map_or(Ipv4Addr::UNSPECIFIED, |link| link.client_address);
         SocketAddr::V4(SocketAddrV4::new(ip, CLIENT_PORT))
     }
 

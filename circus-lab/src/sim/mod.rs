@@ -15,10 +15,13 @@
 //! - `probe`: the probe stream's schedule and packets;
 //! - `system_run`: what each system did, as the metrics take it ([`SystemRun`]);
 //! - `circus`: the client and gateway engines over the links;
-//! - `baselines`: `single-link` and `multiwan`, straight over the links.
+//! - `baselines`: `single-link` and `multiwan`, straight over the links,
+//!   choosing links as their real adapters do ([`crate::systems`]).
 //!
-//! Not simulated: TCP goodput (there is no TCP stack here) and `mptcp`
-//! (a kernel feature).
+//! Not simulated: TCP goodput (there is no TCP stack here, so
+//! `tcp_goodput_mbps` is null and scenarios whose point is TCP load, such
+//! as bufferbloat, show only what the probe stream itself does) and
+//! `mptcp` (a kernel feature; listed in [`SimReport::skipped`]).
 
 mod baselines;
 mod circus;
@@ -33,14 +36,14 @@ use std::time::Duration;
 use crate::metrics::{self, MetricsConfig, SystemSeries, TimelineEvent};
 use crate::report::Summary;
 use crate::scenario::{Scenario, SystemKind};
+use crate::systems;
 
-pub use baselines::{best_link_at_start, multiwan_link_of_flow};
-pub use probe::{FIRST_SOURCE_PORT, PROBE_FLOWS};
 pub use system_run::SystemRun;
 
 /// How long the receiver keeps listening after the last probe is due, so
-/// probes still in flight (slow links, reorder hold) are counted.
-pub const DRAIN: Duration = Duration::from_secs(2);
+/// probes still in flight (slow links, reorder hold) are counted; the same
+/// as a real run's.
+pub const DRAIN: Duration = Duration::from_millis(1500);
 
 /// Why a simulation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -127,13 +130,13 @@ pub fn run_system(scenario: &Scenario, system: SystemKind) -> Result<SystemRun, 
     match system {
         SystemKind::Circus => circus::run(scenario),
         SystemKind::SingleLink => {
-            let link = best_link_at_start(scenario);
+            let link = systems::best_link_at_start(scenario);
             Ok(baselines::run_pinned(scenario, system, |_| link))
         }
         SystemKind::Multiwan => {
             let links = scenario.links.len();
             Ok(baselines::run_pinned(scenario, system, |flow| {
-                multiwan_link_of_flow(flow, links)
+                systems::multiwan::flow_link(scenario.seed, u64::from(flow), links)
             }))
         }
         SystemKind::Mptcp => Err(SimError::NotSimulated(system)),

@@ -11,24 +11,19 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use crate::runner::PROBE_PORT;
 use crate::scenario::ProbeSpec;
+use crate::systems::PROBE_FLOWS;
+use crate::topology::addressing::SERVER_ADDRESS;
 use crate::traffic::MonoNanos;
 use crate::traffic::probe::{
     PROBE_HEADER_LEN, ProbeHeader, ProbeLog, ProbeRecord, ReceiveLog, SendLog,
 };
 
-/// UDP flows the probe stream is spread over. Enough that a per-flow
-/// baseline spreads over several links; few enough that each flow carries
-/// a hundred probes per second or more.
-pub const PROBE_FLOWS: u16 = 8;
 /// Source port of flow 0; flow `i` uses `FIRST_SOURCE_PORT + i`.
-pub const FIRST_SOURCE_PORT: u16 = 40_000;
-/// The server's probe port.
-const SERVER_PORT: u16 = 9_000;
+const FIRST_SOURCE_PORT: u16 = 40_000;
 /// The client's tunnel address (the inner source of tunnelled probes).
 pub(super) const CLIENT_TUNNEL_ADDRESS: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
-/// The server's address in the lab's addressing plan.
-const SERVER_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
 
 const IPV4_HEADER_LEN: usize = 20;
 const UDP_HEADER_LEN: usize = 8;
@@ -166,7 +161,7 @@ impl ProbePacket {
         buf[16..20].copy_from_slice(&SERVER_ADDRESS.octets());
         let checksum = ipv4_checksum(&buf[..IPV4_HEADER_LEN]);
         buf[10..12].copy_from_slice(&checksum.to_be_bytes());
-        buf[22..24].copy_from_slice(&SERVER_PORT.to_be_bytes());
+        buf[22..24].copy_from_slice(&PROBE_PORT.to_be_bytes());
         buf[24..26].copy_from_slice(&udp_len.to_be_bytes());
         // UDP checksum 0: none, as IPv4 allows.
         ProbePacket { buf }

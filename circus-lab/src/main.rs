@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use circus_lab::bench::baseline::Baseline;
-use circus_lab::bench::suite;
+use circus_lab::bench::{suite, throughput};
 use circus_lab::metrics::{SystemSeries, TimelineEvent};
 use circus_lab::report::{Summary, summary_table, write_report};
 use circus_lab::runner::{self, output};
@@ -73,6 +73,10 @@ enum Command {
         /// Rewrite the baseline with this run's figures instead of comparing.
         #[arg(long)]
         update: bool,
+        /// Instead of the suite, measure TCP goodput of one link against
+        /// circus over two (unimpaired, then two equal 20 Mbit/s links).
+        #[arg(long, conflicts_with = "update")]
+        throughput: bool,
     },
     /// Check scenario files and print what they describe; runs nothing.
     Validate {
@@ -93,11 +97,15 @@ fn main() -> ExitCode {
         } => run(&scenario, out, systems),
         Command::Sim { scenario, out } => simulate(&scenario, out),
         Command::Bench {
+            throughput: true, ..
+        } => throughput(),
+        Command::Bench {
             baseline,
             scenarios,
             real,
             sim_only,
             update,
+            throughput: false,
         } => bench(
             &baseline,
             &scenarios,
@@ -181,6 +189,19 @@ fn simulate(file: &Path, out: Option<PathBuf>) -> ExitCode {
     }
     let dir = out.unwrap_or_else(|| output::default_report_dir(&scenario.name, "-sim"));
     write_outputs(&scenario, &report.summary, &report.series, dir)
+}
+
+fn throughput() -> ExitCode {
+    if let Err(e) = require_netns() {
+        return fail(e);
+    }
+    match throughput::measure(&ProgressBar::new(0)) {
+        Ok(t) => {
+            print!("{}", throughput::render(&t));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
 }
 
 fn bench(baseline_file: &Path, scenarios: &Path, real: &[PathBuf], update: bool) -> ExitCode {

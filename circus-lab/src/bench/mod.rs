@@ -2,6 +2,8 @@
 //!
 //! - [`baseline`]: `reports/baseline.json`, tolerances and the comparison.
 //! - [`suite`]: which scenarios run how, and the table and Markdown report.
+//! - [`throughput`]: tunnel cost and bonding gain in TCP goodput.
 
 pub mod baseline;
 pub mod suite;
+pub mod throughput;

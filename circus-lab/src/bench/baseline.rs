@@ -70,25 +70,27 @@ impl Tolerances {
     }
 
     /// For real-namespace entries on a shared 2-core machine, where a
-    /// scheduling hiccup moves latency by a few ms, an outage by tens of ms
-    /// and goodput by a fifth, and a blackhole may cost a few more probes.
+    /// scheduling hiccup moves p99 latency by tens of ms, an outage by tens
+    /// of ms and goodput by a third, and a blackhole may cost a few more
+    /// probes: wide enough not to fail CI on noise, narrow enough to catch
+    /// a broken failover (an outage that doubles, a link that stops carrying).
     pub fn noisy() -> Self {
         Tolerances {
             delivery_ratio: Tolerance {
-                absolute: 0.005,
+                absolute: 0.01,
                 relative: 0.0,
             },
             max_outage_ms: Tolerance {
-                absolute: 25.0,
-                relative: 0.5,
+                absolute: 50.0,
+                relative: 1.0,
             },
             latency_p99_ms: Tolerance {
-                absolute: 10.0,
-                relative: 0.25,
+                absolute: 20.0,
+                relative: 0.5,
             },
             tcp_goodput_mbps: Tolerance {
-                absolute: 1.0,
-                relative: 0.25,
+                absolute: 2.0,
+                relative: 0.4,
             },
         }
     }
@@ -321,7 +323,7 @@ mod tests {
     #[test]
     fn each_figure_is_named_when_it_gets_worse_beyond_tolerance() {
         let b = baseline_with("k", figures(0.999, 40.0, 60.0, 17.0));
-        let worse = figures(0.99, 200.0, 200.0, 5.0);
+        let worse = figures(0.98, 200.0, 200.0, 5.0);
         let named: Vec<_> = b
             .compare("k", &worse)
             .regressions
@@ -342,8 +344,8 @@ mod tests {
     #[test]
     fn small_moves_within_tolerance_pass() {
         let b = baseline_with("k", figures(0.999, 40.0, 60.0, 17.0));
-        // outage may grow by 25 + 0.5 x 40 = 45 ms; 80 ms is within.
-        let noisy = figures(0.998, 80.0, 70.0, 14.0);
+        // outage may grow by 50 + 1.0 x 40 = 90 ms; 120 ms is within.
+        let noisy = figures(0.995, 120.0, 80.0, 12.0);
         assert!(b.compare("k", &noisy).regressions.is_empty());
     }
 

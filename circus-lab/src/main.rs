@@ -6,11 +6,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use circus_lab::bench::baseline::Baseline;
+use circus_lab::bench::suite;
 use circus_lab::metrics::{SystemSeries, TimelineEvent};
 use circus_lab::report::{Summary, summary_table, write_report};
 use circus_lab::runner::{self, output};
 use circus_lab::scenario::{Scenario, SystemKind};
-use circus_lab::systems;
+use circus_lab::sim;
 use circus_lab::topology::require_netns;
 use indicatif::ProgressBar;
 
@@ -49,6 +51,29 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run the regression suite and compare it with the baseline.
+    ///
+    /// Simulates every scenario in --scenarios (deterministic), runs the
+    /// --real scenarios in namespaces (root), prints a table, writes
+    /// reports/bench/<timestamp>/bench.md, and exits non-zero naming each
+    /// figure that regressed beyond the tolerance stated in the baseline.
+    Bench {
+        /// Baseline file with figures and tolerances.
+        #[arg(long, default_value = "reports/baseline.json")]
+        baseline: PathBuf,
+        /// Directory whose scenarios are simulated.
+        #[arg(long, default_value = "scenarios")]
+        scenarios: PathBuf,
+        /// Scenarios also run in real namespaces (short ones; needs root).
+        #[arg(long, default_value = "scenarios/ci-blackhole.toml")]
+        real: Vec<PathBuf>,
+        /// Skip the real-namespace runs (no root needed).
+        #[arg(long)]
+        sim_only: bool,
+        /// Rewrite the baseline with this run's figures instead of comparing.
+        #[arg(long)]
+        update: bool,
+    },
     /// Check scenario files and print what they describe; runs nothing.
     Validate {
         /// Scenario files.
@@ -66,10 +91,19 @@ fn main() -> ExitCode {
             out,
             systems,
         } => run(&scenario, out, systems),
-        Command::Sim { .. } => {
-            eprintln!("circus-lab: this command is not wired yet");
-            ExitCode::from(2)
-        }
+        Command::Sim { scenario, out } => simulate(&scenario, out),
+        Command::Bench {
+            baseline,
+            scenarios,
+            real,
+            sim_only,
+            update,
+        } => bench(
+            &baseline,
+            &scenarios,
+            if sim_only { &[] } else { &real },
+            update,
+        ),
     }
 }
 
@@ -92,28 +126,19 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>) -> ExitCode
             Err(e) => return fail(format!("--systems: {e}")),
         },
     };
-    let (runnable, skipped): (Vec<_>, Vec<_>) = systems
-        .into_iter()
-        .partition(|k| systems::adapter(*k).is_some());
-    for kind in &skipped {
-        eprintln!(
-            "circus-lab: skipping `{}`: not available in this build",
-            kind.as_str()
-        );
-    }
     eprintln!(
         "circus-lab: {} ({} links, {:?} per system) with {}",
         scenario.name,
         scenario.links.len(),
         scenario.duration,
-        runnable
+        systems
             .iter()
             .map(|k| k.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     );
     let progress = ProgressBar::new(0);
-    let runs = match runner::run_systems(&scenario, &runnable, &progress) {
+    let runs = match runner::run_systems(&scenario, &systems, &progress) {
         Ok(runs) => runs,
         Err(e) => return fail(e),
     };
@@ -130,6 +155,82 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>) -> ExitCode
         &series,
         out.unwrap_or_else(|| output::default_report_dir(&scenario.name, "")),
     )
+}
+
+fn simulate(file: &Path, out: Option<PathBuf>) -> ExitCode {
+    let scenario = match Scenario::load(file) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let started = std::time::Instant::now();
+    let report = match sim::run(&scenario, &output::commit_id()) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    eprintln!(
+        "circus-lab: simulated {:?} of {} in {:.3} s",
+        scenario.duration,
+        scenario.name,
+        started.elapsed().as_secs_f64()
+    );
+    for kind in &report.skipped {
+        eprintln!(
+            "circus-lab: `{}` needs a real kernel; not simulated",
+            kind.as_str()
+        );
+    }
+    let dir = out.unwrap_or_else(|| output::default_report_dir(&scenario.name, "-sim"));
+    write_outputs(&scenario, &report.summary, &report.series, dir)
+}
+
+fn bench(baseline_file: &Path, scenarios: &Path, real: &[PathBuf], update: bool) -> ExitCode {
+    let commit = output::commit_id();
+    let mut entries = match suite::scenario_files(scenarios)
+        .and_then(|files| suite::sim_entries(&files, &commit))
+    {
+        Ok(e) => e,
+        Err(e) => return fail(e),
+    };
+    if !real.is_empty() {
+        if let Err(e) = require_netns() {
+            return fail(format!("{e} (or pass --sim-only)"));
+        }
+        match suite::real_entries(real, &ProgressBar::new(0)) {
+            Ok(e) => entries.extend(e),
+            Err(e) => return fail(e),
+        }
+    }
+    if update {
+        let mut baseline = Baseline::load(baseline_file).unwrap_or_default();
+        baseline.entries = entries.into_iter().collect();
+        return match baseline.save(baseline_file) {
+            Ok(()) => {
+                println!("baseline updated: {}", baseline_file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        };
+    }
+    let baseline = match Baseline::load(baseline_file) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let comparisons = suite::compare_all(&baseline, &entries);
+    print!("{}", suite::render_table(&comparisons));
+    let dir = output::default_report_dir("bench", "");
+    let md = dir.join("bench.md");
+    if let Err(e) = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&md, suite::render_markdown(&comparisons, &commit)))
+    {
+        return fail(format!("{}: {e}", md.display()));
+    }
+    println!("report: {}", md.display());
+    let regressions: usize = comparisons.iter().map(|c| c.regressions.len()).sum();
+    if regressions > 0 {
+        eprintln!("circus-lab: {regressions} figure(s) regressed beyond tolerance");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 /// Writes the report directory and prints the summary table and its path.

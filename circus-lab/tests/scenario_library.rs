@@ -112,6 +112,7 @@ fn every_shipped_scenario_loads_and_says_what_it_models() {
             "asymmetric-latency",
             "bufferbloat",
             "cellular-trace",
+            "ci-blackhole",
             "flap-fast",
             "flappy",
             "lossy-pair",

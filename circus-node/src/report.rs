@@ -116,6 +116,7 @@ fn dropped(stats: &Stats) -> BTreeMap<String, u64> {
         ("queue_full".to_owned(), t.dropped_queue_full),
         ("too_large".to_owned(), t.dropped_too_large),
         ("expired".to_owned(), t.dropped_expired),
+        ("codel".to_owned(), t.dropped_codel),
         ("gave_up".to_owned(), t.lost),
         ("stale".to_owned(), t.stale),
     ])

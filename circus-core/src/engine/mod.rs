@@ -17,6 +17,8 @@
 //!   identical on both ends.
 //! - `link`, `keys`, `packet_ring`: per-link bookkeeping, key generations,
 //!   the preallocated transmit queue and resend store.
+//! - `fair_queue`, `flow`: the send queue's fq_codel-style scheduling
+//!   (flow-fair, sparse flows first, CoDel per flow) and flow hashing.
 //! - [`route`](IpPrefix): tunnel prefixes and destination lookup.
 //! - [`stats`](Stats): counters and estimates for metrics and tests.
 //!
@@ -30,6 +32,8 @@
 //! derived from the links' RTT spread.
 
 mod client;
+mod fair_queue;
+mod flow;
 mod gateway;
 mod keys;
 mod link;
@@ -91,12 +95,29 @@ pub struct Config {
     /// Default [`crypto::REJECT_AFTER_TIME`] (180 s): its keys are unusable
     /// by then anyway.
     pub idle_timeout: Duration,
-    /// Most tunnel packets waiting to be sent; more are dropped at once, so
-    /// a burst never builds seconds of queue. Default 512.
+    /// Most tunnel packets waiting for a link with room. When full, the
+    /// head of the flow with the most bytes queued is dropped to make room
+    /// (never the arriving packet, so a sparse flow is not starved by a
+    /// bulk one). Default 512: CoDel keeps the queue short, this only
+    /// bounds bursts (and the extra pool slots it costs).
     pub queue_packets: usize,
     /// A queued packet not sent within this time is dropped: when no link
     /// can take it, a late packet is worse than a lost one. Default 500 ms.
     pub queue_delay: Duration,
+    /// Flow buckets of the send queue: packets are hashed by IP 5-tuple
+    /// into one of these, and buckets take turns (deficit round robin,
+    /// one max-size packet per turn), flows with no backlog first. Default
+    /// 256: a site's concurrent bulk flows rarely share a bucket, and the
+    /// table stays a few kilobytes.
+    pub flow_queues: usize,
+    /// CoDel target: queueing delay a flow may keep standing in the send
+    /// queue. Default 5 ms, RFC 8289's value (5-10% of a typical RTT).
+    pub codel_target: Duration,
+    /// CoDel interval: how long a flow's delay must stay above target before
+    /// its head packets are dropped (then at `interval / sqrt(n)`). Default
+    /// 100 ms, RFC 8289's value: about a worst-case RTT of the links, so a
+    /// TCP flow has time to react to one drop before the next.
+    pub codel_interval: Duration,
     /// Sent packets kept for resending (ring slots, each
     /// `reorder.max_packet_size` bytes). Default 2048: 2 s at 1000
     /// packets/s, 20 ms at 100k packets/s; resends older than the reorder
@@ -117,6 +138,9 @@ impl Default for Config {
             idle_timeout: crypto::REJECT_AFTER_TIME,
             queue_packets: 512,
             queue_delay: Duration::from_millis(500),
+            flow_queues: 256,
+            codel_target: Duration::from_millis(5),
+            codel_interval: Duration::from_millis(100),
             history_packets: 2048,
         }
     }

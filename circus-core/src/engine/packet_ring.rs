@@ -1,21 +1,27 @@
 //! Tunnel packets waiting to be sent, and recently sent ones kept for recovery.
 //!
-//! One preallocated ring of fixed-size slots serves both purposes, so the hot
+//! One preallocated pool of fixed-size slots serves both purposes, so the hot
 //! path copies each IP packet once (TUN buffer -> slot) and never allocates.
-//! A packet's global sequence number is its position in the ring: packets
-//! enter at the tail, the send cursor walks them in order, and a sent packet
-//! stays readable (for retransmission when its link fails) until the ring
-//! wraps over it. The queue of unsent packets is bounded separately, so a
-//! burst from the TUN device is dropped at the door instead of evicting
-//! packets that are still in flight.
+//! Waiting packets sit in the [`FairQueue`] (flow-fair, delay-bounded); a
+//! packet gets its global sequence number only when it leaves the queue, so
+//! the receiver's in-order delivery never makes a sparse flow wait for the
+//! bulk packets the queue let it overtake, and a packet dropped in the queue
+//! leaves no hole. A sent packet's slot stays readable by sequence number
+//! (for retransmission when its link fails) until `capacity` later packets
+//! were sent; then it returns to the pool. The pool has `capacity +
+//! queue_limit` slots, so a full queue never evicts packets still in flight.
 
 use std::time::Instant;
 
+use super::fair_queue::{FairQueue, FqParams, QueueDrops};
+
 #[derive(Debug, Clone, Copy)]
 struct SlotMeta {
-    /// Sequence number this slot holds, valid only when `len` is set.
+    /// Sequence number this entry holds, valid only when `len` is set.
     seq: u64,
     len: Option<u16>,
+    /// Pool slot holding the bytes.
+    slot: u32,
     queued_at: Instant,
     /// Some copy of this packet was acknowledged on some link: recovery
     /// must not resend it.
@@ -30,8 +36,6 @@ struct SlotMeta {
 pub(crate) enum PushError {
     /// The packet is larger than a slot (the configured max packet size).
     TooLarge,
-    /// The bounded queue of unsent packets is full.
-    Full,
 }
 
 /// See the module documentation.
@@ -39,36 +43,44 @@ pub(crate) enum PushError {
 pub(crate) struct PacketRing {
     slot_size: usize,
     data: Vec<u8>,
+    /// Sent packets by sequence number (index `seq % capacity`).
     meta: Vec<SlotMeta>,
-    /// Sequence number the next pushed packet gets.
+    /// Pool slots neither queued nor held for recovery.
+    free: Vec<u32>,
+    queue: FairQueue,
+    /// Sequence number the next sent packet gets.
     next_seq: u64,
-    /// Oldest sequence number not yet sent once.
-    send_cursor: u64,
-    queue_limit: u64,
 }
 
 impl PacketRing {
-    /// `capacity` slots of `slot_size` bytes; at most `queue_limit` of them
-    /// unsent at once (the rest hold sent packets for recovery).
-    pub(crate) fn new(now: Instant, capacity: usize, queue_limit: usize, slot_size: usize) -> Self {
+    /// `capacity` sent packets kept for recovery, plus the send queue
+    /// (`fq.limit` packets at most) in slots of `slot_size` bytes.
+    pub(crate) fn new(now: Instant, capacity: usize, fq: FqParams, slot_size: usize) -> Self {
         let capacity = capacity.max(1);
+        let fq = FqParams {
+            limit: fq.limit.max(1),
+            ..fq
+        };
+        let slots = capacity + fq.limit;
         let slot_size = slot_size.min(usize::from(u16::MAX));
         Self {
             slot_size,
-            data: vec![0; capacity * slot_size],
+            data: vec![0; slots * slot_size],
             meta: vec![
                 SlotMeta {
                     seq: 0,
                     len: None,
+                    slot: 0,
                     queued_at: now,
                     acked: false,
                     copies_in_flight: 0,
                 };
                 capacity
             ],
+            // Pool indices fit u32: the pool is allocated in memory.
+            free: (0..slots as u32).rev().collect(),
+            queue: FairQueue::new(now, slots, fq),
             next_seq: 0,
-            send_cursor: 0,
-            queue_limit: queue_limit.clamp(1, capacity) as u64,
         }
     }
 
@@ -77,45 +89,75 @@ impl PacketRing {
         (seq % self.meta.len() as u64) as usize
     }
 
-    /// Queues a copy of `packet`; returns its sequence number.
-    pub(crate) fn push(&mut self, now: Instant, packet: &[u8]) -> Result<u64, PushError> {
+    fn bytes(&self, slot: u32, len: usize) -> &[u8] {
+        let start = slot as usize * self.slot_size;
+        &self.data[start..start + len]
+    }
+
+    /// Queues a copy of `packet`, of the flow with hash `flow`. When the
+    /// queue is full, the head of its longest flow is dropped to make room.
+    pub(crate) fn push(&mut self, now: Instant, packet: &[u8], flow: u32) -> Result<(), PushError> {
         if packet.len() > self.slot_size {
             return Err(PushError::TooLarge);
         }
-        if self.next_seq - self.send_cursor >= self.queue_limit {
-            return Err(PushError::Full);
+        if let Some(slot) = self.queue.make_room() {
+            self.free.push(slot);
         }
-        let seq = self.next_seq;
-        let i = self.index(seq);
-        let start = i * self.slot_size;
+        // The pool has a slot for every queued and every held packet.
+        let slot = self
+            .free
+            .pop()
+            .expect("pool slot free while queue has room");
+        let start = slot as usize * self.slot_size;
         self.data[start..start + packet.len()].copy_from_slice(packet);
+        // Checked against slot_size, which fits u16.
+        self.queue.push(now, slot, packet.len() as u16, flow);
+        Ok(())
+    }
+
+    /// The packet to send next (after applying the queue's drop rules): its
+    /// length. [`take_unsent`](Self::take_unsent) then takes it.
+    pub(crate) fn peek_unsent(&mut self, now: Instant) -> Option<usize> {
+        let Self { queue, free, .. } = self;
+        queue
+            .peek(now, &mut |slot| free.push(slot))
+            .map(|(_, len)| usize::from(len))
+    }
+
+    /// Takes the packet [`peek_unsent`](Self::peek_unsent) chose and gives
+    /// it the next sequence number.
+    pub(crate) fn take_unsent(&mut self) -> Option<u64> {
+        let slot = self.queue.pop()?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let i = self.index(seq);
+        if self.meta[i].len.is_some() {
+            self.free.push(self.meta[i].slot);
+        }
         self.meta[i] = SlotMeta {
             seq,
-            // Checked against slot_size, which fits u16.
-            len: Some(packet.len() as u16),
-            queued_at: now,
+            len: Some(self.queue_len_of(slot)),
+            slot,
+            queued_at: self.queue.queued_at(slot),
             acked: false,
             copies_in_flight: 0,
         };
-        self.next_seq += 1;
-        Ok(seq)
+        Some(seq)
     }
 
-    /// The oldest unsent packet: its sequence number and when it was queued.
-    pub(crate) fn next_unsent(&self) -> Option<(u64, Instant)> {
-        (self.send_cursor < self.next_seq).then(|| {
-            (
-                self.send_cursor,
-                self.meta[self.index(self.send_cursor)].queued_at,
-            )
-        })
+    fn queue_len_of(&self, slot: u32) -> u16 {
+        self.queue.slot_len(slot)
     }
 
-    /// Marks the oldest unsent packet as sent (or dropped).
-    pub(crate) fn advance(&mut self) {
-        if self.send_cursor < self.next_seq {
-            self.send_cursor += 1;
-        }
+    /// Packets waiting to be sent.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Drops in the send queue so far, by rule.
+    pub(crate) fn drops(&self) -> QueueDrops {
+        self.queue.drops()
     }
 
     /// The packet with sequence number `seq`, if the ring still holds it.
@@ -123,7 +165,7 @@ impl PacketRing {
         let i = self.index(seq);
         let m = &self.meta[i];
         let len = usize::from(m.len?);
-        (m.seq == seq).then(|| &self.data[i * self.slot_size..i * self.slot_size + len])
+        (m.seq == seq).then(|| self.bytes(m.slot, len))
     }
 
     /// When `seq` was queued, if the ring still holds it.
@@ -171,30 +213,53 @@ impl PacketRing {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
+    fn fq(limit: usize) -> FqParams {
+        FqParams {
+            flows: 4,
+            quantum: 1500,
+            limit,
+            target: Duration::from_millis(5),
+            interval: Duration::from_millis(100),
+            max_age: Duration::from_millis(500),
+        }
+    }
+
+    fn send(ring: &mut PacketRing, now: Instant) -> Option<u64> {
+        ring.peek_unsent(now)?;
+        ring.take_unsent()
+    }
+
     #[test]
-    fn queues_in_order_and_bounds_unsent() {
+    fn queues_bounded_and_numbers_at_send_time() {
         let now = Instant::now();
-        let mut ring = PacketRing::new(now, 4, 2, 8);
-        assert_eq!(ring.push(now, b"a"), Ok(0));
-        assert_eq!(ring.push(now, b"bb"), Ok(1));
-        assert_eq!(ring.push(now, b"c"), Err(PushError::Full));
-        assert_eq!(ring.push(now, &[0; 9]), Err(PushError::TooLarge));
-        assert_eq!(ring.next_unsent().map(|x| x.0), Some(0));
-        ring.advance();
-        assert_eq!(ring.push(now, b"c"), Ok(2));
-        assert_eq!(ring.push(now, b"d"), Err(PushError::Full));
-        assert_eq!(ring.get(1), Some(&b"bb"[..]));
+        let mut ring = PacketRing::new(now, 4, fq(2), 8);
+        assert_eq!(ring.push(now, b"a", 0), Ok(()));
+        assert_eq!(ring.push(now, b"bb", 0), Ok(()));
+        assert_eq!(ring.push(now, &[0; 9], 0), Err(PushError::TooLarge));
+        // Full: the head of the longest flow ("a") makes room.
+        assert_eq!(ring.push(now, b"c", 1), Ok(()));
+        assert_eq!(ring.drops().overflow, 1);
+        assert_eq!(ring.queued(), 2);
+        let first = send(&mut ring, now).unwrap();
+        let second = send(&mut ring, now).unwrap();
+        assert_eq!((first, second), (0, 1));
+        let mut got = [ring.get(0).unwrap(), ring.get(1).unwrap()];
+        got.sort();
+        assert_eq!(got, [&b"bb"[..], &b"c"[..]]);
+        assert_eq!(send(&mut ring, now), None);
     }
 
     #[test]
     fn keeps_sent_packets_until_wrapped_and_tracks_acks() {
         let now = Instant::now();
-        let mut ring = PacketRing::new(now, 2, 2, 8);
+        let mut ring = PacketRing::new(now, 2, fq(2), 8);
         for p in [b"x", b"y", b"z"] {
-            ring.push(now, p).unwrap();
-            ring.advance();
+            ring.push(now, p, 0).unwrap();
+            send(&mut ring, now).unwrap();
         }
         // Slot of seq 0 was reused by seq 2.
         assert_eq!(ring.get(0), None);
@@ -206,14 +271,20 @@ mod tests {
         // A stale ack for a wrapped sequence number does not mark the new one.
         ring.mark_acked(0);
         assert!(!ring.is_acked_or_gone(2));
+        // The pool never runs dry however long it runs.
+        for _ in 0..50 {
+            ring.push(now, b"q", 3).unwrap();
+            ring.push(now, b"r", 2).unwrap();
+            send(&mut ring, now).unwrap();
+        }
     }
 
     #[test]
     fn a_lost_copy_needs_a_resend_only_when_no_other_is_in_flight() {
         let now = Instant::now();
-        let mut ring = PacketRing::new(now, 4, 4, 8);
-        let seq = ring.push(now, b"p").unwrap();
-        ring.advance();
+        let mut ring = PacketRing::new(now, 4, fq(4), 8);
+        ring.push(now, b"p", 0).unwrap();
+        let seq = send(&mut ring, now).unwrap();
         ring.copy_sent(seq);
         ring.copy_sent(seq);
         assert!(!ring.copy_lost(seq), "the other copy may still arrive");

@@ -2,8 +2,9 @@
 //! acks and reordering. The same code runs on both ends; the client and the
 //! gateway differ only in how they handshake and name a link's far end.
 //!
-//! Sending: a tunnel packet is queued in the [`PacketRing`] under the next
-//! global sequence number. `poll_transmit` asks the scheduler which links
+//! Sending: a tunnel packet waits in the [`PacketRing`]'s fair queue (per
+//! flow, CoDel-bounded) until a link has room, and gets the next global
+//! sequence number when it leaves. `poll_transmit` asks the scheduler which links
 //! carry it (one, or several for the redundant and adaptive policies), and
 //! writes one datagram per link: transport header, payload header with the
 //! link's own packet number, an ack for that link if one is pending, then the
@@ -35,6 +36,8 @@ use crate::wire::{
 };
 
 use super::Config;
+use super::fair_queue::FqParams;
+use super::flow::flow_hash;
 use super::keys::{KeyRing, OpenError};
 use super::link::LinkSlot;
 use super::packet_ring::{PacketRing, PushError};
@@ -117,7 +120,14 @@ impl Session {
             ring: PacketRing::new(
                 now,
                 config.history_packets,
-                config.queue_packets,
+                FqParams {
+                    flows: config.flow_queues,
+                    quantum: u32::try_from(max_packet).unwrap_or(u32::MAX),
+                    limit: config.queue_packets,
+                    target: config.codel_target,
+                    interval: config.codel_interval,
+                    max_age: config.queue_delay,
+                },
                 max_packet,
             ),
             resend: VecDeque::with_capacity(config.history_packets),
@@ -207,12 +217,11 @@ impl Session {
     /// Queues a packet from the local TUN side.
     pub(crate) fn handle_tun_packet(&mut self, now: Instant, packet: &[u8]) {
         self.now = now;
-        match self.ring.push(now, packet) {
-            Ok(_) => {
+        match self.ring.push(now, packet, flow_hash(packet)) {
+            Ok(()) => {
                 self.totals.tun_packets += 1;
                 self.totals.tun_bytes += packet.len() as u64;
             }
-            Err(PushError::Full) => self.totals.dropped_queue_full += 1,
             Err(PushError::TooLarge) => self.totals.dropped_too_large += 1,
         }
     }
@@ -511,17 +520,13 @@ impl Session {
                 });
                 continue;
             }
-            let (seq, queued_at) = self.ring.next_unsent()?;
-            if now.saturating_duration_since(queued_at) > self.config.queue_delay {
-                self.ring.advance();
-                self.totals.dropped_expired += 1;
-                continue;
-            }
-            let len = self.ring.get(seq).map_or(0, <[u8]>::len);
+            // The send queue picks the flow whose turn it is and applies its
+            // drop rules (CoDel, max age).
+            let len = self.ring.peek_unsent(now)?;
             // Nothing usable or every link's window full: keep it queued
             // until an ack or a probe changes that.
             let links = self.pick(len, None)?;
-            self.ring.advance();
+            let seq = self.ring.take_unsent()?;
             self.sending = Some(Sending {
                 seq,
                 links,
@@ -652,7 +657,11 @@ impl Session {
             })
             .collect();
         let r = self.reorder.stats();
+        let q = self.ring.drops();
         let totals = Totals {
+            dropped_queue_full: q.overflow,
+            dropped_codel: q.codel,
+            dropped_expired: q.expired,
             duplicates: r.duplicates,
             stale: r.stale,
             lost: r.lost,

@@ -61,8 +61,12 @@ pub struct Totals {
     pub tun_packets: u64,
     /// Bytes of those packets.
     pub tun_bytes: u64,
-    /// TUN packets dropped because the transmit queue was full.
+    /// Queued packets dropped to make room for an arriving one while the
+    /// transmit queue was full (from the head of the longest flow).
     pub dropped_queue_full: u64,
+    /// Queued packets dropped by CoDel: their flow kept a standing queue
+    /// above the target delay.
+    pub dropped_codel: u64,
     /// TUN packets dropped because they exceed the configured maximum size.
     pub dropped_too_large: u64,
     /// Queued packets dropped because no link could take them in time.

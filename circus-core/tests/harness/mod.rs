@@ -2,7 +2,8 @@
 //!
 //! In the spirit of quinn-proto's `tests/util.rs` `Pair`: one [`Gateway`] and
 //! any number of [`Client`]s exchange datagrams over model links with a fixed
-//! one-way delay, seeded random loss and a silent blackhole switch. Nothing
+//! one-way delay, an optional rate limit behind a bounded drop-tail queue,
+//! seeded random loss and a silent blackhole switch. Nothing
 //! reads a clock: the simulation jumps straight to the next thing that can
 //! happen (a datagram arriving, an engine timer, a traffic source ticking),
 //! so a minute of traffic runs in seconds and every run is identical.
@@ -38,6 +39,12 @@ pub struct LinkSpec {
     pub rtt: Duration,
     /// Probability that a datagram is dropped, per direction, independently.
     pub loss: f64,
+    /// Bottleneck rate in bits per second, per direction; 0 means unlimited
+    /// (no serialization time, no queue).
+    pub rate_bps: u64,
+    /// Bound of the bottleneck queue in sending time at `rate_bps`
+    /// (drop-tail): a datagram that would wait longer is dropped.
+    pub queue: Duration,
 }
 
 impl LinkSpec {
@@ -46,6 +53,19 @@ impl LinkSpec {
         Self {
             rtt: Duration::from_millis(ms),
             loss: 0.0,
+            rate_bps: 0,
+            queue: Duration::from_millis(100),
+        }
+    }
+
+    /// The same link limited to `mbit` Mbit/s in each direction, behind a
+    /// drop-tail queue of `queue_ms` of sending time (the lab emulator's
+    /// default queue is 100 ms).
+    pub fn with_rate(self, mbit: u64, queue_ms: u64) -> Self {
+        Self {
+            rate_bps: mbit * 1_000_000,
+            queue: Duration::from_millis(queue_ms),
+            ..self
         }
     }
 
@@ -67,6 +87,13 @@ pub struct SimLink {
     rng: u64,
     /// Datagrams the model dropped (loss or blackhole), both directions.
     pub dropped: u64,
+    /// Datagrams dropped because the bottleneck queue was full.
+    pub dropped_queue: u64,
+    /// Bytes carried (that left the bottleneck), upstream and downstream.
+    pub carried: [u64; 2],
+    /// When the bottleneck finishes sending what it holds, per direction
+    /// (upstream, downstream).
+    busy_until: [Option<Instant>; 2],
 }
 
 impl SimLink {
@@ -80,6 +107,28 @@ impl SimLink {
             return false;
         }
         true
+    }
+
+    /// Offers a datagram of `len` bytes at `now`; returns when it arrives at
+    /// the far end, or `None` if the model dropped it.
+    fn transmit(&mut self, now: Instant, upstream: bool, len: usize) -> Option<Instant> {
+        if !self.passes() {
+            return None;
+        }
+        let dir = usize::from(!upstream);
+        let mut departs = now;
+        let bits_ns = (len as u64 * 8).saturating_mul(1_000_000_000);
+        if let Some(ns) = bits_ns.checked_div(self.spec.rate_bps) {
+            let start = self.busy_until[dir].map_or(now, |b| b.max(now));
+            if start - now > self.spec.queue {
+                self.dropped_queue += 1;
+                return None;
+            }
+            departs = start + Duration::from_nanos(ns);
+            self.busy_until[dir] = Some(departs);
+        }
+        self.carried[dir] += len as u64;
+        Some(departs + self.spec.rtt / 2)
     }
 }
 
@@ -148,6 +197,20 @@ pub struct FlowReport {
     pub max_gap: Duration,
     /// Delivery time of the packet after the longest gap.
     pub max_gap_end: Option<Instant>,
+    /// One-way latency (TUN in to TUN out, first delivery) of every
+    /// delivered packet, ascending.
+    pub latencies: Vec<Duration>,
+}
+
+impl FlowReport {
+    /// The `q` quantile (0..=1) of [`latencies`](Self::latencies).
+    pub fn latency(&self, q: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.latencies.len() - 1) as f64 * q).round() as usize;
+        self.latencies[i.min(self.latencies.len() - 1)]
+    }
 }
 
 /// Datagram in flight on a model link.
@@ -298,6 +361,9 @@ impl Sim {
                             ),
                             rng: 0x1234_5678 ^ ((i as u64) << 32) ^ (l as u64),
                             dropped: 0,
+                            dropped_queue: 0,
+                            carried: [0; 2],
+                            busy_until: [None; 2],
                         }
                     })
                     .collect();
@@ -490,8 +556,7 @@ impl Sim {
                     moved = true;
                     let bytes = self.buf[..t.len].to_vec();
                     let link = self.clients[ci].link(t.link);
-                    if link.passes() {
-                        let at = now + link.spec.rtt / 2;
+                    if let Some(at) = link.transmit(now, true, t.len) {
                         let from = link.addr;
                         self.send(Flight {
                             at,
@@ -525,8 +590,7 @@ impl Sim {
                     continue;
                 };
                 let link = &mut self.clients[ci].links[li];
-                if link.passes() {
-                    let at = now + link.spec.rtt / 2;
+                if let Some(at) = link.transmit(now, false, t.len) {
                     let id = link.id;
                     self.send(Flight {
                         at,
@@ -615,7 +679,9 @@ impl Sim {
             out_of_order: 0,
             max_gap: Duration::ZERO,
             max_gap_end: None,
+            latencies: Vec::new(),
         };
+        let mut first_at: Vec<Option<Instant>> = vec![None; flow.sent.len()];
         let mut highest: Option<u64> = None;
         let mut last_at: Option<Instant> = None;
         for (at, p) in log {
@@ -629,6 +695,7 @@ impl Sim {
                 continue;
             };
             *count += 1;
+            first_at[seq as usize].get_or_insert(*at);
             if *count > 1 {
                 report.duplicates += 1;
             }
@@ -649,6 +716,9 @@ impl Sim {
         for (seq, sent_at) in flow.sent.iter().enumerate() {
             if *sent_at >= from_i && *sent_at < until_i {
                 report.sent += 1;
+                if let Some(at) = first_at[seq] {
+                    report.latencies.push(at - *sent_at);
+                }
                 if seen[seq] > 0 {
                     report.delivered += 1;
                 } else {
@@ -656,6 +726,7 @@ impl Sim {
                 }
             }
         }
+        report.latencies.sort();
         report
     }
 }

@@ -64,8 +64,6 @@ pub enum RunError {
     Traffic(#[from] TrafficError),
     #[error(transparent)]
     Netns(#[from] NetnsError),
-    #[error("system `{0}` cannot run in this build")]
-    Unsupported(&'static str),
 }
 
 impl From<TopologyError> for RunError {
@@ -121,7 +119,7 @@ pub fn run_system(
     stream_id: u32,
     progress: &ProgressBar,
 ) -> Result<SystemRun, RunError> {
-    let mut system = adapter(kind).ok_or(RunError::Unsupported(kind.as_str()))?;
+    let mut system = adapter(kind);
     progress.set_message("building topology");
     let topology = Topology::build(&TopologyConfig {
         tag: RUN_TAG.to_string(),

@@ -5,11 +5,13 @@
 //! which daemons, which sockets. It returns a [`TrafficPlan`] that tells the
 //! runner how to open the lab's own traffic so the system carries it.
 //!
+//! - [`circus`]: the real circus-node client and gateway.
 //! - [`single_link`]: the link that is best at the start, no tunnel.
 //! - [`multiwan`]: each flow pinned to one link by hash (pfSense gateway groups).
 //! - [`mptcp`]: kernel MPTCP with one subflow per link for the TCP traffic.
 //! - [`mptcp_pm`]: the generic-netlink requests the mptcp adapter needs.
 
+pub mod circus;
 pub mod mptcp;
 pub mod mptcp_pm;
 pub mod multiwan;
@@ -78,13 +80,13 @@ pub trait SystemUnderTest {
     fn stop(&mut self) -> Result<(), SystemError>;
 }
 
-/// The adapter for `kind`, or `None` for a system this build cannot run.
-pub fn adapter(kind: SystemKind) -> Option<Box<dyn SystemUnderTest>> {
+/// The adapter for `kind`.
+pub fn adapter(kind: SystemKind) -> Box<dyn SystemUnderTest> {
     match kind {
-        SystemKind::SingleLink => Some(Box::new(single_link::SingleLink)),
-        SystemKind::Multiwan => Some(Box::new(multiwan::Multiwan)),
-        SystemKind::Mptcp => Some(Box::new(mptcp::Mptcp)),
-        SystemKind::Circus => None,
+        SystemKind::SingleLink => Box::new(single_link::SingleLink),
+        SystemKind::Multiwan => Box::new(multiwan::Multiwan),
+        SystemKind::Mptcp => Box::new(mptcp::Mptcp),
+        SystemKind::Circus => Box::new(circus::Circus::default()),
     }
 }
 

@@ -1,0 +1,508 @@
+//! The send queue: packets waiting for a link with room, served flow by flow
+//! (deficit round robin, sparse flows first) with CoDel per flow, as Linux's
+//! fq_codel (RFC 8290) does.
+//!
+//! The queue holds slot indices of the [`PacketRing`](super::packet_ring)'s
+//! preallocated storage, linked through a per-slot `next` array; flows are a
+//! fixed table of buckets chosen by the packet's flow hash. Nothing is
+//! allocated after construction.
+//!
+//! - A flow that has no backlog when a packet arrives goes on the *new* list
+//!   and is served before the *old* ones, so a sparse stream (a game, VoIP,
+//!   a 1000 pps probe) never waits behind bulk TCP.
+//! - Flows take turns, each sending up to `quantum` bytes per round.
+//! - CoDel per flow: once a flow's head has waited longer than `target` for
+//!   a whole `interval`, its head packets are dropped at the CoDel rate
+//!   (`interval / sqrt(count)`), which makes TCP back off instead of filling
+//!   the queue.
+//! - Whatever waited longer than `max_age` is dropped outright (no link can
+//!   take it in time: a late packet is worse than a lost one).
+//! - When the queue is full, the head of the flow with the most bytes queued
+//!   is dropped to make room, never the arriving packet.
+//!
+//! Sending is split in two: [`peek`](FairQueue::peek) picks the next packet
+//! (and applies the drop rules), [`pop`](FairQueue::pop) takes it once a
+//! link accepted it. Peeking does not change the round robin, so peeking
+//! again picks the same packet unless a drop rule removed it or a sparse
+//! flow arrived meanwhile.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// End of a slot list.
+const NONE: u32 = u32::MAX;
+
+/// Tuning of the fair queue; see the engine [`Config`](super::Config).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FqParams {
+    /// Flow buckets.
+    pub(crate) flows: usize,
+    /// Bytes a flow may send per round.
+    pub(crate) quantum: u32,
+    /// Most packets queued at once.
+    pub(crate) limit: usize,
+    /// CoDel: acceptable standing queue delay.
+    pub(crate) target: Duration,
+    /// CoDel: how long the delay must stay above target before dropping.
+    pub(crate) interval: Duration,
+    /// Hard bound on the time a packet may wait.
+    pub(crate) max_age: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnList {
+    No,
+    New,
+    Old,
+}
+
+/// RFC 8289 state of one flow.
+#[derive(Debug, Clone, Copy, Default)]
+struct Codel {
+    first_above: Option<Instant>,
+    drop_next: Option<Instant>,
+    count: u32,
+    last_count: u32,
+    dropping: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    head: u32,
+    tail: u32,
+    packets: u32,
+    bytes: u32,
+    deficit: i64,
+    list: OnList,
+    codel: Codel,
+}
+
+impl Flow {
+    const EMPTY: Self = Self {
+        head: NONE,
+        tail: NONE,
+        packets: 0,
+        bytes: 0,
+        deficit: 0,
+        list: OnList::No,
+        codel: Codel {
+            first_above: None,
+            drop_next: None,
+            count: 0,
+            last_count: 0,
+            dropping: false,
+        },
+    };
+}
+
+/// Why the queue dropped packets, counted since creation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct QueueDrops {
+    /// Made room for an arriving packet (head of the longest flow).
+    pub(crate) overflow: u64,
+    /// CoDel: the flow's queueing delay stayed above target.
+    pub(crate) codel: u64,
+    /// Waited longer than `max_age`.
+    pub(crate) expired: u64,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct FairQueue {
+    params: FqParams,
+    flows: Vec<Flow>,
+    new_flows: VecDeque<u16>,
+    old_flows: VecDeque<u16>,
+    /// Per storage slot: next slot of the same flow, length, arrival time.
+    next: Vec<u32>,
+    len: Vec<u16>,
+    queued_at: Vec<Instant>,
+    packets: usize,
+    /// Flow whose head [`peek`](Self::peek) chose.
+    chosen: Option<u16>,
+    drops: QueueDrops,
+}
+
+impl FairQueue {
+    /// A queue over `slots` storage slots.
+    pub(crate) fn new(now: Instant, slots: usize, params: FqParams) -> Self {
+        let flows = params.flows.clamp(1, usize::from(u16::MAX));
+        let params = FqParams {
+            flows,
+            quantum: params.quantum.max(1),
+            limit: params.limit.max(1),
+            ..params
+        };
+        Self {
+            params,
+            flows: vec![Flow::EMPTY; flows],
+            new_flows: VecDeque::with_capacity(flows),
+            old_flows: VecDeque::with_capacity(flows),
+            next: vec![NONE; slots],
+            len: vec![0; slots],
+            queued_at: vec![now; slots],
+            packets: 0,
+            chosen: None,
+            drops: QueueDrops::default(),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.packets
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.packets >= self.params.limit
+    }
+
+    pub(crate) fn drops(&self) -> QueueDrops {
+        self.drops
+    }
+
+    /// Bytes in `slot`, as pushed.
+    pub(crate) fn slot_len(&self, slot: u32) -> u16 {
+        self.len[slot as usize]
+    }
+
+    /// Time `slot` entered the queue.
+    pub(crate) fn queued_at(&self, slot: u32) -> Instant {
+        self.queued_at[slot as usize]
+    }
+
+    /// Makes room when full: drops the head of the flow with the most bytes
+    /// queued and returns its slot, to be freed by the caller.
+    pub(crate) fn make_room(&mut self) -> Option<u32> {
+        if !self.is_full() {
+            return None;
+        }
+        let fattest = (0..self.flows.len()).max_by_key(|&f| self.flows[f].bytes)?;
+        let slot = self.remove_head(fattest as u16)?;
+        self.drops.overflow += 1;
+        Some(slot)
+    }
+
+    /// Queues storage slot `slot` holding `len` bytes of the flow with hash
+    /// `hash`. The caller checked [`is_full`](Self::is_full).
+    pub(crate) fn push(&mut self, now: Instant, slot: u32, len: u16, hash: u32) {
+        let s = slot as usize;
+        self.next[s] = NONE;
+        self.len[s] = len;
+        self.queued_at[s] = now;
+        // The table has at most u16::MAX flows, so the index fits.
+        let f = (hash as usize % self.flows.len()) as u16;
+        let flow = &mut self.flows[usize::from(f)];
+        if flow.tail == NONE {
+            flow.head = slot;
+        } else {
+            self.next[flow.tail as usize] = slot;
+        }
+        flow.tail = slot;
+        flow.packets += 1;
+        flow.bytes += u32::from(len);
+        self.packets += 1;
+        if flow.list == OnList::No {
+            // A sparse flow (no backlog, not in the rotation): served first.
+            flow.list = OnList::New;
+            flow.deficit = i64::from(self.params.quantum);
+            self.new_flows.push_back(f);
+        }
+    }
+
+    fn remove_head(&mut self, f: u16) -> Option<u32> {
+        let flow = &mut self.flows[usize::from(f)];
+        let slot = flow.head;
+        if slot == NONE {
+            return None;
+        }
+        flow.head = self.next[slot as usize];
+        if flow.head == NONE {
+            flow.tail = NONE;
+        }
+        flow.packets -= 1;
+        flow.bytes -= u32::from(self.len[slot as usize]);
+        self.packets -= 1;
+        if self.chosen == Some(f) {
+            self.chosen = None;
+        }
+        Some(slot)
+    }
+
+    /// Picks the packet to send next, dropping on the way what the rules
+    /// say (each dropped slot goes to `free`). Returns its slot and length.
+    pub(crate) fn peek(&mut self, now: Instant, free: &mut impl FnMut(u32)) -> Option<(u32, u16)> {
+        self.chosen = None;
+        loop {
+            let (f, from_new) = match self.new_flows.front() {
+                Some(&f) => (f, true),
+                None => (*self.old_flows.front()?, false),
+            };
+            let fi = usize::from(f);
+            if self.flows[fi].deficit <= 0 {
+                self.flows[fi].deficit += i64::from(self.params.quantum);
+                self.rotate_to_old(from_new);
+                continue;
+            }
+            match self.codel_head(now, f, free) {
+                Some(slot) => {
+                    self.chosen = Some(f);
+                    return Some((slot, self.len[slot as usize]));
+                }
+                None => {
+                    // Empty: a new flow goes to the old list once (so it
+                    // cannot stay "new" by emptying each time), an old one
+                    // leaves the rotation.
+                    if from_new && !self.old_flows.is_empty() {
+                        self.rotate_to_old(true);
+                    } else {
+                        if from_new {
+                            self.new_flows.pop_front();
+                        } else {
+                            self.old_flows.pop_front();
+                        }
+                        self.flows[fi].list = OnList::No;
+                    }
+                }
+            }
+        }
+    }
+
+    fn rotate_to_old(&mut self, from_new: bool) {
+        let f = if from_new {
+            self.new_flows.pop_front()
+        } else {
+            self.old_flows.pop_front()
+        };
+        if let Some(f) = f {
+            self.flows[usize::from(f)].list = OnList::Old;
+            self.old_flows.push_back(f);
+        }
+    }
+
+    /// Takes the packet [`peek`](Self::peek) chose; returns its slot.
+    pub(crate) fn pop(&mut self) -> Option<u32> {
+        let f = self.chosen?;
+        let slot = self.remove_head(f)?;
+        self.flows[usize::from(f)].deficit -= i64::from(self.len[slot as usize]);
+        Some(slot)
+    }
+
+    /// CoDel's dequeue for flow `f`: the head packet that may go, after
+    /// dropping the heads that must not.
+    fn codel_head(&mut self, now: Instant, f: u16, free: &mut impl FnMut(u32)) -> Option<u32> {
+        let p = self.params;
+        loop {
+            let fi = usize::from(f);
+            let head = self.flows[fi].head;
+            if head == NONE {
+                self.flows[fi].codel.dropping = false;
+                return None;
+            }
+            let sojourn = now.saturating_duration_since(self.queued_at(head));
+            if sojourn > p.max_age {
+                self.remove_head(f);
+                self.drops.expired += 1;
+                free(head);
+                continue;
+            }
+            let flow = &mut self.flows[fi];
+            let ok_to_drop = should_drop(&mut flow.codel, now, sojourn, flow.bytes, p);
+            let c = &mut flow.codel;
+            if c.dropping {
+                if !ok_to_drop {
+                    c.dropping = false;
+                    return Some(head);
+                }
+                let due = c.drop_next.is_none_or(|t| now >= t);
+                if !due {
+                    return Some(head);
+                }
+                c.count = c.count.saturating_add(1);
+                c.drop_next = Some(control_law(c.drop_next.unwrap_or(now), c.count, p.interval));
+            } else if ok_to_drop {
+                c.dropping = true;
+                // Resume near the last drop rate if dropping stopped only
+                // recently (RFC 8289's count memory).
+                let delta = c.count.saturating_sub(c.last_count);
+                let recent = c
+                    .drop_next
+                    .is_some_and(|t| now.saturating_duration_since(t) < 16 * p.interval);
+                c.count = if delta > 1 && recent { delta } else { 1 };
+                c.last_count = c.count;
+                c.drop_next = Some(control_law(now, c.count, p.interval));
+            } else {
+                return Some(head);
+            }
+            self.remove_head(f);
+            self.drops.codel += 1;
+            free(head);
+        }
+    }
+}
+
+/// Whether the head's sojourn time has been above target for an interval.
+/// A flow with at most one quantum queued is never dropped from.
+fn should_drop(c: &mut Codel, now: Instant, sojourn: Duration, bytes: u32, p: FqParams) -> bool {
+    if sojourn < p.target || bytes <= p.quantum {
+        c.first_above = None;
+        return false;
+    }
+    match c.first_above {
+        None => {
+            c.first_above = Some(now + p.interval);
+            false
+        }
+        Some(t) => now >= t,
+    }
+}
+
+/// Next drop time: `interval / sqrt(count)` after `t`.
+fn control_law(t: Instant, count: u32, interval: Duration) -> Instant {
+    t + interval.div_f64(f64::from(count.max(1)).sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn params(limit: usize) -> FqParams {
+        FqParams {
+            flows: 8,
+            quantum: 1500,
+            limit,
+            target: Duration::from_millis(5),
+            interval: Duration::from_millis(100),
+            max_age: Duration::from_millis(500),
+        }
+    }
+
+    #[test]
+    fn sparse_flow_goes_first_and_flows_alternate() {
+        let now = Instant::now();
+        let mut q = FairQueue::new(now, 16, params(16));
+        for s in 0..4 {
+            q.push(now, s, 1000, 1);
+        }
+        let mut sent = Vec::new();
+        let mut free = |_| panic!("nothing is dropped");
+        let (slot, _) = q.peek(now, &mut free).unwrap();
+        sent.push(q.pop().unwrap());
+        assert_eq!(slot, 0);
+        q.push(now, 10, 100, 2);
+        while q.peek(now, &mut free).is_some() {
+            sent.push(q.pop().unwrap());
+        }
+        // Flow 1 keeps its quantum (1500: one more 1000-byte packet), then
+        // the sparse flow 2 goes ahead of the rest of flow 1.
+        assert_eq!(sent, vec![0, 1, 10, 2, 3]);
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn overflow_drops_the_longest_flows_head() {
+        let now = Instant::now();
+        let mut q = FairQueue::new(now, 8, params(3));
+        q.push(now, 0, 1000, 1);
+        q.push(now, 1, 1000, 1);
+        q.push(now, 2, 100, 2);
+        assert!(q.is_full());
+        assert_eq!(q.make_room(), Some(0));
+        q.push(now, 3, 100, 3);
+        assert_eq!(q.drops().overflow, 1);
+    }
+
+    #[test]
+    fn codel_drops_a_standing_queue_and_max_age_expires() {
+        let t0 = Instant::now();
+        let mut q = FairQueue::new(t0, 64, params(64));
+        for s in 0..40 {
+            q.push(t0, s, 1000, 1);
+        }
+        let mut dropped = Vec::new();
+        // Delay above target, but not yet for an interval: no drop.
+        let t = t0 + Duration::from_millis(10);
+        assert_eq!(q.peek(t, &mut |s| dropped.push(s)).map(|x| x.0), Some(0));
+        q.pop();
+        let t = t + Duration::from_millis(101);
+        assert_eq!(q.peek(t, &mut |s| dropped.push(s)).map(|x| x.0), Some(2));
+        assert_eq!(dropped, vec![1]);
+        let t = t0 + Duration::from_millis(501);
+        assert_eq!(q.peek(t, &mut |s| dropped.push(s)), None);
+        assert_eq!(q.len(), 0);
+        assert_eq!(q.drops().codel, 1);
+        assert_eq!(q.drops().expired, 38);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push { hash: u32, len: u16 },
+        Send,
+        Wait(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0u32..6, 1u16..1500).prop_map(|(hash, len)| Op::Push { hash, len }),
+            2 => Just(Op::Send),
+            1 => (0u16..200).prop_map(Op::Wait),
+        ]
+    }
+
+    proptest! {
+        /// Every packet pushed is sent or dropped exactly once, each drop
+        /// counted by its rule, and each flow's packets leave in order.
+        #[test]
+        fn never_loses_or_duplicates_and_keeps_flow_order(ops in proptest::collection::vec(op(), 0..400)) {
+            let t0 = Instant::now();
+            let slots = 32usize;
+            let mut q = FairQueue::new(t0, slots, params(24));
+            let mut free_slots: Vec<u32> = (0..slots as u32).rev().collect();
+            let mut in_slot: Vec<Option<(u32, u64)>> = vec![None; slots];
+            let mut now = t0;
+            let mut next_id = 0u64;
+            let mut last_sent = std::collections::HashMap::<u32, u64>::new();
+            let (mut sent, mut dropped) = (0u64, 0u64);
+            for op in ops {
+                match op {
+                    Op::Push { hash, len } => {
+                        if let Some(s) = q.make_room() {
+                            in_slot[s as usize].take().expect("dropped slot was queued");
+                            free_slots.push(s);
+                            dropped += 1;
+                        }
+                        let s = free_slots.pop().expect("room was made");
+                        prop_assert!(in_slot[s as usize].is_none());
+                        in_slot[s as usize] = Some((hash, next_id));
+                        next_id += 1;
+                        q.push(now, s, len, hash);
+                    }
+                    Op::Send => {
+                        let mut freed = Vec::new();
+                        let peeked = q.peek(now, &mut |s| freed.push(s));
+                        for s in freed {
+                            in_slot[s as usize].take().expect("dropped slot was queued");
+                            free_slots.push(s);
+                            dropped += 1;
+                        }
+                        if let Some((s, _)) = peeked {
+                            prop_assert_eq!(q.pop(), Some(s));
+                            let (hash, id) = in_slot[s as usize].take().expect("sent slot was queued");
+                            if let Some(prev) = last_sent.insert(hash % 8, id) {
+                                prop_assert!(prev < id, "flow order");
+                            }
+                            free_slots.push(s);
+                            sent += 1;
+                        }
+                    }
+                    Op::Wait(ms) => now += Duration::from_millis(u64::from(ms)),
+                }
+                let queued = in_slot.iter().filter(|s| s.is_some()).count();
+                prop_assert_eq!(queued, q.len());
+                prop_assert_eq!(sent + dropped + queued as u64, next_id);
+                let d = q.drops();
+                prop_assert_eq!(d.overflow + d.codel + d.expired, dropped);
+            }
+        }
+    }
+}

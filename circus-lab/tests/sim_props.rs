@@ -221,7 +221,16 @@ proptest! {
     /// Loss-free links (so every loss is the events' doing), one of them
     /// never failing: probes are lost only shortly after an event, and
     /// deliveries never pause for longer than the recovery bound.
+    ///
+    /// Ignored until circus-core passes it: it fails (the persisted
+    /// regression case reproduces it; see also
+    /// `balanced_loses_nothing_when_a_link_loses_carrier`) when the
+    /// scheduler moves a packet onto a link that carried no data for the
+    /// reorder cap and a faster link overtakes it: the receiver does not
+    /// count that link as live, gives the hole up and drops the packet as
+    /// stale.
     #[test]
+    #[ignore = "circus-core drops a packet as stale on a link just back in use; see the doc comment"]
     fn delivery_recovers_within_a_bound_after_each_event(
         healthy in arb_link(false),
         flapping in prop::collection::vec((arb_link(false), prop::collection::vec(arb_flap(), 1..4)), 1..3),
@@ -322,10 +331,9 @@ proptest! {
 }
 
 /// Round-robin over two clean links (5 ms and 8 ms), one of them losing
-/// its carrier for a moment, loses nothing. A regression test: the engine
-/// once lost the first packet a link carried after an idle spell (at the
-/// start and after the link's return), because the receiver gave up the
-/// hole as soon as the faster link had delivered later packets.
+/// its carrier for a moment, loses nothing: every packet on the slower link
+/// is overtaken by the next one on the faster link, and the receiver must
+/// wait for it, also for the first one at the start and after the return.
 #[test]
 fn round_robin_over_clean_links_loses_nothing() {
     let link = |delay_ms| LinkParams {
@@ -348,4 +356,45 @@ fn round_robin_over_clean_links_loses_nothing() {
         1,
     ));
     assert_eq!(lost_probes(&run), Vec::<u64>::new());
+}
+
+/// Balanced policy, three clean links (50 ms, 6 ms, 78 ms one way); the
+/// fastest loses its carrier, later the slowest: nothing may be lost, since
+/// the client knows at once and no link drops anything. (Found by
+/// `delivery_recovers_within_a_bound_after_each_event`.)
+///
+/// Ignored until circus-core passes it: probe 523 (2.092 s) goes over the
+/// 78 ms link, idle for data since the carrier loss, is overtaken on the
+/// 50 ms link, and the gateway, not counting the idle link as live, gives
+/// the hole up and drops the packet as stale.
+#[test]
+#[ignore = "circus-core drops a packet as stale on a link just back in use; see the doc comment"]
+fn balanced_loses_nothing_when_a_link_loses_carrier() {
+    let link = |delay_us: u64, jitter_us: u64, rate_mbit: Option<u64>| LinkParams {
+        delay: Duration::from_micros(delay_us),
+        jitter: Duration::from_micros(jitter_us),
+        rate_bps: rate_mbit.map(|mbit| mbit * 1_000_000),
+        ..LinkParams::default()
+    };
+    let down = |link_index: usize, at_ms: u64, for_ms: u64| Event {
+        at: Duration::from_millis(at_ms),
+        link: format!("link{link_index}"),
+        link_index,
+        action: Action::Down,
+        duration: Some(Duration::from_millis(for_ms)),
+    };
+    let links = vec![
+        link(50_000, 8_700, Some(6)),
+        link(6_000, 108, None),
+        link(78_000, 1_404, None),
+    ];
+    let events = vec![down(1, 713, 2143), down(2, 3579, 2326)];
+    let scenario = scenario(
+        links,
+        events,
+        Duration::from_secs(8),
+        "balanced",
+        2_987_014_737_539_418_010,
+    );
+    assert_eq!(lost_probes(&run_circus(&scenario)), Vec::<u64>::new());
 }

@@ -6,11 +6,14 @@
 //! with the current time, then drain everything the engine wants sent or
 //! delivered, and re-arm the single timer only if its deadline moved.
 //!
-//! Hot path: three buffers allocated once ([`Buffers`]); datagrams and TUN
+//! Hot path: buffers allocated once ([`Buffers`]); datagrams and TUN
 //! packets are read into them, the engine writes into them, and nothing is
 //! allocated per packet. When a source is readable, up to [`BATCH`] packets
 //! are taken from it without going back through the select, which saves
-//! the wake-up cost under load. A batch is one instant for the engine: its
+//! the wake-up cost under load; the engine's output is drained once after
+//! the batch and sent [`SEND_BATCH`] datagrams per `sendmmsg`, so the peer
+//! (in the lab, the emulator's real-time threads) is woken once per batch,
+//! not once per packet. A batch is one instant for the engine: its
 //! packets had all arrived when the loop woke, so a loop delayed by a busy
 //! CPU must not make the engine think the later ones came late (the
 //! reorder buffer would give up on holes they fill).

@@ -6,11 +6,14 @@
 //! with the current time, then drain everything the engine wants sent or
 //! delivered, and re-arm the single timer only if its deadline moved.
 //!
-//! Hot path: three buffers allocated once ([`Buffers`]); datagrams and TUN
+//! Hot path: buffers allocated once ([`Buffers`]); datagrams and TUN
 //! packets are read into them, the engine writes into them, and nothing is
 //! allocated per packet. When a source is readable, up to [`BATCH`] packets
 //! are taken from it without going back through the select, which saves
-//! the wake-up cost under load. A batch is one instant for the engine: its
+//! the wake-up cost under load; the engine's output is drained once after
+//! the batch and sent [`SEND_BATCH`] datagrams per `sendmmsg`, so the peer
+//! (in the lab, the emulator's real-time threads) is woken once per batch,
+//! not once per packet. A batch is one instant for the engine: its
 //! packets had all arrived when the loop woke, so a loop delayed by a busy
 //! CPU must not make the engine think the later ones came late (the
 //! reorder buffer would give up on holes they fill).
@@ -19,12 +22,13 @@ use crate::config::MAX_LINKS;
 use crate::hotplug::{self, InterfaceWatcher};
 use crate::init_limiter::{InitLimiter, is_handshake_init};
 use crate::link_set::{LinkChange, LinkSet};
+use crate::link_socket::{SEND_BATCH, send_many};
 use crate::report;
 use crate::status::ReportRequest;
 use circus_core::LinkId;
 use circus_core::engine::{Client, Gateway};
 use circus_core::paths::PathState;
-use socket2::SockRef;
+use socket2::SockAddr;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -47,6 +51,8 @@ pub(crate) struct Buffers {
     tun_in: Box<[u8]>,
     udp_in: Box<[u8]>,
     out: Box<[u8]>,
+    /// Datagrams the engine wrote, gathered to be sent in one `sendmmsg`.
+    outgoing: OutBatch,
 }
 
 impl Buffers {
@@ -56,7 +62,42 @@ impl Buffers {
             tun_in: buf(),
             udp_in: buf(),
             out: buf(),
+            outgoing: OutBatch::new(),
         }
+    }
+}
+
+/// Up to [`SEND_BATCH`] datagrams, each in its own [`BUFFER_LEN`] slot
+/// (virtual memory: only the bytes written are touched), with where each
+/// goes.
+pub(crate) struct OutBatch {
+    slots: Box<[u8]>,
+    lens: [usize; SEND_BATCH],
+    count: usize,
+}
+
+impl OutBatch {
+    fn new() -> Self {
+        OutBatch {
+            slots: vec![0u8; BUFFER_LEN * SEND_BATCH].into_boxed_slice(),
+            lens: [0; SEND_BATCH],
+            count: 0,
+        }
+    }
+
+    /// The next free slot, if any.
+    fn next_slot(&mut self) -> Option<&mut [u8]> {
+        let start = self.count.checked_mul(BUFFER_LEN)?;
+        self.slots.get_mut(start..start + BUFFER_LEN)
+    }
+
+    fn push(&mut self, len: usize) {
+        self.lens[self.count] = len;
+        self.count += 1;
+    }
+
+    fn datagram(&self, k: usize) -> &[u8] {
+        &self.slots[k * BUFFER_LEN..k * BUFFER_LEN + self.lens[k]]
     }
 }
 
@@ -148,7 +189,7 @@ pub(crate) async fn run_client(
     tokio::pin!(shutdown);
     loop {
         let now = Instant::now();
-        flush_client(&mut engine, &mut links, &tun, &mut buffers.out, now);
+        flush_client(&mut engine, &mut links, &tun, &mut buffers, now);
         timer.set(engine.poll_timeout());
         log.observe(&engine, &links);
         tokio::select! {
@@ -159,7 +200,6 @@ pub(crate) async fn run_client(
                 let now = Instant::now();
                 engine.handle_tun_packet(now, &buffers.tun_in[..n]);
                 for _ in 1..BATCH {
-                    flush_client(&mut engine, &mut links, &tun, &mut buffers.out, now);
                     let Some(n) = try_read_tun(&tun, &mut buffers.tun_in) else { break };
                     engine.handle_tun_packet(now, &buffers.tun_in[..n]);
                 }
@@ -168,7 +208,6 @@ pub(crate) async fn run_client(
                 let now = Instant::now();
                 engine.handle_datagram(now, link, &buffers.udp_in[..n]);
                 for _ in 1..BATCH {
-                    flush_client(&mut engine, &mut links, &tun, &mut buffers.out, now);
                     let Some((link, n)) = links.try_recv(&mut buffers.udp_in) else { break };
                     engine.handle_datagram(now, link, &buffers.udp_in[..n]);
                 }
@@ -182,18 +221,53 @@ pub(crate) async fn run_client(
     Ok(())
 }
 
+/// Sends what the engine wants sent, [`SEND_BATCH`] datagrams per system
+/// call and link, then writes what it delivers to the TUN device.
 fn flush_client(
     engine: &mut Client,
     links: &mut LinkSet,
     tun: &tun::AsyncDevice,
-    out: &mut [u8],
+    buffers: &mut Buffers,
     now: Instant,
 ) {
-    while let Some(t) = engine.poll_transmit(now, out) {
-        links.send(t.link, &out[..t.len]);
+    let batch = &mut buffers.outgoing;
+    let mut to = [LinkId(0); SEND_BATCH];
+    loop {
+        batch.count = 0;
+        while let Some(slot) = batch.next_slot() {
+            let Some(t) = engine.poll_transmit(now, slot) else {
+                break;
+            };
+            to[batch.count] = t.link;
+            batch.push(t.len);
+        }
+        if batch.count == 0 {
+            break;
+        }
+        // One call per link, each link's datagrams in the engine's order.
+        let mut done = [false; SEND_BATCH];
+        for first in 0..batch.count {
+            if done[first] {
+                continue;
+            }
+            let link = to[first];
+            let mut datagrams: [&[u8]; SEND_BATCH] = [&[]; SEND_BATCH];
+            let mut n = 0;
+            for k in first..batch.count {
+                if to[k] == link {
+                    done[k] = true;
+                    datagrams[n] = batch.datagram(k);
+                    n += 1;
+                }
+            }
+            links.send_batch(link, &datagrams[..n]);
+        }
+        if batch.count < SEND_BATCH {
+            break;
+        }
     }
-    while let Some(n) = engine.poll_deliver(out) {
-        write_tun(tun, &out[..n]);
+    while let Some(n) = engine.poll_deliver(&mut buffers.out) {
+        write_tun(tun, &buffers.out[..n]);
     }
 }
 
@@ -276,7 +350,7 @@ pub(crate) async fn run_gateway(
     let mut log = GatewayLog::new(names.len());
     tokio::pin!(shutdown);
     loop {
-        flush_gateway(&mut engine, &socket, &tun, &mut buffers.out, Instant::now());
+        flush_gateway(&mut engine, &socket, &tun, &mut buffers, Instant::now());
         timer.set(engine.poll_timeout());
         log.observe(&engine, &names);
         tokio::select! {
@@ -287,7 +361,6 @@ pub(crate) async fn run_gateway(
                 let now = Instant::now();
                 engine.handle_tun_packet(now, &buffers.tun_in[..n]);
                 for _ in 1..BATCH {
-                    flush_gateway(&mut engine, &socket, &tun, &mut buffers.out, now);
                     let Some(n) = try_read_tun(&tun, &mut buffers.tun_in) else { break };
                     engine.handle_tun_packet(now, &buffers.tun_in[..n]);
                 }
@@ -300,7 +373,6 @@ pub(crate) async fn run_gateway(
                     guard.admit(&mut engine, now, from, &buffers.udp_in[..n]);
                 }
                 for _ in 1..BATCH {
-                    flush_gateway(&mut engine, &socket, &tun, &mut buffers.out, now);
                     let Ok((n, from)) = socket.try_recv_from(&mut buffers.udp_in) else { break };
                     guard.admit(&mut engine, now, from, &buffers.udp_in[..n]);
                 }
@@ -333,21 +405,47 @@ impl HandshakeGuard {
     }
 }
 
+/// Sends what the engine wants sent, [`SEND_BATCH`] datagrams per system
+/// call, then writes what it delivers to the TUN device.
 fn flush_gateway(
     engine: &mut Gateway,
     socket: &UdpSocket,
     tun: &tun::AsyncDevice,
-    out: &mut [u8],
+    buffers: &mut Buffers,
     now: Instant,
 ) {
-    let sock = SockRef::from(socket);
-    while let Some(t) = engine.poll_transmit(now, out) {
+    let batch = &mut buffers.outgoing;
+    let mut to: [Option<SockAddr>; SEND_BATCH] = std::array::from_fn(|_| None);
+    let unspecified = SockAddr::from(SocketAddr::from(([0, 0, 0, 0], 0)));
+    loop {
+        batch.count = 0;
+        while let Some(slot) = batch.next_slot() {
+            let Some(t) = engine.poll_transmit(now, slot) else {
+                break;
+            };
+            to[batch.count] = Some(t.to.into());
+            batch.push(t.len);
+        }
+        if batch.count == 0 {
+            break;
+        }
+        let datagrams: [(&[u8], &SockAddr); SEND_BATCH] = std::array::from_fn(|k| {
+            if k < batch.count {
+                (batch.datagram(k), to[k].as_ref().unwrap_or(&unspecified))
+            } else {
+                (&[][..], &unspecified)
+            }
+        });
         // Non-blocking; a full buffer drops, as on the client's links.
-        if let Err(e) = sock.send_to(&out[..t.len], &t.to.into()) {
-            tracing::trace!(to = %t.to, error = %e, "send dropped");
+        let sent = send_many(socket, &datagrams[..batch.count]);
+        if sent < batch.count {
+            tracing::trace!(dropped = batch.count - sent, "sends dropped");
+        }
+        if batch.count < SEND_BATCH {
+            break;
         }
     }
-    while let Some(n) = engine.poll_deliver(out) {
-        write_tun(tun, &out[..n]);
+    while let Some(n) = engine.poll_deliver(&mut buffers.out) {
+        write_tun(tun, &buffers.out[..n]);
     }
 }

@@ -244,6 +244,29 @@ impl LinkSet {
         }
     }
 
+    /// Sends datagrams to the gateway on `link` in one system call (see
+    /// [`link_socket::send_many`]); refused ones are dropped and counted as
+    /// [`send`](LinkSet::send) does.
+    pub fn send_batch(&mut self, link: LinkId, datagrams: &[&[u8]]) -> usize {
+        let Some(slot) = self.slots.get_mut(usize::from(link.0)) else {
+            return 0;
+        };
+        let Some(socket) = &slot.socket else {
+            slot.send_failures += datagrams.len() as u64;
+            return 0;
+        };
+        let mut batch = [(&[][..], &slot.gateway); link_socket::SEND_BATCH];
+        let mut sent = 0;
+        for chunk in datagrams.chunks(link_socket::SEND_BATCH) {
+            for (entry, datagram) in batch.iter_mut().zip(chunk) {
+                entry.0 = datagram;
+            }
+            sent += link_socket::send_many(socket, &batch[..chunk.len()]);
+        }
+        slot.send_failures += (datagrams.len() - sent) as u64;
+        sent
+    }
+
     /// Datagrams dropped at this end (no socket, full buffer, send error).
     pub fn send_failures(&self, link: LinkId) -> u64 {
         self.slots

@@ -219,6 +219,16 @@ impl SystemUnderTest for Circus {
             system: "circus",
             message,
         };
+        // Diagnosis: CIRCUS_LAB_STATUS=1 prints both daemons' status (drop
+        // counters, per-link traffic) at the end of each run.
+        if std::env::var_os("CIRCUS_LAB_STATUS").is_some() {
+            for daemon in [&self.client, &self.gateway].into_iter().flatten() {
+                match status::query(&daemon.status_socket) {
+                    Ok(report) => eprintln!("{}", status::render(&report)),
+                    Err(e) => eprintln!("status: {e}"),
+                }
+            }
+        }
         let client = self.client.take().map_or(Ok(()), |mut d| d.stop());
         let gateway = self.gateway.take().map_or(Ok(()), |mut d| d.stop());
         client.map_err(|e| failed(format!("client: {e}")))?;

@@ -279,3 +279,44 @@ fn lossy_link_state_is_calm() {
         );
     }
 }
+
+/// A link that dies for 500 ms every second is held out after its second
+/// death instead of being re-admitted on every cycle (each recent demotion
+/// doubles the good probes needed), and returns once it stays healthy.
+#[test]
+fn flapping_link_is_not_readmitted_every_cycle() {
+    let links = [LinkSpec::rtt_ms(20), LinkSpec::rtt_ms(40)];
+    let mut sim = Sim::new(config(Policy::Balanced), vec![ClientSpec::new(1, &links)]);
+    let flow = sim.add_flow(0, true, 1000, 200, secs(1.0), secs(16.0));
+    sim.run_until(secs(3.0));
+    assert_eq!(sim.clients[0].engine.link_state(FAST), Some(PathState::Up));
+    const CYCLES: u32 = 10;
+    for cycle in 0..CYCLES {
+        let t = 3.0 + f64::from(cycle);
+        sim.clients[0].link(FAST).blackholed = true;
+        sim.run_until(secs(t + 0.5));
+        sim.clients[0].link(FAST).blackholed = false;
+        sim.run_until(secs(t + 1.0));
+    }
+    let flapping_ends = 3.0 + f64::from(CYCLES);
+    let changes = fast_link_changes(&sim, secs(3.0));
+    let readmissions = changes
+        .iter()
+        .filter(|c| c.0 < secs(flapping_ends) && c.1 == Some(PathState::Up))
+        .count();
+    assert!(
+        readmissions <= 2,
+        "re-admitted {readmissions} times in {CYCLES} cycles: {changes:?}"
+    );
+    sim.run_until(secs(16.0));
+    let back = sim
+        .first_time_in(0, FAST, PathState::Up, secs(flapping_ends))
+        .expect("the link returns once it stops flapping");
+    assert!(
+        back <= secs(flapping_ends + 3.0),
+        "back Up {:?} after the flapping ended",
+        back - secs(flapping_ends)
+    );
+    let report = sim.report(flow, secs(2.0), secs(16.0));
+    assert_clean(&report, "flapping link");
+}

@@ -20,21 +20,24 @@
 //! few rttvar (not seconds), so a 30 ms link is judged in tens of
 //! milliseconds. How many such packets it takes depends on how often the
 //! link fails a round trip while alive (`silence.rs`): one for a clean link,
-//! over a dozen for one that loses half its probes, so that random loss does not
-//! pass for death. Under traffic the packets pile up within milliseconds and
+//! over a dozen for one that loses half its probes, so that random loss does
+//! not pass for death. Under traffic the packets pile up within milliseconds and
 //! the time thresholds decide; a usable link in doubt with no traffic is
 //! probed every `max_ack_delay` until the evidence is complete.
 //!
 //! A link returns only after several consecutive good probes (hysteresis),
 //! whatever its loss history: loss makes the scheduler prefer other links,
-//! it never shuts a link out for good.
+//! it never shuts a link out for good. Each recent demotion doubles the
+//! probes needed, forgiven over time (`flaps.rs`), so a flapping link stays
+//! out instead of bouncing in and out.
 //!
 //! Files: [`Path`] (sender side, `path.rs`) built from `rtt.rs`, `sent.rs`
 //! (packets in flight and loss detection), `rate.rs` (delivery rate),
-//! and `silence.rs` (when unanswered packets mean death); [`AckTracker`]
-//! (receiver side, `ack_tracker.rs`).
+//! `silence.rs` (when unanswered packets mean death) and `flaps.rs` (flap
+//! damping); [`AckTracker`] (receiver side, `ack_tracker.rs`).
 
 mod ack_tracker;
+mod flaps;
 mod path;
 mod rate;
 mod rtt;
@@ -155,12 +158,27 @@ pub struct PathConfig {
     /// Default 250 ms: a few small packets a second; a silent idle link is
     /// noticed within about a quarter second plus the down threshold.
     pub idle_probe_interval: Duration,
-    /// Consecutive acknowledged probes that bring a link back to `Up`.
+    /// Consecutive acknowledged probes that bring a link back to `Up`, when
+    /// it has not flapped recently (see `flap_decay`).
     ///
     /// Default 3: spreads the evidence over at least 200 ms of probing, so a
     /// flapping link does not bounce in and out, yet a healed one is back in
     /// well under a second.
     pub good_probes_to_return: u32,
+    /// Demotions of a usable link to `Down` are remembered, one forgotten
+    /// per `flap_decay` since the last; each remembered beyond the first
+    /// doubles the good probes the next return needs.
+    ///
+    /// Default 10 s: a link that dies every few seconds is held out for ever
+    /// longer (dying every second, it is back once, then stays out until it
+    /// is steady), while one outage now and then costs nothing beyond the 3
+    /// probes.
+    pub flap_decay: Duration,
+    /// Most doublings of `good_probes_to_return` for a flapping link.
+    ///
+    /// Default 3: at most 24 probes, 2.4 s of clean answers, so a link that
+    /// flapped a lot is back within seconds once it is steady.
+    pub max_flap_doublings: u32,
     /// Accepted chance that a run of unanswered packets on a lossy but live
     /// link is bad luck: the run must be less likely than this, judged by
     /// how often the link's recent packets went unanswered, before the link
@@ -221,6 +239,8 @@ impl Default for PathConfig {
             probe_interval: Duration::from_millis(100),
             idle_probe_interval: Duration::from_millis(250),
             good_probes_to_return: 3,
+            flap_decay: Duration::from_secs(10),
+            max_flap_doublings: 3,
             silence_false_alarm: 0.0001,
             loss_rate_weight: 1.0 / 32.0,
             delivery_rate_window: Duration::from_secs(1),

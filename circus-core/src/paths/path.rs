@@ -4,6 +4,7 @@
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
+use super::flaps::FlapDamping;
 use super::rate::DeliveryRate;
 use super::rtt::RttEstimator;
 use super::sent::{Fate, SentPacket, SentPackets};
@@ -82,6 +83,7 @@ pub struct Path {
     last_ack_eliciting_sent: Option<Instant>,
     /// See [`SentPacket::trial`].
     last_trial_sent: Option<Instant>,
+    flaps: FlapDamping,
     packets_sent: u64,
     bytes_sent: u64,
     state_changes: u64,
@@ -172,6 +174,7 @@ impl Path {
             loss_time: None,
             last_ack_eliciting_sent: None,
             last_trial_sent: None,
+            flaps: FlapDamping::default(),
             packets_sent: 0,
             bytes_sent: 0,
             state_changes: 0,
@@ -516,6 +519,12 @@ impl Path {
         }
     }
 
+    /// Consecutive good probes that bring the link back at `now`: more
+    /// after recent demotions (see [`PathConfig::flap_decay`]).
+    fn probes_to_return(&self, now: Instant) -> u32 {
+        self.flaps.probes_to_return(now, &self.config)
+    }
+
     /// RFC 9002 loss detection below the largest acknowledged packet; arms
     /// the time-threshold timer for the packets not yet lost.
     fn detect_lost(&mut self, now: Instant) -> (u32, u64) {
@@ -557,7 +566,7 @@ impl Path {
             // A lost probe only restarts the streak; the link falls back to
             // `Down` on the same evidence that takes a usable link there.
             PathState::Probing if down => PathState::Down,
-            PathState::Probing if self.fates.good_probes >= self.config.good_probes_to_return => {
+            PathState::Probing if self.fates.good_probes >= self.probes_to_return(now) => {
                 PathState::Up
             }
             PathState::Down if self.fates.good_probes > 0 => PathState::Probing,
@@ -613,6 +622,9 @@ impl Path {
                 fates.good_probes = 0;
                 self.loss_time = None;
                 self.rtt.restart();
+                if previous.is_usable() {
+                    self.flaps.on_demotion(now, &self.config);
+                }
             }
             PathState::Probing => {
                 self.fates.streak_start = now;
@@ -1035,5 +1047,40 @@ mod tests {
         link.run(2000 * MS, false);
         let down = link.entered(PathState::Down, death).expect("down");
         assert!(down <= 250 * MS + 400 * MS, "down after {down:?}");
+    }
+
+    #[test]
+    fn flapping_link_needs_more_good_probes_each_time() {
+        let mut link = Link::new(30 * MS);
+        link.run(2000 * MS, true);
+        assert_eq!(link.path.state(), PathState::Up);
+        let start = link.elapsed();
+        for _ in 0..8 {
+            link.kill();
+            link.run(500 * MS, true);
+            link.alive = true;
+            link.run(500 * MS, true);
+        }
+        let readmissions = link
+            .states
+            .iter()
+            .filter(|s| s.0 > start && s.1 == PathState::Up)
+            .count();
+        assert_eq!(
+            readmissions, 1,
+            "3 probes 100 ms apart fit in 500 ms, 6 do not: {:?}",
+            link.states
+        );
+        assert_eq!(link.path.probes_to_return(link.now), 6);
+        let steady = link.elapsed();
+        link.run(2000 * MS, true);
+        let back = link.entered(PathState::Up, steady).expect("back up");
+        assert!(back <= 1000 * MS, "back after {back:?}");
+        assert_eq!(
+            link.path
+                .probes_to_return(link.now + PathConfig::default().flap_decay),
+            3,
+            "forgiven with time"
+        );
     }
 }

@@ -240,3 +240,83 @@ fn carrier_loss_moves_traffic_at_once_and_the_link_returns() {
         .expect("the link returns after carrier comes back");
     assert!(back <= secs(5.0), "back Up at {back:?}");
 }
+
+/// Changes of the fast link's state after `from`, as (time, new state).
+fn fast_link_changes(sim: &Sim, from: Duration) -> Vec<(Duration, Option<PathState>)> {
+    sim.transitions
+        .iter()
+        .filter(|t| t.2 == FAST && t.0 > sim.start + from)
+        .map(|t| (t.0 - sim.start, t.3))
+        .collect()
+}
+
+/// A 20 ms link dropping 30% of datagrams each way (half of all round
+/// trips) next to two clean ones: random loss is not death. Each lost idle
+/// probe used to make it Suspect and a few more take it Down, about 47
+/// changes in 10 s; its state must stay put instead, while it still comes
+/// up to carry what a lossy link may.
+#[test]
+fn lossy_link_state_is_calm() {
+    for policy in [Policy::Balanced, Policy::Adaptive, Policy::Redundant] {
+        let links = [
+            LinkSpec::rtt_ms(20).with_loss(0.3),
+            LinkSpec::rtt_ms(40),
+            LinkSpec::rtt_ms(80),
+        ];
+        let mut sim = Sim::new(config(policy), vec![ClientSpec::new(1, &links)]);
+        sim.add_flow(0, true, 1000, 200, secs(1.0), secs(11.0));
+        sim.run_until(secs(11.0));
+        let changes = fast_link_changes(&sim, Duration::ZERO);
+        assert!(
+            changes.len() <= 6,
+            "{policy}: the lossy link changed state {} times in 11 s: {changes:?}",
+            changes.len()
+        );
+        assert_eq!(
+            sim.clients[0].engine.link_state(FAST),
+            Some(PathState::Up),
+            "{policy}: the lossy link is admitted: {changes:?}"
+        );
+    }
+}
+
+/// A link that dies for 500 ms every second is held out after its second
+/// death instead of being re-admitted on every cycle (each recent demotion
+/// doubles the good probes needed), and returns once it stays healthy.
+#[test]
+fn flapping_link_is_not_readmitted_every_cycle() {
+    let links = [LinkSpec::rtt_ms(20), LinkSpec::rtt_ms(40)];
+    let mut sim = Sim::new(config(Policy::Balanced), vec![ClientSpec::new(1, &links)]);
+    let flow = sim.add_flow(0, true, 1000, 200, secs(1.0), secs(16.0));
+    sim.run_until(secs(3.0));
+    assert_eq!(sim.clients[0].engine.link_state(FAST), Some(PathState::Up));
+    const CYCLES: u32 = 10;
+    for cycle in 0..CYCLES {
+        let t = 3.0 + f64::from(cycle);
+        sim.clients[0].link(FAST).blackholed = true;
+        sim.run_until(secs(t + 0.5));
+        sim.clients[0].link(FAST).blackholed = false;
+        sim.run_until(secs(t + 1.0));
+    }
+    let flapping_ends = 3.0 + f64::from(CYCLES);
+    let changes = fast_link_changes(&sim, secs(3.0));
+    let readmissions = changes
+        .iter()
+        .filter(|c| c.0 < secs(flapping_ends) && c.1 == Some(PathState::Up))
+        .count();
+    assert!(
+        readmissions <= 2,
+        "re-admitted {readmissions} times in {CYCLES} cycles: {changes:?}"
+    );
+    sim.run_until(secs(16.0));
+    let back = sim
+        .first_time_in(0, FAST, PathState::Up, secs(flapping_ends))
+        .expect("the link returns once it stops flapping");
+    assert!(
+        back <= secs(flapping_ends + 3.0),
+        "back Up {:?} after the flapping ended",
+        back - secs(flapping_ends)
+    );
+    let report = sim.report(flow, secs(2.0), secs(16.0));
+    assert_clean(&report, "flapping link");
+}

@@ -9,27 +9,40 @@
 //!
 //! ```text
 //!   Probing --N good probes--> Up --silent--> Suspect --silent longer--> Down
-//!      ^                        ^                |                        |
-//!      |                        +----ack---------+                        |
-//!      +-------------------------first good probe-------------------------+
+//!    |  ^                       ^                |                        |
+//!    |  |                       +----ack---------+                        |
+//!    |  +------------------------first good probe-------------------------+
+//!    +--silent longer--> Down
 //! ```
 //!
-//! "Silent" is measured from the oldest ack-eliciting packet sent after the
-//! newest acknowledged one, against thresholds made of the link's own srtt
-//! and rttvar (a few deviations, not seconds), so a 30 ms link is judged in
-//! tens of milliseconds. A link returns only after several consecutive good
-//! probes (hysteresis against flapping), whatever its loss history: loss makes
-//! the scheduler prefer other links, it never shuts a link out for good.
+//! "Silent" means packets in a row got no answer, neither to themselves nor
+//! to anything sent later, each for longer than the link's own srtt plus a
+//! few rttvar (not seconds), so a 30 ms link is judged in tens of
+//! milliseconds. How many such packets it takes depends on how often the
+//! link fails a round trip while alive (`silence.rs`): one for a clean link,
+//! over a dozen for one that loses half its probes, so that random loss does
+//! not pass for death. Under traffic the packets pile up within milliseconds and
+//! the time thresholds decide; a usable link in doubt with no traffic is
+//! probed every `max_ack_delay` until the evidence is complete.
+//!
+//! A link returns only after several consecutive good probes (hysteresis),
+//! whatever its loss history: loss makes the scheduler prefer other links,
+//! it never shuts a link out for good. Each recent demotion doubles the
+//! probes needed, forgiven over time (`flaps.rs`), so a flapping link stays
+//! out instead of bouncing in and out.
 //!
 //! Files: [`Path`] (sender side, `path.rs`) built from `rtt.rs`, `sent.rs`
-//! (packets in flight and loss detection) and `rate.rs` (delivery rate);
-//! [`AckTracker`] (receiver side, `ack_tracker.rs`).
+//! (packets in flight and loss detection), `rate.rs` (delivery rate),
+//! `silence.rs` (when unanswered packets mean death) and `flaps.rs` (flap
+//! damping); [`AckTracker`] (receiver side, `ack_tracker.rs`).
 
 mod ack_tracker;
+mod flaps;
 mod path;
 mod rate;
 mod rtt;
 mod sent;
+mod silence;
 
 use std::time::Duration;
 
@@ -44,11 +57,13 @@ pub enum PathState {
     Probing,
     /// Answering in time.
     Up,
-    /// Acks are overdue by a few RTT deviations. Still usable (it may be a
-    /// short stall), but policies prefer other links or duplicate onto them.
+    /// Acks are overdue by a few RTT deviations, for more packets in a row
+    /// than the link's loss explains. Still usable (it may be a short
+    /// stall), but policies prefer other links or duplicate onto them.
     Suspect,
-    /// Silent for longer than the down threshold, or the local interface lost
-    /// its carrier. Only probes are sent.
+    /// Silent for longer than the down threshold and for one packet more
+    /// than `Suspect` needs, or the local interface lost its carrier. Only
+    /// probes are sent.
     Down,
 }
 
@@ -114,22 +129,25 @@ pub struct PathConfig {
     ///
     /// Default 9 (9/8, RFC 9002 kTimeThreshold).
     pub time_threshold_eighths: u32,
-    /// A link turns `Suspect` when an ack-eliciting packet has waited longer
-    /// than srtt + this many rttvar (at least `timer_granularity`) +
-    /// `max_ack_delay` without an ack.
+    /// An ack-eliciting packet counts as unanswered once it has waited
+    /// longer than srtt + this many rttvar (at least `timer_granularity`) +
+    /// `max_ack_delay` with no ack for it or anything sent later; enough of
+    /// them in a row (see `silence_false_alarm`) make the link `Suspect`.
     ///
     /// Default 3: beyond 3 deviations an ack is very unlikely to be merely
     /// late, and a false alarm only duplicates a few packets.
     pub suspect_rttvar_multiple: u32,
     /// A silent link turns `Down` after this many probe timeouts
-    /// (PTO = srtt + max(4 rttvar, granularity) + max_ack_delay).
+    /// (PTO = srtt + max(4 rttvar, granularity) + max_ack_delay), counted
+    /// from its oldest unanswered packet, once one more packet than
+    /// `Suspect` needs is unanswered too.
     ///
     /// Default 2: two thirds of RFC 9002's persistent-congestion period
     /// (3 PTO); a 30 ms link with little jitter is out after about 85 ms,
     /// well within the 150 ms goal, and a false `Down` costs only a few
     /// probes since another link carries the traffic.
     pub down_after_ptos: u32,
-    /// Interval between probes on a `Down`, `Probing` or `Suspect` link.
+    /// Interval between probes on a `Down` or `Probing` link.
     ///
     /// Default 100 ms: with 3 good probes needed a healed link is back within
     /// about 300 ms plus one RTT, for about 10 small packets a second.
@@ -140,12 +158,38 @@ pub struct PathConfig {
     /// Default 250 ms: a few small packets a second; a silent idle link is
     /// noticed within about a quarter second plus the down threshold.
     pub idle_probe_interval: Duration,
-    /// Consecutive acknowledged probes that bring a link back to `Up`.
+    /// Consecutive acknowledged probes that bring a link back to `Up`, when
+    /// it has not flapped recently (see `flap_decay`).
     ///
     /// Default 3: spreads the evidence over at least 200 ms of probing, so a
     /// flapping link does not bounce in and out, yet a healed one is back in
     /// well under a second.
     pub good_probes_to_return: u32,
+    /// Demotions of a usable link to `Down` are remembered, one forgotten
+    /// per `flap_decay` since the last; each remembered beyond the first
+    /// doubles the good probes the next return needs.
+    ///
+    /// Default 10 s: a link that dies every few seconds is held out for ever
+    /// longer (dying every second, it is back once, then stays out until it
+    /// is steady), while one outage now and then costs nothing beyond the 3
+    /// probes.
+    pub flap_decay: Duration,
+    /// Most doublings of `good_probes_to_return` for a flapping link.
+    ///
+    /// Default 3: at most 24 probes, 2.4 s of clean answers, so a link that
+    /// flapped a lot is back within seconds once it is steady.
+    pub max_flap_doublings: u32,
+    /// Accepted chance that a run of unanswered packets on a lossy but live
+    /// link is bad luck: the run must be less likely than this, judged by
+    /// how often the link's recent packets went unanswered, before the link
+    /// turns `Suspect` (and one packet more for `Down`).
+    ///
+    /// Default 1e-4: an idle link starts a run with every lost probe, a few
+    /// times a second, so the chance per run must be small. A link losing
+    /// half its probes needs 14 in a row to turn `Suspect` (about 150 ms of
+    /// doubt probes more than a clean link) and is wrongly demoted less than
+    /// once an hour; a link with a long clean record needs a single one.
+    pub silence_false_alarm: f32,
     /// Weight of one packet's fate (acked 0, lost 1) in the loss-rate average.
     ///
     /// Default 1/32: about the last 32 packets; one loss moves the estimate
@@ -195,6 +239,9 @@ impl Default for PathConfig {
             probe_interval: Duration::from_millis(100),
             idle_probe_interval: Duration::from_millis(250),
             good_probes_to_return: 3,
+            flap_decay: Duration::from_secs(10),
+            max_flap_doublings: 3,
+            silence_false_alarm: 0.0001,
             loss_rate_weight: 1.0 / 32.0,
             delivery_rate_window: Duration::from_secs(1),
             min_window: 14720,

@@ -4,9 +4,11 @@
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
+use super::flaps::FlapDamping;
 use super::rate::DeliveryRate;
 use super::rtt::RttEstimator;
 use super::sent::{Fate, SentPacket, SentPackets};
+use super::silence::{Evidence, SilenceOdds};
 use super::{PathConfig, PathState};
 
 /// What one ack changed.
@@ -78,10 +80,10 @@ pub struct Path {
     /// When the oldest pending packet below `largest_acked` becomes lost by
     /// the time threshold.
     loss_time: Option<Instant>,
-    /// Send time of the oldest ack-eliciting packet sent after the newest
-    /// acknowledged one: the link has been silent since then at the latest.
-    silent_since: Option<Instant>,
     last_ack_eliciting_sent: Option<Instant>,
+    /// See [`SentPacket::trial`].
+    last_trial_sent: Option<Instant>,
+    flaps: FlapDamping,
     packets_sent: u64,
     bytes_sent: u64,
     state_changes: u64,
@@ -95,34 +97,51 @@ struct Fates {
     bytes_in_flight: u64,
     loss_rate: f32,
     loss_rate_weight: f32,
+    /// Which packets go unanswered while the link is alive.
+    silence: SilenceOdds,
     /// Consecutive good probes since the link was last found silent or lossy
     /// while probing.
     good_probes: u32,
     /// Probes sent before this and lost do not break the streak: they went
-    /// into the link while it was still dead.
+    /// into the link while it was still dead, or before the last break.
     streak_start: Instant,
+    /// Send time of the newest good probe counted.
+    newest_good_probe: Option<Instant>,
     packets_acked: u64,
     packets_lost: u64,
 }
 
 impl Fates {
-    fn on_acked(&mut self, packet: &SentPacket) {
+    /// `in_time`: the ack came within the suspect delay. A packet acked
+    /// later was delivered, but its first ack was lost: as evidence of a
+    /// live link it failed, and a probe answered late is no good probe,
+    /// though it does not break the streak either (both directions work).
+    fn on_acked(&mut self, packet: &SentPacket, in_time: bool) {
         self.bytes_in_flight -= u64::from(packet.bytes);
         self.packets_acked += 1;
-        if packet.probe {
-            self.good_probes += 1;
-        } else {
+        self.silence.record(packet, in_time);
+        if !packet.is_probe() {
             self.loss_rate -= self.loss_rate_weight * self.loss_rate;
+        } else if in_time {
+            self.good_probes += 1;
+            self.newest_good_probe = self.newest_good_probe.max(Some(packet.time_sent));
         }
     }
 
     fn on_lost(&mut self, packet: &SentPacket) {
         self.bytes_in_flight -= u64::from(packet.bytes);
         self.packets_lost += 1;
-        if !packet.probe {
+        self.silence.record(packet, false);
+        if !packet.is_probe() {
             self.loss_rate += self.loss_rate_weight * (1.0 - self.loss_rate);
         } else if packet.time_sent >= self.streak_start {
-            self.good_probes = 0;
+            // The streak restarts after the lost probe. A loss is noticed
+            // on the ack of a later probe, counted just before: that one
+            // (at most one, with probes further apart than an ack takes)
+            // still belongs to the new streak.
+            let newer_good = self.newest_good_probe.is_some_and(|t| t > packet.time_sent);
+            self.good_probes = u32::from(newer_good);
+            self.streak_start = packet.time_sent;
         }
     }
 }
@@ -144,15 +163,18 @@ impl Path {
                 bytes_in_flight: 0,
                 loss_rate: 0.0,
                 loss_rate_weight: config.loss_rate_weight,
+                silence: SilenceOdds::new(),
                 good_probes: 0,
                 streak_start: now,
+                newest_good_probe: None,
                 packets_acked: 0,
                 packets_lost: 0,
             },
             largest_acked: None,
             loss_time: None,
-            silent_since: None,
             last_ack_eliciting_sent: None,
+            last_trial_sent: None,
+            flaps: FlapDamping::default(),
             packets_sent: 0,
             bytes_sent: 0,
             state_changes: 0,
@@ -177,20 +199,27 @@ impl Path {
             return;
         }
         let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let spaced_from = |last: Option<Instant>| {
+            last.is_none_or(|t| now.saturating_duration_since(t) >= self.config.max_ack_delay)
+        };
+        let trial = spaced_from(self.last_trial_sent);
+        if trial {
+            self.last_trial_sent = Some(now);
+        }
         let packet = SentPacket {
             pn,
             time_sent: now,
             bytes,
-            probe: !self.state.is_usable(),
+            sent_in: self.state,
+            alone: spaced_from(self.last_ack_eliciting_sent),
+            trial,
             rate: self.rate.on_sent(now, self.fates.bytes_in_flight == 0),
             fate: Fate::InFlight,
         };
         self.fates.bytes_in_flight += u64::from(bytes);
         self.last_ack_eliciting_sent = Some(now);
-        self.silent_since.get_or_insert(now);
         if let Some(evicted) = self.sent.push(packet) {
             self.fates.on_lost(&evicted);
-            self.silent_since = self.sent.first_in_flight_after(self.largest_acked);
         }
     }
 
@@ -209,6 +238,9 @@ impl Path {
         };
         let mut ack_largest = None;
         let mut newest_acked: Option<SentPacket> = None;
+        // Right after an outage the RTT is unknown (the first sample replaces
+        // it), so any answer is in time.
+        let answer_within = self.rtt.has_sample().then(|| self.suspect_delay());
         for range in ranges {
             let (low, high) = (*range.start(), (*range.end()).min(sent_max));
             if low > high {
@@ -219,7 +251,8 @@ impl Path {
                 sent, rate, fates, ..
             } = self;
             sent.ack(low..=high, |packet| {
-                fates.on_acked(packet);
+                let waited = now.saturating_duration_since(packet.time_sent);
+                fates.on_acked(packet, answer_within.is_none_or(|d| waited <= d));
                 rate.on_acked(now, u64::from(packet.bytes));
                 outcome.acked += 1;
                 outcome.acked_bytes += u64::from(packet.bytes);
@@ -252,7 +285,6 @@ impl Path {
         );
         if self.largest_acked.is_none_or(|l| ack_largest > l) {
             self.largest_acked = Some(ack_largest);
-            self.silent_since = self.sent.first_in_flight_after(self.largest_acked);
         }
         let (lost, lost_bytes) = self.detect_lost(now);
         outcome.lost = lost;
@@ -281,9 +313,11 @@ impl Path {
     }
 
     /// Whether the engine should send a probe (a Ping, padded as it likes) on
-    /// this link now: regularly while the link is `Down` or `Probing`, once
-    /// on turning `Suspect`, and when an `Up` link has been idle for
-    /// `idle_probe_interval`. Never while the carrier is down.
+    /// this link now: every `probe_interval` while the link is `Down` or
+    /// `Probing`, every `max_ack_delay` while a usable link owes an overdue
+    /// answer and nothing else is sent (until the evidence for `Down` is
+    /// out), and when an `Up` link has been idle for `idle_probe_interval`.
+    /// Never while the carrier is down.
     pub fn wants_probe(&self, now: Instant) -> bool {
         self.probe_due().is_some_and(|due| due <= now)
     }
@@ -394,7 +428,8 @@ impl Path {
         }
     }
 
-    /// Silence after which an `Up` link turns `Suspect`.
+    /// How long a packet may wait for its ack before it counts as
+    /// unanswered: srtt + a few rttvar + max_ack_delay.
     fn suspect_delay(&self) -> Duration {
         let deviations = self.rtt.var() * self.config.suspect_rttvar_multiple;
         self.rtt.smoothed()
@@ -402,18 +437,66 @@ impl Path {
             + self.config.max_ack_delay
     }
 
-    /// Silence after which a link turns `Down`.
+    /// Silence, from the oldest unanswered packet, after which a link may
+    /// turn `Down`.
     fn down_delay(&self) -> Duration {
         self.pto() * self.config.down_after_ptos
     }
 
+    /// The unanswered packets that are evidence of silence (see
+    /// [`super::silence`]), counting only packets at least `max_ack_delay`
+    /// apart: the receiver acks within that delay, so each counted packet
+    /// needed an ack of its own, while packets a millisecond apart share one
+    /// and would turn a short run of lost acks into many pieces of evidence.
+    fn evidence(&self) -> Evidence {
+        let unanswered = self
+            .sent
+            .unanswered(self.largest_acked, self.config.max_ack_delay);
+        self.fates
+            .silence
+            .weigh(unanswered, self.config.silence_false_alarm)
+    }
+
+    /// When the evidence makes the link `Suspect`: once the packet that
+    /// completes it is overdue.
+    fn suspect_at(&self, evidence: &Evidence) -> Option<Instant> {
+        evidence.suspect?.checked_add(self.suspect_delay())
+    }
+
+    /// When it makes the link `Down`: one packet more than for `Suspect`
+    /// overdue, and the oldest silent for the down delay.
+    fn down_at(&self, evidence: &Evidence) -> Option<Instant> {
+        let by_count = evidence.down?.checked_add(self.suspect_delay())?;
+        let by_time = evidence.oldest?.checked_add(self.down_delay())?;
+        Some(by_count.max(by_time))
+    }
+
     fn silence_deadline(&self) -> Option<Instant> {
-        let since = self.silent_since?;
+        let evidence = self.evidence();
         match self.state {
-            PathState::Up => since.checked_add(self.suspect_delay()),
-            PathState::Suspect | PathState::Probing => since.checked_add(self.down_delay()),
+            PathState::Up => [self.suspect_at(&evidence), self.down_at(&evidence)]
+                .into_iter()
+                .flatten()
+                .min(),
+            PathState::Suspect | PathState::Probing => self.down_at(&evidence),
             PathState::Down => None,
         }
+    }
+
+    /// While a usable link owes an overdue answer, it is probed every
+    /// `max_ack_delay` (the spacing at which packets count as separate
+    /// evidence) until enough packets are out to decide on `Down`, so the
+    /// verdict comes within about two suspect delays even when no data flows
+    /// and the link is lossy enough to need many packets.
+    fn doubt_probe_due(&self) -> Option<Instant> {
+        let evidence = self.evidence();
+        if evidence.down.is_some() {
+            return None;
+        }
+        let overdue = evidence.oldest?.checked_add(self.suspect_delay())?;
+        let cadence = self.config.max_ack_delay.max(self.config.timer_granularity);
+        let next = self.last_ack_eliciting_sent?.checked_add(cadence)?;
+        Some(overdue.max(next))
     }
 
     fn probe_due(&self) -> Option<Instant> {
@@ -422,18 +505,24 @@ impl Path {
         }
         let last = self.last_ack_eliciting_sent;
         match self.state {
-            PathState::Up => last
-                .unwrap_or(self.state_since)
-                .checked_add(self.config.idle_probe_interval),
-            PathState::Suspect => match last {
-                Some(t) if t >= self.state_since => t.checked_add(self.config.probe_interval),
-                _ => Some(self.state_since),
-            },
+            PathState::Up => {
+                let idle = last
+                    .unwrap_or(self.state_since)
+                    .checked_add(self.config.idle_probe_interval);
+                [idle, self.doubt_probe_due()].into_iter().flatten().min()
+            }
+            PathState::Suspect => self.doubt_probe_due(),
             PathState::Probing | PathState::Down => match last {
                 Some(t) => t.checked_add(self.config.probe_interval),
                 None => Some(self.state_since),
             },
         }
+    }
+
+    /// Consecutive good probes that bring the link back at `now`: more
+    /// after recent demotions (see [`PathConfig::flap_decay`]).
+    fn probes_to_return(&self, now: Instant) -> u32 {
+        self.flaps.probes_to_return(now, &self.config)
     }
 
     /// RFC 9002 loss detection below the largest acknowledged packet; arms
@@ -467,28 +556,52 @@ impl Path {
         if !self.carrier_up {
             return;
         }
-        let silence = self
-            .silent_since
-            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        let evidence = self.evidence();
+        let down = self.down_at(&evidence).is_some_and(|t| t <= now);
+        let suspect = self.suspect_at(&evidence).is_some_and(|t| t <= now);
         let next = match self.state {
-            PathState::Up | PathState::Suspect if silence >= self.down_delay() => PathState::Down,
-            PathState::Up | PathState::Suspect if silence >= self.suspect_delay() => {
-                PathState::Suspect
-            }
+            PathState::Up | PathState::Suspect if down => PathState::Down,
+            PathState::Up | PathState::Suspect if suspect => PathState::Suspect,
             PathState::Up | PathState::Suspect => PathState::Up,
-            PathState::Probing if silence >= self.down_delay() => PathState::Down,
-            PathState::Probing if self.fates.good_probes >= self.config.good_probes_to_return => {
+            // A lost probe only restarts the streak; the link falls back to
+            // `Down` on the same evidence that takes a usable link there.
+            PathState::Probing if down => PathState::Down,
+            PathState::Probing if self.fates.good_probes >= self.probes_to_return(now) => {
                 PathState::Up
             }
             PathState::Down if self.fates.good_probes > 0 => PathState::Probing,
             state => state,
         };
         if next != self.state {
+            if next == PathState::Down {
+                self.learn_from_silent_run(now);
+            }
             self.enter(now, next);
             // A returning link may already have all the probes it needs.
             if next == PathState::Probing {
                 self.update_state(now);
             }
+        }
+    }
+
+    /// The overdue packets that took the link `Down` count as unanswered:
+    /// if the run was bad luck on a lossy link rather than an outage,
+    /// leaving it out would hide exactly the long runs the evidence has to
+    /// outlast. Only those packets: the rest in flight say nothing yet.
+    fn learn_from_silent_run(&mut self, now: Instant) {
+        let overdue_by = now.checked_sub(self.suspect_delay());
+        let Path {
+            sent,
+            fates,
+            largest_acked,
+            config,
+            ..
+        } = self;
+        for packet in sent
+            .unanswered(*largest_acked, config.max_ack_delay)
+            .take_while(|p| overdue_by.is_some_and(|t| p.time_sent <= t))
+        {
+            fates.silence.record(packet, false);
         }
     }
 
@@ -507,9 +620,11 @@ impl Path {
                     fates.packets_lost += 1;
                 });
                 fates.good_probes = 0;
-                self.silent_since = None;
                 self.loss_time = None;
                 self.rtt.restart();
+                if previous.is_usable() {
+                    self.flaps.on_demotion(now, &self.config);
+                }
             }
             PathState::Probing => {
                 self.fates.streak_start = now;
@@ -543,6 +658,8 @@ mod tests {
         alive: bool,
         /// Drops a data packet when this returns true for its packet number.
         drop_data: fn(u64) -> bool,
+        /// The same for probes.
+        drop_probe: fn(u64) -> bool,
         to_receiver: VecDeque<(Instant, u64, bool)>,
         to_sender: VecDeque<(Instant, Vec<RangeInclusive<u64>>, Duration)>,
         states: Vec<(Duration, PathState)>,
@@ -560,6 +677,7 @@ mod tests {
                 one_way: rtt / 2,
                 alive: true,
                 drop_data: |_| false,
+                drop_probe: |_| false,
                 to_receiver: VecDeque::new(),
                 to_sender: VecDeque::new(),
                 states: Vec::new(),
@@ -574,7 +692,11 @@ mod tests {
         fn send(&mut self, bytes: usize, data: bool) {
             let pn = self.path.next_pn();
             self.path.on_sent(self.now, pn, bytes, true);
-            let dropped = data && (self.drop_data)(pn);
+            let dropped = if data {
+                (self.drop_data)(pn)
+            } else {
+                (self.drop_probe)(pn)
+            };
             if self.alive && !dropped {
                 self.to_receiver
                     .push_back((self.now + self.one_way, pn, !data));
@@ -750,7 +872,7 @@ mod tests {
     }
 
     #[test]
-    fn lost_probe_while_probing_restarts_the_count() {
+    fn lost_probes_while_probing_restart_the_count_after_them() {
         let now = Instant::now();
         let mut path = Path::new(PathConfig::default(), now);
         for i in 0..5 {
@@ -758,18 +880,20 @@ mod tests {
         }
         let later = now + 430 * MS;
         path.on_ack(later, [3..=4, 0..=0], Duration::ZERO);
-        // 1 and 2 are lost (time threshold): the streak starts over.
+        // 1 and 2 are lost (time threshold): 0 no longer counts, the streak
+        // starts over after 2, with 4 (conservatively not 3: only the probe
+        // whose ack revealed the loss is known to be newer).
         assert_eq!(path.state(), PathState::Probing);
-        for i in 1..=3 {
+        for i in 1..=2 {
             let at = later + i * 100 * MS;
             let pn = send(&mut path, at, 60);
             path.on_ack(at + 30 * MS, [pn..=pn], Duration::ZERO);
-            let expected = if i < 3 {
+            let expected = if i < 2 {
                 PathState::Probing
             } else {
                 PathState::Up
             };
-            assert_eq!(path.state(), expected, "after {i} good probes");
+            assert_eq!(path.state(), expected, "after {} good probes", i + 1);
         }
     }
 
@@ -881,19 +1005,82 @@ mod tests {
     fn suspect_link_returns_to_up_on_an_ack() {
         let t0 = Instant::now();
         let mut path = Path::new(PathConfig::default(), t0);
-        for i in 0..3 {
+        // A long clean record: one overdue packet is then enough.
+        const ANSWERED: u32 = 400;
+        for i in 0..ANSWERED {
             let pn = send(&mut path, t0 + i * 100 * MS, 60);
             path.on_ack(t0 + i * 100 * MS + 30 * MS, [0..=pn], Duration::ZERO);
         }
         assert_eq!(path.state(), PathState::Up);
-        let t1 = t0 + 300 * MS;
-        send(&mut path, t1, 1000);
+        let t1 = t0 + ANSWERED * 100 * MS;
+        let pn = send(&mut path, t1, 1000);
         let suspect_at = path.poll_timeout().unwrap();
-        assert_eq!(suspect_at, t1 + path.srtt() + path.rttvar() * 3 + 10 * MS);
+        let deviations = (path.rttvar() * 3).max(MS);
+        assert_eq!(suspect_at, t1 + path.srtt() + deviations + 10 * MS);
         path.on_timeout(suspect_at);
         assert_eq!(path.state(), PathState::Suspect);
         assert!(path.wants_probe(suspect_at), "one probe on turning suspect");
-        path.on_ack(suspect_at + MS, [0..=3], Duration::ZERO);
+        path.on_ack(suspect_at + MS, [0..=pn], Duration::ZERO);
         assert_eq!(path.state(), PathState::Up);
+    }
+
+    /// Drops about 3 in 8 packet numbers, pseudo-randomly.
+    fn lossy(pn: u64) -> bool {
+        pn.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 61 < 3
+    }
+
+    #[test]
+    fn idle_link_losing_probes_stays_up() {
+        let mut link = Link::new(30 * MS);
+        link.drop_probe = lossy;
+        link.run(20_000 * MS, false);
+        let changes: Vec<_> = link.states.iter().skip(1).collect();
+        assert!(
+            changes.len() <= 2,
+            "a lost probe is bad luck, not death: {changes:?}"
+        );
+        assert_eq!(link.path.state(), PathState::Up);
+        // It still goes when it dies, the doubt probes making up for the
+        // longer run of evidence its loss demands.
+        let death = link.elapsed();
+        link.kill();
+        link.run(2000 * MS, false);
+        let down = link.entered(PathState::Down, death).expect("down");
+        assert!(down <= 250 * MS + 400 * MS, "down after {down:?}");
+    }
+
+    #[test]
+    fn flapping_link_needs_more_good_probes_each_time() {
+        let mut link = Link::new(30 * MS);
+        link.run(2000 * MS, true);
+        assert_eq!(link.path.state(), PathState::Up);
+        let start = link.elapsed();
+        for _ in 0..8 {
+            link.kill();
+            link.run(500 * MS, true);
+            link.alive = true;
+            link.run(500 * MS, true);
+        }
+        let readmissions = link
+            .states
+            .iter()
+            .filter(|s| s.0 > start && s.1 == PathState::Up)
+            .count();
+        assert_eq!(
+            readmissions, 1,
+            "3 probes 100 ms apart fit in 500 ms, 6 do not: {:?}",
+            link.states
+        );
+        assert_eq!(link.path.probes_to_return(link.now), 6);
+        let steady = link.elapsed();
+        link.run(2000 * MS, true);
+        let back = link.entered(PathState::Up, steady).expect("back up");
+        assert!(back <= 1000 * MS, "back after {back:?}");
+        assert_eq!(
+            link.path
+                .probes_to_return(link.now + PathConfig::default().flap_decay),
+            3,
+            "forgiven with time"
+        );
     }
 }

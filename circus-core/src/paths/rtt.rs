@@ -52,6 +52,11 @@ impl RttEstimator {
         self.has_sample = false;
     }
 
+    /// Whether the estimates come from a sample since the last restart.
+    pub(crate) fn has_sample(&self) -> bool {
+        self.has_sample
+    }
+
     pub(crate) fn smoothed(&self) -> Duration {
         self.smoothed
     }

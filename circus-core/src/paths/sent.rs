@@ -7,8 +7,9 @@
 
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::PathState;
 use super::rate::RateSnapshot;
 
 /// Records kept before the list first has to grow; enough for a few hundred
@@ -27,12 +28,30 @@ pub(crate) struct SentPacket {
     pub(crate) pn: u64,
     pub(crate) time_sent: Instant,
     pub(crate) bytes: u32,
-    /// Sent while the link was not usable (`Probing` or `Down`): only probes
-    /// are sent then, and their fate counts toward the return to `Up`, not
-    /// toward the loss rate.
-    pub(crate) probe: bool,
+    /// The link's state when the packet was sent. While it is not usable
+    /// (`Probing` or `Down`) only probes are sent, and their fate counts
+    /// toward the return to `Up`, not toward the loss rate; what was sent
+    /// while `Down` went into an outage and says nothing about random loss.
+    pub(crate) sent_in: PathState,
+    /// No other ack-eliciting packet was sent within `max_ack_delay` before
+    /// or after it (an idle link's probe): it needs an ack of its own, so
+    /// its fate is a clean round-trip test. Cleared when a neighbour follows
+    /// (see [`SentPackets::push`]).
+    pub(crate) alone: bool,
+    /// Sent at least `max_ack_delay` after the previous trial: one of the
+    /// packets the link's answer rates learn from. Packets closer together
+    /// share acks and fates (a burst whose one ack is lost is late all at
+    /// once), so they would count one event many times.
+    pub(crate) trial: bool,
     pub(crate) rate: RateSnapshot,
     pub(crate) fate: Fate,
+}
+
+impl SentPacket {
+    /// Sent while the link was not usable: a probe of its return.
+    pub(crate) fn is_probe(&self) -> bool {
+        !self.sent_in.is_usable()
+    }
 }
 
 #[derive(Debug)]
@@ -52,7 +71,14 @@ impl SentPackets {
 
     /// Records a packet; if the list is full, the oldest packet in flight is
     /// evicted and returned so the caller can account for it as lost.
+    /// A packet that is not `alone` takes that mark from its predecessor
+    /// too: they are neighbours, whose acks may cover each other.
     pub(crate) fn push(&mut self, packet: SentPacket) -> Option<SentPacket> {
+        if !packet.alone
+            && let Some(previous) = self.packets.back_mut()
+        {
+            previous.alone = false;
+        }
         self.drop_resolved_front();
         let evicted = if self.packets.len() >= self.limit {
             self.packets.pop_front().map(|mut p| {
@@ -134,14 +160,34 @@ impl SentPackets {
         self.packets.clear();
     }
 
-    /// Send time of the oldest packet in flight numbered above `pn`: the
-    /// packet whose ack is overdue first if the link has gone silent.
-    pub(crate) fn first_in_flight_after(&self, pn: Option<u64>) -> Option<Instant> {
-        let start = pn.map_or(0, |pn| self.packets.partition_point(|p| p.pn <= pn));
-        self.packets
-            .range(start..)
-            .find(|p| p.fate == Fate::InFlight)
-            .map(|p| p.time_sent)
+    /// Packets numbered above `largest_acked`, oldest first, skipping any
+    /// sent less than `spacing` after the previous one yielded: the packets
+    /// still waiting for any answer, as separate pieces of evidence.
+    ///
+    /// All of them are in flight: nothing above the largest acknowledged
+    /// number has been acknowledged, loss detection only looks below it, and
+    /// evicted or written-off packets leave the list. The list is in send
+    /// order, so each step is a binary search.
+    pub(crate) fn unanswered(
+        &self,
+        largest_acked: Option<u64>,
+        spacing: Duration,
+    ) -> impl Iterator<Item = &SentPacket> + '_ {
+        let mut next = Some(self.first_above(largest_acked));
+        std::iter::from_fn(move || {
+            let index = next?;
+            let packet = self.packets.get(index)?;
+            debug_assert_eq!(packet.fate, Fate::InFlight);
+            next = packet.time_sent.checked_add(spacing).map(|allowed| {
+                let after = self.packets.partition_point(|p| p.time_sent < allowed);
+                after.max(index + 1)
+            });
+            Some(packet)
+        })
+    }
+
+    fn first_above(&self, pn: Option<u64>) -> usize {
+        pn.map_or(0, |pn| self.packets.partition_point(|p| p.pn <= pn))
     }
 
     /// Packet numbers still in flight, oldest first.

@@ -265,8 +265,14 @@ impl Session {
             .is_some_and(|h| pn > h.saturating_add(1))
         {
             slot.last_gap = Some(now);
+            slot.highest_pn_received = Some(pn);
+            // The peer will resend what the skipped packet carried: holes
+            // must wait for it from this very packet on, so the live-link
+            // rule is switched off before its data reaches the buffer.
+            self.refresh_reorder(now);
+        } else {
+            slot.highest_pn_received = Some(slot.highest_pn_received.map_or(pn, |h| h.max(pn)));
         }
-        slot.highest_pn_received = Some(slot.highest_pn_received.map_or(pn, |h| h.max(pn)));
 
         let mut eliciting = false;
         let mut data = false;

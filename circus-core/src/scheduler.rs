@@ -282,6 +282,29 @@ impl Scheduler {
         }
         selection
     }
+
+    /// Chooses the links for a resend of a packet of `len` bytes, whatever
+    /// the policy: the two candidate links that deliver soonest (healthy
+    /// ones first), or the one when only one can send. A resend fills a
+    /// hole the receiver holds everything behind; losing it again would
+    /// cost the whole hold time and the packet, so it is worth a copy.
+    /// Resends are rare (lost packets only), so the copies cost little.
+    pub fn pick_resend(&self, paths: &[PathView], len: usize) -> Selection {
+        let paths = &paths[..paths.len().min(MAX_LINKS)];
+        let key = |v: &&PathView| (!v.is_healthy(), v.estimated_delivery(len), v.link);
+        let candidates = || paths.iter().filter(|v| v.is_candidate());
+        let mut selection = Selection::EMPTY;
+        if let Some(first) = candidates().min_by_key(key) {
+            selection.push(first.link);
+            if let Some(second) = candidates()
+                .filter(|v| v.link != first.link)
+                .min_by_key(key)
+            {
+                selection.push(second.link);
+            }
+        }
+        selection
+    }
 }
 
 #[cfg(test)]
@@ -312,6 +335,28 @@ mod tests {
             .iter()
             .map(|l| l.0)
             .collect()
+    }
+
+    #[test]
+    fn a_resend_goes_on_the_two_soonest_links() {
+        let paths = [link(0, 60), link(1, 20), link(2, 30)];
+        for policy in Policy::ALL {
+            let got: Vec<u8> = Scheduler::new(policy)
+                .pick_resend(&paths, 1200)
+                .iter()
+                .map(|l| l.0)
+                .collect();
+            assert_eq!(got, vec![1, 2], "{policy}");
+        }
+        let mut full = link(1, 20);
+        full.can_send = false;
+        let got = Scheduler::new(Policy::Balanced).pick_resend(&[full, link(0, 60)], 1200);
+        assert_eq!(got.as_slice(), &[LinkId(0)]);
+        assert!(
+            Scheduler::new(Policy::Balanced)
+                .pick_resend(&[full], 1200)
+                .is_empty()
+        );
     }
 
     #[test]

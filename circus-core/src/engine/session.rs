@@ -14,7 +14,12 @@
 //! packets carried. When the link's [`Path`](crate::paths::Path) declares
 //! packets lost, or the link stops being `Up` (a silent link dies), those
 //! packets are resent on the other links ahead of new data, as long as the
-//! receiver could still place them (younger than the reorder hold cap). This
+//! receiver could still place them (younger than the reorder hold cap).
+//! Two earlier signs trigger a resend too (see [`super::link::InFlightData`]):
+//! a later packet on the same link was acknowledged (the receiver acks at
+//! once after a gap), or an ack is overdue by srtt plus a few deviations. A
+//! resend goes on the two links that deliver soonest, so that losing it
+//! again does not cost a whole hold time. This
 //! is what makes a silent link death lossless in the adaptive policy: the
 //! packets sent during the few round trips it takes to notice are not gone.
 //!
@@ -70,6 +75,29 @@ enum Content {
     Ack,
 }
 
+/// Data to send again.
+#[derive(Debug, Clone, Copy)]
+struct Resend {
+    seq: u64,
+    /// The link that lost (or is late with) the previous copy.
+    lost_on: LinkId,
+    /// Whether that link should be avoided: not when it merely dropped one
+    /// packet but demonstrably delivers (it acknowledged a later one), since
+    /// it may well be the fastest way to the receiver.
+    avoid: bool,
+}
+
+/// How much later than expected an ack may come before the packet it
+/// should cover is resent on other links, in RTT deviations over srtt.
+///
+/// 5: counted from when the receiver must acknowledge (the next packet's
+/// arrival), not from the packet, so on a busy link this fires a few ms
+/// before the path turns `Suspect` (srtt + 3 deviations + max_ack_delay from
+/// the packet). Links whose jitter moves slowly show a small rttvar, so
+/// fewer deviations resend too often for nothing (in the flappy sim, 3 cost
+/// twice the resends of 5 for the same outages).
+const OVERDUE_RTTVAR_MULTIPLE: u32 = 5;
+
 /// The packet being written out to each link of its selection in turn.
 #[derive(Debug, Clone, Copy)]
 struct Sending {
@@ -89,7 +117,7 @@ pub(crate) struct Session {
     reorder: ReorderBuffer,
     ring: PacketRing,
     /// Sequence numbers to resend, with the link that lost them.
-    resend: VecDeque<(u64, LinkId)>,
+    resend: VecDeque<Resend>,
     sending: Option<Sending>,
     /// A Ping must go out on this link at once: it confirms freshly
     /// installed keys to the responder.
@@ -260,13 +288,19 @@ impl Session {
         slot.counters.packets_received += 1;
         slot.counters.bytes_received += datagram_len as u64;
         let pn = header.path_pn;
-        if slot
+        let gap = slot
             .highest_pn_received
-            .is_some_and(|h| pn > h.saturating_add(1))
-        {
+            .is_some_and(|h| pn > h.saturating_add(1));
+        if gap {
             slot.last_gap = Some(now);
+            slot.highest_pn_received = Some(pn);
+            // The peer will resend what the skipped packet carried: holes
+            // must wait for it from this very packet on, so the live-link
+            // rule is switched off before its data reaches the buffer.
+            self.refresh_reorder(now);
+        } else {
+            slot.highest_pn_received = Some(slot.highest_pn_received.map_or(pn, |h| h.max(pn)));
         }
-        slot.highest_pn_received = Some(slot.highest_pn_received.map_or(pn, |h| h.max(pn)));
 
         let mut eliciting = false;
         let mut data = false;
@@ -292,8 +326,10 @@ impl Session {
             }
         }
         let acks = &mut self.links[i].acks;
-        if acks.on_received(now, pn, eliciting) && eliciting && !data {
-            // A probe: its ack times the link, so it must not wait.
+        if acks.on_received(now, pn, eliciting) && eliciting && (!data || gap) {
+            // A probe: its ack times the link, so it must not wait. A packet
+            // after a gap: the ack tells the peer to resend what was
+            // skipped (RFC 9000 section 13.2.1).
             acks.ack_immediately(now);
         }
         self.after_change(now);
@@ -320,6 +356,12 @@ impl Session {
             |pn| ack.ranges().any(|r| r.contains(&pn)),
             |seq| ring.mark_acked(seq),
         );
+        if let Some(largest) = ack.ranges().next().map(|r| *r.end()) {
+            let link = slot.id;
+            slot.in_flight.take_skipped(largest, |seq| {
+                queue_resend(resend, seq, link, false);
+            });
+        }
         if outcome.lost > 0 {
             collect_losses(slot, ring, resend);
         }
@@ -328,9 +370,16 @@ impl Session {
     /// Runs timers due at `now`.
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> Option<u32> {
         self.now = now;
+        let ack_delay = self.config.path.max_ack_delay;
         for slot in &mut self.links {
             slot.path.on_timeout(now);
             collect_losses(slot, &mut self.ring, &mut self.resend);
+            let wait = overdue_wait(slot);
+            let link = slot.id;
+            let resend = &mut self.resend;
+            slot.in_flight.take_overdue(now, wait, ack_delay, |seq| {
+                queue_resend(resend, seq, link, true);
+            });
         }
         let expired = self.keys.expire(now);
         self.after_change(now);
@@ -430,10 +479,14 @@ impl Session {
         if self.keys.current_ref()?.is_expired(self.now) {
             return None;
         }
-        let links = self
-            .links
-            .iter()
-            .flat_map(|l| l.path.poll_timeout().into_iter().chain(l.acks.ack_due()));
+        let ack_delay = self.config.path.max_ack_delay;
+        let links = self.links.iter().flat_map(|l| {
+            l.path
+                .poll_timeout()
+                .into_iter()
+                .chain(l.acks.ack_due())
+                .chain(l.in_flight.next_overdue(overdue_wait(l), ack_delay))
+        });
         links
             .chain(self.reorder.poll_timeout())
             .chain(self.keys.poll_timeout())
@@ -499,7 +552,12 @@ impl Session {
                     None => continue,
                 }
             }
-            if let Some((seq, lost_on)) = self.resend.pop_front() {
+            if let Some(resend) = self.resend.pop_front() {
+                let Resend {
+                    seq,
+                    lost_on,
+                    avoid,
+                } = resend;
                 let fresh = self.ring.queued_at(seq).is_some_and(|t| {
                     now.saturating_duration_since(t) < self.config.reorder.max_hold
                 });
@@ -507,9 +565,9 @@ impl Session {
                     continue;
                 }
                 let len = self.ring.get(seq).map_or(0, <[u8]>::len);
-                let Some(links) = self.pick(len, Some(lost_on)) else {
+                let Some(links) = self.pick(len, true, avoid.then_some(lost_on)) else {
                     // Every window is full: retry after the next ack.
-                    self.resend.push_front((seq, lost_on));
+                    self.resend.push_front(resend);
                     return None;
                 };
                 self.sending = Some(Sending {
@@ -525,7 +583,7 @@ impl Session {
             let len = self.ring.peek_unsent(now)?;
             // Nothing usable or every link's window full: keep it queued
             // until an ack or a probe changes that.
-            let links = self.pick(len, None)?;
+            let links = self.pick(len, false, None)?;
             let seq = self.ring.take_unsent()?;
             self.sending = Some(Sending {
                 seq,
@@ -536,9 +594,11 @@ impl Session {
         }
     }
 
-    /// Asks the scheduler for the links of one packet of `len` bytes. A
-    /// resend avoids the link that lost it when another link can take it.
-    fn pick(&mut self, len: usize, avoid: Option<LinkId>) -> Option<Selection> {
+    /// Asks the scheduler for the links of one packet of `len` bytes, or of
+    /// a resend ([`Scheduler::pick_resend`]). A resend avoids `avoid` (the
+    /// link that lost it, when that link is failing) when another link can
+    /// take it.
+    fn pick(&mut self, len: usize, resend: bool, avoid: Option<LinkId>) -> Option<Selection> {
         let bytes = len + super::OVERHEAD;
         self.views.clear();
         for slot in &self.links {
@@ -546,9 +606,13 @@ impl Session {
                 self.views.push(PathView::new(slot.id, &slot.path, bytes));
             }
         }
-        let selection = self.scheduler.pick(&self.views, bytes);
+        let selection = if resend {
+            self.scheduler.pick_resend(&self.views, bytes)
+        } else {
+            self.scheduler.pick(&self.views, bytes)
+        };
         if selection.is_empty() && avoid.is_some() {
-            return self.pick(len, None);
+            return self.pick(len, resend, None);
         }
         (!selection.is_empty()).then_some(selection)
     }
@@ -622,7 +686,7 @@ impl Session {
         c.bytes_sent += len as u64;
         match content {
             Content::Data { seq, resend } => {
-                link.in_flight.push(pn, seq);
+                link.in_flight.push(now, pn, seq);
                 ring.copy_sent(seq);
                 c.data_sent += 1;
                 if resend {
@@ -677,11 +741,7 @@ impl Session {
 
 /// Queues for resending the data of every packet the link's path has
 /// declared lost since the last call.
-fn collect_losses(
-    slot: &mut LinkSlot,
-    ring: &mut PacketRing,
-    resend: &mut VecDeque<(u64, LinkId)>,
-) {
+fn collect_losses(slot: &mut LinkSlot, ring: &mut PacketRing, resend: &mut VecDeque<Resend>) {
     let lost = slot.path.stats().packets_lost;
     if lost == slot.losses_collected {
         return;
@@ -696,12 +756,29 @@ fn collect_losses(
 
 /// One copy of `seq`, sent on `link`, is gone: queue a resend when it was
 /// the last one in flight.
-fn copy_lost(ring: &mut PacketRing, resend: &mut VecDeque<(u64, LinkId)>, seq: u64, link: LinkId) {
-    if !ring.copy_lost(seq) {
-        return;
+fn copy_lost(ring: &mut PacketRing, resend: &mut VecDeque<Resend>, seq: u64, link: LinkId) {
+    if ring.copy_lost(seq) {
+        queue_resend(resend, seq, link, true);
     }
+}
+
+/// Queues a resend of `seq`; the queue is bounded (its oldest, least useful
+/// entry gives way), so this never allocates.
+fn queue_resend(resend: &mut VecDeque<Resend>, seq: u64, lost_on: LinkId, avoid: bool) {
     if resend.len() == resend.capacity() {
         resend.pop_front();
     }
-    resend.push_back((seq, link));
+    resend.push_back(Resend {
+        seq,
+        lost_on,
+        avoid,
+    });
+}
+
+/// How long past the moment the receiver should have acknowledged a packet
+/// on this link its data is resent elsewhere: srtt plus
+/// [`OVERDUE_RTTVAR_MULTIPLE`] deviations (at least 1 ms).
+fn overdue_wait(slot: &LinkSlot) -> Duration {
+    let deviations = (slot.path.rttvar() * OVERDUE_RTTVAR_MULTIPLE).max(Duration::from_millis(1));
+    slot.path.srtt() + deviations
 }

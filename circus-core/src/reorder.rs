@@ -9,12 +9,13 @@
 //! A gap (a "hole") is given up, and counted as lost, as soon as one of these
 //! holds:
 //! - a packet behind it has waited the hold time (so no packet waits longer);
-//! - every live link has delivered a packet newer than it: links deliver in
-//!   FIFO order (almost always), so no live link can still be carrying it. This
-//!   is what keeps a dying link from stalling the healthy ones for the whole
-//!   hold time;
 //! - the buffer holds `capacity` packets: the oldest waiting packet is released
 //!   early rather than dropping anything or growing without bound.
+//!
+//! Nothing else gives a hole up: not even every link having delivered newer
+//! packets, because the sender resends what a link lost, and an idle link may
+//! just have been given the missing packet. The engine sizes the hold time so
+//! that such a resend still fits (see `Session::refresh_reorder`).
 //!
 //! Memory is allocated once in [`ReorderBuffer::new`]: packet bytes live in a
 //! slab of fixed-size slots, so the hot path never allocates.
@@ -23,8 +24,6 @@
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-
-use crate::LinkId;
 
 /// How many sequence numbers behind the delivery point are remembered as
 /// delivered, to tell a redundant copy ([`Insert::Duplicate`]) from a late
@@ -41,13 +40,15 @@ const ARRIVALS_PER_SLOT: usize = 4;
 /// Sizes and time limits of a [`ReorderBuffer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReorderConfig {
-    /// Upper bound of the hold time, whatever the engine derives from the RTT
-    /// spread of the links.
+    /// Upper bound of the hold time, whatever the engine derives from the
+    /// links' RTTs.
     ///
-    /// Default 100 ms: longer than the one-way delay difference of typical
-    /// wifi/LTE/DSL pairs (tens of ms), short enough that a truly lost packet
-    /// costs TCP little more than its own retransmission. Satellite mixes need
-    /// more and can raise it.
+    /// Default 500 ms: the engine holds a hole for as long as the sender's
+    /// resend of a packet a silently dying link swallowed may take, about the
+    /// slowest link's RTT plus a few deviations, so this must exceed the RTTs
+    /// of slow cellular links (200-300 ms with jitter) for them to lose
+    /// nothing. It only bounds the stall when a packet and its resend are
+    /// both lost; satellite mixes (600 ms one way) need more and can raise it.
     pub max_hold: Duration,
     /// Most packets held at once. When full, the oldest waiting packet is
     /// released (its holes given up) instead of dropping packets.
@@ -67,7 +68,7 @@ pub struct ReorderConfig {
 impl Default for ReorderConfig {
     fn default() -> Self {
         ReorderConfig {
-            max_hold: Duration::from_millis(100),
+            max_hold: Duration::from_millis(500),
             capacity: 1024,
             max_packet_size: 1500,
         }
@@ -144,9 +145,6 @@ pub struct ReorderBuffer {
     /// Bit `seq % DELIVERED_HISTORY` is set when `seq` was delivered; valid for
     /// `next_seq - DELIVERED_HISTORY <= seq < next_seq`.
     delivered: Box<[u64]>,
-    /// Highest sequence number received on each link.
-    link_max: Box<[Option<u64>; 256]>,
-    live_links: Vec<LinkId>,
     stats: ReorderStats,
 }
 
@@ -167,15 +165,14 @@ impl ReorderBuffer {
             next_seq: 0,
             released_through: 0,
             delivered: vec![0; (DELIVERED_HISTORY / 64) as usize].into_boxed_slice(),
-            link_max: Box::new([None; 256]),
-            live_links: Vec::with_capacity(256),
             stats: ReorderStats::default(),
         }
     }
 
     /// Sets how long a packet may wait for the gap before it, capped at
-    /// `max_hold`. The engine derives it from the spread of the links' one-way
-    /// delays: waiting longer than the slowest link's lag only adds latency.
+    /// `max_hold`. The engine derives it from the links' RTTs: long enough for
+    /// the sender's resend of a lost packet, no longer, since waiting beyond
+    /// that only adds latency.
     pub fn set_hold_time(&mut self, hold: Duration) {
         self.hold = hold.min(self.config.max_hold);
     }
@@ -185,27 +182,8 @@ impl ReorderBuffer {
         self.hold
     }
 
-    /// Names the links that may still deliver missing packets (usable and not
-    /// suspect, as the engine judges them). A hole is given up as soon as every
-    /// one of them has delivered a newer packet. An empty set disables this
-    /// rule (only the hold time applies), and a live link that has delivered
-    /// nothing yet keeps holes open, since it may be carrying them.
-    pub fn set_live_links(&mut self, links: &[LinkId]) {
-        self.live_links.clear();
-        for link in links {
-            if !self.live_links.contains(link) {
-                self.live_links.push(*link);
-            }
-        }
-        self.release_by_live_links();
-    }
-
-    /// Accepts one packet received on `link`; copies it into the slab unless
-    /// it is dropped.
-    pub fn insert(&mut self, now: Instant, seq: u64, link: LinkId, packet: &[u8]) -> Insert {
-        let newest = &mut self.link_max[usize::from(link.0)];
-        *newest = Some(newest.map_or(seq, |n| n.max(seq)));
-
+    /// Accepts one packet; copies it into the slab unless it is dropped.
+    pub fn insert(&mut self, now: Instant, seq: u64, packet: &[u8]) -> Insert {
         let verdict = self.store(now, seq, packet);
         match verdict {
             Insert::Buffered => {}
@@ -213,7 +191,6 @@ impl ReorderBuffer {
             Insert::Stale => self.stats.stale += 1,
             Insert::TooLarge => self.stats.too_large += 1,
         }
-        self.release_by_live_links();
         verdict
     }
 
@@ -365,20 +342,6 @@ impl ReorderBuffer {
         }
     }
 
-    /// Gives up holes that every live link has already passed.
-    fn release_by_live_links(&mut self) {
-        let mut oldest_newest: Option<u64> = None;
-        for link in &self.live_links {
-            let Some(newest) = self.link_max[usize::from(link.0)] else {
-                return;
-            };
-            oldest_newest = Some(oldest_newest.map_or(newest, |o| o.min(newest)));
-        }
-        if let Some(seq) = oldest_newest {
-            self.released_through = self.released_through.max(seq);
-        }
-    }
-
     /// Moves the delivery point past `seq`, counting the holes skipped.
     fn advance_past(&mut self, seq: u64) {
         let skipped = seq - self.next_seq;
@@ -426,9 +389,6 @@ impl ReorderBuffer {
 mod tests {
     use super::*;
 
-    const A: LinkId = LinkId(0);
-    const B: LinkId = LinkId(1);
-
     fn buffer(capacity: usize) -> ReorderBuffer {
         ReorderBuffer::new(ReorderConfig {
             max_hold: Duration::from_millis(100),
@@ -449,8 +409,8 @@ mod tests {
         out
     }
 
-    fn insert(buf: &mut ReorderBuffer, now: Instant, seq: u8, link: LinkId) -> Insert {
-        buf.insert(now, u64::from(seq), link, &[seq])
+    fn insert(buf: &mut ReorderBuffer, now: Instant, seq: u8) -> Insert {
+        buf.insert(now, u64::from(seq), &[seq])
     }
 
     #[test]
@@ -458,7 +418,7 @@ mod tests {
         let now = Instant::now();
         let mut buf = buffer(8);
         for seq in 0..3 {
-            assert_eq!(insert(&mut buf, now, seq, A), Insert::Buffered);
+            assert_eq!(insert(&mut buf, now, seq), Insert::Buffered);
             assert_eq!(drain(&mut buf, now), vec![seq]);
         }
         assert_eq!(buf.poll_timeout(), None);
@@ -468,10 +428,10 @@ mod tests {
     fn early_packet_waits_for_the_gap_to_fill() {
         let now = Instant::now();
         let mut buf = buffer(8);
-        insert(&mut buf, now, 1, A);
-        insert(&mut buf, now, 2, A);
+        insert(&mut buf, now, 1);
+        insert(&mut buf, now, 2);
         assert!(drain(&mut buf, now).is_empty());
-        insert(&mut buf, now, 0, B);
+        insert(&mut buf, now, 0);
         assert_eq!(drain(&mut buf, now), vec![0, 1, 2]);
         assert_eq!(buf.stats().lost, 0);
     }
@@ -480,16 +440,16 @@ mod tests {
     fn copies_are_duplicates_and_late_originals_are_stale() {
         let t0 = Instant::now();
         let mut buf = buffer(8);
-        insert(&mut buf, t0, 0, A);
+        insert(&mut buf, t0, 0);
         drain(&mut buf, t0);
         assert_eq!(
-            insert(&mut buf, t0, 0, B),
+            insert(&mut buf, t0, 0),
             Insert::Duplicate,
             "copy of a delivered packet"
         );
-        insert(&mut buf, t0, 2, A);
+        insert(&mut buf, t0, 2);
         assert_eq!(
-            insert(&mut buf, t0, 2, B),
+            insert(&mut buf, t0, 2),
             Insert::Duplicate,
             "copy of a held packet"
         );
@@ -499,7 +459,7 @@ mod tests {
             vec![2],
             "hole 1 given up after the hold time"
         );
-        assert_eq!(insert(&mut buf, late, 1, B), Insert::Stale);
+        assert_eq!(insert(&mut buf, late, 1), Insert::Stale);
         assert_eq!(buf.stats().lost, 1);
         assert_eq!(buf.stats().duplicates, 2);
         assert_eq!(buf.stats().stale, 1);
@@ -510,7 +470,7 @@ mod tests {
         let t0 = Instant::now();
         let mut buf = buffer(8);
         buf.set_hold_time(Duration::from_millis(30));
-        insert(&mut buf, t0, 1, A);
+        insert(&mut buf, t0, 1);
         let deadline = t0 + Duration::from_millis(30);
         assert_eq!(buf.poll_timeout(), Some(deadline));
         assert!(drain(&mut buf, deadline - Duration::from_micros(1)).is_empty());
@@ -525,28 +485,19 @@ mod tests {
     }
 
     #[test]
-    fn hole_is_released_once_every_live_link_passed_it() {
-        let now = Instant::now();
+    fn hole_waits_for_a_late_packet_however_many_newer_ones_arrive() {
+        let t0 = Instant::now();
         let mut buf = buffer(8);
-        buf.set_live_links(&[A, B]);
-        // 0 was sent on a third link that is dying and no longer live.
-        insert(&mut buf, now, 1, A);
-        assert!(drain(&mut buf, now).is_empty(), "B may still carry 0");
-        insert(&mut buf, now, 2, B);
-        assert_eq!(drain(&mut buf, now), vec![1, 2]);
-        assert_eq!(buf.stats().lost, 1);
-    }
-
-    #[test]
-    fn live_link_that_delivered_nothing_keeps_holes_open() {
-        let now = Instant::now();
-        let mut buf = buffer(8);
-        buf.set_live_links(&[A, B]);
-        insert(&mut buf, now, 1, A);
-        insert(&mut buf, now, 2, A);
-        assert!(drain(&mut buf, now).is_empty());
-        buf.set_live_links(&[A]);
-        assert_eq!(drain(&mut buf, now), vec![1, 2]);
+        buf.set_hold_time(Duration::from_millis(50));
+        // 0 is on a slow link (or being resent) while 1..=5 arrive on others.
+        for seq in 1..=5 {
+            insert(&mut buf, t0, seq);
+        }
+        let almost = t0 + Duration::from_millis(49);
+        assert!(drain(&mut buf, almost).is_empty());
+        assert_eq!(insert(&mut buf, almost, 0), Insert::Buffered);
+        assert_eq!(drain(&mut buf, almost), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(buf.stats().lost, 0);
     }
 
     #[test]
@@ -554,10 +505,10 @@ mod tests {
         let now = Instant::now();
         let mut buf = buffer(3);
         for seq in [2, 3, 4] {
-            insert(&mut buf, now, seq, A);
+            insert(&mut buf, now, seq);
         }
         assert!(drain(&mut buf, now).is_empty());
-        assert_eq!(insert(&mut buf, now, 6, A), Insert::Buffered);
+        assert_eq!(insert(&mut buf, now, 6), Insert::Buffered);
         assert_eq!(drain(&mut buf, now), vec![2, 3, 4]);
         assert_eq!(buf.stats().overflow_releases, 1);
         assert_eq!(buf.len(), 1);
@@ -568,7 +519,7 @@ mod tests {
         let now = Instant::now();
         let mut buf = buffer(2);
         for seq in [5, 6, 7, 8, 9] {
-            insert(&mut buf, now, seq, A);
+            insert(&mut buf, now, seq);
         }
         assert!(buf.len() <= 3);
         assert_eq!(drain(&mut buf, now), vec![7, 8, 9]);
@@ -579,7 +530,7 @@ mod tests {
     fn largest_sequence_number_is_refused_without_panicking() {
         let now = Instant::now();
         let mut buf = buffer(2);
-        assert_eq!(buf.insert(now, u64::MAX, A, &[0]), Insert::Stale);
+        assert_eq!(buf.insert(now, u64::MAX, &[0]), Insert::Stale);
         assert_eq!(buf.poll_timeout(), None);
     }
 
@@ -587,7 +538,7 @@ mod tests {
     fn oversized_packet_is_rejected() {
         let now = Instant::now();
         let mut buf = buffer(2);
-        assert_eq!(buf.insert(now, 0, A, &[0; 65]), Insert::TooLarge);
+        assert_eq!(buf.insert(now, 0, &[0; 65]), Insert::TooLarge);
         assert!(buf.is_empty());
     }
 
@@ -595,8 +546,8 @@ mod tests {
     fn short_output_buffer_drops_the_packet() {
         let now = Instant::now();
         let mut buf = buffer(2);
-        buf.insert(now, 0, A, &[7; 10]);
-        buf.insert(now, 1, A, &[8; 2]);
+        buf.insert(now, 0, &[7; 10]);
+        buf.insert(now, 1, &[8; 2]);
         let mut out = [0u8; 4];
         assert_eq!(buf.poll_deliver(now, &mut out), Some(2));
         assert_eq!(&out[..2], &[8, 8]);

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use circus_core::LinkId;
 use circus_core::reorder::{ReorderBuffer, ReorderConfig};
 use proptest::prelude::*;
 
@@ -14,7 +13,6 @@ use proptest::prelude::*;
 struct Arrival {
     seq: u64,
     at_us: u64,
-    link: u8,
 }
 
 /// What the receiver saw: the first arrival time of every packet and the
@@ -26,13 +24,12 @@ struct Run {
     buffer: ReorderBuffer,
 }
 
-fn run(config: ReorderConfig, hold: Duration, live: &[LinkId], mut arrivals: Vec<Arrival>) -> Run {
+fn run(config: ReorderConfig, hold: Duration, mut arrivals: Vec<Arrival>) -> Run {
     arrivals.sort_by_key(|a| a.at_us);
     let base = Instant::now();
     let at = |us: u64| base + Duration::from_micros(us);
     let mut buffer = ReorderBuffer::new(config);
     buffer.set_hold_time(hold);
-    buffer.set_live_links(live);
     let mut first_arrival = BTreeMap::new();
     let mut delivered = Vec::new();
     let mut max_len = 0;
@@ -67,12 +64,7 @@ fn run(config: ReorderConfig, hold: Duration, live: &[LinkId], mut arrivals: Vec
         while let Some(a) = arrivals.get(next).filter(|a| a.at_us == now_us) {
             let mut packet = [0u8; 13];
             packet[..8].copy_from_slice(&a.seq.to_le_bytes());
-            buffer.insert(
-                at(now_us),
-                a.seq,
-                LinkId(a.link),
-                &packet[..8 + (a.seq % 5) as usize],
-            );
+            buffer.insert(at(now_us), a.seq, &packet[..8 + (a.seq % 5) as usize]);
             first_arrival.entry(a.seq).or_insert(now_us);
             max_len = max_len.max(buffer.len());
             drain(&mut buffer, &mut delivered);
@@ -91,12 +83,12 @@ fn run(config: ReorderConfig, hold: Duration, live: &[LinkId], mut arrivals: Vec
 /// some missing, some arriving twice.
 fn arrivals(max_packets: u64) -> impl Strategy<Value = Vec<Arrival>> {
     prop::collection::vec(
-        (0u64..200_000, 0u8..10, 0u8..3, 0u64..200_000),
+        (0u64..200_000, 0u8..10, 0u64..200_000),
         1..max_packets as usize,
     )
     .prop_map(|packets| {
         let mut out = Vec::new();
-        for (seq, (delay, fate, link, copy_delay)) in packets.into_iter().enumerate() {
+        for (seq, (delay, fate, copy_delay)) in packets.into_iter().enumerate() {
             let seq = seq as u64;
             let sent = seq * 1_000;
             match fate {
@@ -105,18 +97,15 @@ fn arrivals(max_packets: u64) -> impl Strategy<Value = Vec<Arrival>> {
                     out.push(Arrival {
                         seq,
                         at_us: sent + delay,
-                        link,
                     });
                     out.push(Arrival {
                         seq,
                         at_us: sent + copy_delay,
-                        link: (link + 1) % 3,
                     });
                 }
                 _ => out.push(Arrival {
                     seq,
                     at_us: sent + delay,
-                    link,
                 }),
             }
         }
@@ -148,14 +137,14 @@ proptest! {
 
     #[test]
     fn never_duplicates_nor_misorders(arr in arrivals(300), hold_ms in 0u64..150) {
-        let r = run(config(1024), Duration::from_millis(hold_ms), &[], arr);
+        let r = run(config(1024), Duration::from_millis(hold_ms), arr);
         assert_in_order_without_duplicates(&r.delivered)?;
         prop_assert!(r.buffer.is_empty(), "everything is handed out in the end");
     }
 
     #[test]
     fn never_holds_a_packet_longer_than_the_hold_time(arr in arrivals(300), hold_ms in 0u64..150) {
-        let r = run(config(1024), Duration::from_millis(hold_ms), &[], arr);
+        let r = run(config(1024), Duration::from_millis(hold_ms), arr);
         for &(seq, at) in &r.delivered {
             let waited = at - r.first_arrival[&seq];
             prop_assert!(waited <= hold_ms * 1_000, "seq {seq} waited {waited} us");
@@ -167,7 +156,7 @@ proptest! {
         arr in arrivals(300), hold_ms in 0u64..150,
     ) {
         let hold_us = hold_ms * 1_000;
-        let r = run(config(1024), Duration::from_millis(hold_ms), &[], arr);
+        let r = run(config(1024), Duration::from_millis(hold_ms), arr);
         let delivered: HashSet<u64> = r.delivered.iter().map(|d| d.0).collect();
         for (&seq, &arrived) in &r.first_arrival {
             // Its hole may be given up only when a later packet that arrived
@@ -182,7 +171,7 @@ proptest! {
 
     #[test]
     fn overflow_releases_oldest_without_panicking(arr in arrivals(300), capacity in 1usize..16) {
-        let r = run(config(capacity), Duration::from_millis(150), &[], arr);
+        let r = run(config(capacity), Duration::from_millis(150), arr);
         assert_in_order_without_duplicates(&r.delivered)?;
         // One spare slot takes the packet that triggers the release.
         prop_assert!(r.max_len <= capacity + 1, "held {} with capacity {capacity}", r.max_len);
@@ -193,82 +182,27 @@ proptest! {
         }
     }
 
-    /// Every link is FIFO and every one is live: a hole is only given up once
-    /// no link can still carry it, so nothing that arrives is lost even with
-    /// the longest hold time never reached.
-    #[test]
-    fn live_links_release_holes_without_losing_packets(
-        links in prop::collection::vec(0u8..3, 1..200),
-        delays in prop::array::uniform3(0u64..100_000),
-    ) {
-        let arr: Vec<Arrival> = links.iter().enumerate()
-            .map(|(seq, &link)| Arrival {
-                seq: seq as u64,
-                at_us: seq as u64 * 1_000 + delays[link as usize],
-                link,
-            })
-            .collect();
-        let live = [LinkId(0), LinkId(1), LinkId(2)];
-        let r = run(config(1024), Duration::from_millis(150), &live, arr);
-        prop_assert_eq!(r.delivered.len(), links.len());
-        assert_in_order_without_duplicates(&r.delivered)?;
-    }
-
-    /// Link 2 dies (its packets vanish) and the engine takes it out of the
-    /// live set: the others' packets flow as soon as both passed each hole,
-    /// without sitting out the hold time.
-    #[test]
-    fn dead_link_does_not_stall_live_ones(
-        links in prop::collection::vec(0u8..3, 1..200),
-        delays in prop::array::uniform2(0u64..20_000),
-    ) {
-        let arr: Vec<Arrival> = links.iter().enumerate()
-            .filter(|&(_, &link)| link != 2)
-            .map(|(seq, &link)| Arrival {
-                seq: seq as u64,
-                at_us: seq as u64 * 1_000 + delays[link as usize],
-                link,
-            })
-            .collect();
-        let r = run(config(1024), Duration::from_millis(150), &[LinkId(0), LinkId(1)], arr.clone());
-        assert_in_order_without_duplicates(&r.delivered)?;
-        prop_assert_eq!(r.delivered.len(), arr.len());
-        // Once both live links delivered something newer, a packet is out.
-        for &(seq, at) in &r.delivered {
-            let both_passed = [0u8, 1].iter().map(|&l| {
-                arr.iter().filter(|a| a.link == l && a.seq >= seq).map(|a| a.at_us).min()
-            }).collect::<Option<Vec<u64>>>();
-            if let Some(times) = both_passed {
-                let bound = times.into_iter().max().unwrap_or(0).max(r.first_arrival[&seq]);
-                prop_assert!(at <= bound, "seq {seq} delivered at {at} us, releasable at {bound} us");
-            }
-        }
-    }
-
-    /// Whatever a peer sends (any sequence number, link, length) and however
+    /// Whatever a peer sends (any sequence number, length) and however
     /// the engine tunes the buffer, nothing panics and order holds.
     #[test]
     fn arbitrary_input_never_panics(
         inserts in prop::collection::vec(
-            (prop_oneof![any::<u64>(), 0u64..64, (u64::MAX - 64)..=u64::MAX], any::<u8>(), 0usize..40, 0u64..50_000),
+            (prop_oneof![any::<u64>(), 0u64..64, (u64::MAX - 64)..=u64::MAX], 0usize..40, 0u64..50_000),
             0..200,
         ),
-        live in prop::collection::vec(any::<u8>(), 0..4),
         hold_ms in 0u64..500,
     ) {
         let base = Instant::now();
         let mut buffer = ReorderBuffer::new(config(8));
         buffer.set_hold_time(Duration::from_millis(hold_ms));
-        let live: Vec<LinkId> = live.into_iter().map(LinkId).collect();
-        buffer.set_live_links(&live);
         let mut now = base;
         let mut out = [0u8; 16];
         let mut last: Option<u64> = None;
-        for (seq, link, extra, advance_us) in inserts {
+        for (seq, extra, advance_us) in inserts {
             now += Duration::from_micros(advance_us);
             let mut packet = [0u8; 48];
             packet[..8].copy_from_slice(&seq.to_le_bytes());
-            buffer.insert(now, seq, LinkId(link), &packet[..8 + extra]);
+            buffer.insert(now, seq, &packet[..8 + extra]);
             let _ = buffer.poll_timeout();
             while let Some(n) = buffer.poll_deliver(now, &mut out) {
                 prop_assert!((8..=16).contains(&n));

@@ -188,15 +188,8 @@ pub(crate) struct LinkSlot {
     /// `path`'s lost-packet count when its losses were last collected for
     /// resending (losses found by timers rather than acks).
     pub(crate) losses_collected: u64,
-    /// When the last data frame arrived on this link: a link that carries no
-    /// data cannot fill a reorder hole.
-    pub(crate) last_data_received: Option<Instant>,
     /// Highest packet number received on this link.
     pub(crate) highest_pn_received: Option<u64>,
-    /// When a packet number was last skipped on this link (a packet the peer
-    /// sent was lost): the peer may resend its data, so reorder holes must
-    /// not be given up early for a while.
-    pub(crate) last_gap: Option<Instant>,
     pub(crate) counters: LinkCounters,
 }
 
@@ -218,9 +211,7 @@ impl LinkSlot {
             last_state,
             in_flight: InFlightData::new(in_flight_limit),
             losses_collected: 0,
-            last_data_received: None,
             highest_pn_received: None,
-            last_gap: None,
             counters: LinkCounters::default(),
         }
     }

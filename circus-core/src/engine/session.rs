@@ -14,7 +14,7 @@
 //! packets carried. When the link's [`Path`](crate::paths::Path) declares
 //! packets lost, or the link stops being `Up` (a silent link dies), those
 //! packets are resent on the other links ahead of new data, as long as the
-//! receiver could still place them (younger than the reorder hold cap).
+//! receiver could still place them (younger than the reorder hold time).
 //! Two earlier signs trigger a resend too (see [`super::link::InFlightData`]):
 //! a later packet on the same link was acknowledged (the receiver acks at
 //! once after a gap), or an ack is overdue by srtt plus a few deviations. A
@@ -25,8 +25,7 @@
 //!
 //! Receiving: frames are applied in order; acks feed the link's path
 //! estimator, data goes into the reorder buffer. After every event the
-//! reorder buffer's hold time and live links are refreshed from the links'
-//! state.
+//! reorder buffer's hold time is refreshed from the links' state.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -125,8 +124,6 @@ pub(crate) struct Session {
     /// Gateway: links are created when the client first uses them, and their
     /// far end is the packet's source address.
     learns_links: bool,
-    /// Reused buffer for the live-link list handed to the reorder buffer.
-    live: Vec<LinkId>,
     /// Reused buffer for the scheduler's snapshots.
     views: Vec<PathView>,
     now: Instant,
@@ -162,7 +159,6 @@ impl Session {
             sending: None,
             confirm: None,
             learns_links,
-            live: Vec::with_capacity(MAX_LINKS),
             views: Vec::with_capacity(MAX_LINKS),
             now,
             last_received: None,
@@ -188,12 +184,13 @@ impl Session {
 
     /// Forgets a link; its unacknowledged data is resent elsewhere.
     pub(crate) fn remove_link(&mut self, now: Instant, link: LinkId) {
+        self.now = now;
         if let Some(i) = self.link_index(link) {
             let mut slot = self.links.remove(i);
             for seq in slot.in_flight.drain() {
                 copy_lost(&mut self.ring, &mut self.resend, seq, link);
             }
-            self.after_change(now);
+            self.after_change();
         }
     }
 
@@ -202,7 +199,7 @@ impl Session {
         if let Some(i) = self.link_index(link) {
             self.links[i].carrier = up;
             self.links[i].path.set_carrier(now, up);
-            self.after_change(now);
+            self.after_change();
         }
     }
 
@@ -288,20 +285,12 @@ impl Session {
         slot.counters.packets_received += 1;
         slot.counters.bytes_received += datagram_len as u64;
         let pn = header.path_pn;
+        // A skipped packet number: the peer lost a packet and must hear of
+        // it at once to resend its data.
         let gap = slot
             .highest_pn_received
             .is_some_and(|h| pn > h.saturating_add(1));
-        if gap {
-            slot.last_gap = Some(now);
-            slot.highest_pn_received = Some(pn);
-            // The peer will resend what the skipped packet carried: holes
-            // must wait for it from this very packet on, so the live-link
-            // rule is switched off before its data reaches the buffer.
-            self.refresh_reorder(now);
-        } else {
-            slot.highest_pn_received = Some(slot.highest_pn_received.map_or(pn, |h| h.max(pn)));
-        }
-
+        slot.highest_pn_received = Some(slot.highest_pn_received.map_or(pn, |h| h.max(pn)));
         let mut eliciting = false;
         let mut data = false;
         let mut closed = false;
@@ -311,10 +300,9 @@ impl Session {
                 Ok(Frame::Data { seq, packet }) => {
                     eliciting = true;
                     data = true;
-                    self.links[i].last_data_received = Some(now);
                     // Duplicates, stale and oversized packets are counted by
                     // the reorder buffer itself.
-                    self.reorder.insert(now, seq, link, packet);
+                    self.reorder.insert(now, seq, packet);
                 }
                 Ok(Frame::Ping) => eliciting = true,
                 Ok(Frame::Close { .. }) => closed = true,
@@ -332,7 +320,7 @@ impl Session {
             // skipped (RFC 9000 section 13.2.1).
             acks.ack_immediately(now);
         }
-        self.after_change(now);
+        self.after_change();
         closed
     }
 
@@ -382,12 +370,12 @@ impl Session {
             });
         }
         let expired = self.keys.expire(now);
-        self.after_change(now);
+        self.after_change();
         expired
     }
 
     /// Notices link state changes and refreshes the reorder buffer's view.
-    fn after_change(&mut self, now: Instant) {
+    fn after_change(&mut self) {
         let Self {
             links,
             ring,
@@ -409,58 +397,44 @@ impl Session {
                 }
             }
         }
-        self.refresh_reorder(now);
+        self.refresh_reorder();
     }
 
-    /// Derives the reorder hold time from the RTT spread of the usable links
-    /// and names the links that may still fill holes.
+    /// Derives the reorder hold time from the usable links' RTTs: a hole is
+    /// given up only once the peer's resend of the missing packet could no
+    /// longer arrive.
     ///
-    /// Hold: long enough for the peer to notice a loss and resend. A packet
-    /// lost on the fastest link (RTT f) leaves a hole from about f/2 after it
-    /// was sent; the peer learns of the loss about one f later (plus up to
-    /// `max_ack_delay`) and its resend takes at most half the slowest usable
-    /// RTT s. So the hold is (f + s)/2 + max_ack_delay + 4 RTT deviations;
-    /// that also covers plain reordering between links, which lags by
-    /// (s - f)/2. Capped by `reorder.max_hold`.
+    /// The peer resends a packet at the latest when its ack is overdue on the
+    /// link it took: [`overdue_wait`] after the receiver should have acked it,
+    /// which is at most `max_ack_delay` after it was sent. The resend goes on
+    /// the link that delivers soonest, so it flies about as long as the packet
+    /// that opened the hole (the next one, on a link at least as fast), give
+    /// or take that link's jitter. So the hold is the slowest usable link's
+    /// overdue wait plus `max_ack_delay` plus one RTT deviation, capped by
+    /// `reorder.max_hold`. It also covers plain reordering between links,
+    /// which lags by half the RTT difference.
     ///
-    /// Live links, for giving holes up early: the links that carried data
-    /// within the hold cap (a link that carries nothing cannot fill a hole,
-    /// and one that fell silent is more likely dead than slow). The rule is
-    /// only sound when no resend is coming, so while any of those links has
-    /// recently skipped a packet number (the peer lost a packet and will
-    /// resend its data), the live set is left empty, which leaves holes to
-    /// the hold time.
-    fn refresh_reorder(&mut self, now: Instant) {
-        let mut fastest: Option<Duration> = None;
-        let mut slowest = Duration::ZERO;
+    /// Holes are never given up earlier, even when every other link has
+    /// delivered newer packets (DESIGN.md's "live link" rule): the peer resends
+    /// whatever a dying link swallowed, and a link that was idle may just have
+    /// been given a packet, so an early release drops packets as stale that
+    /// are on their way.
+    fn refresh_reorder(&mut self) {
+        let mut wait: Option<Duration> = None;
         let mut jitter = Duration::ZERO;
-        let recent = self.config.reorder.max_hold;
-        let within =
-            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) <= recent);
-        self.live.clear();
-        let mut resend_expected = false;
         for slot in &self.links {
-            if within(slot.last_data_received) {
-                self.live.push(slot.id);
-                resend_expected |= within(slot.last_gap);
-            }
             if !slot.path.state().is_usable() {
                 continue;
             }
-            let srtt = slot.path.srtt();
-            fastest = Some(fastest.map_or(srtt, |f| f.min(srtt)));
-            slowest = slowest.max(srtt);
+            wait = Some(wait.map_or(overdue_wait(slot), |w| w.max(overdue_wait(slot))));
             jitter = jitter.max(slot.path.rttvar());
         }
-        if resend_expected {
-            self.live.clear();
+        // With no usable link nothing is in flight to wait for: the hold
+        // stays as it was, for the packets already on their way.
+        if let Some(wait) = wait {
+            self.reorder
+                .set_hold_time(wait + self.config.path.max_ack_delay + jitter);
         }
-        let hold = match fastest {
-            Some(f) => (f + slowest) / 2 + self.config.path.max_ack_delay + 4 * jitter,
-            None => self.config.reorder.max_hold,
-        };
-        self.reorder.set_hold_time(hold);
-        self.reorder.set_live_links(&self.live);
     }
 
     /// Next tunnel packet to deliver locally, in order.
@@ -558,9 +532,13 @@ impl Session {
                     lost_on,
                     avoid,
                 } = resend;
-                let fresh = self.ring.queued_at(seq).is_some_and(|t| {
-                    now.saturating_duration_since(t) < self.config.reorder.max_hold
-                });
+                // The peer's hole for it stays open for about the hold time
+                // this end derives from the same links.
+                let hold = self.reorder.hold_time();
+                let fresh = self
+                    .ring
+                    .queued_at(seq)
+                    .is_some_and(|t| now.saturating_duration_since(t) < hold);
                 if !fresh || self.ring.is_acked_or_gone(seq) {
                     continue;
                 }

@@ -1,10 +1,18 @@
-//! Receiver-side duplicate removal and bounded in-order delivery.
+//! Receiver-side duplicate removal and bounded in-order delivery per flow.
 //!
 //! Packets of one flow are spread over links with different delays, so they
 //! arrive out of order, and the adaptive and redundant policies send copies.
 //! TCP inside the tunnel reads reordering as loss, so the receiver holds
 //! early packets until the gap before them fills, but never longer than a hold
 //! time: a packet that was truly lost must not stall everything behind it.
+//!
+//! Order is kept per flow, not across the whole tunnel: every packet names the
+//! previous packet of its flow (by its distance back in sequence numbers), and
+//! waits only for that one to be delivered or given up. A hole left by one TCP
+//! connection's lost packet then does not hold back a voice call or the other
+//! connections, which is what a lossy link would otherwise do to everything
+//! (head-of-line blocking). A packet that names no predecessor is delivered at
+//! once; flows the sender hashes together are simply ordered together.
 //!
 //! A gap (a "hole") is given up, and counted as lost, as soon as one of these
 //! holds:
@@ -27,10 +35,15 @@ use std::time::{Duration, Instant};
 
 /// How many sequence numbers behind the delivery point are remembered as
 /// delivered, to tell a redundant copy ([`Insert::Duplicate`]) from a late
-/// original whose hole was already given up ([`Insert::Stale`]). 8192 covers a
-/// copy arriving 500 ms late at about 16k packets/s; anything older is
-/// reported as stale, and dropped either way.
+/// original whose hole was already given up ([`Insert::Stale`]), and how far
+/// ahead of it packets may be held or delivered. 8192 covers a copy arriving
+/// 500 ms late at about 16k packets/s; anything older is reported as stale,
+/// and dropped either way.
 const DELIVERED_HISTORY: u64 = 8192;
+
+/// Bits in the delivered map: the history behind the delivery point and as
+/// much again ahead of it.
+const DELIVERED_BITS: u64 = 2 * DELIVERED_HISTORY;
 
 /// The arrival queue may hold this many entries per slot before it is
 /// compacted; stale entries (for packets already delivered) are removed lazily,
@@ -78,9 +91,9 @@ impl Default for ReorderConfig {
 /// What [`ReorderBuffer::insert`] did with a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Insert {
-    /// Stored. If it was the next one expected it is available from
-    /// [`ReorderBuffer::poll_deliver`] at once, otherwise after the gap before
-    /// it fills or is given up.
+    /// Stored. If the previous packet of its flow was delivered (or given
+    /// up) it is available from [`ReorderBuffer::poll_deliver`] at once,
+    /// otherwise after that one arrives or its hole is given up.
     Buffered,
     /// A copy of a packet already delivered or buffered; dropped.
     Duplicate,
@@ -111,13 +124,14 @@ pub struct ReorderStats {
     pub dropped: u64,
 }
 
-/// A packet waiting in the slab, kept in `ReorderBuffer::held` in sequence order.
+/// A packet in the slab, kept in `ReorderBuffer::held` in sequence order.
 #[derive(Debug, Clone, Copy)]
 struct Held {
     seq: u64,
+    /// The previous packet of its flow, if the sender named one.
+    after: Option<u64>,
     slot: u32,
     len: u32,
-    arrived: Instant,
 }
 
 /// Duplicate removal and bounded in-order delivery for one session's stream.
@@ -133,24 +147,27 @@ pub struct ReorderBuffer {
     free: Vec<u32>,
     /// Buffered packets in ascending sequence order.
     held: VecDeque<Held>,
-    /// Held packets that still wait for a hole, in arrival order (hence
-    /// ascending deadline). Entries for packets that stopped waiting are removed
-    /// lazily from the front.
+    /// Held packets that wait for their flow's previous packet, in arrival
+    /// order (hence ascending deadline). Entries for packets that stopped
+    /// waiting are removed lazily from the front.
     arrivals: VecDeque<(u64, Instant)>,
-    /// Next sequence number to deliver: everything below was delivered or given up.
+    /// Lowest sequence number neither delivered nor given up.
     next_seq: u64,
-    /// Holes below this sequence number are given up; a held packet with
-    /// `seq <= released_through` is deliverable.
-    released_through: u64,
-    /// Bit `seq % DELIVERED_HISTORY` is set when `seq` was delivered; valid for
-    /// `next_seq - DELIVERED_HISTORY <= seq < next_seq`.
+    /// Holes below this sequence number are given up: a packet below it that
+    /// is not held is stale, and a held one is deliverable.
+    released_below: u64,
+    /// Bit `seq % DELIVERED_BITS` is set when `seq` was delivered; valid for
+    /// `next_seq - DELIVERED_HISTORY <= seq < next_seq + DELIVERED_HISTORY`.
     delivered: Box<[u64]>,
+    /// Since when a held packet is known to be deliverable without waiting
+    /// (set by `insert`, cleared when `poll_deliver` finds nothing).
+    ready_since: Option<Instant>,
     stats: ReorderStats,
 }
 
 impl ReorderBuffer {
     /// Allocates all memory the buffer will ever use. The hold time starts at
-    /// `config.max_hold` until the engine knows the links' RTT spread.
+    /// `config.max_hold` until the engine knows the links' RTTs.
     pub fn new(config: ReorderConfig) -> Self {
         let capacity = config.capacity.max(1);
         let config = ReorderConfig { capacity, ..config };
@@ -163,8 +180,9 @@ impl ReorderBuffer {
             held: VecDeque::with_capacity(slots),
             arrivals: VecDeque::with_capacity(slots * ARRIVALS_PER_SLOT),
             next_seq: 0,
-            released_through: 0,
-            delivered: vec![0; (DELIVERED_HISTORY / 64) as usize].into_boxed_slice(),
+            released_below: 0,
+            delivered: vec![0; (DELIVERED_BITS / 64) as usize].into_boxed_slice(),
+            ready_since: None,
             stats: ReorderStats::default(),
         }
     }
@@ -183,8 +201,10 @@ impl ReorderBuffer {
     }
 
     /// Accepts one packet; copies it into the slab unless it is dropped.
-    pub fn insert(&mut self, now: Instant, seq: u64, packet: &[u8]) -> Insert {
-        let verdict = self.store(now, seq, packet);
+    /// `flow_gap` is how many sequence numbers back the previous packet of
+    /// its flow was sent (0: none, deliverable at once).
+    pub fn insert(&mut self, now: Instant, seq: u64, flow_gap: u32, packet: &[u8]) -> Insert {
+        let verdict = self.store(now, seq, flow_gap, packet);
         match verdict {
             Insert::Buffered => {}
             Insert::Duplicate => self.stats.duplicates += 1,
@@ -194,7 +214,7 @@ impl ReorderBuffer {
         verdict
     }
 
-    fn store(&mut self, now: Instant, seq: u64, packet: &[u8]) -> Insert {
+    fn store(&mut self, now: Instant, seq: u64, flow_gap: u32, packet: &[u8]) -> Insert {
         if packet.len() > self.config.max_packet_size {
             return Insert::TooLarge;
         }
@@ -206,19 +226,43 @@ impl ReorderBuffer {
             // `seq + 1` arithmetic safe against a misbehaving peer.
             return Insert::Stale;
         }
+        if seq >= self.next_seq.saturating_add(DELIVERED_HISTORY) {
+            // Too far ahead to track: what is that old is given up.
+            self.release_below(seq - (DELIVERED_HISTORY - 1));
+            if self
+                .held
+                .front()
+                .is_some_and(|h| h.seq < self.released_below)
+            {
+                self.ready_since.get_or_insert(now);
+            }
+            if seq >= self.next_seq.saturating_add(DELIVERED_HISTORY) {
+                // Only when the caller does not drain `poll_deliver`.
+                return Insert::Stale;
+            }
+        }
+        if self.is_delivered(seq) {
+            return Insert::Duplicate;
+        }
         let Err(mut position) = self.held.binary_search_by_key(&seq, |h| h.seq) else {
             return Insert::Duplicate;
         };
+        if seq < self.released_below {
+            // Its hole was given up, so its flow may have moved on.
+            return Insert::Stale;
+        }
         if self.free.is_empty() {
             // Only reachable when the caller does not drain `poll_deliver`:
             // the oldest packet was already released, so make room by dropping it.
             if let Some(oldest) = self.held.pop_front() {
-                self.advance_past(oldest.seq);
                 self.free.push(oldest.slot);
                 self.stats.dropped += 1;
                 position = position.saturating_sub(1);
+                // Done with, like a delivered packet: its copies are duplicates.
+                self.set_delivered_bit(oldest.seq, true);
+                self.release_below(oldest.seq + 1);
             }
-            if seq < self.next_seq {
+            if seq < self.released_below {
                 return Insert::Stale;
             }
         }
@@ -227,49 +271,55 @@ impl ReorderBuffer {
         };
         let start = slot as usize * self.config.max_packet_size;
         self.slab[start..start + packet.len()].copy_from_slice(packet);
-        self.held.insert(
-            position,
-            Held {
-                seq,
-                slot,
-                len: packet.len() as u32,
-                arrived: now,
-            },
-        );
-        if self.is_waiting(seq) {
+        let held = Held {
+            seq,
+            after: (flow_gap > 0)
+                .then(|| seq.checked_sub(u64::from(flow_gap)))
+                .flatten(),
+            slot,
+            len: packet.len() as u32,
+        };
+        self.held.insert(position, held);
+        if self.is_deliverable(&held) {
+            self.ready_since.get_or_insert(now);
+        } else {
             self.push_arrival(seq, now);
         }
         if self.held.len() > self.config.capacity
             && let Some(oldest) = self.held.front()
         {
-            self.released_through = self.released_through.max(oldest.seq);
+            let oldest = oldest.seq;
+            self.release_below(oldest + 1);
+            self.ready_since.get_or_insert(now);
             self.stats.overflow_releases += 1;
         }
         Insert::Buffered
     }
 
-    /// Hands out the next packet in order, if one is deliverable at `now`:
-    /// copies it into `buf` and returns its length. `buf` should hold
-    /// `max_packet_size` bytes; a packet longer than `buf` is dropped (counted
-    /// in `stats().dropped`) rather than truncated.
+    /// Hands out the next deliverable packet, if any at `now`: copies it into
+    /// `buf` and returns its length. `buf` should hold `max_packet_size`
+    /// bytes; a packet longer than `buf` is dropped (counted in
+    /// `stats().dropped`) rather than truncated.
     pub fn poll_deliver(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.expire(now);
         loop {
-            let front = *self.held.front()?;
-            if front.seq > self.next_seq.max(self.released_through) {
+            // Lowest sequence number first: of one flow, the predecessor is
+            // always found before the packet that waits for it.
+            let Some(index) = self.held.iter().position(|h| self.is_deliverable(h)) else {
+                self.ready_since = None;
                 return None;
-            }
-            self.held.pop_front();
-            self.advance_past(front.seq);
-            self.free.push(front.slot);
-            let len = front.len as usize;
+            };
+            let packet = self.held.remove(index)?;
+            self.free.push(packet.slot);
+            self.set_delivered_bit(packet.seq, true);
+            self.advance();
+            let len = packet.len as usize;
             if len > buf.len() {
                 self.stats.dropped += 1;
                 continue;
             }
-            self.mark_delivered(front.seq);
             self.stats.delivered += 1;
-            let start = front.slot as usize * self.config.max_packet_size;
+            let start = packet.slot as usize * self.config.max_packet_size;
             buf[..len].copy_from_slice(&self.slab[start..start + len]);
             return Some(len);
         }
@@ -279,9 +329,11 @@ impl ReorderBuffer {
     /// packet arriving: the deadline of the oldest waiting packet, or a time
     /// already past if a packet is deliverable now. `None` when nothing is held.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let front = self.held.front()?;
-        if front.seq <= self.next_seq.max(self.released_through) {
-            return Some(front.arrived);
+        if self.held.is_empty() {
+            return None;
+        }
+        if let Some(since) = self.ready_since {
+            return Some(since);
         }
         self.drop_stale_arrivals();
         let &(_, arrived) = self.arrivals.front()?;
@@ -303,9 +355,25 @@ impl ReorderBuffer {
         self.held.is_empty()
     }
 
-    /// A held packet still waits for a hole before it.
-    fn is_waiting(&self, seq: u64) -> bool {
-        seq > self.next_seq.max(self.released_through)
+    /// Whether the packet may go now: everything before it is done, its
+    /// hole was given up, or its flow's previous packet is done.
+    fn is_deliverable(&self, held: &Held) -> bool {
+        held.seq == self.next_seq
+            || held.seq < self.released_below
+            || held.after.is_none_or(|after| self.is_done(after))
+    }
+
+    /// Delivered or given up.
+    fn is_done(&self, seq: u64) -> bool {
+        seq < self.next_seq || seq < self.released_below || self.is_delivered(seq)
+    }
+
+    /// Delivered at or ahead of the delivery point (older ones are below
+    /// `next_seq` and answered by `classify_old`).
+    fn is_delivered(&self, seq: u64) -> bool {
+        seq >= self.next_seq
+            && seq < self.next_seq.saturating_add(DELIVERED_HISTORY)
+            && self.delivered_bit(seq)
     }
 
     /// Gives up the holes before every packet whose hold time has run out.
@@ -314,8 +382,8 @@ impl ReorderBuffer {
         while let Some(&(seq, arrived)) = self.arrivals.front() {
             match arrived.checked_add(self.hold) {
                 Some(deadline) if deadline <= now => {
-                    self.released_through = self.released_through.max(seq);
                     self.arrivals.pop_front();
+                    self.release_below(seq + 1);
                     self.drop_stale_arrivals();
                 }
                 _ => break,
@@ -323,9 +391,11 @@ impl ReorderBuffer {
         }
     }
 
+    /// Entries of packets that no longer wait: delivered, or below a
+    /// released hole (deliverable).
     fn drop_stale_arrivals(&mut self) {
         while let Some(&(seq, _)) = self.arrivals.front() {
-            if self.is_waiting(seq) {
+            if !self.is_done(seq) {
                 break;
             }
             self.arrivals.pop_front();
@@ -334,35 +404,64 @@ impl ReorderBuffer {
 
     fn push_arrival(&mut self, seq: u64, now: Instant) {
         if self.arrivals.len() == self.arrivals.capacity() {
-            let (next_seq, released) = (self.next_seq, self.released_through);
-            self.arrivals.retain(|&(s, _)| s > next_seq.max(released));
+            let (next_seq, released) = (self.next_seq, self.released_below);
+            let delivered = &self.delivered;
+            self.arrivals
+                .retain(|&(s, _)| s >= next_seq.max(released) && !bit_of(delivered, s));
         }
         if self.arrivals.len() < self.arrivals.capacity() {
             self.arrivals.push_back((seq, now));
         }
     }
 
-    /// Moves the delivery point past `seq`, counting the holes skipped.
-    fn advance_past(&mut self, seq: u64) {
-        let skipped = seq - self.next_seq;
-        self.stats.lost += skipped;
-        if skipped >= DELIVERED_HISTORY {
-            self.delivered.fill(0);
-        } else {
-            for hole in self.next_seq..seq {
-                self.set_delivered_bit(hole, false);
-            }
-        }
-        self.set_delivered_bit(seq, false);
-        self.next_seq = seq + 1;
+    /// Gives up every hole below `seq` and moves the delivery point over them.
+    fn release_below(&mut self, seq: u64) {
+        self.released_below = self.released_below.max(seq);
+        self.advance();
     }
 
-    fn mark_delivered(&mut self, seq: u64) {
-        self.set_delivered_bit(seq, true);
+    /// Moves the delivery point over everything delivered or given up,
+    /// counting the holes skipped as lost; it stops at a held packet.
+    fn advance(&mut self) {
+        // A jump past the whole map (thousands of packets given up at once,
+        // or a peer's absurd sequence number) is counted in one step.
+        let stop = self
+            .held
+            .front()
+            .map_or(self.released_below, |h| h.seq.min(self.released_below));
+        if stop > self.next_seq.saturating_add(DELIVERED_BITS) {
+            let delivered_ahead = (self.next_seq..self.next_seq + DELIVERED_HISTORY)
+                .filter(|&seq| self.delivered_bit(seq))
+                .count() as u64;
+            self.stats.lost += stop - self.next_seq - delivered_ahead;
+            self.delivered.fill(0);
+            self.next_seq = stop;
+        }
+        loop {
+            let seq = self.next_seq;
+            let delivered = self.delivered_bit(seq);
+            let given_up = !delivered
+                && seq < self.released_below
+                && self.held.front().is_none_or(|h| h.seq != seq);
+            if !delivered && !given_up {
+                return;
+            }
+            if given_up {
+                self.stats.lost += 1;
+            }
+            // The bit of `seq + DELIVERED_HISTORY` enters the window ahead as
+            // that of `seq - DELIVERED_HISTORY` leaves the history behind.
+            self.set_delivered_bit(seq.wrapping_add(DELIVERED_HISTORY), false);
+            self.next_seq = seq + 1;
+        }
+    }
+
+    fn delivered_bit(&self, seq: u64) -> bool {
+        bit_of(&self.delivered, seq)
     }
 
     fn set_delivered_bit(&mut self, seq: u64, value: bool) {
-        let bit = seq % DELIVERED_HISTORY;
+        let bit = seq % DELIVERED_BITS;
         let word = &mut self.delivered[(bit / 64) as usize];
         let mask = 1u64 << (bit % 64);
         if value {
@@ -376,13 +475,17 @@ impl ReorderBuffer {
         if self.next_seq - seq > DELIVERED_HISTORY {
             return Insert::Stale;
         }
-        let bit = seq % DELIVERED_HISTORY;
-        if self.delivered[(bit / 64) as usize] & (1u64 << (bit % 64)) != 0 {
+        if self.delivered_bit(seq) {
             Insert::Duplicate
         } else {
             Insert::Stale
         }
     }
+}
+
+fn bit_of(map: &[u64], seq: u64) -> bool {
+    let bit = seq % DELIVERED_BITS;
+    map[(bit / 64) as usize] & (1u64 << (bit % 64)) != 0
 }
 
 #[cfg(test)]
@@ -409,8 +512,15 @@ mod tests {
         out
     }
 
+    /// One flow: every packet follows the one before it.
     fn insert(buf: &mut ReorderBuffer, now: Instant, seq: u8) -> Insert {
-        buf.insert(now, u64::from(seq), &[seq])
+        buf.insert(now, u64::from(seq), 1, &[seq])
+    }
+
+    /// A packet of a flow whose previous packet was `gap` sequence numbers
+    /// back (0: none).
+    fn insert_in_flow(buf: &mut ReorderBuffer, now: Instant, seq: u8, gap: u32) -> Insert {
+        buf.insert(now, u64::from(seq), gap, &[seq])
     }
 
     #[test]
@@ -501,6 +611,54 @@ mod tests {
     }
 
     #[test]
+    fn a_hole_in_one_flow_does_not_hold_back_another() {
+        let t0 = Instant::now();
+        let mut buf = buffer(8);
+        // Flow A: 0, 2, 4; flow B: 1, 3, 5. A's 0 is missing.
+        insert_in_flow(&mut buf, t0, 1, 0);
+        insert_in_flow(&mut buf, t0, 2, 2);
+        insert_in_flow(&mut buf, t0, 3, 2);
+        insert_in_flow(&mut buf, t0, 4, 2);
+        assert_eq!(drain(&mut buf, t0), vec![1, 3], "B flows, A waits for 0");
+        insert_in_flow(&mut buf, t0, 5, 2);
+        assert_eq!(drain(&mut buf, t0), vec![5]);
+        insert_in_flow(&mut buf, t0, 0, 0);
+        assert_eq!(drain(&mut buf, t0), vec![0, 2, 4]);
+        assert_eq!(buf.stats().lost, 0);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_late_packet_of_a_flow_that_moved_on_is_stale() {
+        let t0 = Instant::now();
+        let mut buf = buffer(8);
+        buf.set_hold_time(Duration::from_millis(10));
+        // Flow A: 0, 2; flow B: 1. A's 0 is missing until after its hold.
+        insert_in_flow(&mut buf, t0, 1, 0);
+        insert_in_flow(&mut buf, t0, 2, 2);
+        assert_eq!(drain(&mut buf, t0), vec![1]);
+        let later = t0 + Duration::from_millis(10);
+        assert_eq!(buf.poll_timeout(), Some(later));
+        assert_eq!(drain(&mut buf, later), vec![2]);
+        assert_eq!(insert_in_flow(&mut buf, later, 0, 0), Insert::Stale);
+        assert_eq!(insert_in_flow(&mut buf, later, 1, 0), Insert::Duplicate);
+        assert_eq!(buf.stats().lost, 1);
+    }
+
+    #[test]
+    fn a_packet_far_ahead_gives_up_what_it_cannot_track() {
+        let now = Instant::now();
+        let mut buf = buffer(8);
+        let far = 1_000_000;
+        assert_eq!(buf.insert(now, far, 1, &[1]), Insert::Buffered);
+        let mut out = [0u8; 64];
+        assert_eq!(buf.poll_deliver(now, &mut out), None, "waits for far - 1");
+        assert_eq!(buf.stats().lost, far - (DELIVERED_HISTORY - 1));
+        assert_eq!(buf.insert(now, far - 1, 0, &[0]), Insert::Buffered);
+        assert_eq!(drain(&mut buf, now), vec![0, 1]);
+    }
+
+    #[test]
     fn full_buffer_releases_its_oldest_packet() {
         let now = Instant::now();
         let mut buf = buffer(3);
@@ -530,7 +688,7 @@ mod tests {
     fn largest_sequence_number_is_refused_without_panicking() {
         let now = Instant::now();
         let mut buf = buffer(2);
-        assert_eq!(buf.insert(now, u64::MAX, &[0]), Insert::Stale);
+        assert_eq!(buf.insert(now, u64::MAX, 1, &[0]), Insert::Stale);
         assert_eq!(buf.poll_timeout(), None);
     }
 
@@ -538,7 +696,7 @@ mod tests {
     fn oversized_packet_is_rejected() {
         let now = Instant::now();
         let mut buf = buffer(2);
-        assert_eq!(buf.insert(now, 0, &[0; 65]), Insert::TooLarge);
+        assert_eq!(buf.insert(now, 0, 1, &[0; 65]), Insert::TooLarge);
         assert!(buf.is_empty());
     }
 
@@ -546,8 +704,8 @@ mod tests {
     fn short_output_buffer_drops_the_packet() {
         let now = Instant::now();
         let mut buf = buffer(2);
-        buf.insert(now, 0, &[7; 10]);
-        buf.insert(now, 1, &[8; 2]);
+        buf.insert(now, 0, 1, &[7; 10]);
+        buf.insert(now, 1, 1, &[8; 2]);
         let mut out = [0u8; 4];
         assert_eq!(buf.poll_deliver(now, &mut out), Some(2));
         assert_eq!(&out[..2], &[8, 8]);

@@ -38,6 +38,7 @@ enum FrameModel {
     Ping,
     Data {
         seq: u64,
+        flow_gap: u32,
         packet: Vec<u8>,
     },
     Ack {
@@ -58,8 +59,13 @@ impl FrameModel {
         match frame {
             Frame::Padding { len } => FrameModel::Padding { len: *len },
             Frame::Ping => FrameModel::Ping,
-            Frame::Data { seq, packet } => FrameModel::Data {
+            Frame::Data {
+                seq,
+                flow_gap,
+                packet,
+            } => FrameModel::Data {
                 seq: *seq,
+                flow_gap: *flow_gap,
                 packet: packet.to_vec(),
             },
             Frame::Ack(ack) => FrameModel::Ack {
@@ -74,7 +80,16 @@ impl FrameModel {
     fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         match self {
             FrameModel::Ping => Frame::Ping.emit(buf),
-            FrameModel::Data { seq, packet } => Frame::Data { seq: *seq, packet }.emit(buf),
+            FrameModel::Data {
+                seq,
+                flow_gap,
+                packet,
+            } => Frame::Data {
+                seq: *seq,
+                flow_gap: *flow_gap,
+                packet,
+            }
+            .emit(buf),
             FrameModel::Ack {
                 link,
                 ack_delay_us,
@@ -89,8 +104,16 @@ impl FrameModel {
 fn inner_frame() -> impl Strategy<Value = FrameModel> {
     prop_oneof![
         Just(FrameModel::Ping),
-        (any::<u64>(), prop::collection::vec(any::<u8>(), 0..1500))
-            .prop_map(|(seq, packet)| FrameModel::Data { seq, packet }),
+        (
+            any::<u64>(),
+            any::<u32>(),
+            prop::collection::vec(any::<u8>(), 0..1500)
+        )
+            .prop_map(|(seq, flow_gap, packet)| FrameModel::Data {
+                seq,
+                flow_gap,
+                packet
+            }),
         (
             any::<u8>(),
             any::<u32>(),

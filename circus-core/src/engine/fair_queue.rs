@@ -279,12 +279,18 @@ impl FairQueue {
         }
     }
 
-    /// Takes the packet [`peek`](Self::peek) chose; returns its slot.
-    pub(crate) fn pop(&mut self) -> Option<u32> {
+    /// Takes the packet [`peek`](Self::peek) chose; returns its slot and
+    /// the index of its flow's queue (what the receiver orders it by).
+    pub(crate) fn pop(&mut self) -> Option<(u32, u16)> {
         let f = self.chosen?;
         let slot = self.remove_head(f)?;
         self.flows[usize::from(f)].deficit -= i64::from(self.len[slot as usize]);
-        Some(slot)
+        Some((slot, f))
+    }
+
+    /// Number of flow queues: flow indices are below it.
+    pub(crate) fn flow_count(&self) -> usize {
+        self.flows.len()
     }
 
     /// CoDel's dequeue for flow `f`: the head packet that may go, after
@@ -387,11 +393,11 @@ mod tests {
         let mut sent = Vec::new();
         let mut free = |_| panic!("nothing is dropped");
         let (slot, _) = q.peek(now, &mut free).unwrap();
-        sent.push(q.pop().unwrap());
+        sent.push(q.pop().unwrap().0);
         assert_eq!(slot, 0);
         q.push(now, 10, 100, 2);
         while q.peek(now, &mut free).is_some() {
-            sent.push(q.pop().unwrap());
+            sent.push(q.pop().unwrap().0);
         }
         // Flow 1 keeps its quantum (1500: one more 1000-byte packet), then
         // the sparse flow 2 goes ahead of the rest of flow 1.
@@ -486,8 +492,10 @@ mod tests {
                             dropped += 1;
                         }
                         if let Some((s, _)) = peeked {
-                            prop_assert_eq!(q.pop(), Some(s));
+                            let (popped, flow) = q.pop().expect("peeked");
+                            prop_assert_eq!(popped, s);
                             let (hash, id) = in_slot[s as usize].take().expect("sent slot was queued");
+                            prop_assert_eq!(usize::from(flow), hash as usize % q.flow_count());
                             if let Some(prev) = last_sent.insert(hash % 8, id) {
                                 prop_assert!(prev < id, "flow order");
                             }

@@ -29,6 +29,9 @@ struct SlotMeta {
     /// Copies sent and neither acknowledged nor lost: while one is still
     /// on its way, losing another needs no resend.
     copies_in_flight: u8,
+    /// Sequence numbers back to the previous packet of the same flow queue
+    /// (0: none); sent with every copy, see [`crate::wire::Frame::Data`].
+    flow_gap: u32,
 }
 
 /// Why [`PacketRing::push`] refused a packet.
@@ -50,6 +53,8 @@ pub(crate) struct PacketRing {
     queue: FairQueue,
     /// Sequence number the next sent packet gets.
     next_seq: u64,
+    /// Sequence number of the last packet sent from each flow queue.
+    last_of_flow: Vec<Option<u64>>,
 }
 
 impl PacketRing {
@@ -63,6 +68,7 @@ impl PacketRing {
         };
         let slots = capacity + fq.limit;
         let slot_size = slot_size.min(usize::from(u16::MAX));
+        let queue = FairQueue::new(now, slots, fq);
         Self {
             slot_size,
             data: vec![0; slots * slot_size],
@@ -74,12 +80,14 @@ impl PacketRing {
                     queued_at: now,
                     acked: false,
                     copies_in_flight: 0,
+                    flow_gap: 0,
                 };
                 capacity
             ],
             // Pool indices fit u32: the pool is allocated in memory.
             free: (0..slots as u32).rev().collect(),
-            queue: FairQueue::new(now, slots, fq),
+            last_of_flow: vec![None; queue.flow_count()],
+            queue,
             next_seq: 0,
         }
     }
@@ -127,9 +135,17 @@ impl PacketRing {
     /// Takes the packet [`peek_unsent`](Self::peek_unsent) chose and gives
     /// it the next sequence number.
     pub(crate) fn take_unsent(&mut self) -> Option<u64> {
-        let slot = self.queue.pop()?;
+        let (slot, flow) = self.queue.pop()?;
         let seq = self.next_seq;
         self.next_seq += 1;
+        // A gap too long for the field is sent as "none": that packet was
+        // delivered or given up long ago.
+        let flow_gap = self
+            .last_of_flow
+            .get_mut(usize::from(flow))
+            .and_then(|last| last.replace(seq))
+            .and_then(|previous| u32::try_from(seq - previous).ok())
+            .unwrap_or(0);
         let i = self.index(seq);
         if self.meta[i].len.is_some() {
             self.free.push(self.meta[i].slot);
@@ -141,6 +157,7 @@ impl PacketRing {
             queued_at: self.queue.queued_at(slot),
             acked: false,
             copies_in_flight: 0,
+            flow_gap,
         };
         Some(seq)
     }
@@ -166,6 +183,12 @@ impl PacketRing {
         let m = &self.meta[i];
         let len = usize::from(m.len?);
         (m.seq == seq).then(|| self.bytes(m.slot, len))
+    }
+
+    /// Distance back to the previous packet of `seq`'s flow (0: none).
+    pub(crate) fn flow_gap(&self, seq: u64) -> u32 {
+        let m = &self.meta[self.index(seq)];
+        if m.seq == seq { m.flow_gap } else { 0 }
     }
 
     /// When `seq` was queued, if the ring still holds it.

@@ -35,9 +35,7 @@ use crate::LinkId;
 use crate::paths::PathState;
 use crate::reorder::ReorderBuffer;
 use crate::scheduler::{MAX_LINKS, PathView, Scheduler, Selection};
-use crate::wire::{
-    DATA_FRAME_HEADER_LEN, Frame, FrameIter, PayloadHeader, TAG_LEN, TRANSPORT_HEADER_LEN, emit_ack,
-};
+use crate::wire::{Frame, FrameIter, PayloadHeader, TAG_LEN, TRANSPORT_HEADER_LEN, emit_ack};
 
 use super::Config;
 use super::fair_queue::FqParams;
@@ -297,12 +295,16 @@ impl Session {
         for frame in FrameIter::new(frames) {
             match frame {
                 Ok(Frame::Ack(ack)) => self.on_ack(now, ack),
-                Ok(Frame::Data { seq, packet }) => {
+                Ok(Frame::Data {
+                    seq,
+                    flow_gap,
+                    packet,
+                }) => {
                     eliciting = true;
                     data = true;
                     // Duplicates, stale and oversized packets are counted by
                     // the reorder buffer itself.
-                    self.reorder.insert(now, seq, packet);
+                    self.reorder.insert(now, seq, flow_gap, packet);
                 }
                 Ok(Frame::Ping) => eliciting = true,
                 Ok(Frame::Close { .. }) => closed = true,
@@ -610,11 +612,15 @@ impl Session {
         let link = &mut links[i];
         let body_end = buf.len().checked_sub(TAG_LEN)?;
         let data = match content {
-            Content::Data { seq, .. } => Some((seq, ring.get(seq)?)),
+            Content::Data { seq, .. } => Some(Frame::Data {
+                seq,
+                flow_gap: ring.flow_gap(seq),
+                packet: ring.get(seq)?,
+            }),
             _ => None,
         };
         let ping = content == Content::Ping;
-        let tail_len = data.map_or(0, |(_, p)| DATA_FRAME_HEADER_LEN + p.len()) + usize::from(ping);
+        let tail_len = data.map_or(0, |frame| frame.encoded_len()) + usize::from(ping);
 
         let mut off = TRANSPORT_HEADER_LEN;
         let pn = link.path.next_pn();
@@ -644,10 +650,8 @@ impl Session {
                 acked = true;
             }
         }
-        if let Some((seq, packet)) = data {
-            off += Frame::Data { seq, packet }
-                .emit(buf.get_mut(off..body_end)?)
-                .ok()?;
+        if let Some(frame) = data {
+            off += frame.emit(buf.get_mut(off..body_end)?).ok()?;
         }
         if ping {
             off += Frame::Ping.emit(buf.get_mut(off..body_end)?).ok()?;

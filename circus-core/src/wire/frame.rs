@@ -10,8 +10,9 @@ pub(super) const FRAME_DATA: u8 = 2;
 pub(super) const FRAME_ACK: u8 = 3;
 pub(super) const FRAME_CLOSE: u8 = 4;
 
-/// Bytes a data frame adds before its packet: type, seq u64, len u16.
-pub const DATA_FRAME_HEADER_LEN: usize = 1 + 8 + 2;
+/// Bytes a data frame adds before its packet: type, seq u64, flow_gap u32,
+/// len u16.
+pub const DATA_FRAME_HEADER_LEN: usize = 1 + 8 + 4 + 2;
 
 /// One frame, borrowing from the decrypted plaintext.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +26,15 @@ pub enum Frame<'a> {
     Ping,
     /// One tunneled IP packet. `seq` is global across links, so the receiver
     /// can drop duplicates (sent on several links) and restore order.
-    Data { seq: u64, packet: &'a [u8] },
+    /// `flow_gap` is how far back (in `seq`) the previous packet of the same
+    /// flow was sent, 0 if none is known: the receiver only keeps a packet
+    /// waiting for that one, so a hole in one flow does not stall the
+    /// others.
+    Data {
+        seq: u64,
+        flow_gap: u32,
+        packet: &'a [u8],
+    },
     /// Acknowledges path packet numbers of one link.
     Ack(AckFrame<'a>),
     /// The sender ends the session; `reason` is informational.
@@ -68,11 +77,16 @@ impl<'a> Frame<'a> {
         match self {
             Frame::Padding { len } => writer.reserve(*len, "padding frame")?.fill(FRAME_PADDING),
             Frame::Ping => writer.u8(FRAME_PING, "ping frame")?,
-            Frame::Data { seq, packet } => {
+            Frame::Data {
+                seq,
+                flow_gap,
+                packet,
+            } => {
                 let len = u16::try_from(packet.len())
                     .map_err(|_| WireError::DataTooLong(packet.len()))?;
                 writer.u8(FRAME_DATA, "data frame")?;
                 writer.u64(*seq, "data frame")?;
+                writer.u32(*flow_gap, "data frame")?;
                 writer.u16(len, "data frame")?;
                 writer.bytes(packet, "data frame")?;
             }
@@ -97,9 +111,14 @@ impl<'a> Frame<'a> {
             FRAME_PING => Ok(Frame::Ping),
             FRAME_DATA => {
                 let seq = reader.u64("data seq")?;
+                let flow_gap = reader.u32("data flow gap")?;
                 let len = reader.u16("data length")?;
                 let packet = reader.bytes(usize::from(len), "data packet")?;
-                Ok(Frame::Data { seq, packet })
+                Ok(Frame::Data {
+                    seq,
+                    flow_gap,
+                    packet,
+                })
             }
             FRAME_ACK => Ok(Frame::Ack(AckFrame::parse(reader)?)),
             FRAME_CLOSE => Ok(Frame::Close {
@@ -167,7 +186,7 @@ mod tests {
 
     #[test]
     fn data_length_beyond_the_payload_is_truncated() {
-        let bytes = [FRAME_DATA, 0, 0, 0, 0, 0, 0, 0, 1, 0, 5, 0xaa];
+        let bytes = [FRAME_DATA, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 5, 0xaa];
         assert_eq!(
             FrameIter::new(&bytes).next(),
             Some(Err(WireError::Truncated {
@@ -183,12 +202,13 @@ mod tests {
         let packet = [1u8; 20];
         let frame = Frame::Data {
             seq: 1,
+            flow_gap: 1,
             packet: &packet,
         };
-        let mut buf = [0u8; 30];
+        let mut buf = [0u8; 34];
         assert!(matches!(
             frame.emit(&mut buf),
-            Err(WireError::BufferTooSmall { needed: 31, .. })
+            Err(WireError::BufferTooSmall { needed: 35, .. })
         ));
     }
 
@@ -198,6 +218,7 @@ mod tests {
         assert!(
             Frame::Data {
                 seq: 0,
+                flow_gap: 0,
                 packet: &[]
             }
             .is_ack_eliciting()

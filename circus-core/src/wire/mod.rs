@@ -35,8 +35,10 @@
 //! Frames ([`Frame`]):
 //! - `Padding` (type 0): runs to the end of the payload; pads probes to a size.
 //! - `Ping` (type 1): no body; ack-eliciting, so it is the link probe.
-//! - `Data` (type 2): `seq u64, len u16, packet`: one IP packet with its
-//!   global sequence number (for duplicate removal and in-order delivery).
+//! - `Data` (type 2): `seq u64, flow_gap u32, len u16, packet`: one IP
+//!   packet with its global sequence number (for duplicate removal and loss
+//!   accounting) and the distance back to the previous packet of its flow
+//!   (for in-order delivery per flow).
 //! - `Ack` (type 3): acknowledges path packet numbers of one link, in
 //!   descending ranges encoded as in QUIC (see [`AckFrame`]).
 //! - `Close` (type 4): `reason u8`.
@@ -47,7 +49,7 @@
 //! # Overhead
 //!
 //! An IP packet sent alone costs [`TRANSPORT_HEADER_LEN`] + [`TAG_LEN`] +
-//! [`PAYLOAD_HEADER_LEN`] + [`DATA_FRAME_HEADER_LEN`] = 50 bytes.
+//! [`PAYLOAD_HEADER_LEN`] + [`DATA_FRAME_HEADER_LEN`] = 54 bytes.
 
 mod ack;
 mod codec;

@@ -283,13 +283,23 @@ impl Scheduler {
         selection
     }
 
-    /// Chooses the links for a resend of a packet of `len` bytes, whatever
-    /// the policy: the two candidate links that deliver soonest (healthy
-    /// ones first), or the one when only one can send. A resend fills a
-    /// hole the receiver holds everything behind; losing it again would
-    /// cost the whole hold time and the packet, so it is worth a copy.
-    /// Resends are rare (lost packets only), so the copies cost little.
-    pub fn pick_resend(&self, paths: &[PathView], len: usize) -> Selection {
+    /// Whether the policy sends light flows' packets on two links
+    /// ([`pick_soonest_pair`](Self::pick_soonest_pair)): the policies meant
+    /// to fail over (balanced and adaptive) do, so a voice call or a shell
+    /// does not even notice a link dying under it. Redundant already sends
+    /// everything everywhere; round-robin stays plain for comparison.
+    pub fn copies_light_flows(&self) -> bool {
+        matches!(self.policy, Policy::Balanced | Policy::Adaptive)
+    }
+
+    /// Chooses the links for a packet worth a copy, whatever the policy: the
+    /// two candidate links that deliver soonest (healthy ones first), or the
+    /// one when only one can send. Worth a copy are resends (a resend fills
+    /// a hole its flow waits behind; losing it again would cost the whole
+    /// hold time and the packet) and packets of light flows (see
+    /// [`copies_light_flows`](Self::copies_light_flows)). Both are a small
+    /// share of the traffic, so the copies cost little.
+    pub fn pick_soonest_pair(&self, paths: &[PathView], len: usize) -> Selection {
         let paths = &paths[..paths.len().min(MAX_LINKS)];
         let key = |v: &&PathView| (!v.is_healthy(), v.estimated_delivery(len), v.link);
         let candidates = || paths.iter().filter(|v| v.is_candidate());
@@ -342,7 +352,7 @@ mod tests {
         let paths = [link(0, 60), link(1, 20), link(2, 30)];
         for policy in Policy::ALL {
             let got: Vec<u8> = Scheduler::new(policy)
-                .pick_resend(&paths, 1200)
+                .pick_soonest_pair(&paths, 1200)
                 .iter()
                 .map(|l| l.0)
                 .collect();
@@ -350,11 +360,11 @@ mod tests {
         }
         let mut full = link(1, 20);
         full.can_send = false;
-        let got = Scheduler::new(Policy::Balanced).pick_resend(&[full, link(0, 60)], 1200);
+        let got = Scheduler::new(Policy::Balanced).pick_soonest_pair(&[full, link(0, 60)], 1200);
         assert_eq!(got.as_slice(), &[LinkId(0)]);
         assert!(
             Scheduler::new(Policy::Balanced)
-                .pick_resend(&[full], 1200)
+                .pick_soonest_pair(&[full], 1200)
                 .is_empty()
         );
     }

@@ -19,6 +19,10 @@
 //!   take it in time: a late packet is worse than a lost one).
 //! - When the queue is full, the head of the flow with the most bytes queued
 //!   is dropped to make room, never the arriving packet.
+//! - Each flow's recent sending rate tells *light* flows (under about
+//!   1 Mbit/s: voice, games, DNS, interactive shells, TCP acks) from bulk
+//!   ones; the scheduler sends light flows' packets on two links, so a link
+//!   dying under them costs them nothing (see [`FairQueue::chosen_is_light`]).
 //!
 //! Sending is split in two: [`peek`](FairQueue::peek) picks the next packet
 //! (and applies the drop rules), [`pop`](FairQueue::pop) takes it once a
@@ -31,6 +35,16 @@ use std::time::{Duration, Instant};
 
 /// End of a slot list.
 const NONE: u32 = u32::MAX;
+
+/// A flow that sent at most this many bytes in the current
+/// [`LIGHT_FLOW_WINDOW`] is light: 12.5 kB per 100 ms is 1 Mbit/s, above
+/// voice (about 0.1 Mbit/s) and the ack stream of a 30 Mbit/s download
+/// (about 0.5 Mbit/s), below any bulk transfer worth the name. Copying light
+/// flows costs little capacity and spares them a failover's hole.
+const LIGHT_FLOW_BYTES: u32 = 12_500;
+
+/// The period over which a flow's bytes are counted for [`LIGHT_FLOW_BYTES`].
+const LIGHT_FLOW_WINDOW: Duration = Duration::from_millis(100);
 
 /// Tuning of the fair queue; see the engine [`Config`](super::Config).
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +89,13 @@ struct Flow {
     deficit: i64,
     list: OnList,
     codel: Codel,
+    /// Start of the current light-flow counting window.
+    sent_since: Option<Instant>,
+    /// Bytes sent since `sent_since`.
+    sent_bytes: u32,
+    /// Bytes sent in the window before (0 if it was not the one just
+    /// before), so a bulk flow does not pass for light at each new window.
+    sent_bytes_before: u32,
 }
 
 impl Flow {
@@ -92,7 +113,38 @@ impl Flow {
             last_count: 0,
             dropping: false,
         },
+        sent_since: None,
+        sent_bytes: 0,
+        sent_bytes_before: 0,
     };
+
+    /// Bytes sent in the window before the one in force at `now`, and in
+    /// that one so far.
+    fn sent_in_windows(&self, now: Instant) -> (u32, u32) {
+        let Some(since) = self.sent_since else {
+            return (0, 0);
+        };
+        let elapsed = now.saturating_duration_since(since);
+        if elapsed < LIGHT_FLOW_WINDOW {
+            (self.sent_bytes_before, self.sent_bytes)
+        } else if elapsed < 2 * LIGHT_FLOW_WINDOW {
+            (self.sent_bytes, 0)
+        } else {
+            (0, 0)
+        }
+    }
+
+    /// Counts `len` bytes sent at `now`.
+    fn count_sent(&mut self, now: Instant, len: u16) {
+        let in_window = self
+            .sent_since
+            .is_some_and(|since| now.saturating_duration_since(since) < LIGHT_FLOW_WINDOW);
+        if !in_window {
+            (self.sent_bytes_before, self.sent_bytes) = self.sent_in_windows(now);
+            self.sent_since = Some(now);
+        }
+        self.sent_bytes = self.sent_bytes.saturating_add(u32::from(len));
+    }
 }
 
 /// Why the queue dropped packets, counted since creation.
@@ -279,12 +331,32 @@ impl FairQueue {
         }
     }
 
-    /// Takes the packet [`peek`](Self::peek) chose; returns its slot and
-    /// the index of its flow's queue (what the receiver orders it by).
-    pub(crate) fn pop(&mut self) -> Option<(u32, u16)> {
+    /// Whether the packet [`peek`](Self::peek) chose belongs to a light flow:
+    /// one that sent at most [`LIGHT_FLOW_BYTES`] in the last
+    /// [`LIGHT_FLOW_WINDOW`] and, this packet included, in the current one.
+    pub(crate) fn chosen_is_light(&self, now: Instant) -> bool {
+        self.chosen.is_some_and(|f| {
+            let flow = &self.flows[usize::from(f)];
+            let len = if flow.head == NONE {
+                0
+            } else {
+                u32::from(self.len[flow.head as usize])
+            };
+            let (before, current) = flow.sent_in_windows(now);
+            before.max(current + len) <= LIGHT_FLOW_BYTES
+        })
+    }
+
+    /// Takes the packet [`peek`](Self::peek) chose at `now`; returns its
+    /// slot and the index of its flow's queue (what the receiver orders it
+    /// by).
+    pub(crate) fn pop(&mut self, now: Instant) -> Option<(u32, u16)> {
         let f = self.chosen?;
         let slot = self.remove_head(f)?;
-        self.flows[usize::from(f)].deficit -= i64::from(self.len[slot as usize]);
+        let len = self.len[slot as usize];
+        let flow = &mut self.flows[usize::from(f)];
+        flow.deficit -= i64::from(len);
+        flow.count_sent(now, len);
         Some((slot, f))
     }
 
@@ -393,11 +465,11 @@ mod tests {
         let mut sent = Vec::new();
         let mut free = |_| panic!("nothing is dropped");
         let (slot, _) = q.peek(now, &mut free).unwrap();
-        sent.push(q.pop().unwrap().0);
+        sent.push(q.pop(now).unwrap().0);
         assert_eq!(slot, 0);
         q.push(now, 10, 100, 2);
         while q.peek(now, &mut free).is_some() {
-            sent.push(q.pop().unwrap().0);
+            sent.push(q.pop(now).unwrap().0);
         }
         // Flow 1 keeps its quantum (1500: one more 1000-byte packet), then
         // the sparse flow 2 goes ahead of the rest of flow 1.
@@ -418,6 +490,39 @@ mod tests {
         assert_eq!(q.drops().overflow, 1);
     }
 
+    /// Sends everything queued at `now`; returns whether each packet was
+    /// judged light when it left.
+    fn send_all(q: &mut FairQueue, now: Instant) -> Vec<bool> {
+        let mut light = Vec::new();
+        while q.peek(now, &mut |_| panic!("nothing is dropped")).is_some() {
+            light.push(q.chosen_is_light(now));
+            q.pop(now);
+        }
+        light
+    }
+
+    #[test]
+    fn a_flow_is_light_until_it_sends_a_megabit_per_second() {
+        let t0 = Instant::now();
+        let mut q = FairQueue::new(t0, 64, params(64));
+        // 10 kB in a window: light. 3 kB more: heavy from the packet that
+        // passes 12.5 kB.
+        for s in 0..13 {
+            q.push(t0, s, 1000, 1);
+        }
+        let light = send_all(&mut q, t0);
+        assert_eq!(light, [vec![true; 12], vec![false]].concat());
+        // The next window still remembers the heavy one before it.
+        let t1 = t0 + LIGHT_FLOW_WINDOW;
+        q.push(t1, 0, 100, 1);
+        assert_eq!(send_all(&mut q, t1), vec![false]);
+        // Quiet for a window: light again; other flows never were heavy.
+        let t3 = t0 + 3 * LIGHT_FLOW_WINDOW;
+        q.push(t3, 1, 100, 1);
+        q.push(t3, 2, 100, 2);
+        assert_eq!(send_all(&mut q, t3), vec![true, true]);
+    }
+
     #[test]
     fn codel_drops_a_standing_queue_and_max_age_expires() {
         let t0 = Instant::now();
@@ -429,7 +534,7 @@ mod tests {
         // Delay above target, but not yet for an interval: no drop.
         let t = t0 + Duration::from_millis(10);
         assert_eq!(q.peek(t, &mut |s| dropped.push(s)).map(|x| x.0), Some(0));
-        q.pop();
+        q.pop(t);
         let t = t + Duration::from_millis(101);
         assert_eq!(q.peek(t, &mut |s| dropped.push(s)).map(|x| x.0), Some(2));
         assert_eq!(dropped, vec![1]);
@@ -492,7 +597,7 @@ mod tests {
                             dropped += 1;
                         }
                         if let Some((s, _)) = peeked {
-                            let (popped, flow) = q.pop().expect("peeked");
+                            let (popped, flow) = q.pop(now).expect("peeked");
                             prop_assert_eq!(popped, s);
                             let (hash, id) = in_slot[s as usize].take().expect("sent slot was queued");
                             prop_assert_eq!(usize::from(flow), hash as usize % q.flow_count());

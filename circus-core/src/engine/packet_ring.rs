@@ -132,10 +132,16 @@ impl PacketRing {
             .map(|(_, len)| usize::from(len))
     }
 
-    /// Takes the packet [`peek_unsent`](Self::peek_unsent) chose and gives
-    /// it the next sequence number.
-    pub(crate) fn take_unsent(&mut self) -> Option<u64> {
-        let (slot, flow) = self.queue.pop()?;
+    /// Whether the packet [`peek_unsent`](Self::peek_unsent) chose belongs
+    /// to a light flow (see [`FairQueue::chosen_is_light`]).
+    pub(crate) fn unsent_is_light(&self, now: Instant) -> bool {
+        self.queue.chosen_is_light(now)
+    }
+
+    /// Takes the packet [`peek_unsent`](Self::peek_unsent) chose at `now`
+    /// and gives it the next sequence number.
+    pub(crate) fn take_unsent(&mut self, now: Instant) -> Option<u64> {
+        let (slot, flow) = self.queue.pop(now)?;
         let seq = self.next_seq;
         self.next_seq += 1;
         // A gap too long for the field is sent as "none": that packet was
@@ -253,7 +259,7 @@ mod tests {
 
     fn send(ring: &mut PacketRing, now: Instant) -> Option<u64> {
         ring.peek_unsent(now)?;
-        ring.take_unsent()
+        ring.take_unsent(now)
     }
 
     #[test]

@@ -561,10 +561,11 @@ impl Session {
             // The send queue picks the flow whose turn it is and applies its
             // drop rules (CoDel, max age).
             let len = self.ring.peek_unsent(now)?;
+            let copy = self.scheduler.copies_light_flows() && self.ring.unsent_is_light(now);
             // Nothing usable or every link's window full: keep it queued
             // until an ack or a probe changes that.
-            let links = self.pick(len, false, None)?;
-            let seq = self.ring.take_unsent()?;
+            let links = self.pick(len, copy, None)?;
+            let seq = self.ring.take_unsent(now)?;
             self.sending = Some(Sending {
                 seq,
                 links,
@@ -574,11 +575,12 @@ impl Session {
         }
     }
 
-    /// Asks the scheduler for the links of one packet of `len` bytes, or of
-    /// a resend ([`Scheduler::pick_resend`]). A resend avoids `avoid` (the
-    /// link that lost it, when that link is failing) when another link can
-    /// take it.
-    fn pick(&mut self, len: usize, resend: bool, avoid: Option<LinkId>) -> Option<Selection> {
+    /// Asks the scheduler for the links of one packet of `len` bytes, or,
+    /// when it is worth a copy (a resend or a light flow's packet), for the
+    /// soonest pair ([`Scheduler::pick_soonest_pair`]). A resend avoids
+    /// `avoid` (the link that lost it, when that link is failing) when
+    /// another link can take it.
+    fn pick(&mut self, len: usize, copy: bool, avoid: Option<LinkId>) -> Option<Selection> {
         let bytes = len + super::OVERHEAD;
         self.views.clear();
         for slot in &self.links {
@@ -586,13 +588,13 @@ impl Session {
                 self.views.push(PathView::new(slot.id, &slot.path, bytes));
             }
         }
-        let selection = if resend {
-            self.scheduler.pick_resend(&self.views, bytes)
+        let selection = if copy {
+            self.scheduler.pick_soonest_pair(&self.views, bytes)
         } else {
             self.scheduler.pick(&self.views, bytes)
         };
         if selection.is_empty() && avoid.is_some() {
-            return self.pick(len, resend, None);
+            return self.pick(len, copy, None);
         }
         (!selection.is_empty()).then_some(selection)
     }

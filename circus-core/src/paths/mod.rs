@@ -208,13 +208,17 @@ pub struct PathConfig {
     /// Default 14720 bytes (RFC 9002's initial window for 1472-byte packets):
     /// lets a fresh link carry traffic at once without flooding a slow one.
     pub min_window: u64,
-    /// Bytes in flight may reach this multiple of the estimated pipe size
-    /// (delivery rate x min RTT, at least `min_window`).
+    /// Bytes in flight may reach this many eighths of the estimated pipe
+    /// size (delivery rate x min RTT, at least `min_window`).
     ///
-    /// Default 2: room for the rate estimate to double each round trip while
-    /// traffic grows, and at most one pipe's worth queued at the bottleneck,
-    /// so a slow link is not overfilled.
-    pub in_flight_window_multiple: u32,
+    /// Default 12 (1.5 pipes): room for jitter (a wifi link's round trip is
+    /// often half again its minimum) and for the rate estimate to grow while
+    /// traffic grows, and at most half a pipe queued at the bottleneck when
+    /// the round trip is at its minimum. More only parks packets in the
+    /// link's buffer, where they add latency for everyone and are lost when
+    /// the link dies; short of room they wait in the engine's fair queue,
+    /// where light flows overtake them.
+    pub in_flight_window_eighths: u32,
     /// Most packets tracked in flight per link; beyond that the oldest is
     /// declared lost.
     ///
@@ -245,7 +249,7 @@ impl Default for PathConfig {
             loss_rate_weight: 1.0 / 32.0,
             delivery_rate_window: Duration::from_secs(1),
             min_window: 14720,
-            in_flight_window_multiple: 2,
+            in_flight_window_eighths: 12,
             max_tracked_packets: 16384,
         }
     }

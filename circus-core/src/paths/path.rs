@@ -384,10 +384,12 @@ impl Path {
             .max(self.config.min_window)
     }
 
-    /// Most bytes allowed in flight: a multiple of [`window`](Path::window).
+    /// Most bytes allowed in flight: [`PathConfig::in_flight_window_eighths`]
+    /// of [`window`](Path::window).
     pub fn in_flight_cap(&self) -> u64 {
         self.window()
-            .saturating_mul(u64::from(self.config.in_flight_window_multiple))
+            .saturating_mul(u64::from(self.config.in_flight_window_eighths))
+            / 8
     }
 
     /// Whether `bytes` more may be put in flight without overfilling the link.
@@ -956,16 +958,16 @@ mod tests {
     }
 
     #[test]
-    fn in_flight_is_capped_at_twice_the_window() {
+    fn in_flight_is_capped_at_one_and_a_half_windows() {
         let t0 = Instant::now();
         let mut path = Path::new(PathConfig::default(), t0);
-        assert_eq!(path.in_flight_cap(), 2 * 14720);
+        assert_eq!(path.in_flight_cap(), 14720 * 3 / 2);
         let mut sent = 0;
         while path.can_send(1200) {
             send(&mut path, t0, 1200);
             sent += 1;
         }
-        assert_eq!(sent, 24);
+        assert_eq!(sent, 18);
         assert!(path.bytes_in_flight() <= path.in_flight_cap());
     }
 

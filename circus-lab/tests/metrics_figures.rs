@@ -73,6 +73,35 @@ fn a_40_ms_hole_at_10_s_is_a_41_ms_outage() {
 }
 
 #[test]
+fn flows_of_a_dead_link_have_a_long_flow_outage_the_stream_hides() {
+    // 16 flows; the 5 pinned to a dead link (as multiwan pins them) get
+    // nothing from 10 s to 13 s, the others keep the stream going.
+    let log = stream(1000, Duration::from_secs(20), 16, |seq| {
+        let dead = (10_000..13_000).contains(&seq) && seq % 16 < 5;
+        (!dead).then(|| Duration::from_millis(30))
+    });
+    let metrics = metrics_of(&log, &[]);
+    assert_eq!(metrics.max_outage_ms, 6.0, "five flows in a row are dead");
+    // A dead flow's last probe before was sent at 9.984 s + its flow
+    // index, its next at 13.008 s or later: 3.024 s apart, 16 ms of which
+    // is its normal spacing.
+    assert_eq!(metrics.max_flow_outage_ms, 3008.0);
+}
+
+#[test]
+fn a_healthy_stream_has_no_flow_outage_and_one_flow_agrees_with_the_stream() {
+    let spread = stream(1000, Duration::from_secs(10), 16, |_| constant(30));
+    assert_eq!(metrics_of(&spread, &[]).max_flow_outage_ms, 0.0);
+    // One flow: the stream's gap less one interval (its spacing).
+    let holed = stream(1000, Duration::from_secs(20), 1, |seq| {
+        (!(10_000..10_040).contains(&seq)).then(|| Duration::from_millis(30))
+    });
+    let metrics = metrics_of(&holed, &[]);
+    assert_eq!(metrics.max_outage_ms, 41.0);
+    assert_eq!(metrics.max_flow_outage_ms, 40.0);
+}
+
+#[test]
 fn losing_every_other_probe_is_a_short_outage_but_a_long_recovery() {
     // The glorytun pattern: after a silent link death at 10 s, every probe
     // scheduled on the dead link (every other one) is lost for 450 ms.

@@ -45,6 +45,8 @@ pub struct Delivery<'a> {
     sent_at: &'a [MonoNanos],
     /// Time between two probes (1 / rate).
     interval: Duration,
+    /// Flows the stream is spread over: probe `seq` is of flow `seq % flows`.
+    flows: usize,
     first_received: Vec<Option<MonoNanos>>,
     /// Receive and send time of each first copy, in arrival order.
     arrivals: Vec<(MonoNanos, MonoNanos)>,
@@ -97,6 +99,7 @@ impl<'a> Delivery<'a> {
         Self {
             sent_at,
             interval,
+            flows: usize::from(log.sent.flows.max(1)),
             first_received,
             arrivals,
             duplicates,
@@ -187,6 +190,54 @@ impl<'a> Delivery<'a> {
         let trailing = after_end.saturating_since(latest_sent);
         gaps.push(Gap::between(latest_sent, after_end, trailing, interval));
         gaps
+    }
+
+    /// The longest time one flow of the stream went without a delivery
+    /// beyond its own spacing (`flows` probe intervals): what a single
+    /// connection sees. Per-connection systems (multiwan) deliver the stream
+    /// as a whole while the flows pinned to a dead link get nothing, which
+    /// [`longest_gap`](Self::longest_gap) cannot see; for a system that
+    /// stalls everything the two agree. The flow's edges count as deliveries
+    /// one flow spacing before its first probe and after its last, as in
+    /// [`gaps`](Self::gaps).
+    pub fn longest_flow_gap(&self) -> Duration {
+        let spacing = self.interval * u32::try_from(self.flows).unwrap_or(u32::MAX);
+        let mut deliveries: Vec<(MonoNanos, MonoNanos)> = Vec::new();
+        let mut longest = Duration::ZERO;
+        for flow in 0..self.flows.min(self.sent_at.len()) {
+            let seqs = (flow..self.sent_at.len()).step_by(self.flows);
+            let Some(last) = seqs.clone().next_back() else {
+                continue;
+            };
+            deliveries.clear();
+            deliveries.extend(
+                seqs.filter_map(|seq| self.first_received[seq].map(|r| (r, self.sent_at[seq]))),
+            );
+            deliveries.sort_unstable();
+            let before_start = MonoNanos(
+                self.sent_at[flow]
+                    .0
+                    .saturating_sub(spacing.as_nanos() as u64),
+            );
+            let after_end = self.sent_at[last] + spacing;
+            let edges = match (
+                deliveries.iter().map(|d| d.1).min(),
+                deliveries.iter().map(|d| d.1).max(),
+            ) {
+                (Some(earliest), Some(latest)) => [
+                    earliest.saturating_since(before_start),
+                    after_end.saturating_since(latest),
+                ],
+                _ => [after_end.saturating_since(before_start), Duration::ZERO],
+            };
+            let between = deliveries
+                .windows(2)
+                .map(|pair| pair[1].0.saturating_since(pair[0].0));
+            if let Some(gap) = edges.into_iter().chain(between).max() {
+                longest = longest.max(gap.saturating_sub(spacing));
+            }
+        }
+        longest
     }
 
     /// The longest gap of the whole run.

@@ -15,7 +15,11 @@
 //! - reordered ratio: share of first copies that arrived after a higher
 //!   sequence number of the same flow (a flow is what one connection sees;
 //!   packets of different flows may pass each other harmlessly).
-//! - outage and recovery: see [`events`].
+//! - outage and recovery: see [`events`]. The run's `max_outage_ms` is its
+//!   longest gap between any two deliveries; `max_flow_outage_ms` the longest
+//!   one flow waited beyond its normal spacing (see
+//!   [`Delivery::longest_flow_gap`]), which per-connection spreading cannot
+//!   hide.
 //! - TCP goodput: bytes received by all bulk flows x 8 / the measurement window.
 //! - link share: each link's share of the bytes all links carried.
 
@@ -140,6 +144,9 @@ pub struct SystemMetrics {
     pub link_share: BTreeMap<String, f64>,
     pub sent: u64,
     pub delivered: u64,
+    /// Longest time one flow of the probe stream went without a delivery
+    /// beyond its normal spacing (see [`Delivery::longest_flow_gap`]).
+    pub max_flow_outage_ms: f64,
 }
 
 /// Computes every figure of one system.
@@ -162,6 +169,7 @@ pub fn system_metrics(run: &RunLogs<'_>, config: &MetricsConfig) -> SystemMetric
         link_share: link_share(run.links),
         sent,
         delivered,
+        max_flow_outage_ms: millis(delivery.longest_flow_gap()),
     }
 }
 

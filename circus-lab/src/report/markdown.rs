@@ -48,6 +48,11 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
         writeln!(md, "| delivery ratio | {:.4} % |", m.delivery_ratio * 100.0)?;
         writeln!(md, "| lost / duplicates | {} / {} |", m.lost, m.duplicates)?;
         writeln!(md, "| max outage | {:.1} ms |", m.max_outage_ms)?;
+        writeln!(
+            md,
+            "| max outage of one flow | {:.1} ms |",
+            m.max_flow_outage_ms
+        )?;
         writeln!(md, "| max recovery | {:.1} ms |", m.max_recovery_ms)?;
         let latency = &m.latency_ms;
         writeln!(

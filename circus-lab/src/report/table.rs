@@ -5,12 +5,13 @@ use super::Summary;
 use crate::metrics::SystemMetrics;
 
 /// Column titles of the comparison table.
-pub const COLUMNS: [&str; 9] = [
+pub const COLUMNS: [&str; 10] = [
     "system",
     "delivered",
     "lost",
     "dups",
     "max outage ms",
+    "flow outage ms",
     "max recovery ms",
     "latency p50/p90/p99 ms",
     "reordered",
@@ -33,6 +34,7 @@ fn row(name: &str, m: &SystemMetrics) -> [String; COLUMNS.len()] {
         m.lost.to_string(),
         m.duplicates.to_string(),
         format!("{:.1}", m.max_outage_ms),
+        format!("{:.1}", m.max_flow_outage_ms),
         format!("{:.1}", m.max_recovery_ms),
         format!(
             "{} / {} / {}",

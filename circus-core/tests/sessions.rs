@@ -293,3 +293,27 @@ fn restarted_client_gets_a_fresh_session() {
     assert_eq!(r.lost, Vec::<u64>::new(), "{r:?}");
     assert_eq!(sim.gateway.session_count(), 1);
 }
+
+#[test]
+fn a_closing_client_frees_its_gateway_session_at_once() {
+    let mut sim = Sim::new(Config::default(), vec![ClientSpec::new(1, &links())]);
+    sim.add_flow(0, true, 200, 300, secs(1.0), secs(3.0));
+    sim.run_until(secs(2.0));
+    assert_eq!(sim.gateway.session_count(), 1);
+    sim.clients[0].engine.close();
+    // One Close per link; the 20 ms link delivers it within 10 ms.
+    sim.run_until(secs(2.015));
+    assert_eq!(
+        sim.gateway.session_count(),
+        0,
+        "the Close freed the session"
+    );
+    // The closed client sends nothing more and wants no timer, though its
+    // flow keeps offering packets.
+    sim.run_until(secs(2.5));
+    assert_eq!(sim.gateway.session_count(), 0);
+    let mut buf = vec![0u8; 2048];
+    let now = sim.now;
+    assert!(sim.clients[0].engine.poll_transmit(now, &mut buf).is_none());
+    assert_eq!(sim.clients[0].engine.poll_timeout(), None);
+}

@@ -193,7 +193,13 @@ pub(crate) async fn run_client(
         timer.set(engine.poll_timeout());
         log.observe(&engine, &links);
         tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown => {
+                // Tell the gateway, so it frees the session now rather than
+                // when it times out.
+                engine.close();
+                flush_client(&mut engine, &mut links, &tun, &mut buffers, Instant::now());
+                break;
+            }
             () = timer.expired() => engine.handle_timeout(Instant::now()),
             read = tun.recv(&mut buffers.tun_in) => {
                 let n = read.map_err(DriverError::Tun)?;

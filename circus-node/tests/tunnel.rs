@@ -104,13 +104,23 @@ fn echo_through_the_tunnel_then_clean_shutdown() {
     assert_eq!(gateway_report.role, "gateway");
     assert!(gateway_report.sessions[0].connected);
 
-    // Stopping removes the TUN device and the status socket.
+    // Stopping removes the TUN device and the status socket, and its Close
+    // frees the gateway's session at once (idle, it would be kept for the
+    // gateway's idle timeout, minutes).
     let socket = p.client.status_socket.clone();
     let Pair {
-        client, client_ns, ..
+        client,
+        client_ns,
+        gateway,
+        ..
     } = p;
     client.stop().expect("client ran cleanly");
     assert!(!socket.exists(), "status socket removed");
+    gateway.wait_until(
+        "the Close to end the session",
+        Duration::from_secs(1),
+        |r| !r.sessions[0].connected,
+    );
     let out = std::process::Command::new("ip")
         .args(["-n", &client_ns.name, "link", "show", "cnd-tun"])
         .output()

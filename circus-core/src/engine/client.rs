@@ -47,6 +47,8 @@ pub struct Client {
     next_index: u32,
     /// The next handshake starts a new data plane.
     fresh: bool,
+    /// [`close`](Client::close) was called: nothing but the Close goes out.
+    closed: bool,
     scratch: Vec<u8>,
 }
 
@@ -80,6 +82,7 @@ impl Client {
             // index its predecessor had a moment ago.
             next_index: (unix_time_ns / 1000) as u32 & !FRESH_SESSION_BIT,
             fresh: true,
+            closed: false,
             scratch,
         }
     }
@@ -93,6 +96,18 @@ impl Client {
         {
             h.pending_links.push(link);
         }
+    }
+
+    /// Ends the session for a clean shutdown: the following `poll_transmit`
+    /// calls return one Close per link with carrier, so the gateway frees
+    /// the session at once instead of keeping it until it times out; after
+    /// them, and from now on, nothing else is sent and no timer is due.
+    /// Drain `poll_transmit`, then stop.
+    pub fn close(&mut self) {
+        self.closed = true;
+        self.handshake = None;
+        self.next_init_at = None;
+        self.session.close();
     }
 
     /// Removes a link; data it had in flight is resent on the others.
@@ -197,6 +212,9 @@ impl Client {
 
     /// Runs timers: handshake retries and rekeys, path timers, key expiry.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
         self.session.handle_timeout(now);
         self.check_session(now);
     }
@@ -267,6 +285,10 @@ impl Client {
     /// Writes the next datagram to send into `buf` (at least the link MTU)
     /// and says on which link.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if self.closed {
+            let (link, len) = self.session.poll_close(now, buf)?;
+            return Some(Transmit { link, len });
+        }
         self.drive_handshake(now);
         if let Some(h) = &mut self.handshake
             && let Some(link) = h.pending_links.pop()
@@ -289,6 +311,9 @@ impl Client {
 
     /// When `handle_timeout` must run next (or something is due now).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
         let handshake = self.next_init_at;
         let idle = self.handshake.is_none() && self.next_init_at.is_none();
         let rekey = self.session.keys.current_ref().filter(|_| idle).map(|k| {

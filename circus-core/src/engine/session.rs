@@ -45,6 +45,9 @@ use super::link::LinkSlot;
 use super::packet_ring::{PacketRing, PushError};
 use super::stats::{LinkStats, Stats, Totals};
 
+/// Reason code of the Close a client sends when it shuts down.
+const CLOSE_SHUTDOWN: u8 = 0;
+
 /// Room kept in every data datagram for a piggybacked ack: enough for an ack
 /// frame with a handful of ranges. Part of [`super::OVERHEAD`], so a full-size
 /// tunnel packet never pushes a datagram past the link MTU.
@@ -70,6 +73,8 @@ enum Content {
     Ping,
     /// A standalone ack.
     Ack,
+    /// The end of the session.
+    Close,
 }
 
 /// Data to send again.
@@ -124,6 +129,9 @@ pub(crate) struct Session {
     learns_links: bool,
     /// Reused buffer for the scheduler's snapshots.
     views: Vec<PathView>,
+    /// After [`close`](Session::close): index of the next link to send a
+    /// Close on.
+    closing: Option<usize>,
     now: Instant,
     pub(crate) last_received: Option<Instant>,
     totals: Totals,
@@ -158,6 +166,7 @@ impl Session {
             confirm: None,
             learns_links,
             views: Vec::with_capacity(MAX_LINKS),
+            closing: None,
             now,
             last_received: None,
             totals: Totals::default(),
@@ -469,6 +478,28 @@ impl Session {
             .min()
     }
 
+    /// Ends the session: [`poll_close`](Session::poll_close) then sends a
+    /// Close on every link with carrier.
+    pub(crate) fn close(&mut self) {
+        self.closing = Some(0);
+    }
+
+    /// The next Close datagram after [`close`](Session::close), one per link
+    /// with carrier; `None` once all went (or without keys to seal them).
+    pub(crate) fn poll_close(&mut self, now: Instant, buf: &mut [u8]) -> Option<(LinkId, usize)> {
+        loop {
+            let i = self.closing?;
+            let slot = self.links.get(i)?;
+            self.closing = Some(i + 1);
+            if !slot.carrier {
+                continue;
+            }
+            if let Some(len) = self.emit(now, i, Content::Close, buf) {
+                return Some((self.links[i].id, len));
+            }
+        }
+    }
+
     /// Writes the next datagram into `buf`: first the key-confirming Ping,
     /// then resends, new data, due acks and probes.
     pub(crate) fn poll_transmit(
@@ -622,7 +653,12 @@ impl Session {
             _ => None,
         };
         let ping = content == Content::Ping;
-        let tail_len = data.map_or(0, |frame| frame.encoded_len()) + usize::from(ping);
+        let close = (content == Content::Close).then_some(Frame::Close {
+            reason: CLOSE_SHUTDOWN,
+        });
+        let tail_len = data.map_or(0, |frame| frame.encoded_len())
+            + usize::from(ping)
+            + close.map_or(0, |frame| frame.encoded_len());
 
         let mut off = TRANSPORT_HEADER_LEN;
         let pn = link.path.next_pn();
@@ -658,6 +694,9 @@ impl Session {
         if ping {
             off += Frame::Ping.emit(buf.get_mut(off..body_end)?).ok()?;
         }
+        if let Some(frame) = close {
+            off += frame.emit(buf.get_mut(off..body_end)?).ok()?;
+        }
         if !acked && content == Content::Ack {
             return None;
         }
@@ -679,6 +718,7 @@ impl Session {
                 }
             }
             _ if ping => c.pings_sent += 1,
+            Content::Close => {}
             _ => c.acks_sent += 1,
         }
         if acked {

@@ -10,7 +10,8 @@
 //!       "reordered_ratio": 0.001, "tcp_goodput_mbps": 17.3,
 //!       "events": [ { "at_s": 10.0, "link": "wifi0", "action": "blackhole",
 //!                     "outage_ms": 41.0, "recovery_ms": 35.0, "lost": 9 } ],
-//!       "link_share": { "lte0": 0.4, "wifi0": 0.6 }, "sent": 60000, "delivered": 59988 } } }
+//!       "link_share": { "lte0": 0.4, "wifi0": 0.6 }, "sent": 60000, "delivered": 59988,
+//!       "max_flow_outage_ms": 40.0 } } }
 //! ```
 //!
 //! Keys come out in a fixed order (struct fields in declaration order, maps

@@ -349,3 +349,24 @@ fn interface_removed_and_recreated() {
     );
     assert!(report.sessions[0].links[1].traffic.packets_received > 0);
 }
+
+/// A daemon that cannot start says why, instead of the wait timing out.
+#[test]
+fn a_daemon_that_fails_to_start_says_why() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("nostart");
+    let id = ClientIdentity::new(2);
+    let mut config = client_config(&id, id.public, &[]);
+    // Under a file, so the status socket cannot be made.
+    config.observe.status_socket = Some("/dev/null/circus.sock".into());
+    let daemon = Daemon::client(config, in_netns(&ns)).unwrap();
+    let error = daemon
+        .wait_until("status", Duration::from_secs(10), |_| true)
+        .unwrap_err();
+    assert!(
+        matches!(&error, EmbedError::Exited { outcome, .. } if outcome.contains("status socket")),
+        "{error}"
+    );
+}

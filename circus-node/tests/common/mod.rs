@@ -10,7 +10,7 @@ use circus_core::crypto::{PublicKey, StaticSecret, generate_keypair};
 use circus_node::config::{
     ClientConfig, GatewayConfig, Ipv4Prefix, LinkConfig, ObserveConfig, PeerEntry, TunConfig,
 };
-use circus_node::embed::{DaemonJob, EmbedError};
+pub use circus_node::embed::{DaemonJob, EmbedError};
 use circus_node::status::StatusReport;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -269,7 +269,7 @@ pub fn start_gateway(ns: &Netns, config: GatewayConfig) -> Daemon {
     started(Daemon::gateway(config, in_netns(ns)))
 }
 
-fn in_netns(ns: &Netns) -> impl FnOnce(DaemonJob) -> Result<(), Infallible> + '_ {
+pub fn in_netns(ns: &Netns) -> impl FnOnce(DaemonJob) -> Result<(), Infallible> + '_ {
     move |job| {
         ns.spawn(job);
         Ok(())

@@ -2,12 +2,13 @@
 //!
 //! The binary (`circus-node keygen | client | gateway | status`) is a thin
 //! command line over this library; the lab calls [`run_client`] and
-//! [`run_gateway`] directly, on threads inside its network namespaces.
+//! [`run_gateway`] through [`embed`], on threads inside its network namespaces.
 //!
 //! Map of the crate:
 //! - [`config`]: TOML files to validated settings, with precise errors.
 //! - [`keys`]: key types, `keygen`, private key files.
 //! - [`daemon`]: the two daemons as library calls: set-up and teardown.
+//! - [`embed`]: a daemon on a caller's thread, waited for via its status.
 //! - [`driver`]: the tokio event loops around the sans-IO engine.
 //! - [`tun_device`]: the TUN device and its MTU.
 //! - [`link_socket`]: UDP sockets bound to an interface (`SO_BINDTODEVICE`).
@@ -19,6 +20,7 @@
 pub mod config;
 pub mod daemon;
 pub mod driver;
+pub mod embed;
 pub mod hotplug;
 pub mod init_limiter;
 pub mod keys;

@@ -241,7 +241,7 @@ fn hostile_input_is_refused_and_the_client_keeps_working() {
     veth(&client_ns, "cl1", &gateway_ns, "gl1", 1);
     let (gateway_secret, gateway_public) = circus_core::crypto::generate_keypair().unwrap();
     let id = ClientIdentity::new(2);
-    let gateway = Daemon::gateway(&gateway_ns, gateway_config(&gateway_secret, &[&id]));
+    let gateway = start_gateway(&gateway_ns, gateway_config(&gateway_secret, &[&id]));
     let echo_addr = SocketAddr::from((GATEWAY_TUNNEL, 7));
     let echoed = counting_echo(&gateway_ns, echo_addr);
 
@@ -251,7 +251,7 @@ fn hostile_input_is_refused_and_the_client_keeps_working() {
     let stop_capture = stop.clone();
     let capturing = client_ns.spawn(move || capture("cl0", stop_capture));
     std::thread::sleep(Duration::from_millis(100));
-    let client = Daemon::client(
+    let client = start_client(
         &client_ns,
         client_config(&id, gateway_public, &[("cl0", 0), ("cl1", 1)]),
     );

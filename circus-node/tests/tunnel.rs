@@ -25,10 +25,10 @@ fn pair(tag: &str) -> Pair {
     veth(&client_ns, "cl1", &gateway_ns, "gl1", 1);
     let (gateway_secret, gateway_public) = circus_core::crypto::generate_keypair().unwrap();
     let id = ClientIdentity::new(2);
-    let gateway = Daemon::gateway(&gateway_ns, gateway_config(&gateway_secret, &[&id]));
+    let gateway = start_gateway(&gateway_ns, gateway_config(&gateway_secret, &[&id]));
     let mut config = client_config(&id, gateway_public, &[("cl0", 0), ("cl1", 1)]);
     config.observe.metrics_listen = Some(METRICS.parse().unwrap());
-    let client = Daemon::client(&client_ns, config);
+    let client = start_client(&client_ns, config);
     client.wait_connected();
     gateway.wait_connected();
     Pair {
@@ -68,11 +68,9 @@ fn echo_through_the_tunnel_then_clean_shutdown() {
     );
 
     // Both links carry probes and are judged up with a measured RTT.
-    let report = p
-        .client
-        .wait_until("both links up", Duration::from_secs(5), |r| {
-            links_up(r) == 2
-        });
+    let report = p.client.wait("both links up", Duration::from_secs(5), |r| {
+        links_up(r) == 2
+    });
     for link in &report.sessions[0].links {
         assert_eq!(link.interface, "up");
         assert!(link.rtt_ms.is_some_and(|rtt| rtt < 100.0), "{link:?}");
@@ -107,7 +105,7 @@ fn echo_through_the_tunnel_then_clean_shutdown() {
     // Stopping removes the TUN device and the status socket, and its Close
     // frees the gateway's session at once (idle, it would be kept for the
     // gateway's idle timeout, minutes).
-    let socket = p.client.status_socket.clone();
+    let socket = p.client.status_socket().to_path_buf();
     let Pair {
         client,
         client_ns,
@@ -116,7 +114,7 @@ fn echo_through_the_tunnel_then_clean_shutdown() {
     } = p;
     client.stop().expect("client ran cleanly");
     assert!(!socket.exists(), "status socket removed");
-    gateway.wait_until(
+    gateway.wait(
         "the Close to end the session",
         Duration::from_secs(1),
         |r| !r.sessions[0].connected,
@@ -234,7 +232,7 @@ fn tcp_transfer_survives_link_failures() {
         .ip(&["addr", "del", "198.18.0.1/24", "dev", "gl0"]);
     let report = p
         .client
-        .wait_until("link 0 judged down", Duration::from_secs(5), |r| {
+        .wait("link 0 judged down", Duration::from_secs(5), |r| {
             r.sessions[0].links[0].state != "up"
         });
     assert_eq!(
@@ -248,7 +246,7 @@ fn tcp_transfer_survives_link_failures() {
     wait_for(TOTAL / 2);
     p.gateway_ns.ip(&["link", "set", "gl1", "down"]);
     p.client
-        .wait_until("link 1 interface down", Duration::from_secs(5), |r| {
+        .wait("link 1 interface down", Duration::from_secs(5), |r| {
             r.sessions[0].links[1].interface == "down"
         });
     std::thread::sleep(Duration::from_millis(300));
@@ -266,7 +264,7 @@ fn tcp_transfer_survives_link_failures() {
     );
     let report = p
         .client
-        .wait_until("both links back up", Duration::from_secs(10), |r| {
+        .wait("both links back up", Duration::from_secs(10), |r| {
             links_up(r) == 2
         });
     assert_eq!(report.sessions[0].handshakes, 1, "one session throughout");
@@ -294,7 +292,7 @@ fn address_change_keeps_the_session() {
     // address is noticed; most of the stream must come back.
     assert!(after.received >= 250, "{after:?}");
 
-    let gateway = p.gateway.wait_until(
+    let gateway = p.gateway.wait(
         "the gateway follows the new address",
         Duration::from_secs(5),
         |r| {
@@ -326,12 +324,11 @@ fn interface_removed_and_recreated() {
     udp_echo(&p.gateway_ns, echo_addr());
     // A USB modem unplugged: the interface (and its peer) disappear.
     p.client_ns.ip(&["link", "del", "cl1"]);
-    p.client
-        .wait_until("link 1 gone", Duration::from_secs(5), |r| {
-            r.sessions[0].links[1].interface == "absent"
-        });
+    p.client.wait("link 1 gone", Duration::from_secs(5), |r| {
+        r.sessions[0].links[1].interface == "absent"
+    });
     // The gateway learns it only from silence, as for a dead link.
-    p.gateway.wait_until(
+    p.gateway.wait(
         "the gateway stops using link 1",
         Duration::from_secs(5),
         |r| {
@@ -350,7 +347,7 @@ fn interface_removed_and_recreated() {
     // Plugged in again: a new interface under the old name.
     veth(&p.client_ns, "cl1", &p.gateway_ns, "gl1", 1);
     p.client
-        .wait_until("link 1 back up", Duration::from_secs(10), |r| {
+        .wait("link 1 back up", Duration::from_secs(10), |r| {
             r.sessions[0].links[1].state == "up"
         });
     let both = echo_stream(&p.client_ns, echo_addr(), 200, 500, 100);
@@ -361,4 +358,25 @@ fn interface_removed_and_recreated() {
         "the session lived through it"
     );
     assert!(report.sessions[0].links[1].traffic.packets_received > 0);
+}
+
+/// A daemon that cannot start says why, instead of the wait timing out.
+#[test]
+fn a_daemon_that_fails_to_start_says_why() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("nostart");
+    let id = ClientIdentity::new(2);
+    let mut config = client_config(&id, id.public, &[]);
+    // Under a file, so the status socket cannot be made.
+    config.observe.status_socket = Some("/dev/null/circus.sock".into());
+    let daemon = Daemon::client(config, in_netns(&ns)).unwrap();
+    let error = daemon
+        .wait_until("status", Duration::from_secs(10), |_| true)
+        .unwrap_err();
+    assert!(
+        matches!(&error, EmbedError::Exited { outcome, .. } if outcome.contains("status socket")),
+        "{error}"
+    );
 }

@@ -24,15 +24,15 @@ fn two_clients_share_one_gateway() {
     let (gateway_secret, gateway_public) = circus_core::crypto::generate_keypair().unwrap();
     let first = ClientIdentity::new(2);
     let second = ClientIdentity::new(3);
-    let gateway = Daemon::gateway(
+    let gateway = start_gateway(
         &gateway_ns,
         gateway_config(&gateway_secret, &[&first, &second]),
     );
-    let first_daemon = Daemon::client(
+    let first_daemon = start_client(
         &first_ns,
         client_config(&first, gateway_public, &[("cl0", 0), ("cl1", 1)]),
     );
-    let second_daemon = Daemon::client(
+    let second_daemon = start_client(
         &second_ns,
         client_config(&second, gateway_public, &[("cl0", 2), ("cl1", 3)]),
     );

@@ -194,11 +194,19 @@ fn measure(
     let stop_senders = Arc::new(AtomicBool::new(false));
     let probe_receiving = {
         let stop = stop_receivers.clone();
-        std::thread::spawn(move || probe_receiver.run(&stop))
+        Receiving {
+            thread: "probe receiver",
+            addr: probe_receiver.local_addr(),
+            handle: std::thread::spawn(move || probe_receiver.run(&stop)),
+        }
     };
     let tcp_receiving = tcp_receiver.map(|receiver| {
         let stop = stop_receivers.clone();
-        std::thread::spawn(move || receiver.run(&stop))
+        Receiving {
+            thread: "tcp receiver",
+            addr: receiver.local_addr(),
+            handle: std::thread::spawn(move || receiver.run(&stop)),
+        }
     });
 
     let mut probe_config = ProbeSenderConfig::new(
@@ -244,8 +252,8 @@ fn measure(
     progress.set_message("draining");
     wait_until(origin + scenario.duration + DRAIN, progress);
     stop_receivers.store(true, Ordering::Relaxed);
-    let received = join(probe_receiving)?;
-    let tcp_log = tcp_receiving.map(join).transpose()?;
+    let received = probe_receiving.join()?;
+    let tcp_log = tcp_receiving.map(Receiving::join).transpose()?;
     played?;
     let sent = sent?;
     if let Some(reports) = tcp_sent.transpose()? {
@@ -295,13 +303,40 @@ fn wait_until(deadline: MonoNanos, progress: &ProgressBar) {
     }
 }
 
-fn join<T>(handle: std::thread::JoinHandle<Result<T, TrafficError>>) -> Result<T, RunError> {
-    handle
-        .join()
-        .map_err(|_| {
-            RunError::Traffic(TrafficError::ThreadPanicked {
-                addr: SocketAddr::new(IpAddr::V4(SERVER_ADDRESS), PROBE_PORT),
-            })
-        })?
-        .map_err(RunError::from)
+/// A receiver thread on the server, with what to name it by if it panics
+/// (the probe and TCP receivers listen on different ports).
+struct Receiving<T> {
+    thread: &'static str,
+    addr: SocketAddr,
+    handle: std::thread::JoinHandle<Result<T, TrafficError>>,
+}
+
+impl<T> Receiving<T> {
+    fn join(self) -> Result<T, RunError> {
+        let (thread, addr) = (self.thread, self.addr);
+        self.handle
+            .join()
+            .map_err(|_| TrafficError::ThreadPanicked { thread, addr })?
+            .map_err(RunError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicked_receiver_is_named_by_its_own_thread_and_port() {
+        let addr = SocketAddr::new(IpAddr::V4(SERVER_ADDRESS), TCP_PORT);
+        let receiving = Receiving::<()> {
+            thread: "tcp receiver",
+            addr,
+            handle: std::thread::spawn(|| panic!("receiver failed")),
+        };
+        let message = receiving.join().unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!("the tcp receiver thread for {addr} panicked")
+        );
+    }
 }

@@ -41,8 +41,12 @@ pub enum TrafficError {
     Receive { addr: SocketAddr, source: io::Error },
     #[error("accepting connections on {addr} failed: {source}")]
     Accept { addr: SocketAddr, source: io::Error },
-    #[error("a traffic thread for {addr} panicked")]
-    ThreadPanicked { addr: SocketAddr },
+    #[error("the {thread} thread for {addr} panicked")]
+    ThreadPanicked {
+        /// Which thread: "probe receiver", "tcp sender flow", ...
+        thread: &'static str,
+        addr: SocketAddr,
+    },
 }
 
 /// The interface flow `flow` is pinned to, if any.

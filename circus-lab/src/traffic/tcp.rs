@@ -107,6 +107,7 @@ pub fn send_bulk(
             .into_iter()
             .map(|handle| {
                 handle.join().map_err(|_| TrafficError::ThreadPanicked {
+                    thread: "tcp sender flow",
                     addr: config.target,
                 })
             })
@@ -299,9 +300,10 @@ impl TcpBulkReceiver {
             handles
                 .into_iter()
                 .map(|handle| {
-                    handle
-                        .join()
-                        .map_err(|_| TrafficError::ThreadPanicked { addr: self.addr })
+                    handle.join().map_err(|_| TrafficError::ThreadPanicked {
+                        thread: "tcp receiver flow",
+                        addr: self.addr,
+                    })
                 })
                 .collect()
         })?;

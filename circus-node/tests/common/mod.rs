@@ -10,7 +10,9 @@ use circus_core::crypto::{PublicKey, StaticSecret, generate_keypair};
 use circus_node::config::{
     ClientConfig, GatewayConfig, Ipv4Prefix, LinkConfig, ObserveConfig, PeerEntry, TunConfig,
 };
-use circus_node::status::{self, StatusReport};
+pub use circus_node::embed::{DaemonJob, EmbedError};
+use circus_node::status::StatusReport;
+use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -255,119 +257,61 @@ pub fn client_config(
     }
 }
 
-/// A daemon running on its own thread inside a namespace; stopped on drop.
-pub struct Daemon {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Result<(), String>>>,
-    pub status_socket: PathBuf,
+pub use circus_node::embed::Daemon;
+
+/// Starts a client in `ns` and waits until its status socket answers.
+pub fn start_client(ns: &Netns, config: ClientConfig) -> Daemon {
+    started(Daemon::client(config, in_netns(ns)))
 }
 
-impl Daemon {
-    pub fn client(ns: &Netns, config: ClientConfig) -> Daemon {
-        let socket = config.observe.status_socket.clone().expect("status socket");
-        Self::start(ns, socket, move |stop| {
-            circus_node::run_client(config, stop)
-        })
-    }
+/// Starts a gateway in `ns` and waits until its status socket answers.
+pub fn start_gateway(ns: &Netns, config: GatewayConfig) -> Daemon {
+    started(Daemon::gateway(config, in_netns(ns)))
+}
 
-    pub fn gateway(ns: &Netns, config: GatewayConfig) -> Daemon {
-        let socket = config.observe.status_socket.clone().expect("status socket");
-        Self::start(ns, socket, move |stop| {
-            circus_node::run_gateway(config, stop)
-        })
+pub fn in_netns(ns: &Netns) -> impl FnOnce(DaemonJob) -> Result<(), Infallible> + '_ {
+    move |job| {
+        ns.spawn(job);
+        Ok(())
     }
+}
 
-    fn start<F, Fut>(ns: &Netns, status_socket: PathBuf, run: F) -> Daemon
-    where
-        F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut
-            + Send
-            + 'static,
-        Fut: std::future::Future<Output = Result<(), circus_node::NodeError>>,
-    {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = ns.spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            let stop = Box::pin(async move {
-                let _ = rx.await;
-            });
-            runtime.block_on(run(stop)).map_err(|e| e.to_string())
-        });
-        let daemon = Daemon {
-            stop: Some(tx),
-            thread: Some(thread),
-            status_socket,
-        };
-        daemon.wait_until("status socket answers", Duration::from_secs(10), |_| true);
-        daemon
-    }
+fn started(daemon: Result<Daemon, EmbedError>) -> Daemon {
+    let daemon = daemon.unwrap_or_else(|e| panic!("{e}"));
+    daemon.wait("status socket answers", Duration::from_secs(10), |_| true);
+    daemon
+}
 
-    pub fn status(&self) -> Option<StatusReport> {
-        status::query(&self.status_socket).ok()
-    }
-
-    /// Polls the status until `ready` holds; panics after `limit`.
-    pub fn wait_until(
+/// The tests' waits: a failed wait panics with the helper's error.
+pub trait Wait {
+    /// [`Daemon::wait_until`], panicking on failure.
+    fn wait(
         &self,
         what: &str,
         limit: Duration,
         ready: impl Fn(&StatusReport) -> bool,
-    ) -> StatusReport {
-        let start = Instant::now();
-        loop {
-            if let Some(report) = self.status() {
-                if ready(&report) {
-                    return report;
-                }
-                if start.elapsed() > limit {
-                    panic!(
-                        "timed out waiting for {what}; last status:\n{}",
-                        status::render(&report)
-                    );
-                }
-            } else if start.elapsed() > limit {
-                panic!(
-                    "timed out waiting for {what}: no status from {}",
-                    self.status_socket.display()
-                );
-            } else if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
-                panic!("daemon exited while waiting for {what}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    ) -> StatusReport;
 
     /// Waits until every session is connected and has a link judged up
     /// (links start out probing and carry data only once up).
-    pub fn wait_connected(&self) -> StatusReport {
-        self.wait_until("the session to connect", Duration::from_secs(10), |r| {
+    fn wait_connected(&self) -> StatusReport {
+        self.wait("the session to connect", Duration::from_secs(10), |r| {
             r.sessions
                 .iter()
                 .all(|s| s.connected && s.links.iter().any(|l| l.state == "up"))
         })
     }
-
-    /// Stops the daemon and returns how its run ended.
-    pub fn stop(mut self) -> Result<(), String> {
-        self.stop_inner()
-    }
-
-    fn stop_inner(&mut self) -> Result<(), String> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        match self.thread.take() {
-            Some(t) => t.join().map_err(|_| "daemon thread panicked".to_owned())?,
-            None => Ok(()),
-        }
-    }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.stop_inner();
+impl Wait for Daemon {
+    fn wait(
+        &self,
+        what: &str,
+        limit: Duration,
+        ready: impl Fn(&StatusReport) -> bool,
+    ) -> StatusReport {
+        self.wait_until(what, limit, ready)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 }
 

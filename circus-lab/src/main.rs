@@ -73,8 +73,9 @@ enum Command {
         /// Rewrite the baseline with this run's figures instead of comparing.
         #[arg(long)]
         update: bool,
-        /// Instead of the suite, measure TCP goodput of one link against
-        /// circus over two (unimpaired, then two equal 20 Mbit/s links).
+        /// Instead of the suite, measure UDP and TCP goodput of one link
+        /// against circus over two (unimpaired, then TCP over two equal
+        /// 20 Mbit/s links).
         #[arg(long, conflicts_with = "update")]
         throughput: bool,
     },

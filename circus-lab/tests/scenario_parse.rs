@@ -262,6 +262,7 @@ fn defaults_apply_when_keys_are_left_out() {
                 [[link]]\nname = \"a\"\n";
     let s = Scenario::from_toml(text, Path::new("d.toml")).unwrap();
     assert_eq!(s.backend, Backend::Auto);
+    assert!(s.emulator_realtime);
     assert_eq!(s.policy, None);
     assert_eq!(s.traffic.probe, ProbeSpec::DEFAULT);
     assert_eq!(s.traffic.tcp.flows, 0);
@@ -283,6 +284,14 @@ fn content_hash_follows_content_not_spelling() {
     // Any effective change: a different hash.
     let changed = FULL.replace("seed = 42", "seed = 43");
     assert_ne!(folder.load(&changed).content_hash(), hash);
+    // The emulator's priority: its default spelled out changes nothing
+    // (hashes from before the key existed stay valid), turning it off does.
+    let spelled = FULL.replace("seed = 42", "seed = 42\nemulator_realtime = true");
+    assert_eq!(folder.load(&spelled).content_hash(), hash);
+    let off = FULL.replace("seed = 42", "seed = 42\nemulator_realtime = false");
+    let off = folder.load(&off);
+    assert!(!off.emulator_realtime);
+    assert_ne!(off.content_hash(), hash);
     let changed = FULL.replace("loss = \"0.5%\"", "loss = \"0.6%\"");
     assert_ne!(folder.load(&changed).content_hash(), hash);
     std::fs::write(folder.0.join("traces/up.trace"), "1\n4\n").unwrap();

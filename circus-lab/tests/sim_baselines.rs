@@ -34,6 +34,7 @@ fn scenario() -> Scenario {
         duration: Duration::from_secs(5),
         seed: 1,
         backend: Backend::Userspace,
+        emulator_realtime: true,
         systems: vec![SystemKind::SingleLink, SystemKind::Multiwan],
         policy: None,
         links: vec![link("fast", 10), link("slow", 40)],

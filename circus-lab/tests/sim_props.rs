@@ -99,6 +99,7 @@ fn scenario(
         duration,
         seed,
         backend: Backend::Userspace,
+        emulator_realtime: true,
         systems: vec![SystemKind::Circus],
         policy: Some(policy.into()),
         links: links

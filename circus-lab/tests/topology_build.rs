@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use circus_lab::topology::offload::enabled_offloads;
 use circus_lab::topology::{
-    Netns, Role, SERVER_ADDRESS, Topology, TopologyConfig, netns_available_for_test, sysctl,
+    Netns, Role, SERVER_ADDRESS, Topology, TopologyConfig, naming, netns_available_for_test, sysctl,
 };
 
 fn config(links: usize) -> TopologyConfig {
@@ -30,7 +30,13 @@ fn builds_four_namespaces_and_removes_them_on_drop() {
         .map(|r| topology.netns(*r).clone())
         .collect();
     for netns in &namespaces {
-        assert!(netns.name().starts_with("clt-"), "{}", netns.name());
+        assert!(
+            netns
+                .name()
+                .starts_with(&format!("{}t-", naming::name_start())),
+            "{}",
+            netns.name()
+        );
         assert!(exists(netns), "{} missing", netns.name());
     }
     drop(topology);

@@ -12,14 +12,14 @@
 
 use crate::config::LinkConfig;
 use crate::hotplug::InterfaceState;
-use crate::link_socket;
+use crate::link_socket::{self, RecvBatch};
 use circus_core::LinkId;
 use socket2::{SockAddr, SockRef};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
-use tokio::io::ReadBuf;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 /// What the engine must be told about one link.
@@ -174,43 +174,63 @@ impl LinkSet {
         }
     }
 
-    /// Waits for a datagram on any link. Cancel-safe.
-    pub fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<(LinkId, usize)> {
+    /// Waits until datagrams are waiting on some link and receives up to
+    /// [`link_socket::RECV_BATCH`] of them into `batch` in one call;
+    /// returns the link. Links take turns, so a flood on one cannot starve
+    /// the others. Cancel-safe.
+    pub fn poll_recv_batch(&mut self, cx: &mut Context<'_>, batch: &mut RecvBatch) -> Poll<LinkId> {
         let n = self.slots.len();
         for k in 0..n {
             let i = (self.next_poll + k) % n;
             let Some(socket) = &self.slots[i].socket else {
                 continue;
             };
-            let mut read = ReadBuf::new(buf);
-            match socket.poll_recv_from(cx, &mut read) {
-                Poll::Ready(Ok(_from)) => {
-                    self.next_poll = (i + 1) % n;
-                    return Poll::Ready((LinkId(i as u8), read.filled().len()));
+            // Until the socket is found idle (its readiness cleared and a
+            // wake-up registered) or datagrams were taken.
+            loop {
+                match socket.poll_recv_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => {
+                        tracing::trace!(link = %self.slots[i].config.name, error = %e, "receive error");
+                        break;
+                    }
+                    Poll::Pending => break,
                 }
-                // ICMP errors (port unreachable while the gateway restarts)
-                // surface here; the path logic notices the loss itself.
-                Poll::Ready(Err(e)) => {
-                    tracing::trace!(link = %self.slots[i].config.name, error = %e, "receive error");
-                    cx.waker().wake_by_ref();
+                match socket.try_io(Interest::READABLE, || link_socket::recv_many(socket, batch)) {
+                    Ok(_) => {
+                        self.next_poll = (i + 1) % n;
+                        return Poll::Ready(LinkId(i as u8));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // ICMP errors (port unreachable while the gateway
+                    // restarts) surface here, once each; the path logic
+                    // notices the loss itself. Datagrams may follow.
+                    Err(e) => {
+                        tracing::trace!(link = %self.slots[i].config.name, error = %e, "receive error");
+                        cx.waker().wake_by_ref();
+                        break;
+                    }
                 }
-                Poll::Pending => {}
             }
         }
         Poll::Pending
     }
 
-    /// A datagram that is already waiting on any link, without blocking.
-    pub fn try_recv(&mut self, buf: &mut [u8]) -> Option<(LinkId, usize)> {
+    /// Like [`poll_recv_batch`](Self::poll_recv_batch) for datagrams that
+    /// are already waiting, without blocking.
+    pub fn try_recv_batch(&mut self, batch: &mut RecvBatch) -> Option<LinkId> {
         let n = self.slots.len();
         for k in 0..n {
             let i = (self.next_poll + k) % n;
             let Some(socket) = &self.slots[i].socket else {
                 continue;
             };
-            if let Ok((len, _from)) = socket.try_recv_from(buf) {
+            if socket
+                .try_io(Interest::READABLE, || link_socket::recv_many(socket, batch))
+                .is_ok()
+            {
                 self.next_poll = (i + 1) % n;
-                return Some((LinkId(i as u8), len));
+                return Some(LinkId(i as u8));
             }
         }
         None
@@ -345,8 +365,12 @@ mod tests {
         assert_eq!(&buf[..n], b"hello");
         assert_eq!(Some(from.port()), set.local_addr(link).map(|a| a.port()));
         gateway.send_to(b"back", from).await.unwrap();
-        let (got, len) = std::future::poll_fn(|cx| set.poll_recv(cx, &mut buf)).await;
-        assert_eq!((got, &buf[..len]), (link, &b"back"[..]));
+        let mut batch = RecvBatch::default();
+        let got = std::future::poll_fn(|cx| set.poll_recv_batch(cx, &mut batch)).await;
+        assert_eq!(
+            (got, batch.len(), batch.datagram(0)),
+            (link, 1, &b"back"[..])
+        );
 
         assert_eq!(
             step(&mut set, &table(1, true, lo)),

@@ -50,7 +50,10 @@ impl Emulation {
                         ForwardedLink::new(addressing, model(Direction::Up), model(Direction::Down))
                     })
                     .collect();
-                let options = ForwarderOptions::new(Instant::now());
+                let mut options = ForwarderOptions::new(Instant::now());
+                if !scenario.emulator_realtime {
+                    options.realtime_priority = None;
+                }
                 Ok(Emulation::Userspace(Forwarder::start(
                     topology.netns(Role::Emu),
                     links,

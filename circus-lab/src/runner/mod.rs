@@ -34,6 +34,7 @@ use crate::topology::addressing::SERVER_ADDRESS;
 use crate::topology::{NetnsError, RUN_TAG, Role, Topology, TopologyConfig, TopologyError};
 use crate::traffic::probe::{ProbeLog, ProbeReceiver, ProbeSenderConfig, send_probes};
 use crate::traffic::tcp::{TcpBulkReceiver, TcpLog, TcpReceiverConfig, TcpSenderConfig, send_bulk};
+use crate::traffic::udp::{UdpLoad, UdpLoadLog, UdpLoadReceiver, send_udp_load};
 use crate::traffic::{MonoNanos, TrafficError};
 
 pub use emulation::{Emulation, EmulationError, TimelinePlayer};
@@ -42,6 +43,8 @@ pub use emulation::{Emulation, EmulationError, TimelinePlayer};
 pub const PROBE_PORT: u16 = 9000;
 /// TCP port of the bulk-flow receiver on the server.
 pub const TCP_PORT: u16 = 9001;
+/// UDP port of the UDP load receiver on the server.
+pub const UDP_LOAD_PORT: u16 = 9002;
 /// Time between setting up a system and the scenario's time zero: lets
 /// routes settle, ARP resolve and tunnels finish their handshakes.
 const WARMUP: Duration = Duration::from_millis(500);
@@ -119,25 +122,12 @@ pub fn run_system(
     stream_id: u32,
     progress: &ProgressBar,
 ) -> Result<SystemRun, RunError> {
-    let mut system = adapter(kind);
-    progress.set_message("building topology");
-    let topology = Topology::build(&TopologyConfig {
-        tag: RUN_TAG.to_string(),
-        links: scenario.links.len(),
-    })?;
-    // Declared after the topology so it is dropped (stopped) first.
-    let emulation = Emulation::start(&topology, scenario)?;
-    progress.set_message("starting the system");
-    let plan = system.start(&topology, scenario)?;
-    let measured = measure(scenario, &topology, &emulation, &plan, stream_id, progress);
-    let stopped = system.stop();
-    let links = emulation.link_counters(scenario);
-    let backend = emulation.backend_name();
-    emulation.stop()?;
-    drop(topology);
-    let (probes, tcp, origin) = measured?;
-    stopped?;
-    let links = links?;
+    let ((probes, tcp, origin), links, backend) =
+        with_system(scenario, kind, progress, |topology, emulation, plan| {
+            let measured = measure(scenario, topology, emulation, plan, stream_id, progress)?;
+            let links = emulation.link_counters(scenario)?;
+            Ok((measured, links, emulation.backend_name()))
+        })?;
 
     let events: Vec<TimelineEvent> = scenario.events.iter().map(TimelineEvent::from).collect();
     let logs = RunLogs {
@@ -153,6 +143,35 @@ pub fn run_system(
         metrics: system_metrics(&logs, &config),
         series: system_series(&logs, &config),
     })
+}
+
+/// Builds a fresh topology with the scenario's links, starts their emulation
+/// and the system `kind` on them, runs `work`, and takes it all down again
+/// (system, emulation, topology) whatever `work` returned. `work` gets the
+/// topology, the emulation and how the system wants traffic sent.
+pub fn with_system<T>(
+    scenario: &Scenario,
+    kind: SystemKind,
+    progress: &ProgressBar,
+    work: impl FnOnce(&Topology, &Emulation, &TrafficPlan) -> Result<T, RunError>,
+) -> Result<T, RunError> {
+    let mut system = adapter(kind);
+    progress.set_message("building topology");
+    let topology = Topology::build(&TopologyConfig {
+        tag: RUN_TAG.to_string(),
+        links: scenario.links.len(),
+    })?;
+    // Declared after the topology so it is dropped (stopped) first.
+    let emulation = Emulation::start(&topology, scenario)?;
+    progress.set_message("starting the system");
+    let plan = system.start(&topology, scenario)?;
+    let worked = work(&topology, &emulation, &plan);
+    let stopped = system.stop();
+    emulation.stop()?;
+    drop(topology);
+    let worked = worked?;
+    stopped?;
+    Ok(worked)
 }
 
 /// Runs the traffic and the timeline; returns the probe log, the TCP log (if
@@ -262,6 +281,51 @@ fn measure(
         }
     }
     Ok((ProbeLog { sent, received }, tcp_log, origin))
+}
+
+/// Runs a fixed UDP load from the client to the server through the system
+/// `kind` on a fresh topology with the scenario's links (its timeline and
+/// traffic are not used) and returns what was sent and received. The load
+/// starts after [`WARMUP`]; its first `ramp` is left out of the goodput, so
+/// a system that learns its links first is judged at its steady state.
+pub fn udp_goodput(
+    scenario: &Scenario,
+    kind: SystemKind,
+    load: &UdpLoad,
+    ramp: Duration,
+    progress: &ProgressBar,
+) -> Result<UdpLoadLog, RunError> {
+    with_system(scenario, kind, progress, |topology, _, plan| {
+        progress.set_message("UDP load");
+        let server = SocketAddr::new(IpAddr::V4(SERVER_ADDRESS), UDP_LOAD_PORT);
+        let receiver = topology
+            .netns(Role::Server)
+            .run(move || UdpLoadReceiver::bind(server))??;
+        let start = MonoNanos::now() + WARMUP;
+        let end = start + load.duration;
+        let stop_receiver = Arc::new(AtomicBool::new(false));
+        let receiving = {
+            let stop = stop_receiver.clone();
+            std::thread::spawn(move || receiver.run(start + ramp, end, &stop))
+        };
+        let mut load = load.clone();
+        load.target = server;
+        load.device = crate::traffic::pinned_device(&plan.flow_devices, 0).map(str::to_owned);
+        let sent = topology
+            .netns(Role::Client)
+            .spawn("udp-load", move || {
+                send_udp_load(&load, start, &AtomicBool::new(false))
+            })?
+            .join();
+        // Datagrams still in flight at the end fall outside the window anyway.
+        wait_until(end + Duration::from_millis(100), progress);
+        stop_receiver.store(true, Ordering::Relaxed);
+        let received = join(receiving)?;
+        Ok(UdpLoadLog {
+            sent: sent??,
+            received,
+        })
+    })
 }
 
 /// Applies each timeline step at its time, showing progress meanwhile.

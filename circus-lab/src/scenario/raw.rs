@@ -16,6 +16,7 @@ pub(super) struct RawScenario {
     pub duration: Option<DurationText>,
     pub seed: Option<u64>,
     pub backend: Option<Backend>,
+    pub emulator_realtime: Option<bool>,
     pub systems: Option<Vec<SystemKind>>,
     pub policy: Option<String>,
     #[serde(default)]

@@ -112,6 +112,7 @@ impl Checker<'_> {
             duration,
             seed,
             backend: raw.backend.unwrap_or_default(),
+            emulator_realtime: raw.emulator_realtime.unwrap_or(true),
             systems,
             policy: raw.policy,
             links,

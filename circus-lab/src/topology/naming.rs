@@ -1,4 +1,5 @@
-//! Names of the namespaces a run creates: `cl<tag>-<pid>-<instance>-<role>`.
+//! Names of the namespaces a run creates: `cl<tag>-<pid>-<instance>-<role>`
+//! (`cl` is replaced by `$CIRCUS_NETNS_PREFIX` if set).
 //!
 //! The pid is in the name so that a later run can tell leftovers of a killed
 //! process (pid dead: sweep them) from namespaces of a run still going (pid
@@ -11,7 +12,19 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Every name starts with this, so all lab namespaces sort together in `ip netns`.
-const NAME_START: &str = "cl";
+const DEFAULT_NAME_START: &str = "cl";
+/// Replaces [`DEFAULT_NAME_START`] when set (lowercase letters, 1 to 8), so
+/// checkouts sharing a machine keep their namespaces apart.
+pub const NAME_START_ENV: &str = "CIRCUS_NETNS_PREFIX";
+
+/// The start of every namespace name of this process.
+pub fn name_start() -> &'static str {
+    static START: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    START.get_or_init(|| match std::env::var(NAME_START_ENV) {
+        Ok(start) if validate_tag(&start).is_ok() => start,
+        _ => DEFAULT_NAME_START.to_owned(),
+    })
+}
 
 /// Tag of the lab's real runs (`circus-lab run`).
 pub const RUN_TAG: &str = "r";
@@ -93,14 +106,21 @@ impl RunPrefix {
 
 impl fmt::Display for RunPrefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{NAME_START}{}-{}-{}", self.tag, self.pid, self.instance)
+        write!(
+            f,
+            "{}{}-{}-{}",
+            name_start(),
+            self.tag,
+            self.pid,
+            self.instance
+        )
     }
 }
 
 /// The process id in a namespace name of the scheme with tag `tag`, or
 /// `None` if the name belongs to another tag or is not of the scheme.
 pub fn owner_pid(name: &str, tag: &str) -> Option<u32> {
-    let rest = name.strip_prefix(NAME_START)?.strip_prefix(tag)?;
+    let rest = name.strip_prefix(name_start())?.strip_prefix(tag)?;
     let mut parts = rest.strip_prefix('-')?.split('-');
     let pid = parts.next()?.parse::<u32>().ok()?;
     let instance = parts.next()?;
@@ -135,7 +155,7 @@ mod tests {
         let prefix = RunPrefix::new("t").unwrap();
         for role in Role::ALL {
             let name = prefix.namespace(role);
-            assert!(name.starts_with("clt-"), "{name}");
+            assert!(name.starts_with(&format!("{}t-", name_start())), "{name}");
             assert_eq!(owner_pid(&name, "t"), Some(std::process::id()));
         }
     }
@@ -149,13 +169,14 @@ mod tests {
 
     #[test]
     fn names_of_other_tags_or_shapes_are_not_ours() {
-        assert_eq!(owner_pid("clt-12-0-emu", "t"), Some(12));
-        assert_eq!(owner_pid("clt-12-0-emu", "r"), None);
-        assert_eq!(owner_pid("cltx-12-0-emu", "t"), None);
-        assert_eq!(owner_pid("clt-12-0-router", "t"), None);
-        assert_eq!(owner_pid("clt-12-emu", "t"), None);
-        assert_eq!(owner_pid("clt-12-0-emu-x", "t"), None);
-        assert_eq!(owner_pid("clt-x-0-emu", "t"), None);
+        let name = |rest: &str| format!("{}{rest}", name_start());
+        assert_eq!(owner_pid(&name("t-12-0-emu"), "t"), Some(12));
+        assert_eq!(owner_pid(&name("t-12-0-emu"), "r"), None);
+        assert_eq!(owner_pid(&name("tx-12-0-emu"), "t"), None);
+        assert_eq!(owner_pid(&name("t-12-0-router"), "t"), None);
+        assert_eq!(owner_pid(&name("t-12-emu"), "t"), None);
+        assert_eq!(owner_pid(&name("t-12-0-emu-x"), "t"), None);
+        assert_eq!(owner_pid(&name("t-x-0-emu"), "t"), None);
         assert_eq!(owner_pid("other", "t"), None);
     }
 

@@ -4,6 +4,7 @@
 //! - [`clock`]: CLOCK_MONOTONIC readings shared by all namespaces (one-way latency).
 //! - [`probe`]: the sequenced, timestamped UDP probe stream (sender, receiver, logs).
 //! - [`tcp`]: bulk TCP (or MPTCP) flows and their per-time-bin byte counts.
+//! - [`udp`]: a fixed UDP load and the payload goodput that arrives of it.
 //!
 //! Senders and receivers are blocking and run on the caller's thread, which the
 //! caller has already moved into the right network namespace. Threads they spawn
@@ -13,11 +14,12 @@
 pub mod clock;
 pub mod probe;
 pub mod tcp;
+pub mod udp;
 
 use std::io;
 use std::net::SocketAddr;
 
-pub use clock::MonoNanos;
+pub use clock::{MonoNanos, TimerSlack};
 
 /// Why generating or measuring traffic failed. Each variant names the socket
 /// address or setting involved.

@@ -1,7 +1,8 @@
 //! Shared scaffolding of the real-namespace tests: namespaces, veth links,
 //! daemons on namespace threads, and traffic helpers.
 //!
-//! Namespaces are named `cnd-<pid>-<tag>` and deleted on drop; a run that
+//! Namespaces are named `cnd-<pid>-<tag>` (`cnd` replaced by
+//! `$CIRCUS_NETNS_PREFIX` if set) and deleted on drop; a run that
 //! was killed leaves names whose pid is dead, which the next run sweeps.
 //! Set-up uses the `ip` command (test-only; the daemon itself needs none).
 #![allow(dead_code)] // each test binary uses a different part
@@ -65,7 +66,7 @@ pub struct Netns {
 impl Netns {
     pub fn new(tag: &str) -> Netns {
         sweep_stale();
-        let name = format!("cnd-{}-{tag}", std::process::id());
+        let name = format!("{}-{}-{tag}", name_start(), std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         ip(&["netns", "add", &name]);
         let ns = Netns { name };
@@ -124,6 +125,11 @@ fn enter(path: &str) {
     nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
 }
 
+/// The start of this process's namespace names.
+fn name_start() -> String {
+    std::env::var("CIRCUS_NETNS_PREFIX").unwrap_or_else(|_| "cnd".to_owned())
+}
+
 /// Deletes `cnd-<pid>-*` namespaces of processes that no longer exist.
 fn sweep_stale() {
     let Ok(entries) = std::fs::read_dir("/run/netns") else {
@@ -131,7 +137,10 @@ fn sweep_stale() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("cnd-").and_then(|r| r.split('-').next()) else {
+        let Some(pid) = name
+            .strip_prefix(&format!("{}-", name_start()))
+            .and_then(|r| r.split('-').next())
+        else {
             continue;
         };
         if pid.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::wire::{PROBE_HEADER_LEN, ProbeHeader};
 use crate::scenario::ProbeSpec;
-use crate::traffic::{MonoNanos, TrafficError};
+use crate::traffic::{MonoNanos, TimerSlack, TrafficError};
 
 /// Largest UDP payload over IPv4.
 pub const MAX_SIZE: usize = 65_507;
@@ -196,29 +196,4 @@ fn open_flow_sockets(config: &ProbeSenderConfig) -> Result<Vec<UdpSocket>, Traff
             Ok(UdpSocket::from(socket))
         })
         .collect()
-}
-
-/// Sets this thread's timer slack to 1 ns while sending (the default 50 us
-/// would be added to every sleep), and restores it on drop.
-struct TimerSlack {
-    previous: libc::c_int,
-}
-
-impl TimerSlack {
-    fn tighten() -> Self {
-        // SAFETY: PR_GET/SET_TIMERSLACK only read or set a value of the calling
-        // thread; they take no pointers.
-        let previous = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK) };
-        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-        Self { previous }
-    }
-}
-
-impl Drop for TimerSlack {
-    fn drop(&mut self) {
-        if self.previous > 0 {
-            // SAFETY: as in `tighten`.
-            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, self.previous as libc::c_ulong) };
-        }
-    }
 }

@@ -304,9 +304,13 @@ pub fn udp_goodput(
         let start = MonoNanos::now() + WARMUP;
         let end = start + load.duration;
         let stop_receiver = Arc::new(AtomicBool::new(false));
-        let receiving = {
-            let stop = stop_receiver.clone();
-            std::thread::spawn(move || receiver.run(start + ramp, end, &stop))
+        let receiving = Receiving {
+            thread: "udp load receiver",
+            addr: server,
+            handle: {
+                let stop = stop_receiver.clone();
+                std::thread::spawn(move || receiver.run(start + ramp, end, &stop))
+            },
         };
         let mut load = load.clone();
         load.target = server;
@@ -320,7 +324,7 @@ pub fn udp_goodput(
         // Datagrams still in flight at the end fall outside the window anyway.
         wait_until(end + Duration::from_millis(100), progress);
         stop_receiver.store(true, Ordering::Relaxed);
-        let received = join(receiving)?;
+        let received = receiving.join()?;
         Ok(UdpLoadLog {
             sent: sent??,
             received,

@@ -3,7 +3,7 @@
 //!
 //! - Packet rate: one UDP sender at a fixed offered load of fixed-size
 //!   datagrams, over one unimpaired link without a tunnel, against circus
-//!   over two unimpaired links. Both handle every packet on its own, so the
+//!   over two unimpaired links (best of two alternating rounds each). Both handle every packet on its own, so the
 //!   ratio is the tunnel's cost per packet (encryption, scheduling,
 //!   reordering, the daemons' IO): the reference issue 4 asks for.
 //! - TCP over the same links. Kernel TCP over veth moves 64 kB GSO/TSO
@@ -36,8 +36,12 @@ pub const UDP_SIZE: usize = 1200;
 /// so both are measured at their limit, without flooding queues for long.
 pub const UDP_RATE_BPS: u64 = 2_000_000_000;
 /// How long the UDP load runs, and the start left out of the goodput.
-const UDP_DURATION: Duration = Duration::from_secs(4);
+const UDP_DURATION: Duration = Duration::from_secs(3);
 const UDP_RAMP: Duration = Duration::from_secs(1);
+/// UDP rounds, each single-link then circus; each system's best round
+/// counts. On a shared machine other work only ever lowers a figure, and
+/// alternating puts both systems under whatever load passes by.
+const UDP_ROUNDS: usize = 2;
 
 /// Why the throughput comparison could not run.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +88,7 @@ fn scenario(name: &str, rate: Option<&str>) -> Result<Scenario, ScenarioError> {
         .map(|r| format!("rate = \"{r}\"\n"))
         .unwrap_or_default();
     let text = format!(
-        "name = \"{name}\"\nduration = \"6s\"\nseed = 1\nsystems = [\"single-link\", \"circus\"]\n\
+        "name = \"{name}\"\nduration = \"5s\"\nseed = 1\nsystems = [\"single-link\", \"circus\"]\n\
          emulator_realtime = false\n\
          [[link]]\nname = \"a\"\ndelay = \"5ms\"\n{rate}\
          [[link]]\nname = \"b\"\ndelay = \"5ms\"\n{rate}\
@@ -136,13 +140,18 @@ fn compare_udp(scenario: &Scenario, progress: &ProgressBar) -> Result<Comparison
                 scenario: scenario.name.clone(),
             })
     };
-    Ok(Comparison {
-        single_link_mbps: goodput(SystemKind::SingleLink)?,
-        circus_mbps: goodput(SystemKind::Circus)?,
-    })
+    let mut best = Comparison {
+        single_link_mbps: 0.0,
+        circus_mbps: 0.0,
+    };
+    for _ in 0..UDP_ROUNDS {
+        best.single_link_mbps = best.single_link_mbps.max(goodput(SystemKind::SingleLink)?);
+        best.circus_mbps = best.circus_mbps.max(goodput(SystemKind::Circus)?);
+    }
+    Ok(best)
 }
 
-/// Runs all comparisons in real namespaces (about 45 s).
+/// Runs all comparisons in real namespaces (about 55 s).
 pub fn measure(progress: &ProgressBar) -> Result<Throughput, ThroughputError> {
     let unimpaired = scenario("throughput-unimpaired", None)?;
     Ok(Throughput {

@@ -319,14 +319,17 @@ pub fn udp_goodput(
             .netns(Role::Client)
             .spawn("udp-load", move || {
                 send_udp_load(&load, start, &AtomicBool::new(false))
-            })?
-            .join();
-        // Datagrams still in flight at the end fall outside the window anyway.
-        wait_until(end + Duration::from_millis(100), progress);
+            })
+            .map(|sending| sending.join());
+        if sent.is_ok() {
+            // Datagrams still in flight at the end fall outside the window.
+            wait_until(end + Duration::from_millis(100), progress);
+        }
+        // Stopped on every path, so a failed sender leaves no thread behind.
         stop_receiver.store(true, Ordering::Relaxed);
         let received = receiving.join()?;
         Ok(UdpLoadLog {
-            sent: sent??,
+            sent: sent???,
             received,
         })
     })

@@ -17,7 +17,8 @@ pub mod tcp;
 pub mod udp;
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
 
 pub use clock::{MonoNanos, TimerSlack};
 
@@ -49,6 +50,24 @@ pub enum TrafficError {
         thread: &'static str,
         addr: SocketAddr,
     },
+}
+
+/// How often a receiver blocked in a receive wakes up to check its stop flag.
+pub(crate) const STOP_POLL: Duration = Duration::from_millis(20);
+
+/// Binds a receiver's UDP socket on the caller's thread (in the receiver's
+/// namespace), with reads that time out after [`STOP_POLL`] so the thread
+/// sees its stop flag; returns it with the address actually bound (the real
+/// port when 0 was asked for).
+pub(crate) fn bind_stoppable(addr: SocketAddr) -> Result<(UdpSocket, SocketAddr), TrafficError> {
+    let socket = UdpSocket::bind(addr).map_err(|source| TrafficError::Bind { addr, source })?;
+    let addr = socket
+        .local_addr()
+        .map_err(|source| TrafficError::Bind { addr, source })?;
+    socket
+        .set_read_timeout(Some(STOP_POLL))
+        .map_err(|source| TrafficError::Bind { addr, source })?;
+    Ok((socket, addr))
 }
 
 /// The interface flow `flow` is pinned to, if any.

@@ -26,8 +26,6 @@ pub const BATCH: usize = 32;
 pub const MAX_SIZE: usize = 1472;
 /// Receive slot per datagram: any payload up to [`MAX_SIZE`] fits.
 const SLOT: usize = 2048;
-/// How often a blocked receive wakes up to check the stop flag.
-const STOP_POLL: Duration = Duration::from_millis(20);
 /// Socket buffers: absorb bursts while a thread is descheduled.
 const BUFFER_BYTES: usize = 8 << 20;
 
@@ -186,13 +184,7 @@ pub struct UdpLoadReceiver {
 impl UdpLoadReceiver {
     /// Binds on the caller's thread (in the receiver's namespace).
     pub fn bind(addr: SocketAddr) -> Result<Self, TrafficError> {
-        let socket = UdpSocket::bind(addr).map_err(|source| TrafficError::Bind { addr, source })?;
-        let addr = socket
-            .local_addr()
-            .map_err(|source| TrafficError::Bind { addr, source })?;
-        socket
-            .set_read_timeout(Some(STOP_POLL))
-            .map_err(|source| TrafficError::Bind { addr, source })?;
+        let (socket, addr) = super::bind_stoppable(addr)?;
         enlarge_buffer(&socket, libc::SO_RCVBUFFORCE);
         Ok(Self { socket, addr })
     }
@@ -234,7 +226,7 @@ impl UdpLoadReceiver {
         while !stop.load(Ordering::Relaxed) {
             // SAFETY: each header points at one iovec over its own slot of
             // `slots`, alive and not otherwise borrowed during the call.
-            // Blocks for the first datagram (up to STOP_POLL), then takes
+            // Blocks for the first datagram (up to super::STOP_POLL), then takes
             // what is already queued.
             let n = unsafe {
                 libc::recvmmsg(

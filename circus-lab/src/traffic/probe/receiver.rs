@@ -4,7 +4,6 @@
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,8 +11,6 @@ use super::ProbeRecord;
 use super::wire::ProbeHeader;
 use crate::traffic::{MonoNanos, TrafficError};
 
-/// How often a blocked receive wakes up to check the stop flag.
-const STOP_POLL: Duration = Duration::from_millis(20);
 /// Socket receive buffer asked for: absorbs bursts while the thread is descheduled.
 const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
 /// Largest datagram read; longer ones are truncated (the header is at the start).
@@ -44,13 +41,7 @@ impl ProbeReceiver {
     /// is the most records kept; give room for duplicates, e.g. twice the
     /// stream's packet count.
     pub fn bind(addr: SocketAddr, stream_id: u32, capacity: usize) -> Result<Self, TrafficError> {
-        let socket = UdpSocket::bind(addr).map_err(|source| TrafficError::Bind { addr, source })?;
-        let addr = socket
-            .local_addr()
-            .map_err(|source| TrafficError::Bind { addr, source })?;
-        socket
-            .set_read_timeout(Some(STOP_POLL))
-            .map_err(|source| TrafficError::Bind { addr, source })?;
+        let (socket, addr) = crate::traffic::bind_stoppable(addr)?;
         if let Err(error) =
             socket2::SockRef::from(&socket).set_recv_buffer_size(RECEIVE_BUFFER_BYTES)
         {

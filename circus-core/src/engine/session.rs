@@ -437,7 +437,8 @@ impl Session {
             if !slot.path.state().is_usable() {
                 continue;
             }
-            wait = Some(wait.map_or(overdue_wait(slot), |w| w.max(overdue_wait(slot))));
+            let link_wait = overdue_wait(slot);
+            wait = Some(wait.map_or(link_wait, |w| w.max(link_wait)));
             jitter = jitter.max(slot.path.rttvar());
         }
         // With no usable link nothing is in flight to wait for: the hold

@@ -123,8 +123,9 @@ pub struct PathView {
 }
 
 impl PathView {
-    /// Snapshot of `path` for scheduling a packet of `len` bytes.
-    pub fn new(link: LinkId, path: &Path, len: usize) -> Self {
+    /// Snapshot of `path` for scheduling a packet of `len` bytes, `urgent`
+    /// if worth a copy (see [`Path::in_flight_cap`]).
+    pub fn new(link: LinkId, path: &Path, len: usize, urgent: bool) -> Self {
         PathView {
             link,
             state: path.state(),
@@ -135,7 +136,7 @@ impl PathView {
             delivery_rate: path.delivery_rate(),
             bytes_in_flight: path.bytes_in_flight(),
             window: path.window(),
-            can_send: path.can_send(len),
+            can_send: path.can_send(len, urgent),
         }
     }
 

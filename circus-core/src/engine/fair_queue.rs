@@ -10,6 +10,11 @@
 //! - A flow that has no backlog when a packet arrives goes on the *new* list
 //!   and is served before the *old* ones, so a sparse stream (a game, VoIP,
 //!   a 1000 pps probe) never waits behind bulk TCP.
+//! - Buckets are set-associative, as in CAKE: a flow takes the first bucket
+//!   of its set of [`WAYS`] that already holds its hash or is idle, so two
+//!   flows share a bucket only when all of the set is busy. A light flow
+//!   that shared a bucket with a bulk one would be metered as bulk (no
+//!   copies), wait behind it and be ordered with it by the receiver.
 //! - Flows take turns, each sending up to `quantum` bytes per round.
 //! - CoDel per flow: once a flow's head has waited longer than `target` for
 //!   a whole `interval`, its head packets are dropped at the CoDel rate
@@ -45,6 +50,9 @@ const LIGHT_FLOW_BYTES: u32 = 12_500;
 
 /// The period over which a flow's bytes are counted for [`LIGHT_FLOW_BYTES`].
 const LIGHT_FLOW_WINDOW: Duration = Duration::from_millis(100);
+
+/// Buckets a flow may take: its hash's own and the next `WAYS - 1`.
+const WAYS: usize = 8;
 
 /// Tuning of the fair queue; see the engine [`Config`](super::Config).
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +90,8 @@ struct Codel {
 
 #[derive(Debug, Clone, Copy)]
 struct Flow {
+    /// Hash of the flow that holds the bucket (or last held it).
+    hash: u32,
     head: u32,
     tail: u32,
     packets: u32,
@@ -100,6 +110,7 @@ struct Flow {
 
 impl Flow {
     const EMPTY: Self = Self {
+        hash: 0,
         head: NONE,
         tail: NONE,
         packets: 0,
@@ -132,6 +143,13 @@ impl Flow {
         } else {
             (0, 0)
         }
+    }
+
+    /// Whether the bucket still belongs to its flow at `now`: it has packets
+    /// queued, is in the rotation, or sent in the light-flow windows that
+    /// meter it.
+    fn is_busy(&self, now: Instant) -> bool {
+        self.packets > 0 || self.list != OnList::No || self.sent_in_windows(now) != (0, 0)
     }
 
     /// Counts `len` bytes sent at `now`.
@@ -241,9 +259,9 @@ impl FairQueue {
         self.next[s] = NONE;
         self.len[s] = len;
         self.queued_at[s] = now;
-        // The table has at most u16::MAX flows, so the index fits.
-        let f = (hash as usize % self.flows.len()) as u16;
+        let f = self.bucket(now, hash);
         let flow = &mut self.flows[usize::from(f)];
+        flow.hash = hash;
         if flow.tail == NONE {
             flow.head = slot;
         } else {
@@ -259,6 +277,20 @@ impl FairQueue {
             flow.deficit = i64::from(self.params.quantum);
             self.new_flows.push_back(f);
         }
+    }
+
+    /// The bucket for a packet of the flow with hash `hash`: the one of its
+    /// set that holds the hash, else the first idle one, else its own.
+    fn bucket(&self, now: Instant, hash: u32) -> u16 {
+        let count = self.flows.len();
+        let home = hash as usize % count;
+        let ways = || (0..WAYS.min(count)).map(|k| (home + k) % count);
+        let index = ways()
+            .find(|&f| self.flows[f].hash == hash && self.flows[f].is_busy(now))
+            .or_else(|| ways().find(|&f| !self.flows[f].is_busy(now)))
+            .unwrap_or(home);
+        // The table has at most u16::MAX flows, so the index fits.
+        index as u16
     }
 
     fn remove_head(&mut self, f: u16) -> Option<u32> {
@@ -335,16 +367,37 @@ impl FairQueue {
     /// one that sent at most [`LIGHT_FLOW_BYTES`] in the last
     /// [`LIGHT_FLOW_WINDOW`] and, this packet included, in the current one.
     pub(crate) fn chosen_is_light(&self, now: Instant) -> bool {
-        self.chosen.is_some_and(|f| {
-            let flow = &self.flows[usize::from(f)];
-            let len = if flow.head == NONE {
-                0
-            } else {
-                u32::from(self.len[flow.head as usize])
-            };
-            let (before, current) = flow.sent_in_windows(now);
-            before.max(current + len) <= LIGHT_FLOW_BYTES
-        })
+        self.chosen.is_some_and(|f| self.is_light(f, now))
+    }
+
+    fn is_light(&self, f: u16, now: Instant) -> bool {
+        let flow = &self.flows[usize::from(f)];
+        let len = if flow.head == NONE {
+            0
+        } else {
+            u32::from(self.len[flow.head as usize])
+        };
+        let (before, current) = flow.sent_in_windows(now);
+        before.max(current + len) <= LIGHT_FLOW_BYTES
+    }
+
+    /// Chooses instead the head of the first light flow in the rotation
+    /// that has one, out of turn; returns its slot and length. For when the
+    /// packet [`peek`](Self::peek) chose is a bulk one that no link has room
+    /// for: light packets may use extra room, and the rotation would
+    /// otherwise make a light flow that already had its turn wait until
+    /// the bulk one can go. The out-of-turn packet is charged to the flow's
+    /// deficit, so its fair share is unchanged.
+    pub(crate) fn peek_light(&mut self, now: Instant) -> Option<(u32, u16)> {
+        let f = self
+            .new_flows
+            .iter()
+            .chain(&self.old_flows)
+            .copied()
+            .find(|&f| self.flows[usize::from(f)].head != NONE && self.is_light(f, now))?;
+        self.chosen = Some(f);
+        let head = self.flows[usize::from(f)].head;
+        Some((head, self.len[head as usize]))
     }
 
     /// Takes the packet [`peek`](Self::peek) chose at `now`; returns its
@@ -523,6 +576,113 @@ mod tests {
         assert_eq!(send_all(&mut q, t3), vec![true, true]);
     }
 
+    /// Sends everything queued at `now`; returns each packet's slot and
+    /// bucket.
+    fn drain(q: &mut FairQueue, now: Instant) -> Vec<(u32, u16)> {
+        let mut sent = Vec::new();
+        while q.peek(now, &mut |_| panic!("nothing is dropped")).is_some() {
+            sent.extend(q.pop(now));
+        }
+        sent
+    }
+
+    #[test]
+    fn colliding_flows_take_separate_buckets_while_busy() {
+        let t0 = Instant::now();
+        let mut q = FairQueue::new(
+            t0,
+            64,
+            FqParams {
+                flows: 16,
+                ..params(64)
+            },
+        );
+        // 3 and 19 share their home bucket (3 of 16).
+        for s in 0..14 {
+            q.push(t0, s, 1000, 3);
+        }
+        q.push(t0, 20, 100, 19);
+        let mut light = Vec::new();
+        let mut buckets = Vec::new();
+        while q.peek(t0, &mut |_| panic!("nothing is dropped")).is_some() {
+            light.push(q.chosen_is_light(t0));
+            buckets.push(q.pop(t0).unwrap());
+        }
+        let bulk: Vec<u16> = buckets.iter().filter(|b| b.0 < 14).map(|b| b.1).collect();
+        let sparse = buckets.iter().find(|b| b.0 == 20).unwrap().1;
+        assert!(
+            bulk.iter().all(|&b| b == 3),
+            "a flow keeps its bucket: {bulk:?}"
+        );
+        assert_eq!(sparse, 4, "the next idle way of the set");
+        // The bulk flow is metered alone: the sparse one stays light.
+        let sparse_at = buckets.iter().position(|b| b.0 == 20).unwrap();
+        assert!(light[sparse_at]);
+        assert!(!light[buckets.len() - 1]);
+
+        // Still metered, so still its bucket a window later.
+        let t1 = t0 + LIGHT_FLOW_WINDOW;
+        q.push(t1, 21, 100, 19);
+        assert_eq!(drain(&mut q, t1), vec![(21, 4)]);
+        // Idle for two windows: the bucket is free again, and 19's home
+        // way (3, bulk flow idle too) is the first free one.
+        let t3 = t1 + 2 * LIGHT_FLOW_WINDOW;
+        q.push(t3, 22, 100, 19);
+        assert_eq!(drain(&mut q, t3), vec![(22, 3)]);
+    }
+
+    #[test]
+    fn a_full_set_shares_the_home_bucket() {
+        let t0 = Instant::now();
+        let mut q = FairQueue::new(t0, 64, params(64));
+        // Eight busy flows fill the eight-bucket table; a ninth joins its home.
+        for hash in 0..9 {
+            q.push(t0, hash, 100, hash);
+        }
+        let sent = drain(&mut q, t0);
+        let mut buckets: Vec<u16> = sent.iter().map(|s| s.1).collect();
+        assert_eq!(sent.iter().find(|s| s.0 == 8).unwrap().1, 0);
+        buckets.sort_unstable();
+        buckets.dedup();
+        assert_eq!(buckets, (0..8).collect::<Vec<u16>>());
+    }
+
+    #[test]
+    fn a_light_flow_goes_out_of_turn_when_asked() {
+        let now = Instant::now();
+        let mut q = FairQueue::new(now, 64, params(64));
+        let mut free = |_| panic!("nothing is dropped");
+        // Flow 1 has sent enough to be bulk.
+        for s in 40..53 {
+            q.push(now, s, 1000, 1);
+        }
+        drain(&mut q, now);
+        for s in 0..20 {
+            q.push(now, s, 1000, 1);
+        }
+        q.push(now, 30, 100, 2);
+        let mut sent = Vec::new();
+        for _ in 0..3 {
+            q.peek(now, &mut free);
+            sent.push(q.pop(now).unwrap().0);
+        }
+        assert_eq!(sent, vec![0, 1, 30]);
+        // The bulk packet chosen next finds no room, so it stays; the light
+        // flow, its turn over, waits behind it in the rotation, and its next
+        // packet is not the one peek chooses.
+        q.peek(now, &mut free);
+        q.push(now, 31, 100, 2);
+        let (bulk, _) = q.peek(now, &mut free).unwrap();
+        assert_ne!(bulk, 31);
+        assert!(!q.chosen_is_light(now));
+        assert_eq!(q.peek_light(now), Some((31, 100)));
+        assert!(q.chosen_is_light(now));
+        assert_eq!(q.pop(now).map(|p| p.0), Some(31));
+        // Nothing light is left: the bulk flow's head is still next.
+        assert_eq!(q.peek_light(now), None);
+        assert_eq!(q.peek(now, &mut free), Some((bulk, 1000)));
+    }
+
     #[test]
     fn codel_drops_a_standing_queue_and_max_age_expires() {
         let t0 = Instant::now();
@@ -600,8 +760,8 @@ mod tests {
                             let (popped, flow) = q.pop(now).expect("peeked");
                             prop_assert_eq!(popped, s);
                             let (hash, id) = in_slot[s as usize].take().expect("sent slot was queued");
-                            prop_assert_eq!(usize::from(flow), hash as usize % q.flow_count());
-                            if let Some(prev) = last_sent.insert(hash % 8, id) {
+                            prop_assert!(usize::from(flow) < q.flow_count());
+                            if let Some(prev) = last_sent.insert(hash, id) {
                                 prop_assert!(prev < id, "flow order");
                             }
                             free_slots.push(s);

@@ -32,6 +32,8 @@ struct SlotMeta {
     /// Sequence numbers back to the previous packet of the same flow queue
     /// (0: none); sent with every copy, see [`crate::wire::Frame::Data`].
     flow_gap: u32,
+    /// Its flow was light when it left the queue: its resends are urgent too.
+    light: bool,
 }
 
 /// Why [`PacketRing::push`] refused a packet.
@@ -81,6 +83,7 @@ impl PacketRing {
                     acked: false,
                     copies_in_flight: 0,
                     flow_gap: 0,
+                    light: false,
                 };
                 capacity
             ],
@@ -132,6 +135,12 @@ impl PacketRing {
             .map(|(_, len)| usize::from(len))
     }
 
+    /// Chooses instead a light flow's packet, if one waits (see
+    /// [`FairQueue::peek_light`]): its length.
+    pub(crate) fn peek_unsent_light(&mut self, now: Instant) -> Option<usize> {
+        self.queue.peek_light(now).map(|(_, len)| usize::from(len))
+    }
+
     /// Whether the packet [`peek_unsent`](Self::peek_unsent) chose belongs
     /// to a light flow (see [`FairQueue::chosen_is_light`]).
     pub(crate) fn unsent_is_light(&self, now: Instant) -> bool {
@@ -141,6 +150,7 @@ impl PacketRing {
     /// Takes the packet [`peek_unsent`](Self::peek_unsent) chose at `now`
     /// and gives it the next sequence number.
     pub(crate) fn take_unsent(&mut self, now: Instant) -> Option<u64> {
+        let light = self.queue.chosen_is_light(now);
         let (slot, flow) = self.queue.pop(now)?;
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -164,6 +174,7 @@ impl PacketRing {
             acked: false,
             copies_in_flight: 0,
             flow_gap,
+            light,
         };
         Some(seq)
     }
@@ -195,6 +206,12 @@ impl PacketRing {
     pub(crate) fn flow_gap(&self, seq: u64) -> u32 {
         let m = &self.meta[self.index(seq)];
         if m.seq == seq { m.flow_gap } else { 0 }
+    }
+
+    /// Whether `seq`'s flow was light when it was sent.
+    pub(crate) fn was_light(&self, seq: u64) -> bool {
+        let m = &self.meta[self.index(seq)];
+        m.seq == seq && m.light
     }
 
     /// When `seq` was queued, if the ring still holds it.

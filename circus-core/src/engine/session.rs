@@ -541,6 +541,10 @@ impl Session {
     }
 
     fn poll_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<(LinkId, usize)> {
+        // Set when the next resend found no room: new bulk packets must not
+        // overtake it, but light flows' packets may, into the extra room
+        // they have; else a link death's resends would stall them too.
+        let mut resend_waits = false;
         loop {
             if let Some(sending) = &mut self.sending {
                 let Some(&link) = sending.links.as_slice().get(sending.next) else {
@@ -560,7 +564,7 @@ impl Session {
                     None => continue,
                 }
             }
-            if let Some(resend) = self.resend.pop_front() {
+            if !resend_waits && let Some(resend) = self.resend.pop_front() {
                 let Resend {
                     seq,
                     lost_on,
@@ -577,10 +581,12 @@ impl Session {
                     continue;
                 }
                 let len = self.ring.get(seq).map_or(0, <[u8]>::len);
-                let Some(links) = self.pick(len, true, avoid.then_some(lost_on)) else {
+                let urgent = self.ring.was_light(seq);
+                let Some(links) = self.pick(len, true, urgent, avoid.then_some(lost_on)) else {
                     // Every window is full: retry after the next ack.
                     self.resend.push_front(resend);
-                    return None;
+                    resend_waits = true;
+                    continue;
                 };
                 self.sending = Some(Sending {
                     seq,
@@ -593,10 +599,25 @@ impl Session {
             // The send queue picks the flow whose turn it is and applies its
             // drop rules (CoDel, max age).
             let len = self.ring.peek_unsent(now)?;
-            let copy = self.scheduler.copies_light_flows() && self.ring.unsent_is_light(now);
+            let copies = self.scheduler.copies_light_flows();
+            let links = if self.ring.unsent_is_light(now) {
+                self.pick(len, copies, true, None)
+            } else {
+                // A bulk packet goes after a waiting resend, and when it
+                // cannot go, a light flow's packet may still go out of turn.
+                let bulk = if resend_waits {
+                    None
+                } else {
+                    self.pick(len, false, false, None)
+                };
+                bulk.or_else(|| {
+                    let len = self.ring.peek_unsent_light(now)?;
+                    self.pick(len, copies, true, None)
+                })
+            };
             // Nothing usable or every link's window full: keep it queued
             // until an ack or a probe changes that.
-            let links = self.pick(len, copy, None)?;
+            let links = links?;
             let seq = self.ring.take_unsent(now)?;
             self.sending = Some(Sending {
                 seq,
@@ -609,15 +630,26 @@ impl Session {
 
     /// Asks the scheduler for the links of one packet of `len` bytes, or,
     /// when it is worth a copy (a resend or a light flow's packet), for the
-    /// soonest pair ([`Scheduler::pick_soonest_pair`]). A resend avoids
-    /// `avoid` (the link that lost it, when that link is failing) when
-    /// another link can take it.
-    fn pick(&mut self, len: usize, copy: bool, avoid: Option<LinkId>) -> Option<Selection> {
+    /// soonest pair ([`Scheduler::pick_soonest_pair`]). A light flow's packet
+    /// is `urgent`: it may use the links' extra room
+    /// ([`PathConfig::urgent_window_eighths`](crate::PathConfig::urgent_window_eighths));
+    /// resends of bulk packets may not, so the burst of resends after a link
+    /// death does not queue up ahead of light flows on the surviving links.
+    /// A resend avoids `avoid` (the link that lost it, when that link is
+    /// failing) when another link can take it.
+    fn pick(
+        &mut self,
+        len: usize,
+        copy: bool,
+        urgent: bool,
+        avoid: Option<LinkId>,
+    ) -> Option<Selection> {
         let bytes = len + super::OVERHEAD;
         self.views.clear();
         for slot in &self.links {
             if Some(slot.id) != avoid && slot.carrier {
-                self.views.push(PathView::new(slot.id, &slot.path, bytes));
+                self.views
+                    .push(PathView::new(slot.id, &slot.path, bytes, urgent));
             }
         }
         let selection = if copy {
@@ -626,7 +658,7 @@ impl Session {
             self.scheduler.pick(&self.views, bytes)
         };
         if selection.is_empty() && avoid.is_some() {
-            return self.pick(len, copy, None);
+            return self.pick(len, copy, urgent, None);
         }
         (!selection.is_empty()).then_some(selection)
     }

@@ -219,6 +219,16 @@ pub struct PathConfig {
     /// the link dies; short of room they wait in the engine's fair queue,
     /// where light flows overtake them.
     pub in_flight_window_eighths: u32,
+    /// The in-flight cap, in eighths of the pipe, for packets worth a copy:
+    /// light flows' packets and resends (see
+    /// [`Scheduler::pick_soonest_pair`](crate::Scheduler::pick_soonest_pair)).
+    ///
+    /// Default 16 (2 pipes). Bulk traffic keeps a link at its own cap almost
+    /// always; were light packets held to it too, they would wait at the
+    /// sender for an ack on both links of their pair at once, and the two
+    /// copies would leave together in bursts. Light flows are a small share
+    /// of the traffic, so the extra room they may use stays small.
+    pub urgent_window_eighths: u32,
     /// Most packets tracked in flight per link; beyond that the oldest is
     /// declared lost.
     ///
@@ -250,6 +260,7 @@ impl Default for PathConfig {
             delivery_rate_window: Duration::from_secs(1),
             min_window: 14720,
             in_flight_window_eighths: 12,
+            urgent_window_eighths: 16,
             max_tracked_packets: 16384,
         }
     }

@@ -45,7 +45,7 @@ pub struct PathStats {
     pub delivery_rate: u64,
     /// Bytes of ack-eliciting packets neither acknowledged nor lost.
     pub bytes_in_flight: u64,
-    /// See [`Path::in_flight_cap`].
+    /// See [`Path::in_flight_cap`] (for bulk packets).
     pub in_flight_cap: u64,
     /// Packets and bytes sent on the link, acks and probes included.
     pub packets_sent: u64,
@@ -385,16 +385,21 @@ impl Path {
     }
 
     /// Most bytes allowed in flight: [`PathConfig::in_flight_window_eighths`]
-    /// of [`window`](Path::window).
-    pub fn in_flight_cap(&self) -> u64 {
-        self.window()
-            .saturating_mul(u64::from(self.config.in_flight_window_eighths))
-            / 8
+    /// of [`window`](Path::window), or for `urgent` packets (light flows,
+    /// resends) [`PathConfig::urgent_window_eighths`].
+    pub fn in_flight_cap(&self, urgent: bool) -> u64 {
+        let eighths = if urgent {
+            self.config.urgent_window_eighths
+        } else {
+            self.config.in_flight_window_eighths
+        };
+        self.window().saturating_mul(u64::from(eighths)) / 8
     }
 
-    /// Whether `bytes` more may be put in flight without overfilling the link.
-    pub fn can_send(&self, bytes: usize) -> bool {
-        self.fates.bytes_in_flight + bytes as u64 <= self.in_flight_cap()
+    /// Whether `bytes` more may be put in flight without overfilling the link
+    /// (see [`in_flight_cap`](Path::in_flight_cap)).
+    pub fn can_send(&self, bytes: usize, urgent: bool) -> bool {
+        self.fates.bytes_in_flight + bytes as u64 <= self.in_flight_cap(urgent)
     }
 
     /// Packet numbers of ack-eliciting packets still in flight, oldest first;
@@ -421,7 +426,7 @@ impl Path {
             loss_rate: self.fates.loss_rate,
             delivery_rate: self.delivery_rate(),
             bytes_in_flight: self.fates.bytes_in_flight,
-            in_flight_cap: self.in_flight_cap(),
+            in_flight_cap: self.in_flight_cap(false),
             packets_sent: self.packets_sent,
             bytes_sent: self.bytes_sent,
             packets_acked: self.fates.packets_acked,
@@ -958,17 +963,23 @@ mod tests {
     }
 
     #[test]
-    fn in_flight_is_capped_at_one_and_a_half_windows() {
+    fn in_flight_is_capped_at_one_and_a_half_windows_and_two_for_urgent_packets() {
         let t0 = Instant::now();
         let mut path = Path::new(PathConfig::default(), t0);
-        assert_eq!(path.in_flight_cap(), 14720 * 3 / 2);
+        assert_eq!(path.in_flight_cap(false), 14720 * 3 / 2);
+        assert_eq!(path.in_flight_cap(true), 14720 * 2);
         let mut sent = 0;
-        while path.can_send(1200) {
+        while path.can_send(1200, false) {
             send(&mut path, t0, 1200);
             sent += 1;
         }
         assert_eq!(sent, 18);
-        assert!(path.bytes_in_flight() <= path.in_flight_cap());
+        assert!(path.bytes_in_flight() <= path.in_flight_cap(false));
+        while path.can_send(1200, true) {
+            send(&mut path, t0, 1200);
+            sent += 1;
+        }
+        assert_eq!(sent, 24);
     }
 
     #[test]
@@ -981,8 +992,8 @@ mod tests {
         let window = link.path.window();
         assert!((33_000..=42_000).contains(&window), "window {window}");
         assert!(
-            link.path.can_send(1200),
-            "the flow fits in twice its window"
+            link.path.can_send(1200, false),
+            "the flow fits in its window"
         );
     }
 

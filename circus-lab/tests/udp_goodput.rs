@@ -34,8 +34,7 @@ fn udp_goodput_is_what_the_path_carries() {
         return;
     }
     let scenario = Scenario::from_toml(SCENARIO, Path::new("udp_goodput.rs")).unwrap();
-    let mut load = udp_load();
-    load.rate_bps = 10_000_000;
+    let mut load = udp_load(10_000_000);
     load.duration = Duration::from_secs(2);
     let ramp = Duration::from_millis(500);
     let run = |kind| {

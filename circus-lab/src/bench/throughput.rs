@@ -1,11 +1,16 @@
 //! `circus-lab bench --throughput`: what the tunnel costs and what bonding
 //! gains, measured in the same run so the shared machine's load cancels out.
 //!
-//! - Packet rate: one UDP sender at a fixed offered load of fixed-size
-//!   datagrams, over one unimpaired link without a tunnel, against circus
-//!   over two unimpaired links (best of two alternating rounds each). Both handle every packet on its own, so the
-//!   ratio is the tunnel's cost per packet (encryption, scheduling,
-//!   reordering, the daemons' IO): the reference issue 4 asks for.
+//! - Packet rate: one UDP sender of fixed-size datagrams, over one
+//!   unimpaired link without a tunnel, against circus over two unimpaired
+//!   links. Each system's figure is its best over two offered loads and two
+//!   alternating rounds: a single offered load either caps the faster path
+//!   (it delivers all that is offered and its limit goes unseen) or
+//!   overloads the slower one (a sender that takes the CPU the daemons
+//!   need lowers the tunnel's goodput below its peak). Both handle every
+//!   packet on its own, so the ratio is the tunnel's cost per packet
+//!   (encryption, scheduling, reordering, the daemons' IO): the reference
+//!   issue 4 asks for.
 //! - TCP over the same links. Kernel TCP over veth moves 64 kB GSO/TSO
 //!   super-packets while the tunnel carries MTU-sized packets, so this ratio
 //!   is far lower and says more about offloads than about circus.
@@ -32,9 +37,10 @@ use crate::traffic::udp::UdpLoad;
 /// UDP payload per datagram: a typical full-size tunnelled packet that
 /// fits circus's TUN MTU.
 pub const UDP_SIZE: usize = 1200;
-/// Offered UDP load: above what either path carries on this machine kind,
-/// so both are measured at their limit, without flooding queues for long.
-pub const UDP_RATE_BPS: u64 = 2_000_000_000;
+/// Offered UDP loads, each system measured at both: on this machine kind
+/// (2 cores) the tunnel peaks near the lower one and the raw link near the
+/// higher one (it delivers all of the lower one).
+pub const UDP_RATES_BPS: [u64; 2] = [1_500_000_000, 4_000_000_000];
 /// How long the UDP load runs, and the start left out of the goodput.
 const UDP_DURATION: Duration = Duration::from_secs(3);
 const UDP_RAMP: Duration = Duration::from_secs(1);
@@ -115,20 +121,20 @@ fn compare(scenario: &Scenario, progress: &ProgressBar) -> Result<Comparison, Th
     })
 }
 
-/// The UDP load of the packet-rate comparison (target filled in by the runner).
-pub fn udp_load() -> UdpLoad {
+/// The UDP load of the packet-rate comparison at `rate_bps` offered.
+pub fn udp_load(rate_bps: u64) -> UdpLoad {
     UdpLoad {
         target: SocketAddr::new(IpAddr::V4(SERVER_ADDRESS), runner::UDP_LOAD_PORT),
         size: UDP_SIZE,
-        rate_bps: UDP_RATE_BPS,
+        rate_bps,
         duration: UDP_DURATION,
         device: None,
     }
 }
 
 fn compare_udp(scenario: &Scenario, progress: &ProgressBar) -> Result<Comparison, ThroughputError> {
-    let load = udp_load();
-    let goodput = |system: SystemKind| -> Result<f64, ThroughputError> {
+    let goodput = |system: SystemKind, rate_bps: u64| -> Result<f64, ThroughputError> {
+        let load = udp_load(rate_bps);
         let log =
             runner::udp_goodput(scenario, system, &load, UDP_RAMP, progress).map_err(Box::new)?;
         tracing::debug!(system = system.as_str(), ?log, "UDP load");
@@ -145,13 +151,17 @@ fn compare_udp(scenario: &Scenario, progress: &ProgressBar) -> Result<Comparison
         circus_mbps: 0.0,
     };
     for _ in 0..UDP_ROUNDS {
-        best.single_link_mbps = best.single_link_mbps.max(goodput(SystemKind::SingleLink)?);
-        best.circus_mbps = best.circus_mbps.max(goodput(SystemKind::Circus)?);
+        for rate_bps in UDP_RATES_BPS {
+            best.single_link_mbps = best
+                .single_link_mbps
+                .max(goodput(SystemKind::SingleLink, rate_bps)?);
+            best.circus_mbps = best.circus_mbps.max(goodput(SystemKind::Circus, rate_bps)?);
+        }
     }
     Ok(best)
 }
 
-/// Runs all comparisons in real namespaces (about 55 s).
+/// Runs all comparisons in real namespaces (about 80 s).
 pub fn measure(progress: &ProgressBar) -> Result<Throughput, ThroughputError> {
     let unimpaired = scenario("throughput-unimpaired", None)?;
     Ok(Throughput {
@@ -185,8 +195,9 @@ pub fn render(t: &Throughput) -> String {
         header("UDP goodput, Mbit/s"),
         row("unimpaired links (tunnel cost)", &t.udp),
         format_args!(
-            "  (one sender, {UDP_SIZE}-byte payloads offered at {} Mbit/s)\n",
-            UDP_RATE_BPS / 1_000_000
+            "  (one sender, {UDP_SIZE}-byte payloads; best of {} and {} Mbit/s offered)\n",
+            UDP_RATES_BPS[0] / 1_000_000,
+            UDP_RATES_BPS[1] / 1_000_000
         ),
         header("TCP goodput, Mbit/s"),
         row("unimpaired links (tunnel cost)", &t.unimpaired),

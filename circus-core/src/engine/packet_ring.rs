@@ -11,7 +11,7 @@
 //! were sent; then it returns to the pool. The pool has `capacity +
 //! queue_limit` slots, so a full queue never evicts packets still in flight.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::fair_queue::{FairQueue, FqParams, QueueDrops};
 
@@ -23,6 +23,12 @@ struct SlotMeta {
     /// Pool slot holding the bytes.
     slot: u32,
     queued_at: Instant,
+    /// When the sender first learned that a newer packet reached the peer.
+    /// The receiver gives up a hole only after holding a newer packet for
+    /// its hold time, so until then a resend can still fill it, however old
+    /// the packet is (when every link fails at once, nothing newer arrives
+    /// and the hole waits for the first link back).
+    overtaken_at: Option<Instant>,
     /// Some copy of this packet was acknowledged on some link: recovery
     /// must not resend it.
     acked: bool,
@@ -57,6 +63,11 @@ pub(crate) struct PacketRing {
     next_seq: u64,
     /// Sequence number of the last packet sent from each flow queue.
     last_of_flow: Vec<Option<u64>>,
+    /// Highest sequence number acknowledged so far.
+    highest_acked: Option<u64>,
+    /// The send queue's bound on a packet's wait, which bounds its resends
+    /// too: a late packet is worse than a lost one.
+    max_age: Duration,
 }
 
 impl PacketRing {
@@ -80,6 +91,7 @@ impl PacketRing {
                     len: None,
                     slot: 0,
                     queued_at: now,
+                    overtaken_at: None,
                     acked: false,
                     copies_in_flight: 0,
                     flow_gap: 0,
@@ -92,6 +104,8 @@ impl PacketRing {
             last_of_flow: vec![None; queue.flow_count()],
             queue,
             next_seq: 0,
+            highest_acked: None,
+            max_age: fq.max_age,
         }
     }
 
@@ -171,6 +185,7 @@ impl PacketRing {
             len: Some(self.queue_len_of(slot)),
             slot,
             queued_at: self.queue.queued_at(slot),
+            overtaken_at: None,
             acked: false,
             copies_in_flight: 0,
             flow_gap,
@@ -214,17 +229,43 @@ impl PacketRing {
         m.seq == seq && m.light
     }
 
-    /// When `seq` was queued, if the ring still holds it.
-    pub(crate) fn queued_at(&self, seq: u64) -> Option<Instant> {
+    /// Whether resending `seq` can still help at `now`: the ring holds it,
+    /// no copy was acknowledged, it was queued less than the send queue's
+    /// `max_age` ago, and the peer has not yet given up its hole, which it
+    /// does `hold` after a newer packet arrived (see `SlotMeta::overtaken_at`).
+    pub(crate) fn resend_is_useful(&self, seq: u64, now: Instant, hold: Duration) -> bool {
         let m = &self.meta[self.index(seq)];
-        (m.len.is_some() && m.seq == seq).then_some(m.queued_at)
+        m.seq == seq
+            && m.len.is_some()
+            && !m.acked
+            && now.saturating_duration_since(m.queued_at) < self.max_age
+            && m.overtaken_at
+                .is_none_or(|t| now.saturating_duration_since(t) < hold)
     }
 
-    /// Records that a copy of `seq` reached the peer.
-    pub(crate) fn mark_acked(&mut self, seq: u64) {
+    /// Records at `now` that a copy of `seq` reached the peer, and that it
+    /// overtook every older packet not yet acknowledged. Each sequence
+    /// number is overtaken once, so this costs O(1) per packet overall.
+    pub(crate) fn mark_acked(&mut self, now: Instant, seq: u64) {
         let i = self.index(seq);
         if self.meta[i].seq == seq {
             self.meta[i].acked = true;
+        }
+        if self.highest_acked.is_some_and(|h| h >= seq) {
+            return;
+        }
+        // Only the last `capacity` packets are held; older ones are gone.
+        let held_from = seq.saturating_sub(self.meta.len() as u64 - 1);
+        let from = self
+            .highest_acked
+            .map_or(held_from, |h| (h + 1).max(held_from));
+        self.highest_acked = Some(seq);
+        for older in from..seq {
+            let i = self.index(older);
+            let m = &mut self.meta[i];
+            if m.seq == older && m.len.is_some() && !m.acked && m.overtaken_at.is_none() {
+                m.overtaken_at = Some(now);
+            }
         }
     }
 
@@ -247,13 +288,6 @@ impl PacketRing {
         }
         m.copies_in_flight = m.copies_in_flight.saturating_sub(1);
         m.copies_in_flight == 0 && !m.acked
-    }
-
-    /// Whether `seq` is known to have reached the peer (or is gone from the
-    /// ring, so nothing can be resent anyway).
-    pub(crate) fn is_acked_or_gone(&self, seq: u64) -> bool {
-        let m = &self.meta[self.index(seq)];
-        m.len.is_none() || m.seq != seq || m.acked
     }
 }
 
@@ -308,15 +342,16 @@ mod tests {
             send(&mut ring, now).unwrap();
         }
         // Slot of seq 0 was reused by seq 2.
+        let hold = Duration::from_millis(50);
         assert_eq!(ring.get(0), None);
-        assert!(ring.is_acked_or_gone(0));
+        assert!(!ring.resend_is_useful(0, now, hold));
         assert_eq!(ring.get(2), Some(&b"z"[..]));
-        assert!(!ring.is_acked_or_gone(1));
-        ring.mark_acked(1);
-        assert!(ring.is_acked_or_gone(1));
+        assert!(ring.resend_is_useful(1, now, hold));
+        ring.mark_acked(now, 1);
+        assert!(!ring.resend_is_useful(1, now, hold));
         // A stale ack for a wrapped sequence number does not mark the new one.
-        ring.mark_acked(0);
-        assert!(!ring.is_acked_or_gone(2));
+        ring.mark_acked(now, 0);
+        assert!(ring.resend_is_useful(2, now, hold));
         // The pool never runs dry however long it runs.
         for _ in 0..50 {
             ring.push(now, b"q", 3).unwrap();
@@ -336,8 +371,36 @@ mod tests {
         assert!(!ring.copy_lost(seq), "the other copy may still arrive");
         assert!(ring.copy_lost(seq), "both copies lost");
         ring.copy_sent(seq);
-        ring.mark_acked(seq);
+        ring.mark_acked(now, seq);
         assert!(!ring.copy_lost(seq), "acknowledged: nothing to resend");
         assert!(!ring.copy_lost(99), "not held");
+    }
+
+    #[test]
+    fn a_resend_helps_until_the_hold_time_after_a_newer_packet_arrived() {
+        let start = Instant::now();
+        let hold = Duration::from_millis(50);
+        let mut ring = PacketRing::new(start, 8, fq(8), 8);
+        for p in [b"a", b"b", b"c", b"d"] {
+            ring.push(start, p, 0).unwrap();
+            send(&mut ring, start).unwrap();
+        }
+        // Every link down for a while: nothing newer arrived, so the peer
+        // still waits for seq 0, until it is too old to be worth sending
+        // (the send queue's max age, 500 ms).
+        let later = start + Duration::from_millis(300);
+        assert!(ring.resend_is_useful(0, later, hold));
+        assert!(!ring.resend_is_useful(0, start + Duration::from_millis(500), hold));
+        // Seq 2 arrives: 0 and 1 are overtaken now and stay worth resending
+        // for the hold time; 3 is not overtaken.
+        ring.mark_acked(later, 2);
+        assert!(ring.resend_is_useful(0, later + hold / 2, hold));
+        assert!(!ring.resend_is_useful(1, later + hold, hold));
+        assert!(ring.resend_is_useful(3, later + hold * 3, hold));
+        // An older ack afterwards neither moves the clock of what it passes
+        // nor revives it.
+        ring.mark_acked(later + hold, 1);
+        assert!(!ring.resend_is_useful(0, later + hold, hold));
+        assert!(!ring.resend_is_useful(1, later, hold));
     }
 }

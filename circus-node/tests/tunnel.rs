@@ -248,7 +248,12 @@ fn tcp_transfer_survives_link_failures() {
     std::thread::sleep(Duration::from_millis(300));
     p.gateway_ns
         .ip(&["addr", "add", "198.18.0.1/24", "dev", "gl0"]);
-    // Carrier loss on link 1: the client's interface reports it at once.
+    // Carrier loss on link 1. The kernel tells the client within a second
+    // (linkwatch batches carrier changes of a device whose ifindex equals
+    // its peer's, as here and on physical NICs); the link's silence
+    // usually gives it away first. Link 0 may still be probing after its
+    // restore, so for a moment no link is up: what both swallowed is resent
+    // when the first returns.
     wait_for(TOTAL / 2);
     p.gateway_ns.ip(&["link", "set", "gl1", "down"]);
     p.client

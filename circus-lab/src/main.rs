@@ -19,7 +19,13 @@ use indicatif::ProgressBar;
 /// The circus laboratory: bad links in network namespaces, circus against the
 /// alternatives on the same scenario, reports as JSON, Markdown and plots.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Logs go to stderr (warnings by default); set RUST_LOG, e.g. \
+                  RUST_LOG=circus_node=info, to see the daemons' link state changes."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -89,6 +95,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Warnings (a TCP flow that failed, a daemon's complaint) go to stderr;
+    // RUST_LOG=circus_node=info also shows the daemons' link state changes.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command {
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Run {

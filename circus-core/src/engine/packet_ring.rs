@@ -23,12 +23,12 @@ struct SlotMeta {
     /// Pool slot holding the bytes.
     slot: u32,
     queued_at: Instant,
-    /// When the sender first learned that a newer packet reached the peer.
-    /// The receiver gives up a hole only after holding a newer packet for
-    /// its hold time, so until then a resend can still fill it, however old
-    /// the packet is (when every link fails at once, nothing newer arrives
-    /// and the hole waits for the first link back).
-    overtaken_at: Option<Instant>,
+    /// A newer packet is known to have reached the peer. The receiver gives
+    /// a hole up only after holding a newer packet for its hold time, so
+    /// until one arrives a resend can still fill it, however old the packet
+    /// is: when every link fails at once the hole waits for the first link
+    /// back.
+    overtaken: bool,
     /// Some copy of this packet was acknowledged on some link: recovery
     /// must not resend it.
     acked: bool,
@@ -65,8 +65,8 @@ pub(crate) struct PacketRing {
     last_of_flow: Vec<Option<u64>>,
     /// Highest sequence number acknowledged so far.
     highest_acked: Option<u64>,
-    /// The send queue's bound on a packet's wait, which bounds its resends
-    /// too: a late packet is worse than a lost one.
+    /// The send queue's bound on a packet's wait, which bounds the resends
+    /// of packets no newer one overtook.
     max_age: Duration,
 }
 
@@ -91,7 +91,7 @@ impl PacketRing {
                     len: None,
                     slot: 0,
                     queued_at: now,
-                    overtaken_at: None,
+                    overtaken: false,
                     acked: false,
                     copies_in_flight: 0,
                     flow_gap: 0,
@@ -185,7 +185,7 @@ impl PacketRing {
             len: Some(self.queue_len_of(slot)),
             slot,
             queued_at: self.queue.queued_at(slot),
-            overtaken_at: None,
+            overtaken: false,
             acked: false,
             copies_in_flight: 0,
             flow_gap,
@@ -230,23 +230,25 @@ impl PacketRing {
     }
 
     /// Whether resending `seq` can still help at `now`: the ring holds it,
-    /// no copy was acknowledged, it was queued less than the send queue's
-    /// `max_age` ago, and the peer has not yet given up its hole, which it
-    /// does `hold` after a newer packet arrived (see `SlotMeta::overtaken_at`).
+    /// no copy was acknowledged, and the peer has not yet given up its hole.
+    /// That is sure while the packet is younger than `hold` (the peer's
+    /// hold time, as this end derives it from the same links), and while no
+    /// newer packet reached the peer (see `SlotMeta::overtaken`) up to the
+    /// send queue's `max_age`, beyond which a late packet is worse than a
+    /// lost one.
     pub(crate) fn resend_is_useful(&self, seq: u64, now: Instant, hold: Duration) -> bool {
         let m = &self.meta[self.index(seq)];
+        let age = now.saturating_duration_since(m.queued_at);
         m.seq == seq
             && m.len.is_some()
             && !m.acked
-            && now.saturating_duration_since(m.queued_at) < self.max_age
-            && m.overtaken_at
-                .is_none_or(|t| now.saturating_duration_since(t) < hold)
+            && (age < hold || (!m.overtaken && age < self.max_age))
     }
 
-    /// Records at `now` that a copy of `seq` reached the peer, and that it
-    /// overtook every older packet not yet acknowledged. Each sequence
-    /// number is overtaken once, so this costs O(1) per packet overall.
-    pub(crate) fn mark_acked(&mut self, now: Instant, seq: u64) {
+    /// Records that a copy of `seq` reached the peer, and that it overtook
+    /// every older packet not yet acknowledged. Each sequence number is
+    /// overtaken once, so this costs O(1) per packet overall.
+    pub(crate) fn mark_acked(&mut self, seq: u64) {
         let i = self.index(seq);
         if self.meta[i].seq == seq {
             self.meta[i].acked = true;
@@ -263,8 +265,8 @@ impl PacketRing {
         for older in from..seq {
             let i = self.index(older);
             let m = &mut self.meta[i];
-            if m.seq == older && m.len.is_some() && !m.acked && m.overtaken_at.is_none() {
-                m.overtaken_at = Some(now);
+            if m.seq == older {
+                m.overtaken = true;
             }
         }
     }
@@ -347,10 +349,10 @@ mod tests {
         assert!(!ring.resend_is_useful(0, now, hold));
         assert_eq!(ring.get(2), Some(&b"z"[..]));
         assert!(ring.resend_is_useful(1, now, hold));
-        ring.mark_acked(now, 1);
+        ring.mark_acked(1);
         assert!(!ring.resend_is_useful(1, now, hold));
         // A stale ack for a wrapped sequence number does not mark the new one.
-        ring.mark_acked(now, 0);
+        ring.mark_acked(0);
         assert!(ring.resend_is_useful(2, now, hold));
         // The pool never runs dry however long it runs.
         for _ in 0..50 {
@@ -371,13 +373,13 @@ mod tests {
         assert!(!ring.copy_lost(seq), "the other copy may still arrive");
         assert!(ring.copy_lost(seq), "both copies lost");
         ring.copy_sent(seq);
-        ring.mark_acked(now, seq);
+        ring.mark_acked(seq);
         assert!(!ring.copy_lost(seq), "acknowledged: nothing to resend");
         assert!(!ring.copy_lost(99), "not held");
     }
 
     #[test]
-    fn a_resend_helps_until_the_hold_time_after_a_newer_packet_arrived() {
+    fn a_resend_helps_while_young_or_while_nothing_newer_arrived() {
         let start = Instant::now();
         let hold = Duration::from_millis(50);
         let mut ring = PacketRing::new(start, 8, fq(8), 8);
@@ -391,16 +393,16 @@ mod tests {
         let later = start + Duration::from_millis(300);
         assert!(ring.resend_is_useful(0, later, hold));
         assert!(!ring.resend_is_useful(0, start + Duration::from_millis(500), hold));
-        // Seq 2 arrives: 0 and 1 are overtaken now and stay worth resending
-        // for the hold time; 3 is not overtaken.
-        ring.mark_acked(later, 2);
-        assert!(ring.resend_is_useful(0, later + hold / 2, hold));
-        assert!(!ring.resend_is_useful(1, later + hold, hold));
-        assert!(ring.resend_is_useful(3, later + hold * 3, hold));
-        // An older ack afterwards neither moves the clock of what it passes
-        // nor revives it.
-        ring.mark_acked(later + hold, 1);
-        assert!(!ring.resend_is_useful(0, later + hold, hold));
-        assert!(!ring.resend_is_useful(1, later, hold));
+        // Seq 2 arrives: 0 and 1 are overtaken, worth resending only while
+        // younger than the hold time; 3 is not overtaken.
+        ring.mark_acked(2);
+        assert!(ring.resend_is_useful(0, start + hold / 2, hold));
+        assert!(!ring.resend_is_useful(1, start + hold, hold));
+        assert!(ring.resend_is_useful(3, later, hold));
+        // An acknowledged packet is never resent, and an older ack
+        // afterwards changes nothing for the newer ones.
+        ring.mark_acked(1);
+        assert!(!ring.resend_is_useful(1, start, hold));
+        assert!(ring.resend_is_useful(3, later, hold));
     }
 }

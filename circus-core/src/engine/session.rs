@@ -14,9 +14,9 @@
 //! packets carried. When the link's [`Path`](crate::paths::Path) declares
 //! packets lost, or the link stops being `Up` (a silent link dies), those
 //! packets are resent on the other links ahead of new data, as long as the
-//! receiver could still place them (it gives a hole up only a hold time after
-//! a newer packet arrived, so what every link lost at once during an outage is
-//! still resent when the first link returns).
+//! receiver could still place them: younger than the reorder hold time, or
+//! not yet overtaken by a newer packet (what every link lost at once during
+//! an outage is resent when the first link returns).
 //! Two earlier signs trigger a resend too (see [`super::link::InFlightData`]):
 //! a later packet on the same link was acknowledged (the receiver acks at
 //! once after a gap), or an ack is overdue by srtt plus a few deviations. A
@@ -355,7 +355,7 @@ impl Session {
         );
         slot.in_flight.remove_acked(
             |pn| ack.ranges().any(|r| r.contains(&pn)),
-            |seq| ring.mark_acked(now, seq),
+            |seq| ring.mark_acked(seq),
         );
         if let Some(largest) = ack.ranges().next().map(|r| *r.end()) {
             let link = slot.id;
@@ -572,8 +572,6 @@ impl Session {
                     lost_on,
                     avoid,
                 } = resend;
-                // The peer gives its hole up about the hold time this end
-                // derives from the same links after a newer packet arrived.
                 if !self
                     .ring
                     .resend_is_useful(seq, now, self.reorder.hold_time())

@@ -235,6 +235,11 @@ impl FairQueue {
         self.len[slot as usize]
     }
 
+    /// The bound on a packet's wait ([`FqParams::max_age`]).
+    pub(crate) fn max_age(&self) -> Duration {
+        self.params.max_age
+    }
+
     /// Time `slot` entered the queue.
     pub(crate) fn queued_at(&self, slot: u32) -> Instant {
         self.queued_at[slot as usize]

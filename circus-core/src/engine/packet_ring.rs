@@ -65,9 +65,6 @@ pub(crate) struct PacketRing {
     last_of_flow: Vec<Option<u64>>,
     /// Highest sequence number acknowledged so far.
     highest_acked: Option<u64>,
-    /// The send queue's bound on a packet's wait, which bounds the resends
-    /// of packets no newer one overtook.
-    max_age: Duration,
 }
 
 impl PacketRing {
@@ -105,7 +102,6 @@ impl PacketRing {
             queue,
             next_seq: 0,
             highest_acked: None,
-            max_age: fq.max_age,
         }
     }
 
@@ -242,7 +238,7 @@ impl PacketRing {
         m.seq == seq
             && m.len.is_some()
             && !m.acked
-            && (age < hold || (!m.overtaken && age < self.max_age))
+            && (age < hold || (!m.overtaken && age < self.queue.max_age()))
     }
 
     /// Records that a copy of `seq` reached the peer, and that it overtook

@@ -97,12 +97,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Warnings (a TCP flow that failed, a daemon's complaint) go to stderr;
     // RUST_LOG=circus_node=info also shows the daemons' link state changes.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    circus_node::logs::init_stderr_logs("warn");
     match cli.command {
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Run {

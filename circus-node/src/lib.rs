@@ -16,6 +16,7 @@
 //! - [`hotplug`]: interface table and netlink change notifications.
 //! - [`init_limiter`]: the gateway's budget for costly handshake inits.
 //! - [`status`]: the status report and its unix socket.
+//! - [`logs`]: stderr logs filtered by `RUST_LOG`.
 //! - [`prometheus`]: the report as a Prometheus text endpoint.
 pub mod config;
 pub mod daemon;
@@ -26,6 +27,7 @@ pub mod init_limiter;
 pub mod keys;
 pub mod link_set;
 pub mod link_socket;
+pub mod logs;
 pub mod prometheus;
 mod report;
 pub mod status;

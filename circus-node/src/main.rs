@@ -233,12 +233,7 @@ fn keygen(out: Option<PathBuf>, psk: bool) -> Result<(), String> {
 /// current-thread runtime is all it needs and leaves the other cores to
 /// the kernel's packet work.
 fn daemon(run: impl Future<Output = Result<(), circus_node::NodeError>>) -> Result<(), String> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    circus_node::logs::init_stderr_logs("info");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

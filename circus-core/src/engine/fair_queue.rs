@@ -26,7 +26,7 @@
 //!   is dropped to make room, never the arriving packet.
 //! - Each flow's recent sending rate tells *light* flows (under about
 //!   1 Mbit/s: voice, games, DNS, interactive shells, TCP acks) from bulk
-//!   ones; the scheduler sends light flows' packets on two links, so a link
+//!   ones; the scheduler sends light flows' packets on several links, so a link
 //!   dying under them costs them nothing (see [`FairQueue::chosen_is_light`]).
 //!
 //! Sending is split in two: [`peek`](FairQueue::peek) picks the next packet

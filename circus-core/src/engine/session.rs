@@ -20,7 +20,7 @@
 //! Two earlier signs trigger a resend too (see [`super::link::InFlightData`]):
 //! a later packet on the same link was acknowledged (the receiver acks at
 //! once after a gap), or an ack is overdue by srtt plus a few deviations. A
-//! resend goes on the two links that deliver soonest, so that losing it
+//! resend goes on the [`RESEND_COPIES`] links that deliver soonest, so that losing it
 //! again does not cost a whole hold time. This
 //! is what makes a silent link death lossless in the adaptive policy: the
 //! packets sent during the few round trips it takes to notice are not gone.
@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use crate::LinkId;
 use crate::paths::PathState;
 use crate::reorder::ReorderBuffer;
-use crate::scheduler::{MAX_LINKS, PathView, Scheduler, Selection};
+use crate::scheduler::{MAX_LINKS, PathView, RESEND_COPIES, Scheduler, Selection};
 use crate::wire::{Frame, FrameIter, PayloadHeader, TAG_LEN, TRANSPORT_HEADER_LEN, emit_ack};
 
 use super::Config;
@@ -580,7 +580,8 @@ impl Session {
                 }
                 let len = self.ring.get(seq).map_or(0, <[u8]>::len);
                 let urgent = self.ring.was_light(seq);
-                let Some(links) = self.pick(len, true, urgent, avoid.then_some(lost_on)) else {
+                let Some(links) = self.pick(len, RESEND_COPIES, urgent, avoid.then_some(lost_on))
+                else {
                     // Every window is full: retry after the next ack.
                     self.resend.push_front(resend);
                     resend_waits = true;
@@ -597,7 +598,7 @@ impl Session {
             // The send queue picks the flow whose turn it is and applies its
             // drop rules (CoDel, max age).
             let len = self.ring.peek_unsent(now)?;
-            let copies = self.scheduler.copies_light_flows();
+            let copies = self.scheduler.light_flow_copies();
             let links = if self.ring.unsent_is_light(now) {
                 self.pick(len, copies, true, None)
             } else {
@@ -606,7 +607,7 @@ impl Session {
                 let bulk = if resend_waits {
                     None
                 } else {
-                    self.pick(len, false, false, None)
+                    self.pick(len, 1, false, None)
                 };
                 bulk.or_else(|| {
                     let len = self.ring.peek_unsent_light(now)?;
@@ -627,8 +628,8 @@ impl Session {
     }
 
     /// Asks the scheduler for the links of one packet of `len` bytes, or,
-    /// when it is worth a copy (a resend or a light flow's packet), for the
-    /// soonest pair ([`Scheduler::pick_soonest_pair`]). A light flow's packet
+    /// when it is worth `copies` (a resend or a light flow's packet), for the
+    /// soonest ones ([`Scheduler::pick_soonest`]). A light flow's packet
     /// is `urgent`: it may use the links' extra room
     /// ([`PathConfig::urgent_window_eighths`](crate::PathConfig::urgent_window_eighths));
     /// resends of bulk packets may not, so the burst of resends after a link
@@ -638,7 +639,7 @@ impl Session {
     fn pick(
         &mut self,
         len: usize,
-        copy: bool,
+        copies: usize,
         urgent: bool,
         avoid: Option<LinkId>,
     ) -> Option<Selection> {
@@ -650,13 +651,13 @@ impl Session {
                     .push(PathView::new(slot.id, &slot.path, bytes, urgent));
             }
         }
-        let selection = if copy {
-            self.scheduler.pick_soonest_pair(&self.views, bytes)
+        let selection = if copies > 1 {
+            self.scheduler.pick_soonest(&self.views, bytes, copies)
         } else {
             self.scheduler.pick(&self.views, bytes)
         };
         if selection.is_empty() && avoid.is_some() {
-            return self.pick(len, copy, urgent, None);
+            return self.pick(len, copies, urgent, None);
         }
         (!selection.is_empty()).then_some(selection)
     }

@@ -221,11 +221,11 @@ pub struct PathConfig {
     pub in_flight_window_eighths: u32,
     /// The in-flight cap, in eighths of the pipe, for packets worth a copy:
     /// light flows' packets and resends (see
-    /// [`Scheduler::pick_soonest_pair`](crate::Scheduler::pick_soonest_pair)).
+    /// [`Scheduler::pick_soonest`](crate::scheduler::Scheduler::pick_soonest)).
     ///
     /// Default 16 (2 pipes). Bulk traffic keeps a link at its own cap almost
     /// always; were light packets held to it too, they would wait at the
-    /// sender for an ack on both links of their pair at once, and the two
+    /// sender for an ack on all their links at once, and the
     /// copies would leave together in bursts. Light flows are a small share
     /// of the traffic, so the extra room they may use stays small.
     pub urgent_window_eighths: u32,

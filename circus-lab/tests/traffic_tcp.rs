@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use circus_lab::traffic::MonoNanos;
 use circus_lab::traffic::tcp::{
@@ -18,6 +18,7 @@ fn transfer(
         origin: MonoNanos::now(),
         bin: Duration::from_millis(100),
         duration: Duration::from_millis(500),
+        until_flows_closed: Some(flows),
     };
     let receiver = TcpBulkReceiver::bind("127.0.0.1:0".parse().unwrap(), config).unwrap();
     let sender = TcpSenderConfig {
@@ -28,11 +29,17 @@ fn transfer(
         connect_timeout: Duration::from_secs(2),
         flow_devices: Vec::new(),
     };
+    // The receiver returns once the senders closed every flow, so a loaded
+    // machine that drains the sockets late still counts every byte; `stop`
+    // only ends a run whose flows never all arrived (the counts then fail).
     let stop = AtomicBool::new(false);
     thread::scope(|scope| {
         let receiving = scope.spawn(|| receiver.run(&stop));
         let sent = send_bulk(&sender, &AtomicBool::new(false)).unwrap();
-        thread::sleep(Duration::from_millis(300));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !receiving.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
         stop.store(true, Ordering::Relaxed);
         (sent, receiving.join().unwrap().unwrap())
     })

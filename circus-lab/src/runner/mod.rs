@@ -199,6 +199,7 @@ fn measure(
             origin,
             bin: Duration::from_millis(100),
             duration: scenario.duration,
+            until_flows_closed: None,
         };
         Some(
             topology

@@ -175,6 +175,10 @@ pub struct TcpReceiverConfig {
     pub bin: Duration,
     /// The measurement window over which goodput is averaged, from `origin`.
     pub duration: Duration,
+    /// Return without waiting for `stop` once this many flows were accepted
+    /// and their senders closed them all: a transfer is then counted to its
+    /// last byte however slow the machine. `None` (the lab) runs until `stop`.
+    pub until_flows_closed: Option<u16>,
 }
 
 /// Bytes one accepted connection delivered.
@@ -263,14 +267,24 @@ impl TcpBulkReceiver {
         self.addr
     }
 
-    /// Accepts connections and counts their bytes until `stop` is set; one
+    /// Whether [`TcpReceiverConfig::until_flows_closed`] is met: that many
+    /// flows accepted, and each one's thread done (it read the end of its
+    /// stream).
+    fn all_flows_closed<T>(&self, flows: &[thread::ScopedJoinHandle<'_, T>]) -> bool {
+        self.config
+            .until_flows_closed
+            .is_some_and(|n| flows.len() >= usize::from(n) && flows.iter().all(|f| f.is_finished()))
+    }
+
+    /// Accepts connections and counts their bytes until `stop` is set (or,
+    /// with [`TcpReceiverConfig::until_flows_closed`], all flows ended); one
     /// thread per connection, each with its own preallocated bins, merged at
     /// the end.
     pub fn run(self, stop: &AtomicBool) -> Result<TcpLog, TrafficError> {
         let mut log = TcpLog::empty(&self.config);
         let flows: Vec<(TcpFlowLog, Vec<u64>)> = thread::scope(|scope| {
-            let mut handles = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
+            let mut handles: Vec<thread::ScopedJoinHandle<'_, _>> = Vec::new();
+            while !stop.load(Ordering::Relaxed) && !self.all_flows_closed(&handles) {
                 match wait_for(&self.listener, libc::POLLIN).and_then(|()| self.listener.accept()) {
                     Ok((socket, peer)) => {
                         let peer = peer.as_socket().unwrap_or(self.addr);

@@ -32,6 +32,7 @@ pub fn figures_of(metrics: &SystemMetrics) -> Figures {
     Figures {
         delivery_ratio: metrics.delivery_ratio,
         max_outage_ms: metrics.max_outage_ms,
+        max_flow_outage_ms: metrics.max_flow_outage_ms,
         latency_p99_ms: metrics.latency_ms.p99.unwrap_or(0.0),
         tcp_goodput_mbps: metrics.tcp_goodput_mbps.unwrap_or(0.0),
     }
@@ -117,8 +118,8 @@ pub fn render_table(comparisons: &[Comparison]) -> String {
         .max(5);
     let _ = writeln!(
         out,
-        "{:width$}  {:>9}  {:>10}  {:>9}  {:>9}  status",
-        "entry", "delivery", "outage ms", "p99 ms", "TCP Mbps"
+        "{:width$}  {:>9}  {:>10}  {:>10}  {:>9}  {:>9}  status",
+        "entry", "delivery", "outage ms", "flow ms", "p99 ms", "TCP Mbps"
     );
     for c in comparisons {
         let f = &c.current;
@@ -129,10 +130,11 @@ pub fn render_table(comparisons: &[Comparison]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:width$}  {:>8.3}%  {:>10.1}  {:>9.1}  {:>9.2}  {status}",
+            "{:width$}  {:>8.3}%  {:>10.1}  {:>10.1}  {:>9.1}  {:>9.2}  {status}",
             c.key,
             f.delivery_ratio * 100.0,
             f.max_outage_ms,
+            f.max_flow_outage_ms,
             f.latency_p99_ms,
             f.tcp_goodput_mbps
         );
@@ -150,8 +152,8 @@ pub fn render_table(comparisons: &[Comparison]) -> String {
 pub fn render_markdown(comparisons: &[Comparison], commit: &str) -> String {
     let mut out = format!(
         "# circus-lab bench\n\ncommit `{commit}`; each cell is baseline -> current (change).\n\n\
-         | entry | delivery | max outage ms | p99 latency ms | TCP Mbit/s | status |\n\
-         |---|---|---|---|---|---|\n"
+         | entry | delivery | max outage ms | max flow outage ms | p99 latency ms | TCP Mbit/s | status |\n\
+         |---|---|---|---|---|---|---|\n"
     );
     for c in comparisons {
         let cell = |now: f64, was: Option<f64>, scale: f64| match was {
@@ -178,10 +180,15 @@ pub fn render_markdown(comparisons: &[Comparison], commit: &str) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {status} |",
+            "| {} | {} | {} | {} | {} | {} | {status} |",
             c.key,
             cell(c.current.delivery_ratio, b.map(|b| b.delivery_ratio), 100.0),
             cell(c.current.max_outage_ms, b.map(|b| b.max_outage_ms), 1.0),
+            cell(
+                c.current.max_flow_outage_ms,
+                b.map(|b| b.max_flow_outage_ms),
+                1.0
+            ),
             cell(c.current.latency_p99_ms, b.map(|b| b.latency_p99_ms), 1.0),
             cell(
                 c.current.tcp_goodput_mbps,
@@ -209,6 +216,7 @@ mod tests {
         Figures {
             delivery_ratio: delivery,
             max_outage_ms: 10.0,
+            max_flow_outage_ms: 20.0,
             latency_p99_ms: 30.0,
             tcp_goodput_mbps: 0.0,
         }

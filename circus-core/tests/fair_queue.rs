@@ -107,6 +107,24 @@ fn sparse_flow_is_not_queued_behind_saturating_bulk_downstream() {
     check("downstream", &run(false, 45));
 }
 
+/// Checks that the light flows `light` lost nothing from 9 s (just before
+/// the link deaths) to `until` and that their worst latency stayed below
+/// `bound`.
+fn assert_light_flows_rode_through(sim: &Sim, light: &[u32], until: Duration, bound: Duration) {
+    let (mut worst, mut lost) = (Duration::ZERO, 0);
+    for &id in light {
+        let report = sim.report(id, Duration::from_secs(9), until);
+        lost += report.lost.len();
+        worst = worst.max(report.latency(1.0));
+    }
+    eprintln!("light flows: worst latency {worst:?}, {lost} lost");
+    assert_eq!(lost, 0, "light packets lost");
+    assert!(
+        worst < bound,
+        "light flows' worst latency {worst:?} over {bound:?}"
+    );
+}
+
 /// Sixteen light flows (a 1000 pps probe spread like the lab's) beside a
 /// bulk flow that keeps both links at their in-flight cap, and the faster
 /// link silently dies: the light flows' copies on the other link carry on,
@@ -129,22 +147,10 @@ fn light_flows_ride_through_a_link_death_under_saturating_bulk() {
     sim.run_until(secs(10.0));
     sim.clients[0].link(LinkId(0)).blackholed = true;
     sim.run_until(until + secs(1.0));
-    let (mut worst, mut lost) = (Duration::ZERO, 0);
-    for id in light {
-        let report = sim.report(id, secs(9.0), until);
-        lost += report.lost.len();
-        worst = worst.max(report.latency(1.0));
-    }
-    eprintln!("light flows around the link death: worst latency {worst:?}, {lost} lost");
-    assert_eq!(lost, 0, "light packets lost");
     // One way on the surviving link is 18 ms, plus the queue the bulk flow
     // keeps there (half a pipe: 18 ms) and the light flows' own room above
     // it. Held behind the resends or the bulk flow's wait, they took 60 ms.
-    let bound = Duration::from_millis(45);
-    assert!(
-        worst < bound,
-        "light flows' worst latency {worst:?} over {bound:?}"
-    );
+    assert_light_flows_rode_through(&sim, &light, until, Duration::from_millis(45));
 }
 
 /// Light flows on three links, and the two fastest die silently at the same
@@ -169,20 +175,8 @@ fn light_flows_ride_through_two_links_dying_at_once() {
     sim.clients[0].link(LinkId(0)).blackholed = true;
     sim.clients[0].link(LinkId(1)).blackholed = true;
     sim.run_until(until + secs(1.0));
-    let (mut worst, mut lost) = (Duration::ZERO, 0);
-    for id in light {
-        let report = sim.report(id, secs(9.0), until);
-        lost += report.lost.len();
-        worst = worst.max(report.latency(1.0));
-    }
-    eprintln!("light flows around two link deaths: worst latency {worst:?}, {lost} lost");
-    assert_eq!(lost, 0, "light packets lost");
     // 30 ms one way on the slow link, plus the light flows' own queue there
     // (33 ms). With two copies, the packets sent before the deaths were
     // noticed waited for their resends: 54 ms.
-    let bound = Duration::from_millis(45);
-    assert!(
-        worst < bound,
-        "light flows' worst latency {worst:?} over {bound:?}"
-    );
+    assert_light_flows_rode_through(&sim, &light, until, Duration::from_millis(45));
 }

@@ -305,24 +305,27 @@ mod tests {
         let mut b = baseline_with("sim/k", figures(0.999, 40.0, 60.0, 0.0));
         b.tolerances.insert("sim".into(), Tolerances::exact());
         let moved = figures(0.999, 41.0, 60.0, 0.0);
-        let named: Vec<_> = b
-            .compare("sim/k", &moved)
-            .regressions
-            .iter()
-            .map(|r| r.figure)
-            .collect();
-        assert_eq!(named, ["max_outage_ms", "max_flow_outage_ms"]);
+        assert_eq!(
+            regressed(&b, "sim/k", &moved),
+            ["max_outage_ms", "max_flow_outage_ms"]
+        );
         let one_flow_stalls = Figures {
             max_flow_outage_ms: 81.0,
             ..figures(0.999, 40.0, 60.0, 0.0)
         };
-        let named: Vec<_> = b
-            .compare("sim/k", &one_flow_stalls)
+        assert_eq!(
+            regressed(&b, "sim/k", &one_flow_stalls),
+            ["max_flow_outage_ms"]
+        );
+    }
+
+    /// The figures of `current` that `b` flags for `key`, in check order.
+    fn regressed(b: &Baseline, key: &str, current: &Figures) -> Vec<&'static str> {
+        b.compare(key, current)
             .regressions
             .iter()
             .map(|r| r.figure)
-            .collect();
-        assert_eq!(named, ["max_flow_outage_ms"]);
+            .collect()
     }
 
     fn baseline_with(key: &str, f: Figures) -> Baseline {
@@ -350,14 +353,8 @@ mod tests {
     fn each_figure_is_named_when_it_gets_worse_beyond_tolerance() {
         let b = baseline_with("k", figures(0.999, 40.0, 60.0, 17.0));
         let worse = figures(0.98, 200.0, 200.0, 5.0);
-        let named: Vec<_> = b
-            .compare("k", &worse)
-            .regressions
-            .iter()
-            .map(|r| r.figure)
-            .collect();
         assert_eq!(
-            named,
+            regressed(&b, "k", &worse),
             [
                 "delivery_ratio",
                 "max_outage_ms",

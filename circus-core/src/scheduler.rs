@@ -373,26 +373,26 @@ mod tests {
     #[test]
     fn copies_go_on_the_soonest_links_that_can_send() {
         let paths = [link(0, 60), link(1, 20), link(2, 30), link(3, 40)];
-        let soonest = |paths: &[PathView], copies| -> Vec<u8> {
-            Scheduler::new(Policy::Balanced)
+        let soonest = |policy, paths: &[PathView], copies| -> Vec<u8> {
+            Scheduler::new(policy)
                 .pick_soonest(paths, 1200, copies)
                 .iter()
                 .map(|l| l.0)
                 .collect()
         };
         for policy in Policy::ALL {
-            let got: Vec<u8> = Scheduler::new(policy)
-                .pick_soonest(&paths, 1200, RESEND_COPIES)
-                .iter()
-                .map(|l| l.0)
-                .collect();
-            assert_eq!(got, vec![1, 2], "{policy}");
+            assert_eq!(
+                soonest(policy, &paths, RESEND_COPIES),
+                vec![1, 2],
+                "{policy}"
+            );
         }
-        assert_eq!(soonest(&paths, 3), vec![1, 2, 3]);
+        let balanced = Policy::Balanced;
+        assert_eq!(soonest(balanced, &paths, 3), vec![1, 2, 3]);
         let mut full = link(1, 20);
         full.can_send = false;
-        assert_eq!(soonest(&[full, link(0, 60)], 3), vec![0]);
-        assert!(soonest(&[full], 2).is_empty());
+        assert_eq!(soonest(balanced, &[full, link(0, 60)], 3), vec![0]);
+        assert!(soonest(balanced, &[full], 2).is_empty());
     }
 
     #[test]

@@ -37,23 +37,56 @@ pub const MAX_LINKS: usize = 16;
 /// below the loss at which TCP through the tunnel collapses.
 pub const LOSSY_THRESHOLD: f32 = 0.10;
 
-/// Links a light flow's packet goes on, where that many can send.
-///
-/// 3: with two copies, a packet sent in the few tens of milliseconds before
-/// a silent link death is noticed has one live copy left, and losing that to
-/// ordinary wifi loss costs a resend, a round trip on a surviving link (the
-/// worst single-connection outages in the flappy lab runs, 55-68 ms). A
-/// third copy on the next link covers it, and the rare loss of both copies
-/// on healthy links too. In 4 alternating runs each of flappy in
-/// namespaces, the worst per-connection outage went from 36-68 ms to
-/// 29-51 ms, for about 4% of the TCP goodput (the copies take room on the
-/// slowest link).
-pub const LIGHT_FLOW_COPIES: usize = 3;
+/// How many copies of a packet worth copies go out
+/// ([`Scheduler::pick_soonest`]): one on each of the `total` soonest links,
+/// and where fewer links can send, more on the soonest ones again, up to
+/// `per_link` on one link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Copies {
+    pub total: usize,
+    pub per_link: usize,
+}
 
-/// Links a resend goes on: a resend that is lost again costs another round
-/// trip, but resends come in bursts after a link death, so more copies would
-/// crowd the surviving links just when they take over the dead one's load.
-pub const RESEND_COPIES: usize = 2;
+impl Copies {
+    /// One copy: the policy alone decides where the packet goes.
+    pub const ONE: Copies = Copies {
+        total: 1,
+        per_link: 1,
+    };
+}
+
+/// Copies of a light flow's packet.
+///
+/// Three links: with two copies, a packet sent in the few tens of
+/// milliseconds before a silent link death is noticed has one live copy
+/// left, and losing that to ordinary wifi loss costs a resend, a round trip
+/// on a surviving link (the worst single-connection outages in the flappy
+/// lab runs, 55-68 ms). A third copy on the next link covers it, and the
+/// rare loss of both copies on healthy links too. In 4 alternating runs
+/// each of flappy in namespaces, the worst per-connection outage went from
+/// 36-68 ms to 29-51 ms, for about 4% of the TCP goodput (the copies take
+/// room on the slowest link).
+///
+/// Two on one link: while one of flappy's three links is down, the two left
+/// carry one copy each, and losing both (0.5% loss each, a few times a run)
+/// again costs a resend round trip, the remaining tail above 50 ms. A
+/// second copy on the soonest link makes that a triple loss. It is not
+/// back to back (the other link's copy goes between), but a loss burst on
+/// that link can still take both; light flows are light, so the extra copy
+/// costs little room.
+pub const LIGHT_FLOW_COPIES: Copies = Copies {
+    total: 3,
+    per_link: 2,
+};
+
+/// Copies of a resend, each on its own link: a resend that is lost again
+/// costs another round trip, but resends come in bursts after a link death,
+/// so more copies would crowd the surviving links just when they take over
+/// the dead one's load.
+pub const RESEND_COPIES: Copies = Copies {
+    total: 2,
+    per_link: 1,
+};
 
 /// How packets are spread over links; see the module docs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -222,7 +255,14 @@ impl Selection {
 
     /// Adds `link` unless present or full.
     fn push(&mut self, link: LinkId) {
-        if self.len() < MAX_LINKS && !self.contains(link) {
+        if !self.contains(link) {
+            self.push_copy(link);
+        }
+    }
+
+    /// Adds `link` even if present (one more copy on it), unless full.
+    fn push_copy(&mut self, link: LinkId) {
+        if self.len() < MAX_LINKS {
             self.links[self.len()] = link;
             self.len += 1;
         }
@@ -308,33 +348,44 @@ impl Scheduler {
     /// soonest, so a voice call or a shell does not even notice a link dying
     /// under it. Redundant already sends everything everywhere; round-robin
     /// stays plain for comparison.
-    pub fn light_flow_copies(&self) -> usize {
+    pub fn light_flow_copies(&self) -> Copies {
         match self.policy {
             Policy::Balanced | Policy::Adaptive => LIGHT_FLOW_COPIES,
-            Policy::Redundant | Policy::RoundRobin => 1,
+            Policy::Redundant | Policy::RoundRobin => Copies::ONE,
         }
     }
 
     /// Chooses the links for a packet worth copies, whatever the policy: the
-    /// `copies` candidate links that deliver soonest (healthy ones first), or
-    /// as many as can send. Worth copies are resends (a resend fills a hole
-    /// its flow waits behind; losing it again would cost the whole hold time
-    /// and the packet) and packets of light flows (see
+    /// `copies.total` candidate links that deliver soonest (healthy ones
+    /// first), or as many as can send, and then the soonest of those again
+    /// while copies are missing, up to `copies.per_link` on each. Worth
+    /// copies are resends (a resend fills a hole its flow waits behind;
+    /// losing it again would cost the whole hold time and the packet) and
+    /// packets of light flows (see
     /// [`light_flow_copies`](Self::light_flow_copies)). Both are a small
     /// share of the traffic, so the copies cost little.
-    pub fn pick_soonest(&self, paths: &[PathView], len: usize, copies: usize) -> Selection {
+    pub fn pick_soonest(&self, paths: &[PathView], len: usize, copies: Copies) -> Selection {
         let paths = &paths[..paths.len().min(MAX_LINKS)];
         let key = |v: &&PathView| (!v.is_healthy(), v.estimated_delivery(len), v.link);
-        let mut selection = Selection::EMPTY;
-        while selection.len() < copies {
+        let mut distinct = Selection::EMPTY;
+        while distinct.len() < copies.total {
             let Some(next) = paths
                 .iter()
-                .filter(|v| v.is_candidate() && !selection.contains(v.link))
+                .filter(|v| v.is_candidate() && !distinct.contains(v.link))
                 .min_by_key(key)
             else {
                 break;
             };
-            selection.push(next.link);
+            distinct.push(next.link);
+        }
+        let mut selection = distinct;
+        for _ in 1..copies.per_link {
+            for link in distinct.iter() {
+                if selection.len() >= copies.total {
+                    return selection;
+                }
+                selection.push_copy(link);
+            }
         }
         selection
     }
@@ -388,11 +439,35 @@ mod tests {
             );
         }
         let balanced = Policy::Balanced;
-        assert_eq!(soonest(balanced, &paths, 3), vec![1, 2, 3]);
+        let three = Copies {
+            total: 3,
+            per_link: 1,
+        };
+        assert_eq!(soonest(balanced, &paths, three), vec![1, 2, 3]);
         let mut full = link(1, 20);
         full.can_send = false;
-        assert_eq!(soonest(balanced, &[full, link(0, 60)], 3), vec![0]);
-        assert!(soonest(balanced, &[full], 2).is_empty());
+        assert_eq!(soonest(balanced, &[full, link(0, 60)], three), vec![0]);
+        assert!(soonest(balanced, &[full], RESEND_COPIES).is_empty());
+    }
+
+    #[test]
+    fn light_flows_double_up_on_the_soonest_link_when_links_are_few() {
+        let light = |paths: &[PathView]| -> Vec<u8> {
+            Scheduler::new(Policy::Balanced)
+                .pick_soonest(paths, 200, LIGHT_FLOW_COPIES)
+                .iter()
+                .map(|l| l.0)
+                .collect()
+        };
+        let three = [link(0, 60), link(1, 20), link(2, 30)];
+        assert_eq!(light(&three), vec![1, 2, 0]);
+        // The other link's copy goes between the two on the soonest one.
+        assert_eq!(light(&three[..2]), vec![1, 0, 1]);
+        assert_eq!(light(&three[..1]), vec![0, 0]);
+        // Resends never double up: a burst of them would crowd the link.
+        let resend =
+            Scheduler::new(Policy::Balanced).pick_soonest(&three[..1], 1200, RESEND_COPIES);
+        assert_eq!(resend.as_slice(), &[LinkId(0)]);
     }
 
     #[test]
@@ -401,7 +476,7 @@ mod tests {
             let copies = Scheduler::new(policy).light_flow_copies();
             match policy {
                 Policy::Balanced | Policy::Adaptive => assert_eq!(copies, LIGHT_FLOW_COPIES),
-                Policy::Redundant | Policy::RoundRobin => assert_eq!(copies, 1),
+                Policy::Redundant | Policy::RoundRobin => assert_eq!(copies, Copies::ONE),
             }
         }
     }

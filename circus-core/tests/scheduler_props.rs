@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use circus_core::LinkId;
 use circus_core::paths::PathState;
-use circus_core::scheduler::{LOSSY_THRESHOLD, MAX_LINKS, PathView, Policy, Scheduler};
+use circus_core::scheduler::{Copies, LOSSY_THRESHOLD, MAX_LINKS, PathView, Policy, Scheduler};
 use proptest::prelude::*;
 
 fn state() -> impl Strategy<Value = PathState> {
@@ -127,5 +127,27 @@ proptest! {
             .flat_map(|_| scheduler.pick(&views, 1200).as_slice().to_vec())
             .collect();
         prop_assert_eq!(visited, allowed);
+    }
+
+    #[test]
+    fn copies_are_spread_first_and_bounded_per_link(
+        views in views(), total in 1usize..=6, per_link in 1usize..=3,
+    ) {
+        let copies = Copies { total, per_link };
+        let picked = Scheduler::new(Policy::Balanced).pick_soonest(&views, 1200, copies);
+        let allowed = candidates(&views);
+        let wanted = total.min(allowed.len() * per_link);
+        prop_assert_eq!(picked.len(), wanted, "{:?} from {:?}", picked, views);
+        let mut count = std::collections::HashMap::<LinkId, usize>::new();
+        for link in picked.iter() {
+            prop_assert!(allowed.contains(&link), "picked {link} from {views:?}");
+            *count.entry(link).or_default() += 1;
+        }
+        // No link gets a second copy while a candidate has none.
+        let distinct = total.min(allowed.len());
+        prop_assert_eq!(count.len(), distinct);
+        prop_assert!(count.values().all(|&n| n <= per_link));
+        let mut seen = HashSet::new();
+        prop_assert!(picked.as_slice()[..distinct].iter().all(|l| seen.insert(*l)));
     }
 }

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use crate::LinkId;
 use crate::paths::PathState;
 use crate::reorder::ReorderBuffer;
-use crate::scheduler::{MAX_LINKS, PathView, RESEND_COPIES, Scheduler, Selection};
+use crate::scheduler::{Copies, MAX_LINKS, PathView, RESEND_COPIES, Scheduler, Selection};
 use crate::wire::{Frame, FrameIter, PayloadHeader, TAG_LEN, TRANSPORT_HEADER_LEN, emit_ack};
 
 use super::Config;
@@ -607,7 +607,7 @@ impl Session {
                 let bulk = if resend_waits {
                     None
                 } else {
-                    self.pick(len, 1, false, None)
+                    self.pick(len, Copies::ONE, false, None)
                 };
                 bulk.or_else(|| {
                     let len = self.ring.peek_unsent_light(now)?;
@@ -639,7 +639,7 @@ impl Session {
     fn pick(
         &mut self,
         len: usize,
-        copies: usize,
+        copies: Copies,
         urgent: bool,
         avoid: Option<LinkId>,
     ) -> Option<Selection> {
@@ -651,7 +651,7 @@ impl Session {
                     .push(PathView::new(slot.id, &slot.path, bytes, urgent));
             }
         }
-        let selection = if copies > 1 {
+        let selection = if copies != Copies::ONE {
             self.scheduler.pick_soonest(&self.views, bytes, copies)
         } else {
             self.scheduler.pick(&self.views, bytes)

@@ -107,16 +107,30 @@ fn sparse_flow_is_not_queued_behind_saturating_bulk_downstream() {
     check("downstream", &run(false, 45));
 }
 
+/// What the light flows `light` sent and lost from `from` to `until`, and
+/// the latency of every packet they delivered.
+fn light_flow_totals(
+    sim: &Sim,
+    light: &[u32],
+    from: Duration,
+    until: Duration,
+) -> (u64, usize, Vec<Duration>) {
+    let (mut sent, mut lost, mut latencies) = (0, 0, Vec::new());
+    for &id in light {
+        let report = sim.report(id, from, until);
+        sent += report.sent;
+        lost += report.lost.len();
+        latencies.extend(report.latencies);
+    }
+    (sent, lost, latencies)
+}
+
 /// Checks that the light flows `light` lost nothing from 9 s (just before
 /// the link deaths) to `until` and that their worst latency stayed below
 /// `bound`.
 fn assert_light_flows_rode_through(sim: &Sim, light: &[u32], until: Duration, bound: Duration) {
-    let (mut worst, mut lost) = (Duration::ZERO, 0);
-    for &id in light {
-        let report = sim.report(id, Duration::from_secs(9), until);
-        lost += report.lost.len();
-        worst = worst.max(report.latency(1.0));
-    }
+    let (_, lost, latencies) = light_flow_totals(sim, light, Duration::from_secs(9), until);
+    let worst = latencies.into_iter().max().unwrap_or_default();
     eprintln!("light flows: worst latency {worst:?}, {lost} lost");
     assert_eq!(lost, 0, "light packets lost");
     assert!(
@@ -203,17 +217,8 @@ fn light_flows_ride_through_losses_on_both_of_two_links() {
     // flows' own queue; a resend after an ack on the fast link shows the
     // loss takes at least 36 ms.
     let resent_after = Duration::from_millis(30);
-    let (mut sent, mut waited, mut lost) = (0, 0, 0);
-    for &id in &light {
-        let report = sim.report(id, from, until);
-        sent += report.sent;
-        lost += report.lost.len();
-        waited += report
-            .latencies
-            .iter()
-            .filter(|&&l| l > resent_after)
-            .count();
-    }
+    let (sent, lost, latencies) = light_flow_totals(&sim, &light, from, until);
+    let waited = latencies.iter().filter(|&&l| l > resent_after).count();
     eprintln!("light packets: {sent} sent, {waited} waited for a resend, {lost} lost");
     assert_eq!(lost, 0, "light packets lost");
     // About 2.5 expected with the doubled copy, 50 without.

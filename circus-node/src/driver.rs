@@ -13,7 +13,8 @@
 //! the wake-up cost under load (datagrams [`RECV_BATCH`] per `recvmmsg`); the engine's output is drained once after
 //! the batch and sent [`SEND_BATCH`] datagrams per `sendmmsg`, so the peer
 //! (in the lab, the emulator's real-time threads) is woken once per batch,
-//! not once per packet. A batch is one instant for the engine: its
+//! not once per packet; what it delivers goes to the TUN device a flow's
+//! datagrams per write ([`vnet`]). A batch is one instant for the engine: its
 //! packets had all arrived when the loop woke, so a loop delayed by a busy
 //! CPU must not make the engine think the later ones came late (the
 //! reorder buffer would give up on holes they fill).
@@ -25,6 +26,7 @@ use crate::link_set::{LinkChange, LinkSet};
 use crate::link_socket::{RECV_BATCH, RecvBatch, SEND_BATCH, recv_many, send_many};
 use crate::report;
 use crate::status::ReportRequest;
+use crate::vnet::{self, TunWriter};
 use circus_core::LinkId;
 use circus_core::engine::{Client, Gateway};
 use circus_core::paths::PathState;
@@ -61,6 +63,8 @@ pub(crate) struct Buffers {
     out: Box<[u8]>,
     /// Datagrams the engine wrote, gathered to be sent in one `sendmmsg`.
     outgoing: OutBatch,
+    /// What the engine delivered, gathered into super-packets.
+    tun_out: TunWriter,
 }
 
 impl Buffers {
@@ -71,6 +75,7 @@ impl Buffers {
             received: RecvBatch::default(),
             out: buf(),
             outgoing: OutBatch::new(),
+            tun_out: TunWriter::default(),
         }
     }
 }
@@ -145,14 +150,28 @@ impl EngineTimer {
     }
 }
 
-/// Writes one packet to the TUN device without waiting: the kernel takes
-/// TUN writes immediately unless its backlog is full, and then dropping is
-/// what a full queue does anyway.
-fn write_tun(tun: &tun::AsyncDevice, packet: &[u8]) {
+/// Writes one frame (header and packet) to the TUN device without
+/// waiting: the kernel takes TUN writes immediately unless its backlog is
+/// full, and then dropping is what a full queue does anyway.
+fn write_tun(tun: &tun::AsyncDevice, frame: &[u8]) {
     let device: &tun::Device = tun;
-    if let Err(e) = device.send(packet) {
+    if let Err(e) = device.send(frame) {
         tracing::trace!(error = %e, "TUN write dropped");
     }
+}
+
+/// Writes all the engine delivers (`poll_deliver`) to the TUN device, a
+/// flow's consecutive UDP datagrams as one super-packet.
+fn write_delivered(
+    tun: &tun::AsyncDevice,
+    buffers: &mut Buffers,
+    mut poll_deliver: impl FnMut(&mut [u8]) -> Option<usize>,
+) {
+    let write = &mut |frame: &[u8]| write_tun(tun, frame);
+    while let Some(n) = poll_deliver(&mut buffers.out) {
+        buffers.tun_out.push(&buffers.out[..n], write);
+    }
+    buffers.tun_out.flush(write);
 }
 
 /// A packet already waiting on the TUN device, without blocking.
@@ -172,12 +191,16 @@ fn read_tun_batch(
 ) -> Result<(), DriverError> {
     let n = first.map_err(DriverError::Tun)?;
     let now = Instant::now();
-    handle(now, &buf[..n]);
+    let mut take = |frame: &mut [u8]| match vnet::packet_read(frame) {
+        Some(packet) => handle(now, packet),
+        None => tracing::debug!(len = frame.len(), "TUN read with an offload header dropped"),
+    };
+    take(&mut buf[..n]);
     for _ in 1..BATCH {
         let Some(n) = try_read_tun(tun, buf) else {
             break;
         };
-        handle(now, &buf[..n]);
+        take(&mut buf[..n]);
     }
     Ok(())
 }
@@ -305,9 +328,7 @@ fn flush_client(
             break;
         }
     }
-    while let Some(n) = engine.poll_deliver(&mut buffers.out) {
-        write_tun(tun, &buffers.out[..n]);
-    }
+    write_delivered(tun, buffers, |out| engine.poll_deliver(out));
 }
 
 /// Logs the client's state changes. The engine emits no events, so the loop
@@ -493,7 +514,5 @@ fn flush_gateway(
             break;
         }
     }
-    while let Some(n) = engine.poll_deliver(&mut buffers.out) {
-        write_tun(tun, &buffers.out[..n]);
-    }
+    write_delivered(tun, buffers, |out| engine.poll_deliver(out));
 }

@@ -32,5 +32,6 @@ pub mod prometheus;
 mod report;
 pub mod status;
 pub mod tun_device;
+pub mod vnet;
 
 pub use daemon::{NodeError, run_client, run_gateway};

@@ -59,7 +59,11 @@ pub fn open(tun: &TunConfig, mtu: u16) -> Result<tun::AsyncDevice, TunError> {
         .address(tun.address.addr)
         .netmask(tun.address.netmask())
         .mtu(mtu)
-        .up();
+        .up()
+        // Every read and write carries a virtio-net header (see `vnet`).
+        .platform_config(|p| {
+            p.vnet_hdr(true);
+        });
     tun::create_as_async(&cfg).map_err(|source| TunError {
         name: tun.name.clone(),
         address: tun.address.to_string(),

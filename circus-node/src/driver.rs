@@ -26,6 +26,7 @@ use crate::link_set::{LinkChange, LinkSet};
 use crate::link_socket::{RECV_BATCH, RecvBatch, SEND_BATCH, recv_many, send_many};
 use crate::report;
 use crate::status::ReportRequest;
+use crate::tun_device;
 use crate::vnet::{self, TunWriter};
 use circus_core::LinkId;
 use circus_core::engine::{Client, Gateway};
@@ -68,14 +69,16 @@ pub(crate) struct Buffers {
 }
 
 impl Buffers {
-    pub(crate) fn new() -> Self {
+    /// `udp_super_packets`: whether the TUN device takes UDP ones
+    /// ([`tun_device::takes_udp_super_packets`]).
+    pub(crate) fn new(udp_super_packets: bool) -> Self {
         let buf = || vec![0u8; BUFFER_LEN].into_boxed_slice();
         Buffers {
             tun_in: buf(),
             received: RecvBatch::default(),
             out: buf(),
             outgoing: OutBatch::new(),
-            tun_out: TunWriter::default(),
+            tun_out: TunWriter::new(udp_super_packets),
         }
     }
 }
@@ -222,7 +225,7 @@ pub(crate) async fn run_client(
     started: Instant,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DriverError> {
-    let mut buffers = Buffers::new();
+    let mut buffers = Buffers::new(tun_device::takes_udp_super_packets(&tun));
     let mut timer = EngineTimer::new();
     let mut watcher = InterfaceWatcher::new();
     let reconcile = |engine: &mut Client, links: &mut LinkSet| -> Result<(), DriverError> {
@@ -404,7 +407,7 @@ pub(crate) async fn run_gateway(
     started: Instant,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DriverError> {
-    let mut buffers = Buffers::new();
+    let mut buffers = Buffers::new(tun_device::takes_udp_super_packets(&tun));
     let mut timer = EngineTimer::new();
     let mut guard = HandshakeGuard::default();
     let mut log = GatewayLog::new(names.len());

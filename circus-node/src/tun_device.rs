@@ -3,6 +3,7 @@
 
 use crate::config::{LinkConfig, TunConfig};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 
 /// Bytes the tunnel adds to each IP packet inside the outer UDP payload.
 pub const TUNNEL_OVERHEAD: u16 = circus_core::engine::OVERHEAD as u16;
@@ -70,6 +71,29 @@ pub fn open(tun: &TunConfig, mtu: u16) -> Result<tun::AsyncDevice, TunError> {
         mtu,
         source,
     })
+}
+
+/// Whether the kernel takes UDP super-packets on writes to `tun` (Linux 6.2
+/// and later; every kernel takes TCP ones). Those kernels are the ones
+/// that know the `TUN_F_USO4` offload flag, so setting it tells them apart,
+/// as wireguard-go does; the offloads are turned off again at once, so
+/// reads stay whole, checksummed packets.
+pub fn takes_udp_super_packets(tun: &tun::AsyncDevice) -> bool {
+    let fd = tun.as_raw_fd();
+    let offloads = libc::TUN_F_CSUM | libc::TUN_F_USO4 | libc::TUN_F_USO6;
+    // SAFETY: TUNSETOFFLOAD takes its flags by value, and `fd` is the open
+    // TUN device `tun` owns.
+    if unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, libc::c_ulong::from(offloads)) } != 0 {
+        tracing::info!(
+            "this kernel takes no UDP super-packets on TUN writes (before 6.2): each datagram is written alone"
+        );
+        return false;
+    }
+    // SAFETY: as above.
+    if unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, 0 as libc::c_ulong) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot turn TUN offloads off again; offloaded reads are dropped");
+    }
+    true
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
-//! The TUN device's virtio-net header (`IFF_VNET_HDR`), and the UDP
-//! super-packets it lets writes carry.
+//! The TUN device's virtio-net header (`IFF_VNET_HDR`), and the UDP and
+//! TCP super-packets it lets writes carry.
 //!
 //! Why: every packet the tunnel delivers is one TUN write, and each write
 //! walks the kernel's whole receive and forwarding path (on the gateway:
-//! routing, netfilter, the uplink's queue). Under a UDP flood that per-packet
+//! routing, netfilter, the uplink's queue). Under a flood that per-packet
 //! walk is a fifth of the daemon's time. With the header, consecutive
-//! datagrams of one UDP flow go down as one GSO super-packet, which the
-//! kernel walks once and splits only where it must: at a device that cannot
-//! take it whole, or at the receiving socket. wireguard-go does the same
-//! (`tun/offload_linux.go`).
+//! packets of one flow go down as one GSO super-packet, which the kernel
+//! walks once and splits only where it must: at a device that cannot take
+//! it whole, or (UDP) at the receiving socket; a local TCP socket takes it
+//! whole. wireguard-go does the same (`tun/offload_linux.go`).
 //!
 //! Reads get the header too. The device is given no offloads
 //! (`TUNSETOFFLOAD` is never called), so the kernel hands over whole,
@@ -23,9 +23,11 @@ pub const VNET_HDR_LEN: usize = 10;
 
 const F_NEEDS_CSUM: u8 = 1;
 const GSO_NONE: u8 = 0;
+const GSO_TCPV4: u8 = 1;
+const GSO_TCPV6: u8 = 4;
 const GSO_UDP_L4: u8 = 5;
 
-/// Datagrams in one super-packet at most. The kernel takes 128
+/// Packets in one super-packet at most. The kernel takes 128 datagrams
 /// (`UDP_MAX_SEGMENTS`); a flush ends every train long before that anyway.
 const MAX_SEGMENTS: usize = 64;
 /// An IP packet's length fields are 16 bits.
@@ -33,7 +35,10 @@ const MAX_IP_LEN: usize = 65_535;
 const IPV4_HEADER: usize = 20;
 const IPV6_HEADER: usize = 40;
 const UDP_HEADER: usize = 8;
+const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
+const TCP_ACK: u8 = 0x10;
+const TCP_PSH: u8 = 0x08;
 
 /// The IP packet in `frame`, one read from the device: the header stripped,
 /// its checksum completed if the header asks for it. `None` for a frame
@@ -58,54 +63,92 @@ pub fn packet_read(frame: &mut [u8]) -> Option<&[u8]> {
     Some(packet)
 }
 
-/// A run of datagrams of one flow gathered in [`TunWriter`]'s frame.
+/// A packet a super-packet may carry (see [`segment_of`]).
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct Segment {
+    ip_header: usize,
+    /// IP and transport headers together.
+    headers: usize,
+    protocol: u8,
+    payload: usize,
+    /// TCP only: the sequence number, and whether PSH is set.
+    seq: u32,
+    push: bool,
+}
+
+/// A run of packets of one flow gathered in [`TunWriter`]'s frame.
 #[derive(Clone, Copy)]
 struct Train {
-    ip_header: usize,
-    /// UDP payload bytes of the first datagram: every datagram but the last
-    /// is exactly this long (how GSO splits).
-    segment: usize,
+    first: Segment,
     segments: usize,
-    /// False once a shorter datagram has ended the train.
+    /// TCP: the sequence number that continues the train.
+    next_seq: u32,
+    /// The last packet's PSH, which the kernel gives the last segment.
+    push: bool,
+    /// False once a shorter packet, a PSH or the limit has ended the train:
+    /// GSO splits into equal segments and only the last may be shorter.
     open: bool,
 }
 
+impl Train {
+    fn new(first: Segment) -> Self {
+        Train {
+            first,
+            segments: 1,
+            next_seq: first.seq.wrapping_add(first.payload as u32),
+            push: first.push,
+            open: !first.push,
+        }
+    }
+
+    fn join(self, next: Segment) -> Self {
+        Train {
+            segments: self.segments + 1,
+            next_seq: next.seq.wrapping_add(next.payload as u32),
+            push: next.push,
+            open: next.payload == self.first.payload
+                && !next.push
+                && self.segments + 1 < MAX_SEGMENTS,
+            ..self
+        }
+    }
+}
+
 /// Writes packets to the device, each behind its header, sending a flow's
-/// consecutive UDP datagrams as one super-packet. The caller pushes what
-/// the engine delivers and flushes once the engine has nothing more, so a
-/// train never waits for a packet that is not already there.
+/// consecutive UDP datagrams or TCP segments as one super-packet. The
+/// caller pushes what the engine delivers and flushes once the engine has
+/// nothing more, so a train never waits for a packet that is not already
+/// there.
 pub struct TunWriter {
     /// Header, then the pending packet or train.
     frame: Box<[u8]>,
     /// Bytes of `frame` in use; 0 when nothing is pending.
     len: usize,
     train: Option<Train>,
+    /// Whether UDP datagrams form trains too (the kernel must take them).
+    udp: bool,
 }
 
-impl Default for TunWriter {
-    fn default() -> Self {
+impl TunWriter {
+    /// A writer of TCP super-packets, and of UDP ones if `udp`.
+    pub fn new(udp: bool) -> Self {
         TunWriter {
             frame: vec![0u8; VNET_HDR_LEN + MAX_IP_LEN].into_boxed_slice(),
             len: 0,
             train: None,
+            udp,
         }
     }
-}
 
-impl TunWriter {
     /// Takes `packet`, writing out with `write` what it cannot join.
     pub fn push(&mut self, packet: &[u8], write: &mut impl FnMut(&[u8])) {
         if let Some(train) = self.train.filter(|t| t.open)
-            && let Some(payload) = self.joinable(train, packet)
+            && let Some(next) = self.joinable(train, packet)
         {
-            let end = self.len + payload.len();
-            self.frame[self.len..end].copy_from_slice(payload);
+            let end = self.len + next.payload;
+            self.frame[self.len..end].copy_from_slice(&packet[next.headers..]);
             self.len = end;
-            self.train = Some(Train {
-                segments: train.segments + 1,
-                open: payload.len() == train.segment && train.segments + 1 < MAX_SEGMENTS,
-                ..train
-            });
+            self.train = Some(train.join(next));
             return;
         }
         self.flush(write);
@@ -118,12 +161,9 @@ impl TunWriter {
         };
         room.copy_from_slice(packet);
         self.len = VNET_HDR_LEN + packet.len();
-        self.train = udp_datagram(packet).map(|ip_header| Train {
-            ip_header,
-            segment: packet.len() - ip_header - UDP_HEADER,
-            segments: 1,
-            open: true,
-        });
+        self.train = segment_of(packet)
+            .filter(|s| self.udp || s.protocol != PROTO_UDP)
+            .map(Train::new);
     }
 
     /// Writes out what is pending.
@@ -140,77 +180,120 @@ impl TunWriter {
         self.len = 0;
     }
 
-    /// The UDP payload of `packet` if it continues `train`: the same flow
-    /// (every header field but lengths, IPv4 ID and checksums equal to the
-    /// first datagram's), no longer than the train's segment, and room left.
-    fn joinable<'p>(&self, train: Train, packet: &'p [u8]) -> Option<&'p [u8]> {
+    /// `packet` as a segment if it continues `train`: the same flow (every
+    /// header field but lengths, IPv4 ID, checksums, TCP sequence number
+    /// and PSH equal to the first packet's), TCP data that follows on, no
+    /// longer than the train's segment, and room left.
+    fn joinable(&self, train: Train, packet: &[u8]) -> Option<Segment> {
         let first = &self.frame[VNET_HDR_LEN..];
-        let payload = packet.get(train.ip_header + UDP_HEADER..)?;
-        let same_flow =
+        let (ip, headers) = (train.first.ip_header, train.first.headers);
+        if packet.len() <= headers || self.len - VNET_HDR_LEN + packet.len() - headers > MAX_IP_LEN
+        {
+            return None;
+        }
+        let same =
             |ranges: &[(usize, usize)]| ranges.iter().all(|&(a, b)| first[a..b] == packet[a..b]);
-        let fits = (1..=train.segment).contains(&payload.len())
-            && self.len - VNET_HDR_LEN + payload.len() <= MAX_IP_LEN;
-        let flow = match train.ip_header {
-            // Version/IHL and TOS; flags, TTL and protocol; addresses and ports.
-            IPV4_HEADER => same_flow(&[(0, 2), (6, 10), (12, 24)]),
-            // Version, class and label; next header and hop limit; addresses and ports.
-            _ => same_flow(&[(0, 4), (6, 44)]),
+        let same_ip = match ip {
+            // Version/IHL and TOS; flags, TTL and protocol; addresses.
+            IPV4_HEADER => same(&[(0, 2), (6, 10), (12, 20)]),
+            // Version, class and label; next header and hop limit; addresses.
+            _ => same(&[(0, 4), (6, 40)]),
         };
-        (fits && flow && udp_datagram(packet) == Some(train.ip_header)).then_some(payload)
+        let same_transport = match train.first.protocol {
+            PROTO_UDP => same(&[(ip, ip + 4)]),
+            // Ports; ack and header length; window, urgent pointer, options.
+            _ => same(&[
+                (ip, ip + 4),
+                (ip + 8, ip + 13),
+                (ip + 14, ip + 16),
+                (ip + 18, headers),
+            ]),
+        };
+        if !(same_ip && same_transport) {
+            return None;
+        }
+        let next = segment_of(packet)?;
+        let follows = next.headers == headers
+            && next.payload <= train.first.payload
+            && (next.protocol == PROTO_UDP || next.seq == train.next_seq);
+        follows.then_some(next)
     }
 }
 
-/// The IP header length of `packet` if it is a UDP datagram a super-packet
-/// may carry: IPv4 without options or fragmentation, or IPv6 without
-/// extension headers; lengths consistent; a payload; and valid checksums,
-/// since the super-packet gets new ones and must not launder a bad one.
-fn udp_datagram(packet: &[u8]) -> Option<usize> {
+/// `packet` as a segment if a super-packet may carry it: IPv4 without
+/// options or fragmentation, or IPv6 without extension headers; UDP, or
+/// TCP with only ACK and PSH set; lengths consistent; a payload; and valid
+/// checksums, since the super-packet gets new ones and must not launder a
+/// bad one.
+fn segment_of(packet: &[u8]) -> Option<Segment> {
     let be16 = |at: usize| u16::from_be_bytes([packet[at], packet[at + 1]]);
-    let (ip_header, addresses) = match packet.first()? >> 4 {
+    let (ip_header, protocol, addresses) = match packet.first()? >> 4 {
         4 if packet.len() > IPV4_HEADER + UDP_HEADER
             && packet[0] == 0x45
             && usize::from(be16(2)) == packet.len()
             && be16(6) & 0x3fff == 0
-            && packet[9] == PROTO_UDP
             && internet_checksum::checksum(&packet[..IPV4_HEADER]) == [0, 0] =>
         {
-            (IPV4_HEADER, &packet[12..20])
+            (IPV4_HEADER, packet[9], &packet[12..20])
         }
         6 if packet.len() > IPV6_HEADER + UDP_HEADER
-            && usize::from(be16(4)) == packet.len() - IPV6_HEADER
-            && packet[6] == PROTO_UDP =>
+            && usize::from(be16(4)) == packet.len() - IPV6_HEADER =>
         {
-            (IPV6_HEADER, &packet[8..40])
+            (IPV6_HEADER, packet[6], &packet[8..40])
         }
         _ => return None,
     };
-    let udp = &packet[ip_header..];
-    let length_right = usize::from(be16(ip_header + 4)) == udp.len();
-    // An IPv4 sender may leave the checksum out (zero); then there is none
-    // to keep valid, but the super-packet would invent one: leave it alone.
-    let has_checksum = be16(ip_header + 6) != 0;
-    let mut sum = pseudo_header_sum(addresses, udp.len());
-    sum.add_bytes(udp);
-    (length_right && has_checksum && sum.checksum() == [0, 0]).then_some(ip_header)
+    let transport = &packet[ip_header..];
+    let (headers, seq, push) = match protocol {
+        // An IPv4 sender may leave the UDP checksum out (zero); then there
+        // is none to keep valid, but the super-packet would invent one.
+        PROTO_UDP
+            if usize::from(be16(ip_header + 4)) == transport.len() && be16(ip_header + 6) != 0 =>
+        {
+            (ip_header + UDP_HEADER, 0, false)
+        }
+        PROTO_TCP => {
+            let headers = ip_header + usize::from(transport.get(12)? >> 4) * 4;
+            let flags = transport.get(13)?;
+            if headers < ip_header + 20 || flags & !TCP_PSH != TCP_ACK {
+                return None;
+            }
+            let seq = u32::from_be_bytes(transport[4..8].try_into().ok()?);
+            (headers, seq, flags & TCP_PSH != 0)
+        }
+        _ => return None,
+    };
+    let payload = packet.len().checked_sub(headers).filter(|&n| n > 0)?;
+    let mut sum = pseudo_header_sum(addresses, protocol, transport.len());
+    sum.add_bytes(transport);
+    (sum.checksum() == [0, 0]).then_some(Segment {
+        ip_header,
+        headers,
+        protocol,
+        payload,
+        seq,
+        push,
+    })
 }
 
-/// The UDP pseudo-header: addresses, protocol, UDP length.
-fn pseudo_header_sum(addresses: &[u8], udp_len: usize) -> Checksum {
+/// The pseudo-header: addresses, protocol, transport length.
+fn pseudo_header_sum(addresses: &[u8], protocol: u8, len: usize) -> Checksum {
     let mut sum = Checksum::new();
     sum.add_bytes(addresses);
-    sum.add_bytes(&[0, PROTO_UDP]);
-    sum.add_bytes(&(udp_len as u16).to_be_bytes());
+    sum.add_bytes(&[0, protocol]);
+    sum.add_bytes(&(len as u16).to_be_bytes());
     sum
 }
 
-/// Turns the gathered train into one super-packet: IP and UDP lengths of
-/// the whole, the IPv4 header checksum redone, and the UDP checksum left to
-/// the kernel per segment (the field holds the pseudo-header sum, as
-/// `NEEDS_CSUM` wants).
+/// Turns the gathered train into one super-packet: IP (and UDP) lengths of
+/// the whole, the IPv4 header checksum redone, the last packet's PSH, and
+/// the transport checksum left to the kernel per segment (the field holds
+/// the pseudo-header sum, as `NEEDS_CSUM` wants).
 fn seal_super_packet(header: &mut [u8], packet: &mut [u8], train: Train) {
-    let ip = train.ip_header;
+    let first = train.first;
+    let ip = first.ip_header;
     let ip_len = packet.len();
-    let udp_len = ip_len - ip;
+    let transport_len = ip_len - ip;
     let addresses = if ip == IPV4_HEADER {
         packet[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
         packet[10..12].fill(0);
@@ -218,15 +301,33 @@ fn seal_super_packet(header: &mut [u8], packet: &mut [u8], train: Train) {
         packet[10..12].copy_from_slice(&sum);
         12..20
     } else {
-        packet[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        packet[4..6].copy_from_slice(&(transport_len as u16).to_be_bytes());
         8..40
     };
-    packet[ip + 4..ip + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-    let [a, b] = pseudo_header_sum(&packet[addresses], udp_len).checksum();
-    packet[ip + 6..ip + 8].copy_from_slice(&[!a, !b]);
+    let (gso_type, checksum_at) = match first.protocol {
+        PROTO_UDP => {
+            packet[ip + 4..ip + 6].copy_from_slice(&(transport_len as u16).to_be_bytes());
+            (GSO_UDP_L4, 6)
+        }
+        _ => {
+            if train.push {
+                packet[ip + 13] |= TCP_PSH;
+            }
+            (
+                if ip == IPV4_HEADER {
+                    GSO_TCPV4
+                } else {
+                    GSO_TCPV6
+                },
+                16,
+            )
+        }
+    };
+    let [a, b] = pseudo_header_sum(&packet[addresses], first.protocol, transport_len).checksum();
+    packet[ip + checksum_at..ip + checksum_at + 2].copy_from_slice(&[!a, !b]);
     header[0] = F_NEEDS_CSUM;
-    header[1] = GSO_UDP_L4;
-    let fields = [ip + UDP_HEADER, train.segment, ip, 6];
+    header[1] = gso_type;
+    let fields = [first.headers, first.payload, ip, checksum_at];
     for (k, value) in fields.into_iter().enumerate() {
         header[2 + 2 * k..4 + 2 * k].copy_from_slice(&(value as u16).to_ne_bytes());
     }
@@ -255,48 +356,99 @@ mod tests {
         b[at..at + 2].copy_from_slice(&(value as u16).to_be_bytes());
     }
 
-    /// What a UDP sender's kernel writes: both checksums valid, a computed
-    /// zero sent as 0xffff.
-    fn fill_checksums(packet: &mut [u8]) {
-        let (ip, addresses) = if packet[0] >> 4 == 4 {
-            let sum = internet_checksum::checksum(&packet[..20]);
-            packet[10..12].copy_from_slice(&sum);
-            (20, 12..20)
+    fn ip_header_len(packet: &[u8]) -> usize {
+        if packet[0] >> 4 == 4 {
+            IPV4_HEADER
         } else {
-            (40, 8..40)
-        };
-        let mut sum = pseudo_header_sum(&packet[addresses], packet.len() - ip);
-        sum.add_bytes(&packet[ip..]);
-        let check = match sum.checksum() {
+            IPV6_HEADER
+        }
+    }
+
+    fn checksum_offset(protocol: u8) -> usize {
+        if protocol == PROTO_UDP { 6 } else { 16 }
+    }
+
+    /// The transport checksum of `packet`, with its field holding `seed`,
+    /// as the kernel stores a computed one (a zero sent as 0xffff).
+    fn transport_checksum(packet: &mut [u8], seed: u16) {
+        let ip = ip_header_len(packet);
+        let at = ip + checksum_offset(packet[if ip == IPV4_HEADER { 9 } else { 6 }]);
+        put16(packet, at, usize::from(seed));
+        let sum = match internet_checksum::checksum(&packet[ip..]) {
             [0, 0] => [0xff, 0xff],
             c => c,
         };
-        packet[ip + 6..ip + 8].copy_from_slice(&check);
+        packet[at..at + 2].copy_from_slice(&sum);
     }
 
-    /// A datagram of flow `port` (IPv4 or IPv6) with IPv4 ID `id`.
-    fn datagram(ipv6: bool, port: u16, id: u16, payload: &[u8]) -> Vec<u8> {
+    /// What a sender's kernel writes: every checksum valid.
+    fn fill_checksums(packet: &mut [u8]) {
+        let ip = ip_header_len(packet);
+        let (protocol, addresses) = if ip == IPV4_HEADER {
+            packet[10..12].fill(0);
+            let sum = internet_checksum::checksum(&packet[..20]);
+            packet[10..12].copy_from_slice(&sum);
+            (packet[9], 12..20)
+        } else {
+            (packet[6], 8..40)
+        };
+        let [a, b] = pseudo_header_sum(&packet[addresses], protocol, packet.len() - ip).checksum();
+        transport_checksum(packet, u16::from_be_bytes([!a, !b]));
+    }
+
+    /// An IPv4 (ID `id`) or IPv6 packet with the given transport header.
+    fn packet(ipv6: bool, protocol: u8, id: u16, transport: &[u8], payload: &[u8]) -> Vec<u8> {
+        let len = transport.len() + payload.len();
         let mut p = if ipv6 {
-            let mut h = vec![0x60, 0, 0, 0, 0, 0, PROTO_UDP, 64];
+            let mut h = vec![0x60, 0, 0, 0, 0, 0, protocol, 64];
             h.extend(V6);
-            put16(&mut h, 4, UDP_HEADER + payload.len());
+            put16(&mut h, 4, len);
             h
         } else {
-            let mut h = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, PROTO_UDP, 0, 0];
+            let mut h = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, protocol, 0, 0];
             h.extend(V4.0);
             h.extend(V4.1);
-            put16(&mut h, 2, IPV4_HEADER + UDP_HEADER + payload.len());
+            put16(&mut h, 2, IPV4_HEADER + len);
             put16(&mut h, 4, usize::from(id));
             h
         };
-        let ip = p.len();
-        p.extend(port.to_be_bytes());
-        p.extend(9000u16.to_be_bytes());
-        p.extend([0, 0, 0, 0]);
-        put16(&mut p, ip + 4, UDP_HEADER + payload.len());
+        p.extend(transport);
         p.extend(payload);
         fill_checksums(&mut p);
         p
+    }
+
+    /// A UDP datagram of flow `port`.
+    fn datagram(ipv6: bool, port: u16, id: u16, payload: &[u8]) -> Vec<u8> {
+        let mut udp = [port.to_be_bytes(), 9000u16.to_be_bytes(), [0; 2], [0; 2]].concat();
+        put16(&mut udp, 4, UDP_HEADER + payload.len());
+        packet(ipv6, PROTO_UDP, id, &udp, payload)
+    }
+
+    /// A TCP data segment of flow `port`, with a timestamp option whose
+    /// value is `tsval`.
+    fn tcp_segment(
+        ipv6: bool,
+        port: u16,
+        id: u16,
+        seq: u32,
+        push: bool,
+        tsval: u32,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let flags = if push { TCP_ACK | TCP_PSH } else { TCP_ACK };
+        let mut tcp = [
+            &port.to_be_bytes()[..],
+            &9000u16.to_be_bytes(),
+            &seq.to_be_bytes(),
+            &77u32.to_be_bytes(),
+        ]
+        .concat();
+        tcp.extend([8 << 4, flags, 1, 245, 0, 0, 0, 0]);
+        tcp.extend([1, 1, 8, 10]);
+        tcp.extend(tsval.to_be_bytes());
+        tcp.extend(5u32.to_be_bytes());
+        packet(ipv6, PROTO_TCP, id, &tcp, payload)
     }
 
     fn csum16_add(a: u16, b: u16) -> u16 {
@@ -305,9 +457,11 @@ mod tests {
     }
 
     /// What the kernel makes of a written frame: the packet itself, or the
-    /// datagrams it splits a super-packet into (`__udp_gso_segment`: IPv4 ID
-    /// counted up, lengths per segment, the pseudo-header sum adjusted to
-    /// the segment's length and the checksum completed from `csum_start`).
+    /// packets it splits a super-packet into (`__udp_gso_segment`,
+    /// `tcp_gso_segment`): IPv4 ID counted up, lengths per segment, TCP
+    /// sequence numbers counted on and PSH on the last segment only, the
+    /// pseudo-header sum adjusted to the segment's length and the checksum
+    /// completed from `csum_start`.
     fn kernel_split(frame: &[u8]) -> Vec<Vec<u8>> {
         let (header, packet) = frame.split_at(VNET_HDR_LEN);
         if header[1] == GSO_NONE {
@@ -317,46 +471,64 @@ mod tests {
         let field =
             |k: usize| usize::from(u16::from_ne_bytes([header[2 + 2 * k], header[3 + 2 * k]]));
         let (hdr_len, gso_size, csum_start, csum_offset) = (field(0), field(1), field(2), field(3));
-        assert_eq!((header[0], header[1]), (F_NEEDS_CSUM, GSO_UDP_L4));
-        assert_eq!((hdr_len, csum_offset), (csum_start + UDP_HEADER, 6));
         let ip = csum_start;
         let ipv4 = ip == IPV4_HEADER;
+        let protocol = packet[if ipv4 { 9 } else { 6 }];
+        let expected_type = match (protocol, ipv4) {
+            (PROTO_UDP, _) => GSO_UDP_L4,
+            (_, true) => GSO_TCPV4,
+            _ => GSO_TCPV6,
+        };
+        assert_eq!((header[0], header[1]), (F_NEEDS_CSUM, expected_type));
+        assert_eq!(csum_offset, checksum_offset(protocol));
         if ipv4 {
             assert_eq!(usize::from(be16(packet, 2)), packet.len());
             assert_eq!(internet_checksum::checksum(&packet[..20]), [0, 0]);
         } else {
             assert_eq!(usize::from(be16(packet, 4)), packet.len() - ip);
         }
-        let whole_udp_len = be16(packet, ip + 4);
-        assert_eq!(usize::from(whole_udp_len), packet.len() - ip);
-        let partial = be16(packet, ip + 6);
+        let whole_len = (packet.len() - ip) as u16;
+        if protocol == PROTO_UDP {
+            assert_eq!(hdr_len, ip + UDP_HEADER);
+            assert_eq!(be16(packet, ip + 4), whole_len);
+        } else {
+            assert_eq!(hdr_len, ip + usize::from(packet[ip + 12] >> 4) * 4);
+        }
+        let partial = be16(packet, ip + csum_offset);
         let first_id = be16(packet, 4);
+        let first_seq = u32::from_be_bytes(packet[ip + 4..ip + 8].try_into().unwrap());
         let segments: Vec<_> = packet[hdr_len..].chunks(gso_size).collect();
-        assert!(segments.len() > 1, "a super-packet of one datagram");
+        assert!(segments.len() > 1, "a super-packet of one segment");
+        let last = segments.len() - 1;
         segments
             .into_iter()
             .enumerate()
             .map(|(k, payload)| {
                 let mut p = packet[..hdr_len].to_vec();
                 p.extend(payload);
-                let udp_len = UDP_HEADER + payload.len();
+                let len = hdr_len - ip + payload.len();
                 if ipv4 {
-                    put16(&mut p, 2, ip + udp_len);
+                    put16(&mut p, 2, ip + len);
                     put16(&mut p, 4, usize::from(first_id.wrapping_add(k as u16)));
                     p[10..12].fill(0);
                     let sum = internet_checksum::checksum(&p[..20]);
                     p[10..12].copy_from_slice(&sum);
                 } else {
-                    put16(&mut p, 4, udp_len);
+                    put16(&mut p, 4, len);
                 }
-                put16(&mut p, ip + 4, udp_len);
-                let check = csum16_add(csum16_add(partial, !whole_udp_len), udp_len as u16);
-                put16(&mut p, ip + 6, usize::from(check));
-                let done = match internet_checksum::checksum(&p[ip..]) {
-                    [0, 0] => [0xff, 0xff],
-                    c => c,
-                };
-                p[ip + 6..ip + 8].copy_from_slice(&done);
+                if protocol == PROTO_UDP {
+                    put16(&mut p, ip + 4, len);
+                } else {
+                    let seq = first_seq.wrapping_add((k * gso_size) as u32);
+                    p[ip + 4..ip + 8].copy_from_slice(&seq.to_be_bytes());
+                    if k < last {
+                        p[ip + 13] &= !TCP_PSH;
+                    }
+                }
+                transport_checksum(
+                    &mut p,
+                    csum16_add(csum16_add(partial, !whole_len), len as u16),
+                );
                 p
             })
             .collect()
@@ -364,8 +536,11 @@ mod tests {
 
     /// The frames `packets` are written as.
     fn written(packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        written_by(TunWriter::new(true), packets)
+    }
+
+    fn written_by(mut writer: TunWriter, packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
         let mut frames = Vec::new();
-        let mut writer = TunWriter::default();
         let mut write = |frame: &[u8]| frames.push(frame.to_vec());
         for p in packets {
             writer.push(p, &mut write);
@@ -376,6 +551,20 @@ mod tests {
 
     fn delivered(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
         frames.iter().flat_map(|f| kernel_split(f)).collect()
+    }
+
+    /// Asserts `packets` go down as `frames` frames and come back whole.
+    fn assert_written_as(packets: &[Vec<u8>], frames: usize) {
+        let written = written(packets);
+        assert_eq!(written.len(), frames);
+        assert_eq!(delivered(&written), packets);
+    }
+
+    /// TCP segments of 1000 bytes following on from sequence number 1.
+    fn tcp_run(ipv6: bool, count: u32) -> Vec<Vec<u8>> {
+        (0..count)
+            .map(|k| tcp_segment(ipv6, 1, k as u16, 1 + 1000 * k, false, 9, &[k as u8; 1000]))
+            .collect()
     }
 
     #[test]
@@ -392,6 +581,35 @@ mod tests {
             assert_eq!(field(2), ip as u16, "csum_start");
             assert_eq!(delivered(&frames), packets);
         }
+    }
+
+    #[test]
+    fn a_flows_tcp_segments_go_down_as_one_super_packet_pushed_at_the_end() {
+        for ipv6 in [false, true] {
+            let mut packets = tcp_run(ipv6, 10);
+            packets.push(tcp_segment(ipv6, 1, 10, 10_001, true, 9, &[10; 400]));
+            let frames = written(&packets);
+            assert_eq!(frames.len(), 1, "ipv6 {ipv6}");
+            let gso_size = u16::from_ne_bytes([frames[0][4], frames[0][5]]);
+            assert_eq!(gso_size, 1000);
+            assert_eq!(delivered(&frames), packets);
+        }
+    }
+
+    #[test]
+    fn datagrams_go_alone_where_the_kernel_takes_no_udp_super_packets() {
+        let packets: Vec<_> = (0..5).map(|k| datagram(false, 1, k, &[1; 100])).collect();
+        let tcp = tcp_run(false, 5);
+        let frames = written_by(
+            TunWriter::new(false),
+            &[packets.clone(), tcp.clone()].concat(),
+        );
+        assert_eq!(
+            frames.len(),
+            5 + 1,
+            "the datagrams alone, the TCP run in one"
+        );
+        assert_eq!(delivered(&frames), [packets, tcp].concat());
     }
 
     #[test]
@@ -414,23 +632,53 @@ mod tests {
             .enumerate()
             .map(|(k, &n)| datagram(false, 1, k as u16, &vec![k as u8; n]))
             .collect();
-        let frames = written(&packets);
         // [1000 1000 400] [1000] [1200 600]
-        assert_eq!(frames.len(), 3);
-        assert_eq!(delivered(&frames), packets);
+        assert_written_as(&packets, 3);
     }
 
     #[test]
     fn trains_stop_at_the_segment_and_length_limits() {
         let many: Vec<_> = (0..100).map(|k| datagram(false, 1, k, &[3; 100])).collect();
-        let frames = written(&many);
-        assert_eq!(frames.len(), 2, "64 + 36 datagrams");
-        assert_eq!(delivered(&frames), many);
+        assert_written_as(&many, 2); // 64 + 36
         let big: Vec<_> = (0..40).map(|k| datagram(true, 1, k, &[4; 8000])).collect();
         let frames = written(&big);
         assert!(frames.iter().all(|f| f.len() - VNET_HDR_LEN <= MAX_IP_LEN));
         assert_eq!(frames.len(), 5, "8 datagrams of 8 KB per 64 KB");
         assert_eq!(delivered(&frames), big);
+    }
+
+    #[test]
+    fn tcp_segments_join_only_in_sequence_and_alike() {
+        let good = tcp_run(false, 3);
+        let at = |seq: u32, push: bool, tsval: u32| {
+            tcp_segment(false, 1, 3, seq, push, tsval, &[7; 1000])
+        };
+        // After the run: a gap, a retransmission, a new timestamp.
+        for odd in [at(5001, false, 9), at(2001, false, 9), at(3001, false, 10)] {
+            assert_written_as(&[good.clone(), vec![odd]].concat(), 2);
+        }
+        // A PSH ends the train it joins; the next segment starts another.
+        let pushed = [good.clone(), vec![at(3001, true, 9), at(4001, false, 9)]].concat();
+        assert_written_as(&pushed, 2);
+        // Flags other than ACK and PSH, or no data: never part of a train.
+        for flags in [
+            0x01, /* FIN */
+            0x02, /* SYN */
+            0x04, /* RST */
+            0x20, /* URG */
+            0x40, /* ECE */
+            0x80, /* CWR */
+        ] {
+            let mut odd = at(3001, false, 9);
+            odd[33] |= flags;
+            fill_checksums(&mut odd);
+            assert_written_as(
+                &[good.clone(), vec![odd.clone(), at(3001, false, 9)]].concat(),
+                3,
+            );
+        }
+        let ack = tcp_segment(false, 1, 3, 3001, false, 9, &[]);
+        assert_written_as(&[good.clone(), vec![ack.clone(), ack]].concat(), 3);
     }
 
     #[test]
@@ -442,25 +690,27 @@ mod tests {
         let mut fragment = datagram(false, 1, 0, &[5; 300]);
         fragment[6] = 0x20; // more fragments
         fill_checksums(&mut fragment);
-        let mut tcp = datagram(false, 1, 0, &[5; 300]);
-        tcp[9] = 6;
-        fill_checksums(&mut tcp);
+        let mut options = datagram(false, 1, 0, &[5; 300]);
+        options[0] = 0x46;
+        fill_checksums(&mut options);
         let other_flow = datagram(false, 2, 0, &[5; 300]);
         let other_family = datagram(true, 1, 0, &[5; 300]);
+        let tcp = tcp_segment(false, 1, 0, 1, false, 9, &[5; 300]);
         let good = datagram(false, 1, 0, &[5; 300]);
         for odd in [
             no_checksum,
             bad_checksum,
             fragment,
-            tcp,
+            options,
             other_flow,
             other_family,
+            tcp,
         ] {
-            let packets = [good.clone(), odd.clone(), good.clone()];
-            let frames = written(&packets);
-            assert_eq!(frames.len(), 3);
-            assert_eq!(delivered(&frames), packets);
+            assert_written_as(&[good.clone(), odd, good.clone()], 3);
         }
+        let mut bad_tcp = tcp_run(false, 3);
+        bad_tcp[1][60] ^= 1;
+        assert_written_as(&bad_tcp, 3);
     }
 
     #[test]
@@ -471,7 +721,7 @@ mod tests {
 
         // A checksum left to the device: the field holds the pseudo-header sum.
         let mut partial = packet.clone();
-        let [a, b] = pseudo_header_sum(&partial[12..20], partial.len() - 20).checksum();
+        let [a, b] = pseudo_header_sum(&partial[12..20], PROTO_UDP, partial.len() - 20).checksum();
         partial[26..28].copy_from_slice(&[!a, !b]);
         let mut header = vec![F_NEEDS_CSUM, GSO_NONE, 0, 0, 0, 0];
         header.extend(20u16.to_ne_bytes());
@@ -486,13 +736,14 @@ mod tests {
         assert_eq!(packet_read(&mut [0; 4]), None);
     }
 
-    /// A packet of one of a few flows: UDP over IPv4 or IPv6, sometimes
-    /// with a bad checksum, or TCP.
-    fn any_packet() -> impl Strategy<Value = (u8, usize, bool)> {
+    /// One packet of a mixed stream: a UDP flow over IPv4 or IPv6 or a TCP
+    /// flow (`flow`), its payload length, and a flaw to give it: none, a bad
+    /// checksum, a TCP sequence jump, a new TCP timestamp, or a PSH.
+    fn any_packet() -> impl Strategy<Value = (u8, usize, u8)> {
         (
             0u8..5,
             prop_oneof![Just(1usize), Just(700), Just(1200), 1usize..1400],
-            any::<bool>(),
+            0u8..12,
         )
     }
 
@@ -502,15 +753,23 @@ mod tests {
         fn the_kernel_gets_back_exactly_what_was_pushed(
             specs in proptest::collection::vec(any_packet(), 0..150)
         ) {
+            let mut next_seq = [1u32; 5];
+            let mut tsval = 0;
             let packets: Vec<_> = specs
                 .iter()
                 .enumerate()
-                .map(|(k, &(kind, len, corrupt))| {
+                .map(|(k, &(flow, len, flaw))| {
                     let payload: Vec<u8> = (0..len).map(|i| (i * 7 + k) as u8).collect();
-                    let mut p = datagram(kind >= 3, u16::from(kind % 3), k as u16, &payload);
-                    if kind == 4 {
-                        p[6] = 6; // TCP over IPv6
-                    } else if corrupt && k % 5 == 0 {
+                    let (ipv6, port, id) = (flow % 2 == 1, u16::from(flow), k as u16);
+                    let mut p = if flow < 3 {
+                        datagram(ipv6, port, id, &payload)
+                    } else {
+                        let f = &mut next_seq[usize::from(flow)];
+                        *f = f.wrapping_add(len as u32 + if flaw == 2 { 1 } else { 0 });
+                        tsval += u32::from(flaw == 3);
+                        tcp_segment(ipv6, port, id, *f - len as u32, flaw == 4, tsval, &payload)
+                    };
+                    if flaw == 1 {
                         *p.last_mut().unwrap() ^= 0x80;
                     }
                     p

@@ -137,8 +137,8 @@ fn fill(buf: &mut [u8], state: &mut u64) {
     }
 }
 
-/// Datagram `seq` of the burst test: its number, then data derived from it.
-fn burst_datagram(seq: u32) -> Vec<u8> {
+/// Payload `seq` of the burst test: its number, then data derived from it.
+fn burst_payload(seq: u32) -> Vec<u8> {
     let mut d = vec![0u8; 1200];
     d[..4].copy_from_slice(&seq.to_be_bytes());
     fill(&mut d[4..], &mut (u64::from(seq) + 1));
@@ -146,7 +146,7 @@ fn burst_datagram(seq: u32) -> Vec<u8> {
 }
 
 /// Packets the kernel has taken from the gateway's TUN writes: one per
-/// write, so a super-packet counts once however many datagrams it carries.
+/// write, so a super-packet counts once however many packets it carries.
 fn gateway_tun_writes(gateway_ns: &Netns) -> u64 {
     let out = std::process::Command::new("ip")
         .args(["-n", &gateway_ns.name, "-j", "-s", "link", "show", "cnd-gw"])
@@ -156,88 +156,175 @@ fn gateway_tun_writes(gateway_ns: &Netns) -> u64 {
     links[0]["stats64"]["rx"]["packets"].as_u64().unwrap()
 }
 
-/// Whether `packet` is IPv4/UDP with both checksums right.
-fn checksums_valid(packet: &[u8]) -> bool {
-    let mut udp = internet_checksum::Checksum::new();
-    udp.add_bytes(&packet[12..20]);
-    udp.add_bytes(&[0, 17]);
-    udp.add_bytes(&((packet.len() - 20) as u16).to_be_bytes());
-    udp.add_bytes(&packet[20..]);
-    internet_checksum::checksum(&packet[..20]) == [0, 0] && udp.checksum() == [0, 0]
+const BURST_SOURCE: [u8; 4] = [100, 64, 0, 2];
+const BURST_SINK: [u8; 4] = [198, 19, 9, 2];
+
+/// The transport checksum over `segment` (header and data) from
+/// `BURST_SOURCE` to `BURST_SINK`: zero when the segment's own is right.
+fn transport_checksum(protocol: u8, segment: &[u8]) -> [u8; 2] {
+    let mut sum = internet_checksum::Checksum::new();
+    sum.add_bytes(&BURST_SOURCE);
+    sum.add_bytes(&BURST_SINK);
+    sum.add_bytes(&[0, protocol]);
+    sum.add_bytes(&(segment.len() as u16).to_be_bytes());
+    sum.add_bytes(segment);
+    sum.checksum()
 }
 
-/// Bursts of datagrams of one flow: the gateway writes them to its TUN
-/// device as UDP super-packets (`circus_node::vnet`), and what the kernel
-/// forwards is the very datagrams the client sent, in order, with valid
-/// checksums. The gateway forwards them to a second TUN device the test
-/// reads: that device has no offloads, so the kernel splits each
-/// super-packet and computes every checksum in software, as it does before
-/// a real uplink without UDP segmentation offload.
+/// TCP segment `seq` of the burst test (no connection: the gateway only
+/// forwards it), with PSH on every `BURST`-th, as a sender's kernel would
+/// build it: header with a timestamp option, and a valid checksum.
+fn burst_tcp_segment(seq: u32) -> Vec<u8> {
+    let payload = burst_payload(seq);
+    let flags = if seq % BURST == BURST - 1 { 0x18 } else { 0x10 };
+    let mut tcp = [
+        &40000u16.to_be_bytes()[..],
+        &9u16.to_be_bytes(),
+        &(seq * 1200).to_be_bytes(),
+        &1u32.to_be_bytes(),
+    ]
+    .concat();
+    tcp.extend([8 << 4, flags, 1, 245, 0, 0, 0, 0, 1, 1, 8, 10]);
+    tcp.extend((seq / BURST).to_be_bytes());
+    tcp.extend(7u32.to_be_bytes());
+    tcp.extend(payload);
+    // A computed zero goes out as 0xffff (RFC 1624), as the kernel sends it.
+    let checksum = match transport_checksum(6, &tcp) {
+        [0, 0] => [0xff, 0xff],
+        c => c,
+    };
+    tcp[16..18].copy_from_slice(&checksum);
+    tcp
+}
+
+/// The same TCP segment inside its IPv4 header, for a raw socket.
+fn burst_tcp_packet(seq: u32) -> Vec<u8> {
+    let tcp = burst_tcp_segment(seq);
+    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0];
+    ip.extend(BURST_SOURCE);
+    ip.extend(BURST_SINK);
+    ip[2..4].copy_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
+    [ip, tcp].concat()
+}
+
+/// Packets sent in a burst before the burst tests pause.
+const BURST: u32 = 64;
+
+/// Bursts of UDP datagrams, then of TCP segments, of one flow each: the
+/// gateway writes them to its TUN device as super-packets
+/// (`circus_node::vnet`), and what the kernel forwards is the very
+/// datagrams and segments the client sent, in order, with valid checksums.
+/// The gateway forwards them to a second TUN device the test reads: that
+/// device has no offloads, so the kernel splits each super-packet and
+/// computes every checksum in software, as it does before a real uplink
+/// without segmentation offload.
 #[test]
-fn udp_bursts_arrive_intact_and_in_order() {
+fn udp_and_tcp_bursts_arrive_intact_and_in_order() {
     if !require_netns() {
         return;
     }
-    const COUNT: u32 = 4000;
-    const BURST: u32 = 64;
+    const COUNT: u32 = 2000;
     let p = pair("burst");
     p.gateway_ns.sysctl("net.ipv4.ip_forward=1");
-    let sink = SocketAddr::from(([198, 19, 9, 2], 9));
     p.client_ns
         .ip(&["route", "add", "198.19.9.0/24", "dev", "cnd-tun"]);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let receiver = p.gateway_ns.spawn(move || {
-        let mut config = tun::Configuration::default();
-        config
-            .tun_name("cnd-sink")
-            .address((198, 19, 9, 1))
-            .netmask((255, 255, 255, 0))
-            .up();
-        let device = tun::create(&config).expect("sink TUN device");
-        ready_tx.send(()).unwrap();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 2048];
-        while let Ok(n) = device.recv_timeout(&mut buf, Duration::from_secs(1)) {
-            got.push(buf[..n].to_vec());
-        }
-        got
-    });
-    ready_rx.recv().unwrap();
-    let writes_before = gateway_tun_writes(&p.gateway_ns);
-    p.client_ns.run(move || {
-        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-        for seq in 0..COUNT {
-            // A full TUN queue drops; that is UDP, not what this tests.
-            let _ = socket.send_to(&burst_datagram(seq), sink);
-            if seq % BURST == BURST - 1 {
-                std::thread::sleep(Duration::from_millis(2));
+    let sink = SocketAddr::from((BURST_SINK, 9));
+    for protocol in [17u8, 6] {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let receiver = p.gateway_ns.spawn(move || {
+            let mut config = tun::Configuration::default();
+            config
+                .tun_name("cnd-sink")
+                .address((198, 19, 9, 1))
+                .netmask((255, 255, 255, 0))
+                .up();
+            let device = tun::create(&config).expect("sink TUN device");
+            ready_tx.send(()).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 2048];
+            while let Ok(n) = device.recv_timeout(&mut buf, Duration::from_secs(1)) {
+                got.push(buf[..n].to_vec());
             }
-        }
-    });
-    let got = receiver.join().unwrap();
-    let writes = gateway_tun_writes(&p.gateway_ns) - writes_before;
+            got
+        });
+        ready_rx.recv().unwrap();
+        let writes_before = gateway_tun_writes(&p.gateway_ns);
+        p.client_ns.run(move || {
+            let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            let raw = socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::RAW,
+                Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
+            )
+            .unwrap();
+            for seq in 0..COUNT {
+                // A full TUN queue drops; that is not what this tests.
+                let _ = if protocol == 17 {
+                    udp.send_to(&burst_payload(seq), sink)
+                } else {
+                    raw.send_to(&burst_tcp_packet(seq), &sink.into())
+                };
+                if seq % BURST == BURST - 1 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        });
+        let got = receiver.join().unwrap();
+        let writes = gateway_tun_writes(&p.gateway_ns) - writes_before;
 
-    let mut last = None;
-    let mut arrived = 0u64;
-    for packet in got.iter().filter(|p| p.len() > 28 && p[9] == 17) {
-        assert!(checksums_valid(packet), "bad checksum: {packet:02x?}");
-        let datagram = &packet[28..];
-        let seq = u32::from_be_bytes(datagram[..4].try_into().unwrap());
-        assert!(seq < COUNT, "datagram {seq} was never sent");
-        assert!(*datagram == burst_datagram(seq), "datagram {seq} corrupted");
-        assert!(last < Some(seq), "datagram {seq} after {last:?}");
-        last = Some(seq);
-        arrived += 1;
+        let mut last = None;
+        let mut arrived = 0u64;
+        for packet in got.iter().filter(|p| p.len() > 40 && p[9] == protocol) {
+            let transport = &packet[20..];
+            assert_eq!(
+                internet_checksum::checksum(&packet[..20]),
+                [0, 0],
+                "IPv4 header checksum"
+            );
+            assert_eq!(
+                transport_checksum(protocol, transport),
+                [0, 0],
+                "protocol {protocol} checksum: {packet:02x?}"
+            );
+            let (seq, expected) = if protocol == 17 {
+                let seq = u32::from_be_bytes(transport[8..12].try_into().unwrap());
+                (seq, burst_payload(seq))
+            } else {
+                let seq = u32::from_be_bytes(transport[4..8].try_into().unwrap()) / 1200;
+                (seq, burst_tcp_segment(seq))
+            };
+            let body = if protocol == 17 {
+                &transport[8..]
+            } else {
+                transport
+            };
+            assert!(
+                seq < COUNT,
+                "protocol {protocol}: packet {seq} was never sent"
+            );
+            assert!(
+                *body == expected,
+                "protocol {protocol}: packet {seq} altered"
+            );
+            assert!(
+                last < Some(seq),
+                "protocol {protocol}: packet {seq} after {last:?}"
+            );
+            last = Some(seq);
+            arrived += 1;
+        }
+        println!(
+            "protocol {protocol}: {arrived} of {COUNT} packets arrived in {writes} TUN writes"
+        );
+        assert!(
+            arrived >= u64::from(COUNT) * 9 / 10,
+            "protocol {protocol}: {arrived} of {COUNT} arrived"
+        );
+        assert!(
+            writes < arrived / 2,
+            "protocol {protocol}: {writes} TUN writes for {arrived} packets: not written as super-packets"
+        );
     }
-    println!("{arrived} of {COUNT} datagrams arrived in {writes} TUN writes");
-    assert!(
-        arrived >= u64::from(COUNT) * 9 / 10,
-        "{arrived} of {COUNT} arrived"
-    );
-    assert!(
-        writes < arrived / 2,
-        "{writes} TUN writes for {arrived} datagrams: not written as super-packets"
-    );
 }
 
 /// FNV-1a over a stream: enough to tell a corrupted, truncated or

@@ -66,6 +66,8 @@ pub(crate) struct Buffers {
     outgoing: OutBatch,
     /// What the engine delivered, gathered into super-packets.
     tun_out: TunWriter,
+    /// TUN writes the kernel refused so far.
+    tun_writes_refused: u64,
 }
 
 impl Buffers {
@@ -79,6 +81,7 @@ impl Buffers {
             out: buf(),
             outgoing: OutBatch::new(),
             tun_out: TunWriter::new(udp_super_packets),
+            tun_writes_refused: 0,
         }
     }
 }
@@ -153,24 +156,30 @@ impl EngineTimer {
     }
 }
 
-/// Writes one frame (header and packet) to the TUN device without
-/// waiting: the kernel takes TUN writes immediately unless its backlog is
-/// full, and then dropping is what a full queue does anyway.
-fn write_tun(tun: &tun::AsyncDevice, frame: &[u8]) {
-    let device: &tun::Device = tun;
-    if let Err(e) = device.send(frame) {
-        tracing::trace!(error = %e, "TUN write dropped");
-    }
-}
-
 /// Writes all the engine delivers (`poll_deliver`) to the TUN device, a
-/// flow's consecutive UDP datagrams as one super-packet.
+/// flow's consecutive packets as one super-packet.
+///
+/// Writes do not wait: the kernel takes a TUN write at once (a full
+/// backlog drops inside the kernel, as a full queue does). It refuses one
+/// only for a frame it cannot take (a header it does not know, a detached
+/// device), which is worth a warning the first time.
 fn write_delivered(
     tun: &tun::AsyncDevice,
     buffers: &mut Buffers,
     mut poll_deliver: impl FnMut(&mut [u8]) -> Option<usize>,
 ) {
-    let write = &mut |frame: &[u8]| write_tun(tun, frame);
+    let device: &tun::Device = tun;
+    let refused = &mut buffers.tun_writes_refused;
+    let write = &mut |frame: &[u8]| {
+        if let Err(e) = device.send(frame) {
+            *refused += 1;
+            if *refused == 1 {
+                tracing::warn!(error = %e, len = frame.len(), "TUN write refused (later ones are logged at trace level)");
+            } else {
+                tracing::trace!(error = %e, len = frame.len(), "TUN write refused");
+            }
+        }
+    };
     while let Some(n) = poll_deliver(&mut buffers.out) {
         buffers.tun_out.push(&buffers.out[..n], write);
     }

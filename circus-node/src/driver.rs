@@ -13,8 +13,8 @@
 //! the wake-up cost under load (datagrams [`RECV_BATCH`] per `recvmmsg`); the engine's output is drained once after
 //! the batch and sent [`SEND_BATCH`] datagrams per `sendmmsg`, so the peer
 //! (in the lab, the emulator's real-time threads) is woken once per batch,
-//! not once per packet; what it delivers goes to the TUN device a flow's
-//! datagrams per write ([`vnet`]). A batch is one instant for the engine: its
+//! not once per packet; what it delivers goes to the TUN device one
+//! super-packet per run of a flow's packets ([`vnet`]). A batch is one instant for the engine: its
 //! packets had all arrived when the loop woke, so a loop delayed by a busy
 //! CPU must not make the engine think the later ones came late (the
 //! reorder buffer would give up on holes they fill).

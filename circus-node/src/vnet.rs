@@ -142,8 +142,10 @@ impl TunWriter {
 
     /// Takes `packet`, writing out with `write` what it cannot join.
     pub fn push(&mut self, packet: &[u8], write: &mut impl FnMut(&[u8])) {
+        let segment = segment_of(packet).filter(|s| self.udp || s.protocol != PROTO_UDP);
         if let Some(train) = self.train.filter(|t| t.open)
-            && let Some(next) = self.joinable(train, packet)
+            && let Some(next) = segment
+            && self.continues(train, next, packet)
         {
             let end = self.len + next.payload;
             self.frame[self.len..end].copy_from_slice(&packet[next.headers..]);
@@ -161,9 +163,7 @@ impl TunWriter {
         };
         room.copy_from_slice(packet);
         self.len = VNET_HDR_LEN + packet.len();
-        self.train = segment_of(packet)
-            .filter(|s| self.udp || s.protocol != PROTO_UDP)
-            .map(Train::new);
+        self.train = segment.map(Train::new);
     }
 
     /// Writes out what is pending.
@@ -180,16 +180,19 @@ impl TunWriter {
         self.len = 0;
     }
 
-    /// `packet` as a segment if it continues `train`: the same flow (every
-    /// header field but lengths, IPv4 ID, checksums, TCP sequence number
-    /// and PSH equal to the first packet's), TCP data that follows on, no
-    /// longer than the train's segment, and room left.
-    fn joinable(&self, train: Train, packet: &[u8]) -> Option<Segment> {
+    /// Whether `next`, the segment `packet` is, continues `train`: the same
+    /// flow (every header field but lengths, IPv4 ID, checksums, TCP
+    /// sequence number and PSH equal to the first packet's), TCP data that
+    /// follows on, no longer than the train's segment, and room left.
+    fn continues(&self, train: Train, next: Segment, packet: &[u8]) -> bool {
         let first = &self.frame[VNET_HDR_LEN..];
         let (ip, headers) = (train.first.ip_header, train.first.headers);
-        if packet.len() <= headers || self.len - VNET_HDR_LEN + packet.len() - headers > MAX_IP_LEN
-        {
-            return None;
+        let follows = next.headers == headers
+            && next.payload <= train.first.payload
+            && self.len - VNET_HDR_LEN + next.payload <= MAX_IP_LEN
+            && (next.protocol == PROTO_UDP || next.seq == train.next_seq);
+        if !follows {
+            return false;
         }
         let same =
             |ranges: &[(usize, usize)]| ranges.iter().all(|&(a, b)| first[a..b] == packet[a..b]);
@@ -209,14 +212,7 @@ impl TunWriter {
                 (ip + 18, headers),
             ]),
         };
-        if !(same_ip && same_transport) {
-            return None;
-        }
-        let next = segment_of(packet)?;
-        let follows = next.headers == headers
-            && next.payload <= train.first.payload
-            && (next.protocol == PROTO_UDP || next.seq == train.next_seq);
-        follows.then_some(next)
+        same_ip && same_transport
     }
 }
 

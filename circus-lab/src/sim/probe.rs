@@ -159,8 +159,8 @@ impl ProbePacket {
         buf[9] = 17; // UDP
         buf[12..16].copy_from_slice(&CLIENT_TUNNEL_ADDRESS.octets());
         buf[16..20].copy_from_slice(&SERVER_ADDRESS.octets());
-        let checksum = ipv4_checksum(&buf[..IPV4_HEADER_LEN]);
-        buf[10..12].copy_from_slice(&checksum.to_be_bytes());
+        let checksum = internet_checksum::checksum(&buf[..IPV4_HEADER_LEN]);
+        buf[10..12].copy_from_slice(&checksum);
         buf[22..24].copy_from_slice(&PROBE_PORT.to_be_bytes());
         buf[24..26].copy_from_slice(&udp_len.to_be_bytes());
         // UDP checksum 0: none, as IPv4 allows.
@@ -184,18 +184,6 @@ impl ProbePacket {
         }
         ProbeHeader::parse(packet.get(PAYLOAD_AT..)?).ok()
     }
-}
-
-/// The Internet checksum of an IPv4 header whose checksum field is zero.
-fn ipv4_checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header
-        .chunks(2)
-        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 #[cfg(test)]
@@ -244,7 +232,7 @@ mod tests {
             FIRST_SOURCE_PORT + 5
         );
         // A correct header checksum sums to zero.
-        assert_eq!(ipv4_checksum(&bytes[..20]), 0);
+        assert_eq!(internet_checksum::checksum(&bytes[..20]), [0, 0]);
         assert_eq!(ProbePacket::read(&bytes), Some(header));
         assert_eq!(ProbePacket::read(&bytes[..40]), None);
     }

@@ -173,21 +173,7 @@ fn message(kind: u8, id: u16, seq: u16) -> [u8; 8 + PAYLOAD_LEN] {
     for (i, byte) in message[8..].iter_mut().enumerate() {
         *byte = ((u32::from(seq) << 8 | i as u32).wrapping_mul(0x9e37_79b1) >> 24) as u8;
     }
-    let sum = checksum(&message);
-    message[2..4].copy_from_slice(&sum.to_be_bytes());
+    let sum = internet_checksum::checksum(&message);
+    message[2..4].copy_from_slice(&sum);
     message
-}
-
-/// The Internet checksum (RFC 1071): the one's complement of the one's
-/// complement sum of the big-endian 16-bit words, an odd last byte padded
-/// with zero.
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|word| u32::from(word[0]) << 8 | u32::from(word.get(1).copied().unwrap_or(0)))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }

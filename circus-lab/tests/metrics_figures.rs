@@ -6,8 +6,9 @@ mod synthetic;
 use std::time::Duration;
 
 use circus_lab::metrics::{
-    LinkCounters, MetricsConfig, RunLogs, SystemMetrics, TimelineEvent, system_metrics,
+    HostPauses, LinkCounters, MetricsConfig, RunLogs, SystemMetrics, TimelineEvent, system_metrics,
 };
+use circus_lab::traffic::MonoNanos;
 use circus_lab::traffic::probe::{ProbeLog, ProbeRecord};
 use circus_lab::traffic::tcp::{TcpFlowLog, TcpLog};
 use synthetic::{ORIGIN, constant, event, stream};
@@ -19,8 +20,31 @@ fn metrics_of(probes: &ProbeLog, events: &[TimelineEvent]) -> SystemMetrics {
         tcp: None,
         events,
         links: &[],
+        host_pauses: None,
     };
     system_metrics(&run, &MetricsConfig::default())
+}
+
+fn metrics_with_pauses(
+    probes: &ProbeLog,
+    events: &[TimelineEvent],
+    pauses: &HostPauses,
+) -> SystemMetrics {
+    let run = RunLogs {
+        origin: ORIGIN,
+        probes,
+        tcp: None,
+        events,
+        links: &[],
+        host_pauses: Some(pauses),
+    };
+    system_metrics(&run, &MetricsConfig::default())
+}
+
+/// A host pause from `from_ms` to `to_ms` after [`ORIGIN`].
+fn pause(from_ms: u64, to_ms: u64) -> HostPauses {
+    let at = |ms: u64| MonoNanos(ORIGIN.0 + ms * 1_000_000);
+    HostPauses::from_spans([(at(from_ms), at(to_ms))])
 }
 
 fn assert_close(actual: Option<f64>, expected: f64) {
@@ -99,6 +123,52 @@ fn a_healthy_stream_has_no_flow_outage_and_one_flow_agrees_with_the_stream() {
     let metrics = metrics_of(&holed, &[]);
     assert_eq!(metrics.max_outage_ms, 41.0);
     assert_eq!(metrics.max_flow_outage_ms, 40.0);
+}
+
+#[test]
+fn a_host_pause_is_left_out_of_the_gap_it_caused() {
+    // The host stops the lab from 10.030 s to 10.090 s: the probes sent
+    // from 10.000 s on, due at 10.030 s, all come out at 10.090 s.
+    let paused_from = Duration::from_millis(10_030);
+    let log = stream(1000, Duration::from_secs(20), 1, |seq| {
+        let due = Duration::from_millis(seq + 30);
+        let held = (paused_from..Duration::from_millis(10_090)).contains(&due);
+        Some(if held {
+            Duration::from_millis(10_090 - seq)
+        } else {
+            Duration::from_millis(30)
+        })
+    });
+    let events = [event(10_000, "wifi0", "blackhole")];
+    assert_eq!(metrics_of(&log, &events).max_outage_ms, 61.0, "unmonitored");
+
+    let metrics = metrics_with_pauses(&log, &events, &pause(10_030, 10_090));
+    assert_eq!(metrics.max_outage_ms, 1.0);
+    assert_eq!(metrics.events[0].outage_ms, 1.0);
+    assert_eq!(metrics.max_flow_outage_ms, 0.0);
+    assert_eq!(metrics.delivery_ratio, 1.0);
+    let pauses = metrics.host_pauses;
+    assert_eq!(
+        (pauses.count, pauses.total_ms, pauses.longest_ms),
+        (1, 60.0, 60.0)
+    );
+    assert!(pauses.monitored);
+    assert!(!metrics_of(&log, &events).host_pauses.monitored);
+}
+
+#[test]
+fn a_pause_within_a_real_outage_shortens_it_by_the_pause_only() {
+    // 200 probes lost from 10 s, and the host paused for 50 ms meanwhile.
+    let log = stream(1000, Duration::from_secs(20), 1, |seq| {
+        (!(10_000..10_200).contains(&seq)).then(|| Duration::from_millis(30))
+    });
+    assert_eq!(metrics_of(&log, &[]).max_outage_ms, 201.0);
+    let metrics = metrics_with_pauses(&log, &[], &pause(10_100, 10_150));
+    assert_eq!(metrics.max_outage_ms, 151.0);
+    assert_eq!(metrics.max_flow_outage_ms, 150.0);
+    // A pause elsewhere changes nothing.
+    let elsewhere = metrics_with_pauses(&log, &[], &pause(5_000, 5_050));
+    assert_eq!(elsewhere.max_outage_ms, 201.0);
 }
 
 #[test]
@@ -272,6 +342,7 @@ fn goodput_and_link_share_come_from_tcp_logs_and_counters() {
         tcp: Some(&tcp),
         events: &[],
         links: &links,
+        host_pauses: None,
     };
     let metrics = system_metrics(&run, &MetricsConfig::default());
     assert_eq!(metrics.tcp_goodput_mbps, Some(20.0));

@@ -25,7 +25,7 @@ proptest! {
         });
         let events: Vec<_> = event_ms.iter().map(|&at| event(at, "wifi0", "blackhole")).collect();
         let config = MetricsConfig::default();
-        let run = RunLogs { origin: ORIGIN, probes: &log, tcp: None, events: &events, links: &[] };
+        let run = RunLogs { origin: ORIGIN, probes: &log, tcp: None, events: &events, links: &[], host_pauses: None };
         let metrics = system_metrics(&run, &config);
 
         prop_assert_eq!(metrics.sent, 3_000);
@@ -64,6 +64,7 @@ fn series_show_the_hole_in_its_bin() {
         tcp: None,
         events: &[],
         links: &[],
+        host_pauses: None,
     };
     let series = system_series(&run, &MetricsConfig::default());
     assert_eq!(series.bins.len(), 20);

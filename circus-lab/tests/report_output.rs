@@ -50,6 +50,7 @@ fn dataset() -> Dataset {
             tcp: Some(&tcp),
             events: &comparison.events,
             links: &links,
+            host_pauses: None,
         };
         systems.insert(system.name.to_string(), system_metrics(&run, &config));
         series.insert(system.name.to_string(), system_series(&run, &config));

@@ -31,6 +31,7 @@ pub use pool::FRAME_CAPACITY;
 
 use crate::emulator::model::{Direction, LinkCondition, LinkModel, LinkParams, Verdict};
 use crate::topology::{LinkAddressing, Netns, NetnsError, NetnsThread};
+use crate::traffic::set_fifo_priority;
 use packet_socket::{MessageBatch, PacketSocket, interface_index};
 use pool::{FramePool, Pending, ReleaseQueue, Slot};
 
@@ -686,24 +687,12 @@ fn duration_ns(d: Duration) -> u64 {
 /// Timer slack 1 ns (wake-ups on time, not up to 50 µs late) and SCHED_FIFO
 /// at `priority` if given and allowed. Returns whether real-time was granted.
 fn tune_thread(priority: Option<i32>) -> bool {
-    // SAFETY: prctl and sched_setscheduler with valid arguments; they affect
-    // only the calling thread.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
-        match priority {
-            Some(priority) => {
-                let param = libc::sched_param {
-                    sched_priority: priority,
-                };
-                let granted = libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0;
-                if !granted {
-                    tracing::info!(
-                        "forwarder: real-time priority refused, running with normal scheduling"
-                    );
-                }
-                granted
-            }
-            None => false,
-        }
+    // SAFETY: PR_SET_TIMERSLACK sets a value of the calling thread and takes
+    // no pointers.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+    let granted = priority.is_some_and(set_fifo_priority);
+    if priority.is_some() && !granted {
+        tracing::info!("forwarder: real-time priority refused, running with normal scheduling");
     }
+    granted
 }

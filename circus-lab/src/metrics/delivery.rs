@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::{LatencyMs, round};
+use super::{HostPauses, LatencyMs, round};
 use crate::traffic::MonoNanos;
 use crate::traffic::probe::ProbeLog;
 
@@ -20,7 +20,7 @@ pub struct Gap {
     /// that came first (nothing lost, only delayed). Says which event a gap
     /// belongs to.
     pub first_affected: MonoNanos,
-    /// Time between the two deliveries.
+    /// Time between the two deliveries, less any host pause within it.
     pub length: Duration,
 }
 
@@ -54,12 +54,15 @@ pub struct Delivery<'a> {
     reordered: u64,
     /// One-way latency of first copies, in microseconds.
     latency_us: Histogram<u64>,
+    /// Taken out of every gap.
+    pauses: &'a HostPauses,
 }
 
 impl<'a> Delivery<'a> {
-    /// Analyses a probe log. Records with sequence numbers the sender never
-    /// sent are ignored (they cannot be attributed to a send time).
-    pub fn analyse(log: &'a ProbeLog) -> Self {
+    /// Analyses a probe log; gaps leave out the time in `pauses`. Records
+    /// with sequence numbers the sender never sent are ignored (they cannot
+    /// be attributed to a send time).
+    pub fn analyse(log: &'a ProbeLog, pauses: &'a HostPauses) -> Self {
         let sent_at = log.sent.sent_at.as_slice();
         let interval = Duration::from_nanos(1_000_000_000 / log.sent.rate_pps.max(1));
         let mut records: Vec<_> = log
@@ -105,7 +108,15 @@ impl<'a> Delivery<'a> {
             duplicates,
             reordered,
             latency_us,
+            pauses,
         }
+    }
+
+    /// The time from `from` to `to` that the system had: the host's pauses
+    /// within it left out.
+    fn unpaused(&self, from: MonoNanos, to: MonoNanos) -> Duration {
+        to.saturating_since(from)
+            .saturating_sub(self.pauses.overlap(from, to))
     }
 
     pub fn sent_count(&self) -> u64 {
@@ -166,7 +177,8 @@ impl<'a> Delivery<'a> {
     /// on the receiver's clock. The stream's edges count as deliveries one
     /// interval before the first probe and one after the last, so probes lost
     /// at the start or the end form gaps too; those edge gaps are measured in
-    /// send time (the receiver saw nothing to time them by).
+    /// send time (the receiver saw nothing to time them by). Host pauses
+    /// are left out of every gap.
     pub fn gaps(&self) -> Vec<Gap> {
         let (Some(&first), Some(&last)) = (self.sent_at.first(), self.sent_at.last()) else {
             return Vec::new();
@@ -177,17 +189,17 @@ impl<'a> Delivery<'a> {
         let latest_sent = self.arrivals.iter().map(|a| a.1).max();
         let interval = self.interval;
         let (Some(earliest_sent), Some(latest_sent)) = (earliest_sent, latest_sent) else {
-            let length = after_end.saturating_since(before_start);
+            let length = self.unpaused(before_start, after_end);
             return vec![Gap::between(before_start, after_end, length, interval)];
         };
         let mut gaps = Vec::with_capacity(self.arrivals.len() + 1);
-        let leading = earliest_sent.saturating_since(before_start);
+        let leading = self.unpaused(before_start, earliest_sent);
         gaps.push(Gap::between(before_start, earliest_sent, leading, interval));
         gaps.extend(self.arrivals.windows(2).map(|pair| {
-            let length = pair[1].0.saturating_since(pair[0].0);
+            let length = self.unpaused(pair[0].0, pair[1].0);
             Gap::between(pair[0].1, pair[1].1, length, interval)
         }));
-        let trailing = after_end.saturating_since(latest_sent);
+        let trailing = self.unpaused(latest_sent, after_end);
         gaps.push(Gap::between(latest_sent, after_end, trailing, interval));
         gaps
     }
@@ -198,8 +210,8 @@ impl<'a> Delivery<'a> {
     /// as a whole while the flows pinned to a dead link get nothing, which
     /// [`longest_gap`](Self::longest_gap) cannot see; for a system that
     /// stalls everything the two agree. The flow's edges count as deliveries
-    /// one flow spacing before its first probe and after its last, as in
-    /// [`gaps`](Self::gaps).
+    /// one flow spacing before its first probe and after its last, and host
+    /// pauses are left out, as in [`gaps`](Self::gaps).
     pub fn longest_flow_gap(&self) -> Duration {
         let spacing = self.interval * u32::try_from(self.flows).unwrap_or(u32::MAX);
         let mut deliveries: Vec<(MonoNanos, MonoNanos)> = Vec::new();
@@ -225,14 +237,14 @@ impl<'a> Delivery<'a> {
                 deliveries.iter().map(|d| d.1).max(),
             ) {
                 (Some(earliest), Some(latest)) => [
-                    earliest.saturating_since(before_start),
-                    after_end.saturating_since(latest),
+                    self.unpaused(before_start, earliest),
+                    self.unpaused(latest, after_end),
                 ],
-                _ => [after_end.saturating_since(before_start), Duration::ZERO],
+                _ => [self.unpaused(before_start, after_end), Duration::ZERO],
             };
             let between = deliveries
                 .windows(2)
-                .map(|pair| pair[1].0.saturating_since(pair[0].0));
+                .map(|pair| self.unpaused(pair[0].0, pair[1].0));
             if let Some(gap) = edges.into_iter().chain(between).max() {
                 longest = longest.max(gap.saturating_sub(spacing));
             }

@@ -6,6 +6,7 @@
 //! - [`delivery`]: which probe arrived when, duplicates, reordering, latency.
 //! - [`events`]: outage and recovery around each timeline event.
 //! - [`series`]: delivery and latency over time and the latency CDF, for plots.
+//! - [`pauses`]: the host's pauses, left out of every gap.
 //!
 //! Definitions (all from the receiver's view of the probe stream):
 //! - delivery ratio: distinct sequence numbers received / probes sent;
@@ -19,12 +20,14 @@
 //!   longest gap between any two deliveries; `max_flow_outage_ms` the longest
 //!   one flow waited beyond its normal spacing (see
 //!   [`Delivery::longest_flow_gap`]), which per-connection spreading cannot
-//!   hide.
+//!   hide. Every gap leaves out the time the host paused the lab (see
+//!   [`pauses`]); `host_pauses` says how much that was.
 //! - TCP goodput: bytes received by all bulk flows x 8 / the measurement window.
 //! - link share: each link's share of the bytes all links carried.
 
 pub mod delivery;
 pub mod events;
+pub mod pauses;
 pub mod series;
 
 use std::collections::BTreeMap;
@@ -39,6 +42,7 @@ use crate::traffic::tcp::TcpLog;
 
 pub use delivery::Delivery;
 pub use events::EventMetrics;
+pub use pauses::{HostPauses, PauseSummary};
 pub use series::{SeriesBin, SystemSeries, system_series};
 
 /// One entry of the scenario timeline, as the metrics need it.
@@ -82,6 +86,15 @@ pub struct RunLogs<'a> {
     pub tcp: Option<&'a TcpLog>,
     pub events: &'a [TimelineEvent],
     pub links: &'a [LinkCounters],
+    /// `None` where pauses were not watched for (the simulator has none).
+    pub host_pauses: Option<&'a HostPauses>,
+}
+
+impl<'a> RunLogs<'a> {
+    /// The probe stream's view, host pauses left out of its gaps.
+    pub fn delivery(&self) -> Delivery<'a> {
+        Delivery::analyse(self.probes, self.host_pauses.unwrap_or(HostPauses::none()))
+    }
 }
 
 /// Knobs of the event attribution and the time series.
@@ -147,11 +160,15 @@ pub struct SystemMetrics {
     /// Longest time one flow of the probe stream went without a delivery
     /// beyond its normal spacing (see [`Delivery::longest_flow_gap`]).
     pub max_flow_outage_ms: f64,
+    /// The host's pauses during the run, left out of every outage figure.
+    /// Absent from summaries older than the pause monitor.
+    #[serde(default)]
+    pub host_pauses: PauseSummary,
 }
 
 /// Computes every figure of one system.
 pub fn system_metrics(run: &RunLogs<'_>, config: &MetricsConfig) -> SystemMetrics {
-    let delivery = Delivery::analyse(run.probes);
+    let delivery = run.delivery();
     let events = events::event_metrics(&delivery, run.origin, run.events, config);
     let max_recovery_ms = events.iter().map(|e| e.recovery_ms).fold(0.0, f64::max);
     let sent = delivery.sent_count();
@@ -170,6 +187,7 @@ pub fn system_metrics(run: &RunLogs<'_>, config: &MetricsConfig) -> SystemMetric
         sent,
         delivered,
         max_flow_outage_ms: millis(delivery.longest_flow_gap()),
+        host_pauses: run.host_pauses.map(HostPauses::summary).unwrap_or_default(),
     }
 }
 

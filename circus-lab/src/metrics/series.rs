@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::delivery::Delivery;
 use super::{MetricsConfig, RunLogs};
 
 /// Probes sent during one time bin and how they fared.
@@ -42,7 +41,7 @@ pub const CDF_POINTS: usize = 500;
 
 /// Bins the probes of one run by send time and computes the latency CDF.
 pub fn system_series(run: &RunLogs<'_>, config: &MetricsConfig) -> SystemSeries {
-    let delivery = Delivery::analyse(run.probes);
+    let delivery = run.delivery();
     let bin_ns = config.series_bin.as_nanos().max(1);
     let bin_of = |sent: crate::traffic::MonoNanos| {
         (sent.saturating_since(run.origin).as_nanos() / bin_ns) as usize

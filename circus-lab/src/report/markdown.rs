@@ -54,6 +54,19 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
             m.max_flow_outage_ms
         )?;
         writeln!(md, "| max recovery | {:.1} ms |", m.max_recovery_ms)?;
+        let pauses = &m.host_pauses;
+        if pauses.monitored {
+            writeln!(
+                md,
+                "| host pauses, left out of the outages | {} pauses, {:.1} ms in all, longest {:.1} ms |",
+                pauses.count, pauses.total_ms, pauses.longest_ms
+            )?;
+        } else {
+            writeln!(
+                md,
+                "| host pauses | not watched for; outages include them |"
+            )?;
+        }
         let latency = &m.latency_ms;
         writeln!(
             md,

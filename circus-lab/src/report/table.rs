@@ -5,7 +5,7 @@ use super::Summary;
 use crate::metrics::SystemMetrics;
 
 /// Column titles of the comparison table.
-pub const COLUMNS: [&str; 10] = [
+pub const COLUMNS: [&str; 11] = [
     "system",
     "delivered",
     "lost",
@@ -16,6 +16,7 @@ pub const COLUMNS: [&str; 10] = [
     "latency p50/p90/p99 ms",
     "reordered",
     "TCP Mbit/s",
+    "host paused ms",
 ];
 
 /// The cells of each system's row, systems in name order.
@@ -44,6 +45,7 @@ fn row(name: &str, m: &SystemMetrics) -> [String; COLUMNS.len()] {
         ),
         format!("{:.3} %", m.reordered_ratio * 100.0),
         optional(m.tcp_goodput_mbps, 2),
+        optional(m.host_pauses.monitored.then_some(m.host_pauses.total_ms), 1),
     ]
 }
 

@@ -12,9 +12,12 @@
 //!
 //! - [`emulation`]: the links (userspace forwarder or netem) and the timeline.
 //! - [`output`]: the report directory name and the commit id.
+//! - [`pause_monitor`]: watches for the host's pauses, which the outage
+//!   figures leave out.
 
 pub mod emulation;
 pub mod output;
+pub mod pause_monitor;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -38,6 +41,7 @@ use crate::traffic::udp::{UdpLoad, UdpLoadLog, UdpLoadReceiver, send_udp_load};
 use crate::traffic::{MonoNanos, TrafficError};
 
 pub use emulation::{Emulation, EmulationError, TimelinePlayer};
+pub use pause_monitor::PauseMonitor;
 
 /// UDP port of the probe receiver on the server.
 pub const PROBE_PORT: u16 = 9000;
@@ -122,11 +126,13 @@ pub fn run_system(
     stream_id: u32,
     progress: &ProgressBar,
 ) -> Result<SystemRun, RunError> {
-    let ((probes, tcp, origin), links, backend) =
+    let ((probes, tcp, origin), host_pauses, links, backend) =
         with_system(scenario, kind, progress, |topology, emulation, plan| {
-            let measured = measure(scenario, topology, emulation, plan, stream_id, progress)?;
+            let monitor = PauseMonitor::start();
+            let measured = measure(scenario, topology, emulation, plan, stream_id, progress);
+            let host_pauses = monitor.map(PauseMonitor::stop);
             let links = emulation.link_counters(scenario)?;
-            Ok((measured, links, emulation.backend_name()))
+            Ok((measured?, host_pauses, links, emulation.backend_name()))
         })?;
 
     let events: Vec<TimelineEvent> = scenario.events.iter().map(TimelineEvent::from).collect();
@@ -136,6 +142,7 @@ pub fn run_system(
         tcp: tcp.as_ref(),
         events: &events,
         links: &links,
+        host_pauses: host_pauses.as_ref(),
     };
     let config = MetricsConfig::default();
     Ok(SystemRun {

@@ -33,6 +33,7 @@ impl SystemRun {
             tcp: None,
             events,
             links: &self.links,
+            host_pauses: None,
         }
     }
 }

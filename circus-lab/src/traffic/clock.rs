@@ -76,6 +76,18 @@ impl TimerSlack {
     }
 }
 
+/// Moves the calling thread to SCHED_FIFO at `priority`, so only the host or
+/// a higher real-time priority keeps it from running on time. Returns
+/// whether the kernel allowed it (it needs root or CAP_SYS_NICE).
+pub fn set_fifo_priority(priority: i32) -> bool {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: sched_setscheduler on the calling thread (pid 0) with a valid
+    // pointer to an initialised sched_param.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
+}
+
 impl Drop for TimerSlack {
     fn drop(&mut self) {
         if self.previous > 0 {

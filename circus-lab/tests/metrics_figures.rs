@@ -157,6 +157,36 @@ fn a_host_pause_is_left_out_of_the_gap_it_caused() {
 }
 
 #[test]
+fn a_stall_of_the_sender_alone_is_left_out_one_latency_later() {
+    // The host pauses only the sender's CPU from 10.000 s to 10.015 s: the
+    // probes due meanwhile go out together at 10.015 s, and the receiver
+    // sees the hole 17 ms later, where no pause was seen.
+    let mut log = stream(1000, Duration::from_secs(20), 1, |_| constant(17));
+    let resumed = MonoNanos(ORIGIN.0 + 10_015_000_000);
+    for seq in 10_000..10_015 {
+        log.sent.sent_at[seq] = resumed;
+    }
+    for record in &mut log.received.records {
+        if (10_000..10_015).contains(&record.seq) {
+            record.sent = resumed;
+            record.received = resumed + Duration::from_millis(17);
+        }
+    }
+    log.received.records.sort_by_key(|r| r.received);
+    let unmonitored = metrics_of(&log, &[]);
+    assert_eq!(unmonitored.max_outage_ms, 16.0);
+
+    log.sent.realtime = true;
+    let metrics = metrics_with_pauses(&log, &[], &HostPauses::default());
+    assert_eq!(metrics.max_outage_ms, 1.0);
+    assert_eq!(metrics.max_flow_outage_ms, 0.0);
+    // Paused both ways (the monitor saw the same pause at the receiver's
+    // side too): forgiven once, not twice.
+    let both = metrics_with_pauses(&log, &[], &pause(10_017, 10_032));
+    assert_eq!(both.max_outage_ms, 1.0);
+}
+
+#[test]
 fn a_pause_within_a_real_outage_shortens_it_by_the_pause_only() {
     // 200 probes lost from 10 s, and the host paused for 50 ms meanwhile.
     let log = stream(1000, Duration::from_secs(20), 1, |seq| {

@@ -31,7 +31,7 @@ pub use pool::FRAME_CAPACITY;
 
 use crate::emulator::model::{Direction, LinkCondition, LinkModel, LinkParams, Verdict};
 use crate::topology::{LinkAddressing, Netns, NetnsError, NetnsThread};
-use crate::traffic::set_fifo_priority;
+use crate::traffic::FifoPriority;
 use packet_socket::{MessageBatch, PacketSocket, interface_index};
 use pool::{FramePool, Pending, ReleaseQueue, Slot};
 
@@ -400,6 +400,8 @@ struct Worker {
     /// Send batch; entry `i` holds `sending[i]`.
     send_batch: MessageBatch,
     sending: Vec<Pending>,
+    /// Held for the thread's life (the worker never leaves it).
+    _realtime: Option<FifoPriority>,
 }
 
 /// Whether the worker goes on after a command.
@@ -437,7 +439,8 @@ impl Worker {
         )))?;
         let sender = PacketSocket::sender(to_index)
             .map_err(io_error(format!("open a sending packet socket on {to}")))?;
-        counters.set_realtime(tune_thread(options.realtime_priority));
+        let realtime = tune_thread(options.realtime_priority);
+        counters.set_realtime(realtime.is_some());
 
         let mut pool = FramePool::new(options.max_frames_in_flight + BATCH);
         let mut receive_batch = MessageBatch::new(BATCH);
@@ -462,6 +465,7 @@ impl Worker {
             receive_slots,
             send_batch: MessageBatch::new(BATCH),
             sending: Vec::with_capacity(BATCH),
+            _realtime: realtime,
         })
     }
 
@@ -685,13 +689,13 @@ fn duration_ns(d: Duration) -> u64 {
 }
 
 /// Timer slack 1 ns (wake-ups on time, not up to 50 µs late) and SCHED_FIFO
-/// at `priority` if given and allowed. Returns whether real-time was granted.
-fn tune_thread(priority: Option<i32>) -> bool {
+/// at `priority` if given and allowed, while the returned guard is held.
+fn tune_thread(priority: Option<i32>) -> Option<FifoPriority> {
     // SAFETY: PR_SET_TIMERSLACK sets a value of the calling thread and takes
     // no pointers.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
-    let granted = priority.is_some_and(set_fifo_priority);
-    if priority.is_some() && !granted {
+    let granted = priority.and_then(FifoPriority::enter);
+    if priority.is_some() && granted.is_none() {
         tracing::info!("forwarder: real-time priority refused, running with normal scheduling");
     }
     granted

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::pauses::PAUSE_THRESHOLD;
 use super::{HostPauses, LatencyMs, round};
 use crate::traffic::MonoNanos;
 use crate::traffic::probe::ProbeLog;
@@ -20,7 +21,8 @@ pub struct Gap {
     /// that came first (nothing lost, only delayed). Says which event a gap
     /// belongs to.
     pub first_affected: MonoNanos,
-    /// Time between the two deliveries, less any host pause within it.
+    /// Time between the two deliveries, less any pause of the host within
+    /// it (see [`Delivery::gaps`]).
     pub length: Duration,
 }
 
@@ -54,16 +56,29 @@ pub struct Delivery<'a> {
     reordered: u64,
     /// One-way latency of first copies, in microseconds.
     latency_us: Histogram<u64>,
-    /// Taken out of every gap.
+    /// The host's pauses, taken out of every gap.
     pauses: &'a HostPauses,
+    /// When the sender, at real-time priority, sent late: the host paused
+    /// it. Empty when it ran at normal priority.
+    sender_stalls: HostPauses,
 }
 
 impl<'a> Delivery<'a> {
-    /// Analyses a probe log; gaps leave out the time in `pauses`. Records
-    /// with sequence numbers the sender never sent are ignored (they cannot
-    /// be attributed to a send time).
+    /// Analyses a probe log; gaps leave out the host's `pauses` and the
+    /// sender's own stalls (see [`gaps`](Self::gaps)). Records with sequence
+    /// numbers the sender never sent are ignored (they cannot be attributed
+    /// to a send time).
     pub fn analyse(log: &'a ProbeLog, pauses: &'a HostPauses) -> Self {
         let sent_at = log.sent.sent_at.as_slice();
+        let sender_stalls = if log.sent.realtime {
+            HostPauses::from_spans(
+                (0..sent_at.len() as u64)
+                    .map(|seq| (log.sent.due(seq), sent_at[seq as usize]))
+                    .filter(|&(due, sent)| sent.saturating_since(due) > PAUSE_THRESHOLD),
+            )
+        } else {
+            HostPauses::default()
+        };
         let interval = Duration::from_nanos(1_000_000_000 / log.sent.rate_pps.max(1));
         let mut records: Vec<_> = log
             .received
@@ -109,14 +124,22 @@ impl<'a> Delivery<'a> {
             reordered,
             latency_us,
             pauses,
+            sender_stalls,
         }
     }
 
-    /// The time from `from` to `to` that the system had: the host's pauses
-    /// within it left out.
-    fn unpaused(&self, from: MonoNanos, to: MonoNanos) -> Duration {
-        to.saturating_since(from)
-            .saturating_sub(self.pauses.overlap(from, to))
+    /// The gap from the delivery `from` to the delivery `to`, each (receive
+    /// time, send time), as the system caused it. A pause of the host within
+    /// the gap stopped everything; a stall of the sender between the two
+    /// send times left nothing to deliver, and shows at the receiver one
+    /// latency later, where the pause monitor may not see it (the host
+    /// paused only the sender's CPU). The larger of the two is left out, so
+    /// no gap is forgiven more than one pause.
+    fn unpaused(&self, from: (MonoNanos, MonoNanos), to: (MonoNanos, MonoNanos)) -> Duration {
+        let paused = self.pauses.overlap(from.0, to.0);
+        let stalled = self.sender_stalls.overlap(from.1, to.1);
+        to.0.saturating_since(from.0)
+            .saturating_sub(paused.max(stalled))
     }
 
     pub fn sent_count(&self) -> u64 {
@@ -177,8 +200,8 @@ impl<'a> Delivery<'a> {
     /// on the receiver's clock. The stream's edges count as deliveries one
     /// interval before the first probe and one after the last, so probes lost
     /// at the start or the end form gaps too; those edge gaps are measured in
-    /// send time (the receiver saw nothing to time them by). Host pauses
-    /// are left out of every gap.
+    /// send time (the receiver saw nothing to time them by). Pauses of the
+    /// host and of the sender are left out of every gap (see `unpaused`).
     pub fn gaps(&self) -> Vec<Gap> {
         let (Some(&first), Some(&last)) = (self.sent_at.first(), self.sent_at.last()) else {
             return Vec::new();
@@ -189,17 +212,17 @@ impl<'a> Delivery<'a> {
         let latest_sent = self.arrivals.iter().map(|a| a.1).max();
         let interval = self.interval;
         let (Some(earliest_sent), Some(latest_sent)) = (earliest_sent, latest_sent) else {
-            let length = self.unpaused(before_start, after_end);
+            let length = self.unpaused((before_start, before_start), (after_end, after_end));
             return vec![Gap::between(before_start, after_end, length, interval)];
         };
         let mut gaps = Vec::with_capacity(self.arrivals.len() + 1);
-        let leading = self.unpaused(before_start, earliest_sent);
+        let leading = self.unpaused((before_start, before_start), (earliest_sent, earliest_sent));
         gaps.push(Gap::between(before_start, earliest_sent, leading, interval));
         gaps.extend(self.arrivals.windows(2).map(|pair| {
-            let length = self.unpaused(pair[0].0, pair[1].0);
+            let length = self.unpaused(pair[0], pair[1]);
             Gap::between(pair[0].1, pair[1].1, length, interval)
         }));
-        let trailing = self.unpaused(latest_sent, after_end);
+        let trailing = self.unpaused((latest_sent, latest_sent), (after_end, after_end));
         gaps.push(Gap::between(latest_sent, after_end, trailing, interval));
         gaps
     }
@@ -237,14 +260,17 @@ impl<'a> Delivery<'a> {
                 deliveries.iter().map(|d| d.1).max(),
             ) {
                 (Some(earliest), Some(latest)) => [
-                    self.unpaused(before_start, earliest),
-                    self.unpaused(latest, after_end),
+                    self.unpaused((before_start, before_start), (earliest, earliest)),
+                    self.unpaused((latest, latest), (after_end, after_end)),
                 ],
-                _ => [self.unpaused(before_start, after_end), Duration::ZERO],
+                _ => [
+                    self.unpaused((before_start, before_start), (after_end, after_end)),
+                    Duration::ZERO,
+                ],
             };
             let between = deliveries
                 .windows(2)
-                .map(|pair| self.unpaused(pair[0].0, pair[1].0));
+                .map(|pair| self.unpaused(pair[0], pair[1]));
             if let Some(gap) = edges.into_iter().chain(between).max() {
                 longest = longest.max(gap.saturating_sub(spacing));
             }

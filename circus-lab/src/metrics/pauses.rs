@@ -8,7 +8,9 @@
 //! says nothing about the system under test, yet it decided `max_outage_ms`
 //! in most runs on a busy host. So gaps are measured with the paused time
 //! taken out; see [`HostPauses::overlap`]. The runner's pause monitor
-//! ([`crate::runner::pause_monitor`]) finds the pauses.
+//! ([`crate::runner::pause_monitor`]) finds the pauses; the probe sender,
+//! at real-time priority, shows those of its own CPU by sending late (see
+//! [`Delivery::gaps`](super::Delivery::gaps)).
 
 use std::time::Duration;
 
@@ -23,6 +25,12 @@ use crate::traffic::MonoNanos;
 pub struct HostPauses {
     spans: Vec<(MonoNanos, MonoNanos)>,
 }
+
+/// A real-time thread that wakes up later than this was paused by the host.
+/// Interrupt and softirq work, which runs ahead of any thread, holds one back
+/// by up to about 2 ms on a loaded CPU (the kernel hands longer network work
+/// to ksoftirqd); the host's pauses seen here last 4 to 60 ms.
+pub const PAUSE_THRESHOLD: Duration = Duration::from_millis(3);
 
 /// For runs without pauses to take out.
 static NO_PAUSES: HostPauses = HostPauses { spans: Vec::new() };

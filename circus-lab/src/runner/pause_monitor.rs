@@ -19,14 +19,10 @@ use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 
 use crate::metrics::HostPauses;
-use crate::traffic::{MonoNanos, TimerSlack, set_fifo_priority};
+use crate::metrics::pauses::PAUSE_THRESHOLD;
+use crate::traffic::{FifoPriority, MonoNanos, TimerSlack};
 
 const TICK: Duration = Duration::from_millis(1);
-/// A wake-up later than this is a pause. Interrupt and softirq work, which
-/// runs ahead of any thread, holds a real-time thread back by up to about
-/// 2 ms on a loaded CPU (the kernel hands longer network work to
-/// ksoftirqd); the host's pauses seen here last 4 to 60 ms.
-const PAUSE_THRESHOLD: Duration = Duration::from_millis(3);
 /// Above the emulator's forwarder threads (priority 10).
 const PRIORITY: i32 = 50;
 
@@ -107,7 +103,12 @@ fn watch(cpu: usize, stop: &AtomicBool, ready: &mpsc::Sender<bool>) -> Vec<Span>
     let mut set = CpuSet::new();
     let pinned = set.set(cpu).is_ok() && sched_setaffinity(Pid::from_raw(0), &set).is_ok();
     let _slack = TimerSlack::tighten();
-    let armed = pinned && set_fifo_priority(PRIORITY);
+    let realtime = if pinned {
+        FifoPriority::enter(PRIORITY)
+    } else {
+        None
+    };
+    let armed = realtime.is_some();
     // The receiver waits for every watcher; a send fails only once start()
     // has given up, and then the watcher just ends.
     if ready.send(armed).is_err() || !armed {
@@ -148,10 +149,8 @@ mod tests {
             let mut set = CpuSet::new();
             set.set(cpu).expect("an allowed CPU fits a CpuSet");
             sched_setaffinity(Pid::from_raw(0), &set).expect("pin to an allowed CPU");
-            assert!(
-                set_fifo_priority(PRIORITY + 1),
-                "root may use real-time priority"
-            );
+            let _realtime =
+                FifoPriority::enter(PRIORITY + 1).expect("root may use real-time priority");
             let from = MonoNanos::now();
             let until = from + Duration::from_millis(40);
             while MonoNanos::now() < until {

@@ -64,6 +64,7 @@ impl ProbeStream {
                 sent_at: Vec::with_capacity(capacity),
                 send_errors: 0,
                 max_lateness: Duration::ZERO,
+                realtime: false,
             },
             received: ReceiveLog {
                 stream_id,

@@ -76,16 +76,35 @@ impl TimerSlack {
     }
 }
 
-/// Moves the calling thread to SCHED_FIFO at `priority`, so only the host or
-/// a higher real-time priority keeps it from running on time. Returns
-/// whether the kernel allowed it (it needs root or CAP_SYS_NICE).
-pub fn set_fifo_priority(priority: i32) -> bool {
+/// The calling thread at SCHED_FIFO while this is held, so only the host or
+/// a higher real-time priority keeps it from running on time; normal
+/// scheduling again on drop.
+pub struct FifoPriority {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl FifoPriority {
+    /// `None` when the kernel refuses (it needs root or CAP_SYS_NICE).
+    pub fn enter(priority: i32) -> Option<Self> {
+        set_policy(libc::SCHED_FIFO, priority).then_some(Self {
+            _not_send: std::marker::PhantomData,
+        })
+    }
+}
+
+impl Drop for FifoPriority {
+    fn drop(&mut self) {
+        set_policy(libc::SCHED_OTHER, 0);
+    }
+}
+
+fn set_policy(policy: libc::c_int, priority: i32) -> bool {
     let param = libc::sched_param {
         sched_priority: priority,
     };
     // SAFETY: sched_setscheduler on the calling thread (pid 0) with a valid
     // pointer to an initialised sched_param.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
+    unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
 }
 
 impl Drop for TimerSlack {

@@ -20,7 +20,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-pub use clock::{MonoNanos, TimerSlack, set_fifo_priority};
+pub use clock::{FifoPriority, MonoNanos, TimerSlack};
 
 /// Why generating or measuring traffic failed. Each variant names the socket
 /// address or setting involved.

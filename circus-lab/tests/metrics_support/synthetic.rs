@@ -51,6 +51,7 @@ pub fn stream(
             sent_at,
             send_errors: 0,
             max_lateness: Duration::ZERO,
+            realtime: false,
         },
         received: ReceiveLog {
             stream_id: 1,

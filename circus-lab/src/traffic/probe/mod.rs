@@ -24,6 +24,13 @@ pub use receiver::{ProbeReceiver, ReceiveLog};
 pub use sender::{ProbeSenderConfig, SendLog, send_probes};
 pub use wire::{PROBE_HEADER_LEN, PROBE_MAGIC, ProbeHeader, ProbeWireError};
 
+/// SCHED_FIFO priority of the probe sender and receiver: above the
+/// emulator's forwarder (10), below the pause monitor (50). The lab's own
+/// load cannot then make a probe late or its arrival stamp late; only the
+/// host can, and the metrics take that out (see
+/// [`crate::metrics::pauses`]).
+pub const PROBE_PRIORITY: i32 = 20;
+
 /// One received probe datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeRecord {

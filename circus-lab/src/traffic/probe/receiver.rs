@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use super::PROBE_PRIORITY;
 use super::ProbeRecord;
 use super::wire::ProbeHeader;
-use crate::traffic::{MonoNanos, TrafficError};
+use crate::traffic::{FifoPriority, MonoNanos, TrafficError};
 
 /// Socket receive buffer asked for: absorbs bursts while the thread is descheduled.
 const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
@@ -71,6 +72,8 @@ impl ProbeReceiver {
             foreign: 0,
         };
         let mut buf = vec![0u8; MAX_DATAGRAM];
+        // Arrival stamps taken late would read as gaps that were never there.
+        let _realtime = FifoPriority::enter(PROBE_PRIORITY);
         while !stop.load(Ordering::Relaxed) {
             let len = match self.socket.recv(&mut buf) {
                 Ok(len) => len,

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::PROBE_PRIORITY;
 use super::wire::{PROBE_HEADER_LEN, ProbeHeader};
 use crate::scenario::ProbeSpec;
-use crate::traffic::{MonoNanos, TimerSlack, TrafficError};
+use crate::traffic::{FifoPriority, MonoNanos, TimerSlack, TrafficError};
 
 /// Largest UDP payload over IPv4.
 pub const MAX_SIZE: usize = 65_507;
@@ -109,9 +110,19 @@ pub struct SendLog {
     pub send_errors: u64,
     /// Largest delay between a probe's deadline and its actual send time.
     pub max_lateness: Duration,
+    /// Whether the sender ran at real-time priority, so that its lateness
+    /// was the host's doing, not the load's. Absent from older logs.
+    #[serde(default)]
+    pub realtime: bool,
 }
 
 impl SendLog {
+    /// When `seq` was due.
+    pub fn due(&self, seq: u64) -> MonoNanos {
+        let offset = u128::from(seq) * 1_000_000_000 / u128::from(self.rate_pps.max(1));
+        MonoNanos(self.start.0.saturating_add(offset as u64))
+    }
+
     /// The flow that carried `seq`.
     pub fn flow_of(&self, seq: u64) -> u16 {
         (seq % u64::from(self.flows.max(1))) as u16
@@ -143,15 +154,17 @@ pub fn send_probes(
         sent_at: Vec::with_capacity(count as usize),
         send_errors: 0,
         max_lateness: Duration::ZERO,
+        realtime: false,
     };
     let mut payload = vec![0u8; config.size];
     let _slack = TimerSlack::tighten();
+    let realtime = FifoPriority::enter(PROBE_PRIORITY);
+    log.realtime = realtime.is_some();
     for seq in 0..count {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let offset_ns = u128::from(seq) * 1_000_000_000 / u128::from(config.rate_pps);
-        let deadline = MonoNanos(start.0 + offset_ns as u64);
+        let deadline = log.due(seq);
         deadline.sleep_until();
         let now = MonoNanos::now();
         log.max_lateness = log.max_lateness.max(now.saturating_since(deadline));

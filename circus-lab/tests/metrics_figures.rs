@@ -13,16 +13,9 @@ use circus_lab::traffic::probe::{ProbeLog, ProbeRecord};
 use circus_lab::traffic::tcp::{TcpFlowLog, TcpLog};
 use synthetic::{ORIGIN, constant, event, stream};
 
+/// Figures of a run whose host pauses were not watched for.
 fn metrics_of(probes: &ProbeLog, events: &[TimelineEvent]) -> SystemMetrics {
-    let run = RunLogs {
-        origin: ORIGIN,
-        probes,
-        tcp: None,
-        events,
-        links: &[],
-        host_pauses: None,
-    };
-    system_metrics(&run, &MetricsConfig::default())
+    figures(probes, events, None)
 }
 
 fn metrics_with_pauses(
@@ -30,13 +23,21 @@ fn metrics_with_pauses(
     events: &[TimelineEvent],
     pauses: &HostPauses,
 ) -> SystemMetrics {
+    figures(probes, events, Some(pauses))
+}
+
+fn figures(
+    probes: &ProbeLog,
+    events: &[TimelineEvent],
+    host_pauses: Option<&HostPauses>,
+) -> SystemMetrics {
     let run = RunLogs {
         origin: ORIGIN,
         probes,
         tcp: None,
         events,
         links: &[],
-        host_pauses: Some(pauses),
+        host_pauses,
     };
     system_metrics(&run, &MetricsConfig::default())
 }

@@ -28,7 +28,8 @@ const PRIORITY: i32 = 50;
 
 type Span = (MonoNanos, MonoNanos);
 
-/// Watches every CPU this process may run on until [`stop`](Self::stop).
+/// Watches every CPU this process may run on until [`stop`](Self::stop),
+/// or until dropped (a run that fails or panics leaves no watcher behind).
 pub struct PauseMonitor {
     stop: Arc<AtomicBool>,
     watchers: Vec<JoinHandle<Vec<Span>>>,
@@ -60,7 +61,6 @@ impl PauseMonitor {
                 Ok(handle) => monitor.watchers.push(handle),
                 Err(e) => {
                     tracing::warn!("host pauses not watched for: cannot start a watcher: {e}");
-                    monitor.stop();
                     return None;
                 }
             }
@@ -72,21 +72,28 @@ impl PauseMonitor {
                 "host pauses not watched for: real-time priority or CPU pinning refused \
                  (needs root or CAP_SYS_NICE); outages include any pause of the host"
             );
-            monitor.stop();
             return None;
         }
         Some(monitor)
     }
 
     /// Stops the watchers and returns every pause they saw, merged.
-    pub fn stop(self) -> HostPauses {
+    pub fn stop(mut self) -> HostPauses {
+        HostPauses::from_spans(self.join_watchers().into_iter().flatten())
+    }
+
+    fn join_watchers(&mut self) -> Vec<Vec<Span>> {
         self.stop.store(true, Ordering::Relaxed);
-        HostPauses::from_spans(
-            self.watchers
-                .into_iter()
-                .filter_map(|watcher| watcher.join().ok())
-                .flatten(),
-        )
+        std::mem::take(&mut self.watchers)
+            .into_iter()
+            .filter_map(|watcher| watcher.join().ok())
+            .collect()
+    }
+}
+
+impl Drop for PauseMonitor {
+    fn drop(&mut self) {
+        self.join_watchers();
     }
 }
 
@@ -133,6 +140,25 @@ fn watch(cpu: usize, stop: &AtomicBool, ready: &mpsc::Sender<bool>) -> Vec<Span>
 mod tests {
     use super::*;
     use crate::topology::netns_available_for_test;
+
+    fn threads_of_this_process() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .expect("procfs lists this process's threads")
+            .count()
+    }
+
+    #[test]
+    fn dropping_the_monitor_ends_its_watchers() {
+        if !netns_available_for_test("dropping_the_monitor_ends_its_watchers") {
+            return;
+        }
+        let before = threads_of_this_process();
+        let monitor = PauseMonitor::start().expect("root may use real-time priority");
+        let cpus = allowed_cpus().expect("the CPU set is readable").len();
+        assert_eq!(threads_of_this_process(), before + cpus);
+        drop(monitor);
+        assert_eq!(threads_of_this_process(), before);
+    }
 
     /// A thread above the watchers' priority takes a CPU for 40 ms, as the
     /// host takes a virtual CPU: the watcher pinned there sees it.

@@ -9,9 +9,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use circus_lab::metrics::{
-    LinkCounters, MetricsConfig, RunLogs, SystemSeries, system_metrics, system_series,
+    HostPauses, LinkCounters, MetricsConfig, RunLogs, SystemSeries, system_metrics, system_series,
 };
 use circus_lab::report::{ReportFiles, Summary, summary_table, write_report};
+use circus_lab::traffic::MonoNanos;
 use circus_lab::traffic::tcp::TcpLog;
 use serde_json::Value;
 use synthetic::{ORIGIN, comparison};
@@ -257,9 +258,33 @@ fn report_md_has_tables_and_links_to_the_plots() {
         "[latency_cdf.svg](latency_cdf.svg)",
         "![link_share](link_share.png)",
         "`3f2a9c`",
+        "| host pauses | not watched for; outages include them |",
     ] {
         assert!(md.contains(expected), "report.md lacks {expected:?}:\n{md}");
     }
+}
+
+#[test]
+fn report_md_says_what_was_left_out_for_host_pauses() {
+    let mut summary = dataset().summary;
+    let watched = summary.systems.get_mut("circus").expect("circus ran");
+    watched.host_pauses = HostPauses::from_spans([
+        (MonoNanos(1_000_000), MonoNanos(21_000_000)),
+        (MonoNanos(50_000_000), MonoNanos(55_000_000)),
+    ])
+    .summary();
+    let md = circus_lab::report::markdown::render(&summary, &[]);
+    assert!(
+        md.contains(
+            "| host pauses, left out of the outages | 2 pauses, 25.0 ms in all, longest 20.0 ms |"
+        ),
+        "{md}"
+    );
+    assert!(summary_table(&summary).contains("25.0"));
+
+    summary.backend = circus_lab::sim::BACKEND.to_string();
+    let md = circus_lab::report::markdown::render(&summary, &[]);
+    assert!(md.contains("| host pauses | none: virtual time |"), "{md}");
 }
 
 #[test]

@@ -61,6 +61,8 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
                 "| host pauses, left out of the outages | {} pauses, {:.1} ms in all, longest {:.1} ms |",
                 pauses.count, pauses.total_ms, pauses.longest_ms
             )?;
+        } else if summary.backend == crate::sim::BACKEND {
+            writeln!(md, "| host pauses | none: virtual time |")?;
         } else {
             writeln!(
                 md,

@@ -55,10 +55,6 @@ impl HostPauses {
         Self { spans: merged }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
     /// How much of `start..end` the host was paused. A gap between two
     /// deliveries is measured as its length minus this: never more than the
     /// pause itself is forgiven, so a real outage that a pause falls into

@@ -23,7 +23,8 @@ use crate::metrics::pauses::PAUSE_THRESHOLD;
 use crate::traffic::{FifoPriority, MonoNanos, TimerSlack};
 
 const TICK: Duration = Duration::from_millis(1);
-/// Above the emulator's forwarder threads (priority 10).
+/// Above every other lab thread: the emulator's forwarder (10) and the
+/// probe sender and receiver ([`crate::traffic::probe::PROBE_PRIORITY`]).
 const PRIORITY: i32 = 50;
 
 type Span = (MonoNanos, MonoNanos);
@@ -116,8 +117,8 @@ fn watch(cpu: usize, stop: &AtomicBool, ready: &mpsc::Sender<bool>) -> Vec<Span>
         None
     };
     let armed = realtime.is_some();
-    // The receiver waits for every watcher; a send fails only once start()
-    // has given up, and then the watcher just ends.
+    // Where start() gives up, it has set `stop` by the time it joins us, so
+    // an armed watcher leaves the loop at once.
     if ready.send(armed).is_err() || !armed {
         return Vec::new();
     }

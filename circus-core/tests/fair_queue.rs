@@ -227,3 +227,37 @@ fn light_flows_ride_through_losses_on_both_of_two_links() {
         "{waited} of {sent} light packets waited for a resend"
     );
 }
+
+/// Beside a saturating bulk flow, one link dies silently and, before it is
+/// back, the other dies too (the lab's carrier loss while the first is
+/// still probing after its restore). For a moment no link is up; when the
+/// first returns, the light packets both swallowed are resent, and new
+/// light packets go out too. The bulk flow's resends then wait for room,
+/// and the light resends queued behind them must not wait with them: new
+/// light packets would overtake them, and the gateway would give up their
+/// holes before they arrive.
+#[test]
+fn light_packets_lost_while_no_link_is_up_are_resent_before_newer_ones() {
+    let links = [
+        LinkSpec::rtt_ms(24).with_rate(20, 100),
+        LinkSpec::rtt_ms(36).with_rate(15, 100),
+    ];
+    let mut sim = Sim::new(Config::default(), vec![ClientSpec::new(1, &links)]);
+    let secs = Duration::from_secs_f64;
+    let until = secs(14.0);
+    let bulk_pps = (45_000_000 / (BULK_SIZE as u64 * 8)) as u32;
+    sim.add_flow(0, true, bulk_pps, BULK_SIZE, secs(1.0), until);
+    let light: Vec<u32> = (0..16)
+        .map(|_| sim.add_flow(0, true, 62, PROBE_SIZE, secs(1.0), until))
+        .collect();
+    sim.run_until(secs(10.0));
+    sim.clients[0].link(LinkId(0)).blackholed = true;
+    sim.run_until(secs(10.4));
+    sim.clients[0].link(LinkId(1)).blackholed = true;
+    sim.run_until(secs(10.45));
+    sim.clients[0].link(LinkId(0)).blackholed = false;
+    sim.run_until(until + secs(1.0));
+    let (sent, lost, _) = light_flow_totals(&sim, &light, secs(9.0), until);
+    eprintln!("light packets: {sent} sent, {lost} lost");
+    assert_eq!(lost, 0, "light packets lost");
+}

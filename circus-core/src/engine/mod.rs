@@ -17,6 +17,7 @@
 //!   identical on both ends.
 //! - `link`, `keys`, `packet_ring`: per-link bookkeeping, key generations,
 //!   the preallocated transmit queue and resend store.
+//! - `resend_queue`: what waits to be resent, light flows' first.
 //! - `fair_queue`, `flow`: the send queue's fq_codel-style scheduling
 //!   (flow-fair, sparse flows first, CoDel per flow) and flow hashing.
 //! - [`route`](IpPrefix): tunnel prefixes and destination lookup.
@@ -38,6 +39,7 @@ mod gateway;
 mod keys;
 mod link;
 mod packet_ring;
+mod resend_queue;
 mod route;
 mod session;
 mod stats;

@@ -13,7 +13,8 @@
 //! Recovery: each link remembers which sequence numbers its unacknowledged
 //! packets carried. When the link's [`Path`](crate::paths::Path) declares
 //! packets lost, or the link stops being `Up` (a silent link dies), those
-//! packets are resent on the other links ahead of new data, as long as the
+//! packets are resent on the other links ahead of new data (light flows'
+//! ahead of bulk ones, see [`ResendQueue`]), as long as the
 //! receiver could still place them: younger than the reorder hold time, or
 //! not yet overtaken by a newer packet (what every link lost at once during
 //! an outage is resent when the first link returns).
@@ -29,7 +30,6 @@
 //! estimator, data goes into the reorder buffer. After every event the
 //! reorder buffer's hold time is refreshed from the links' state.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,7 @@ use super::flow::flow_hash;
 use super::keys::{KeyRing, OpenError};
 use super::link::LinkSlot;
 use super::packet_ring::{PacketRing, PushError};
+use super::resend_queue::{Resend, ResendQueue};
 use super::stats::{LinkStats, Stats, Totals};
 
 /// Reason code of the Close a client sends when it shuts down.
@@ -79,18 +80,6 @@ enum Content {
     Close,
 }
 
-/// Data to send again.
-#[derive(Debug, Clone, Copy)]
-struct Resend {
-    seq: u64,
-    /// The link that lost (or is late with) the previous copy.
-    lost_on: LinkId,
-    /// Whether that link should be avoided: not when it merely dropped one
-    /// packet but demonstrably delivers (it acknowledged a later one), since
-    /// it may well be the fastest way to the receiver.
-    avoid: bool,
-}
-
 /// How much later than expected an ack may come before the packet it
 /// should cover is resent on other links, in RTT deviations over srtt.
 ///
@@ -121,7 +110,7 @@ pub(crate) struct Session {
     reorder: ReorderBuffer,
     ring: PacketRing,
     /// Sequence numbers to resend, with the link that lost them.
-    resend: VecDeque<Resend>,
+    resend: ResendQueue,
     sending: Option<Sending>,
     /// A Ping must go out on this link at once: it confirms freshly
     /// installed keys to the responder.
@@ -163,7 +152,7 @@ impl Session {
                 },
                 max_packet,
             ),
-            resend: VecDeque::with_capacity(config.history_packets),
+            resend: ResendQueue::with_capacity(config.history_packets),
             sending: None,
             confirm: None,
             learns_links,
@@ -360,7 +349,7 @@ impl Session {
         if let Some(largest) = ack.ranges().next().map(|r| *r.end()) {
             let link = slot.id;
             slot.in_flight.take_skipped(largest, |seq| {
-                queue_resend(resend, seq, link, false);
+                queue_resend(ring, resend, seq, link, false);
             });
         }
         if outcome.lost > 0 {
@@ -377,9 +366,9 @@ impl Session {
             collect_losses(slot, &mut self.ring, &mut self.resend);
             let wait = overdue_wait(slot);
             let link = slot.id;
-            let resend = &mut self.resend;
+            let (ring, resend) = (&self.ring, &mut self.resend);
             slot.in_flight.take_overdue(now, wait, ack_delay, |seq| {
-                queue_resend(resend, seq, link, true);
+                queue_resend(ring, resend, seq, link, true);
             });
         }
         let expired = self.keys.expire(now);
@@ -543,10 +532,12 @@ impl Session {
     }
 
     fn poll_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<(LinkId, usize)> {
-        // Set when the next resend found no room: new bulk packets must not
-        // overtake it, but light flows' packets may, into the extra room
-        // they have; else a link death's resends would stall them too.
-        let mut resend_waits = false;
+        // Set when the next resend of each kind found no room. New bulk
+        // packets wait behind either; a light flow's packets (new or resent)
+        // may still go, into the extra room they have, past a waiting bulk
+        // resend, else a link death's resends would stall them too.
+        let mut bulk_resend_waits = false;
+        let mut light_resend_waits = false;
         loop {
             if let Some(sending) = &mut self.sending {
                 let Some(&link) = sending.links.as_slice().get(sending.next) else {
@@ -566,7 +557,9 @@ impl Session {
                     None => continue,
                 }
             }
-            if !resend_waits && let Some(resend) = self.resend.pop_front() {
+            if !light_resend_waits
+                && let Some((light, resend)) = self.resend.pop(!bulk_resend_waits)
+            {
                 let Resend {
                     seq,
                     lost_on,
@@ -579,12 +572,13 @@ impl Session {
                     continue;
                 }
                 let len = self.ring.get(seq).map_or(0, <[u8]>::len);
-                let urgent = self.ring.was_light(seq);
-                let Some(links) = self.pick(len, RESEND_COPIES, urgent, avoid.then_some(lost_on))
+                let Some(links) = self.pick(len, RESEND_COPIES, light, avoid.then_some(lost_on))
                 else {
-                    // Every window is full: retry after the next ack.
-                    self.resend.push_front(resend);
-                    resend_waits = true;
+                    // Every window is full: retry after the next ack. Where
+                    // even a light one finds no room, nothing else would.
+                    self.resend.push_front(light, resend);
+                    bulk_resend_waits = true;
+                    light_resend_waits |= light;
                     continue;
                 };
                 self.sending = Some(Sending {
@@ -595,6 +589,11 @@ impl Session {
                 });
                 continue;
             }
+            // New packets never overtake a light resend: it is as urgent, and
+            // older.
+            if light_resend_waits {
+                return None;
+            }
             // The send queue picks the flow whose turn it is and applies its
             // drop rules (CoDel, max age).
             let len = self.ring.peek_unsent(now)?;
@@ -604,7 +603,7 @@ impl Session {
             } else {
                 // A bulk packet goes after a waiting resend, and when it
                 // cannot go, a light flow's packet may still go out of turn.
-                let bulk = if resend_waits {
+                let bulk = if bulk_resend_waits {
                     None
                 } else {
                     self.pick(len, Copies::ONE, false, None)
@@ -797,7 +796,7 @@ impl Session {
 
 /// Queues for resending the data of every packet the link's path has
 /// declared lost since the last call.
-fn collect_losses(slot: &mut LinkSlot, ring: &mut PacketRing, resend: &mut VecDeque<Resend>) {
+fn collect_losses(slot: &mut LinkSlot, ring: &mut PacketRing, resend: &mut ResendQueue) {
     let lost = slot.path.stats().packets_lost;
     if lost == slot.losses_collected {
         return;
@@ -812,23 +811,27 @@ fn collect_losses(slot: &mut LinkSlot, ring: &mut PacketRing, resend: &mut VecDe
 
 /// One copy of `seq`, sent on `link`, is gone: queue a resend when it was
 /// the last one in flight.
-fn copy_lost(ring: &mut PacketRing, resend: &mut VecDeque<Resend>, seq: u64, link: LinkId) {
+fn copy_lost(ring: &mut PacketRing, resend: &mut ResendQueue, seq: u64, link: LinkId) {
     if ring.copy_lost(seq) {
-        queue_resend(resend, seq, link, true);
+        queue_resend(ring, resend, seq, link, true);
     }
 }
 
-/// Queues a resend of `seq`; the queue is bounded (its oldest, least useful
-/// entry gives way), so this never allocates.
-fn queue_resend(resend: &mut VecDeque<Resend>, seq: u64, lost_on: LinkId, avoid: bool) {
-    if resend.len() == resend.capacity() {
-        resend.pop_front();
-    }
-    resend.push_back(Resend {
+/// Queues a resend of `seq` with the other resends of its kind (a light
+/// flow's or bulk).
+fn queue_resend(
+    ring: &PacketRing,
+    resend: &mut ResendQueue,
+    seq: u64,
+    lost_on: LinkId,
+    avoid: bool,
+) {
+    let resend_of = Resend {
         seq,
         lost_on,
         avoid,
-    });
+    };
+    resend.push(ring.was_light(seq), resend_of);
 }
 
 /// How long past the moment the receiver should have acknowledged a packet

@@ -232,8 +232,22 @@ fn bench(baseline_file: &Path, scenarios: &Path, real: &[PathBuf], update: bool)
         }
     }
     if update {
-        let mut baseline = Baseline::load(baseline_file).unwrap_or_default();
-        baseline.entries = entries.into_iter().collect();
+        // A baseline that exists but cannot be read keeps its tolerances
+        // only if the update stops here rather than writing defaults over it.
+        let mut baseline = if baseline_file.exists() {
+            match Baseline::load(baseline_file) {
+                Ok(b) => b,
+                Err(e) => return fail(e),
+            }
+        } else {
+            Baseline::default()
+        };
+        let modes: &[&str] = if real.is_empty() {
+            &["sim"]
+        } else {
+            &["sim", "real"]
+        };
+        baseline.replace_modes(modes, entries);
         return match baseline.save(baseline_file) {
             Ok(()) => {
                 println!("baseline updated: {}", baseline_file.display());

@@ -180,6 +180,15 @@ impl Baseline {
         })
     }
 
+    /// Puts this run's figures in place of the entries of the modes it ran
+    /// (key prefix "sim", "real"), keeping the other modes' entries: an update
+    /// with `--sim-only` must not throw away the real-namespace figures.
+    pub fn replace_modes(&mut self, modes: &[&str], entries: Vec<(String, Figures)>) {
+        self.entries
+            .retain(|key, _| !modes.contains(&key.split('/').next().unwrap_or_default()));
+        self.entries.extend(entries);
+    }
+
     /// Compares one entry's current figures with the baseline.
     pub fn compare(&self, key: &str, current: &Figures) -> Comparison {
         let Some(base) = self.entries.get(key) else {
@@ -298,6 +307,26 @@ mod tests {
             latency_p99_ms: p99,
             tcp_goodput_mbps: goodput,
         }
+    }
+
+    #[test]
+    fn an_update_replaces_only_the_modes_that_ran() {
+        let mut b = baseline_with("real/flappy/circus", figures(0.99, 30.0, 60.0, 20.0));
+        b.entries
+            .insert("sim/gone/circus".into(), figures(1.0, 1.0, 1.0, 0.0));
+        b.entries
+            .insert("sim/flappy/circus".into(), figures(1.0, 1.0, 1.0, 0.0));
+        let fresh = figures(0.98, 2.0, 3.0, 0.0);
+        b.replace_modes(&["sim"], vec![("sim/flappy/circus".into(), fresh)]);
+        assert_eq!(
+            b.entries.keys().collect::<Vec<_>>(),
+            ["real/flappy/circus", "sim/flappy/circus"]
+        );
+        assert_eq!(b.entries["sim/flappy/circus"], fresh);
+        assert_eq!(
+            b.entries["real/flappy/circus"],
+            figures(0.99, 30.0, 60.0, 20.0)
+        );
     }
 
     #[test]

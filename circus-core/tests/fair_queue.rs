@@ -139,6 +139,24 @@ fn assert_light_flows_rode_through(sim: &Sim, light: &[u32], until: Duration, bo
     );
 }
 
+/// Two links, 20 and 15 Mbit/s, filled to their in-flight cap by a bulk
+/// flow of 45 Mbit/s, beside sixteen light flows (a 1000 pps probe spread
+/// like the lab's), all from 1 s to `until`. Returns the light flows' ids.
+fn light_flows_beside_saturating_bulk(until: Duration) -> (Sim, Vec<u32>) {
+    let links = [
+        LinkSpec::rtt_ms(24).with_rate(20, 100),
+        LinkSpec::rtt_ms(36).with_rate(15, 100),
+    ];
+    let mut sim = Sim::new(Config::default(), vec![ClientSpec::new(1, &links)]);
+    let start = Duration::from_secs(1);
+    let bulk_pps = (45_000_000 / (BULK_SIZE as u64 * 8)) as u32;
+    sim.add_flow(0, true, bulk_pps, BULK_SIZE, start, until);
+    let light = (0..16)
+        .map(|_| sim.add_flow(0, true, 62, PROBE_SIZE, start, until))
+        .collect();
+    (sim, light)
+}
+
 /// Sixteen light flows (a 1000 pps probe spread like the lab's) beside a
 /// bulk flow that keeps both links at their in-flight cap, and the faster
 /// link silently dies: the light flows' copies on the other link carry on,
@@ -146,18 +164,9 @@ fn assert_light_flows_rode_through(sim: &Sim, light: &[u32], until: Duration, bo
 /// what the dead link held, may hold them back.
 #[test]
 fn light_flows_ride_through_a_link_death_under_saturating_bulk() {
-    let links = [
-        LinkSpec::rtt_ms(24).with_rate(20, 100),
-        LinkSpec::rtt_ms(36).with_rate(15, 100),
-    ];
-    let mut sim = Sim::new(Config::default(), vec![ClientSpec::new(1, &links)]);
     let secs = Duration::from_secs_f64;
     let until = secs(14.0);
-    let bulk_pps = (45_000_000 / (BULK_SIZE as u64 * 8)) as u32;
-    sim.add_flow(0, true, bulk_pps, BULK_SIZE, secs(1.0), until);
-    let light: Vec<u32> = (0..16)
-        .map(|_| sim.add_flow(0, true, 62, PROBE_SIZE, secs(1.0), until))
-        .collect();
+    let (mut sim, light) = light_flows_beside_saturating_bulk(until);
     sim.run_until(secs(10.0));
     sim.clients[0].link(LinkId(0)).blackholed = true;
     sim.run_until(until + secs(1.0));
@@ -238,18 +247,9 @@ fn light_flows_ride_through_losses_on_both_of_two_links() {
 /// holes before they arrive.
 #[test]
 fn light_packets_lost_while_no_link_is_up_are_resent_before_newer_ones() {
-    let links = [
-        LinkSpec::rtt_ms(24).with_rate(20, 100),
-        LinkSpec::rtt_ms(36).with_rate(15, 100),
-    ];
-    let mut sim = Sim::new(Config::default(), vec![ClientSpec::new(1, &links)]);
     let secs = Duration::from_secs_f64;
     let until = secs(14.0);
-    let bulk_pps = (45_000_000 / (BULK_SIZE as u64 * 8)) as u32;
-    sim.add_flow(0, true, bulk_pps, BULK_SIZE, secs(1.0), until);
-    let light: Vec<u32> = (0..16)
-        .map(|_| sim.add_flow(0, true, 62, PROBE_SIZE, secs(1.0), until))
-        .collect();
+    let (mut sim, light) = light_flows_beside_saturating_bulk(until);
     sim.run_until(secs(10.0));
     sim.clients[0].link(LinkId(0)).blackholed = true;
     sim.run_until(secs(10.4));

@@ -184,8 +184,7 @@ impl Baseline {
     /// (key prefix "sim", "real"), keeping the other modes' entries: an update
     /// with `--sim-only` must not throw away the real-namespace figures.
     pub fn replace_modes(&mut self, modes: &[&str], entries: Vec<(String, Figures)>) {
-        self.entries
-            .retain(|key, _| !modes.contains(&key.split('/').next().unwrap_or_default()));
+        self.entries.retain(|key, _| !modes.contains(&mode_of(key)));
         self.entries.extend(entries);
     }
 
@@ -199,10 +198,9 @@ impl Baseline {
                 regressions: Vec::new(),
             };
         };
-        let mode = key.split('/').next().unwrap_or_default();
         let t = self
             .tolerances
-            .get(mode)
+            .get(mode_of(key))
             .copied()
             .unwrap_or_else(Tolerances::noisy);
         let checks = [
@@ -264,6 +262,11 @@ impl Baseline {
             regressions,
         }
     }
+}
+
+/// The mode of an entry key `<mode>/<scenario>/<system>`: "sim" or "real".
+fn mode_of(key: &str) -> &str {
+    key.split('/').next().unwrap_or_default()
 }
 
 /// One figure that moved beyond its tolerance.

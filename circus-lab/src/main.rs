@@ -232,8 +232,8 @@ fn bench(baseline_file: &Path, scenarios: &Path, real: &[PathBuf], update: bool)
         }
     }
     if update {
-        // A baseline that exists but cannot be read keeps its tolerances
-        // only if the update stops here rather than writing defaults over it.
+        // Writing defaults over a baseline that exists but cannot be read
+        // would lose its tolerances, so that stops the update.
         let mut baseline = if baseline_file.exists() {
             match Baseline::load(baseline_file) {
                 Ok(b) => b,

@@ -3,7 +3,9 @@
 //! `single-link` sends every probe over the link that is best at the start;
 //! `multiwan` pins each flow to one link by hash, as pfSense/OPNsense
 //! gateway groups do, and never moves it: while its link is dead the flow
-//! loses everything, and it resumes only when that link does.
+//! loses everything, and it resumes only when that link does. A flow's
+//! download comes back over the link its upload leaves on, as a router's
+//! per-link NAT makes it.
 //!
 //! Without a tunnel there is nothing to simulate between the endpoints but
 //! the links, so a probe's fate is its link model's verdict.
@@ -11,26 +13,50 @@
 use std::time::Duration;
 
 use super::links::SimLinks;
-use super::probe::ProbeStream;
-use super::system_run::SystemRun;
-use super::{DRAIN, stream_id};
+use super::probe::{ProbeStream, Streams};
+use super::{stream_id, system_logs};
 use crate::emulator::model::{Direction, Verdict};
+use crate::metrics::{LinkCounters, SystemLogs};
 use crate::scenario::{Scenario, SystemKind};
+use crate::traffic::DRAIN;
 
-/// Runs the probe stream of `system` with each probe's link chosen by
+/// Runs the probe streams of `system` with each probe's link chosen by
 /// `route(flow)`.
 pub(super) fn run_pinned(
     scenario: &Scenario,
     system: SystemKind,
     route: impl Fn(u16) -> usize,
-) -> SystemRun {
+) -> SystemLogs {
+    let id = stream_id(system);
+    let mut streams = Streams {
+        up: ProbeStream::for_scenario(scenario, Direction::Up, Duration::ZERO, id),
+        down: ProbeStream::for_scenario(scenario, Direction::Down, Duration::ZERO, id),
+    };
+    // Each direction of a link has a model of its own, so the two streams
+    // can be run one after the other, each over links of its own.
+    let up = run_stream(scenario, &mut streams.up, Direction::Up, &route);
+    let down = run_stream(scenario, &mut streams.down, Direction::Down, &route);
+    let carried = up
+        .into_iter()
+        .zip(down)
+        .map(|(up, down)| LinkCounters {
+            link: up.link,
+            bytes: up.bytes + down.bytes,
+            packets: up.packets + down.packets,
+        })
+        .collect();
+    system_logs(scenario, system, streams, carried)
+}
+
+/// Sends one stream over fresh links played through the timeline; returns
+/// what each link carried.
+fn run_stream(
+    scenario: &Scenario,
+    probes: &mut ProbeStream,
+    direction: Direction,
+    route: impl Fn(u16) -> usize,
+) -> Vec<LinkCounters> {
     let mut links = SimLinks::new(scenario);
-    let mut probes = ProbeStream::new(
-        scenario.traffic.probe,
-        scenario.duration,
-        Duration::ZERO,
-        stream_id(system),
-    );
     let timeline = scenario.timeline();
     let mut steps = timeline.iter().peekable();
     let stop = scenario.duration + DRAIN;
@@ -39,7 +65,7 @@ pub(super) fn run_pinned(
             links.apply(step);
         }
         let header = probes.send_next(now);
-        let verdict = links.carry(now, route(header.flow), Direction::Up, probes.size());
+        let verdict = links.carry(now, route(header.flow), direction, probes.size());
         if let Verdict::Deliver { at, duplicate_at } = verdict {
             for arrival in std::iter::once(at).chain(duplicate_at) {
                 if arrival <= stop {
@@ -48,9 +74,5 @@ pub(super) fn run_pinned(
             }
         }
     }
-    SystemRun {
-        system,
-        probes: probes.into_log(),
-        links: links.carried(),
-    }
+    links.carried()
 }

@@ -23,12 +23,13 @@ use circus_core::paths::PathState;
 use circus_core::scheduler::Policy;
 
 use super::links::{CarrierChange, SimLinks};
-use super::probe::{CLIENT_TUNNEL_ADDRESS, ProbePacket, ProbeStream};
-use super::system_run::SystemRun;
+use super::probe::{CLIENT_TUNNEL_ADDRESS, ProbePacket, ProbeStream, Streams};
 use super::wire::Wire;
-use super::{DRAIN, SimError, stream_id};
+use super::{SimError, stream_id, system_logs};
 use crate::emulator::model::{Direction, Verdict};
+use crate::metrics::SystemLogs;
 use crate::scenario::{Scenario, SystemKind, TimelineStep};
+use crate::traffic::DRAIN;
 
 /// Longest the client may take to connect and bring its links up before
 /// the scenario starts anyway (a link with a 600 ms round trip needs a
@@ -55,25 +56,25 @@ const GATEWAY_SECRET: [u8; 32] = [0x22; 32];
 const PSK: [u8; 32] = [0x33; 32];
 
 /// Simulates circus over the scenario with its scheduler policy.
-pub(super) fn run(scenario: &Scenario) -> Result<SystemRun, SimError> {
+pub(super) fn run(scenario: &Scenario) -> Result<SystemLogs, SimError> {
     let policy = match &scenario.policy {
         Some(name) => Policy::from_str(name).map_err(|_| SimError::Policy(name.clone()))?,
         None => Policy::default(),
     };
     let mut sim = CircusSim::new(scenario, policy)?;
     let zero = sim.warm_up()?;
-    let probes = ProbeStream::new(
-        scenario.traffic.probe,
-        scenario.duration,
-        zero,
-        stream_id(SystemKind::Circus),
-    );
-    let probes = sim.run_scenario(scenario, probes)?;
-    Ok(SystemRun {
-        system: SystemKind::Circus,
-        probes: probes.into_log(),
-        links: sim.links.carried(),
-    })
+    let id = stream_id(SystemKind::Circus);
+    let mut probes = Streams {
+        up: ProbeStream::for_scenario(scenario, Direction::Up, zero, id),
+        down: ProbeStream::for_scenario(scenario, Direction::Down, zero, id),
+    };
+    sim.run_scenario(scenario, &mut probes)?;
+    Ok(system_logs(
+        scenario,
+        SystemKind::Circus,
+        probes,
+        sim.links.carried(),
+    ))
 }
 
 /// Both engines, the links between them and the probe log.
@@ -164,21 +165,18 @@ impl CircusSim {
             })
     }
 
-    /// The scenario proper: the probe stream and the timeline from the
-    /// stream's start, then the drain. Returns the stream with its log.
-    fn run_scenario(
-        &mut self,
-        scenario: &Scenario,
-        mut probes: ProbeStream,
-    ) -> Result<ProbeStream, SimError> {
+    /// The scenario proper: the probe streams and the timeline from the
+    /// streams' start, then the drain; the streams log what happened.
+    fn run_scenario(&mut self, scenario: &Scenario, probes: &mut Streams) -> Result<(), SimError> {
         let zero = self.now;
         self.links.reset_carried();
-        let mut packet = ProbePacket::new(probes.size());
+        let mut up_packet = ProbePacket::new(probes.up.size(), Direction::Up);
+        let mut down_packet = ProbePacket::new(probes.down.size(), Direction::Down);
         let timeline: Vec<TimelineStep> = scenario.timeline();
         let mut steps = timeline.iter().peekable();
         let stop = zero + scenario.duration + DRAIN;
         loop {
-            let next_probe = probes.next_due().map(|(_, at)| at);
+            let next_probe = probes.next_due();
             let next_step = steps.peek().map(|step| zero + step.at);
             let Some(next) = [next_probe, next_step, self.next_engine_event()]
                 .into_iter()
@@ -193,13 +191,18 @@ impl CircusSim {
                 self.apply(step);
             }
             let now = self.instant();
-            while probes.next_due().is_some_and(|(_, at)| at <= self.now) {
-                let header = probes.send_next(self.now);
-                self.client.handle_tun_packet(now, packet.write(&header));
+            while probes.up.next_due().is_some_and(|(_, at)| at <= self.now) {
+                let header = probes.up.send_next(self.now);
+                self.client.handle_tun_packet(now, up_packet.write(&header));
             }
-            self.handle_events(Some(&mut probes));
+            while probes.down.next_due().is_some_and(|(_, at)| at <= self.now) {
+                let header = probes.down.send_next(self.now);
+                self.gateway
+                    .handle_tun_packet(now, down_packet.write(&header));
+            }
+            self.handle_events(Some(probes));
         }
-        Ok(probes)
+        Ok(())
     }
 
     /// When the engines or the wire next need attention.
@@ -227,7 +230,7 @@ impl CircusSim {
     }
 
     /// Delivers arrived datagrams, fires due timers, then drains the engines.
-    fn handle_events(&mut self, probes: Option<&mut ProbeStream>) {
+    fn handle_events(&mut self, probes: Option<&mut Streams>) {
         let now = self.instant();
         while let Some(arrived) = self.wire.pop_arrived(self.now) {
             let datagram = self.wire.datagram(arrived);
@@ -266,7 +269,7 @@ impl CircusSim {
 
     /// Puts everything the engines want sent on the wire and records what
     /// the gateway delivers.
-    fn flush(&mut self, mut probes: Option<&mut ProbeStream>) {
+    fn flush(&mut self, mut probes: Option<&mut Streams>) {
         let now = self.instant();
         while let Some(transmit) = self.client.poll_transmit(now, &mut self.transmit) {
             let link = usize::from(transmit.link.0);
@@ -287,17 +290,23 @@ impl CircusSim {
                 .carry(self.now, link, Direction::Down, datagram.len());
             put_on_wire(&mut self.wire, verdict, link, Direction::Down, datagram);
         }
+        // Before the streams start nothing is recorded.
         while let Some(len) = self.gateway.poll_deliver(&mut self.deliver) {
-            // Before the stream starts nothing is recorded.
             if let (Some(probes), Some(header)) = (
                 probes.as_deref_mut(),
                 ProbePacket::read(&self.deliver[..len]),
             ) {
-                probes.received(&header, self.now);
+                probes.up.received(&header, self.now);
             }
         }
-        // Nothing flows towards the client site; drain it all the same.
-        while self.client.poll_deliver(&mut self.deliver).is_some() {}
+        while let Some(len) = self.client.poll_deliver(&mut self.deliver) {
+            if let (Some(probes), Some(header)) = (
+                probes.as_deref_mut(),
+                ProbePacket::read(&self.deliver[..len]),
+            ) {
+                probes.down.received(&header, self.now);
+            }
+        }
     }
 
     fn instant(&self) -> Instant {

@@ -53,14 +53,16 @@ fn flappy_has_a_flapping_link_and_one_carrier_loss() {
 /// The shipped synthetic cellular traces: file, profile, seed. Both
 /// directions of a link share a seed, so a fade (lost coverage) takes both
 /// at once; the seeds are picked for means near the calibrated ones and a
-/// fade inside a 40 s run.
-fn shipped_traces() -> [(&'static str, CellularProfile, u64); 2] {
+/// fade inside a 40 s run, at different times for the two links.
+fn shipped_traces() -> [(&'static str, CellularProfile, u64); 4] {
     let length = Duration::from_secs(45);
     let down = CellularProfile::lte_downlink(length);
     let up = CellularProfile::lte_uplink(length);
     [
         ("cellular-down.trace", down, 9),
         ("cellular-up.trace", up, 9),
+        ("cellular-b-down.trace", down, 10),
+        ("cellular-b-up.trace", up, 10),
     ]
 }
 
@@ -113,6 +115,7 @@ fn every_shipped_scenario_loads_and_says_what_it_models() {
             "asymmetric-latency",
             "bloated-pair",
             "bufferbloat",
+            "cellular-pair",
             "cellular-trace",
             "ci-blackhole",
             "equal-pair",
@@ -266,6 +269,29 @@ fn shipped_pair(suffix: &str) -> (PathBuf, PathBuf) {
 fn cellular_trace_uses_the_shipped_traces() {
     let scenario = load("cellular-trace");
     assert_eq!(trace_files(&scenario), vec![shipped_pair("")]);
+}
+
+#[test]
+fn cellular_pair_has_two_traced_links_and_wifi_blackholing_2s_every_8s() {
+    let scenario = load("cellular-pair");
+    assert_eq!(
+        trace_files(&scenario),
+        vec![shipped_pair(""), shipped_pair("-b")]
+    );
+    let starts: Vec<Duration> = scenario.events.iter().map(|e| e.at).collect();
+    assert!(starts.len() >= 4, "only {} blackholes", starts.len());
+    assert!(
+        starts
+            .windows(2)
+            .all(|w| w[1] - w[0] == Duration::from_secs(8))
+    );
+    for event in &scenario.events {
+        assert_eq!(event.action, Action::Blackhole);
+        assert_eq!(event.duration, Some(Duration::from_secs(2)));
+        let link = &scenario.links[event.link_index];
+        assert!(link.params.trace.is_none(), "{} is traced", link.name);
+    }
+    assert_eq!(scenario.traffic.tcp.flows, 3);
 }
 
 #[test]

@@ -111,7 +111,11 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
                 e.at_s, e.link, e.action, e.outage_ms, e.recovery_ms, e.lost
             )?;
         }
-        writeln!(md)?;
+        writeln!(
+            md,
+            "\nLost while no event was in effect: {}\n",
+            m.unattributed_lost
+        )?;
     }
 
     writeln!(md, "## Plots\n")?;

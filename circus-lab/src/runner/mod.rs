@@ -126,13 +126,21 @@ pub fn run_system(
     stream_id: u32,
     progress: &ProgressBar,
 ) -> Result<SystemRun, RunError> {
-    let ((probes, tcp, origin), host_pauses, links, backend) =
+    let ((probes, tcp, origin), host_pauses, links, backend, flow_links) =
         with_system(scenario, kind, progress, |topology, emulation, plan| {
             let monitor = PauseMonitor::start();
             let measured = measure(scenario, topology, emulation, plan, stream_id, progress);
             let host_pauses = monitor.map(PauseMonitor::stop);
             let links = emulation.link_counters(scenario)?;
-            Ok((measured?, host_pauses, links, emulation.backend_name()))
+            let flow_links = plan.flow_links.as_ref().map(|flow_links| {
+                flow_links
+                    .iter()
+                    .filter_map(|&link| scenario.links.get(link))
+                    .map(|link| link.name.clone())
+                    .collect::<Vec<_>>()
+            });
+            let backend = emulation.backend_name();
+            Ok((measured?, host_pauses, links, backend, flow_links))
         })?;
 
     let events: Vec<TimelineEvent> = scenario.events.iter().map(TimelineEvent::from).collect();
@@ -143,6 +151,7 @@ pub fn run_system(
         events: &events,
         links: &links,
         host_pauses: host_pauses.as_ref(),
+        flow_links: flow_links.as_deref(),
     };
     let config = MetricsConfig::default();
     Ok(SystemRun {

@@ -16,6 +16,7 @@ use super::system_run::SystemRun;
 use super::{DRAIN, stream_id};
 use crate::emulator::model::{Direction, Verdict};
 use crate::scenario::{Scenario, SystemKind};
+use crate::systems::PROBE_FLOWS;
 
 /// Runs the probe stream of `system` with each probe's link chosen by
 /// `route(flow)`.
@@ -48,9 +49,14 @@ pub(super) fn run_pinned(
             }
         }
     }
+    let flow_links = (0..PROBE_FLOWS)
+        .filter_map(|flow| scenario.links.get(route(flow)))
+        .map(|link| link.name.clone())
+        .collect();
     SystemRun {
         system,
         probes: probes.into_log(),
         links: links.carried(),
+        flow_links: Some(flow_links),
     }
 }

@@ -73,6 +73,8 @@ pub(super) fn run(scenario: &Scenario) -> Result<SystemRun, SimError> {
         system: SystemKind::Circus,
         probes: probes.into_log(),
         links: sim.links.carried(),
+        // circus chooses the link of each packet itself.
+        flow_links: None,
     })
 }
 

@@ -16,6 +16,9 @@ pub struct SystemRun {
     /// What each link delivered from the scenario's time zero, in scenario
     /// order.
     pub links: Vec<LinkCounters>,
+    /// The link (by name) each probe flow was pinned to, for the baselines
+    /// (see [`RunLogs::flow_links`]).
+    pub flow_links: Option<Vec<String>>,
 }
 
 impl SystemRun {
@@ -34,6 +37,7 @@ impl SystemRun {
             events,
             links: &self.links,
             host_pauses: None,
+            flow_links: self.flow_links.as_deref(),
         }
     }
 }

@@ -18,6 +18,7 @@ use super::{stream_id, system_logs};
 use crate::emulator::model::{Direction, Verdict};
 use crate::metrics::{LinkCounters, SystemLogs};
 use crate::scenario::{Scenario, SystemKind};
+use crate::systems::PROBE_FLOWS;
 use crate::traffic::DRAIN;
 
 /// Runs the probe streams of `system` with each probe's link chosen by
@@ -45,7 +46,11 @@ pub(super) fn run_pinned(
             packets: up.packets + down.packets,
         })
         .collect();
-    system_logs(scenario, system, streams, carried)
+    let flow_links = (0..PROBE_FLOWS)
+        .filter_map(|flow| scenario.links.get(route(flow)))
+        .map(|link| link.name.clone())
+        .collect();
+    system_logs(scenario, system, streams, carried, Some(flow_links))
 }
 
 /// Sends one stream over fresh links played through the timeline; returns

@@ -74,6 +74,8 @@ pub(super) fn run(scenario: &Scenario) -> Result<SystemLogs, SimError> {
         SystemKind::Circus,
         probes,
         sim.links.carried(),
+        // circus chooses the link of each packet itself.
+        None,
     ))
 }
 

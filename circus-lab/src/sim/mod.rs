@@ -128,6 +128,7 @@ fn system_logs(
     system: SystemKind,
     probes: Streams,
     links: Vec<LinkCounters>,
+    flow_links: Option<Vec<String>>,
 ) -> SystemLogs {
     let up = probes.up.into_log();
     let origin = up.sent.start;
@@ -146,5 +147,6 @@ fn system_logs(
         }),
         links,
         host_pauses: None,
+        flow_links,
     }
 }

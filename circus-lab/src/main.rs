@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use circus_lab::bench::baseline::Baseline;
 use circus_lab::bench::{suite, throughput};
-use circus_lab::report::{Outcome, assemble, summary_table, write_report};
+use circus_lab::report::{Outcome, summary_table, write_report};
 use circus_lab::runner::{self, output};
 use circus_lab::scenario::{Scenario, SystemKind};
 use circus_lab::sim;
@@ -154,11 +154,10 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>) -> ExitCode
             .join(", ")
     );
     let progress = ProgressBar::new(0);
-    let (runs, backend) = match runner::run_systems(&scenario, &systems, &progress) {
-        Ok(runs) => runs,
+    let outcome = match runner::run_systems(&scenario, &systems, &progress) {
+        Ok(results) => results.outcome(&scenario, &output::commit_id()),
         Err(e) => return fail(e),
     };
-    let outcome = assemble(&scenario, backend, &output::commit_id(), &runs, None);
     write_outputs(
         &outcome,
         out.unwrap_or_else(|| output::default_report_dir(&scenario.name, "")),

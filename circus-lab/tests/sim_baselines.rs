@@ -12,7 +12,7 @@ use circus_lab::scenario::{
     TrafficDirection,
 };
 use circus_lab::sim;
-use circus_lab::systems::{self, PROBE_FLOWS, multiwan};
+use circus_lab::systems::{PROBE_FLOWS, multiwan};
 use circus_lab::traffic::MonoNanos;
 
 const RATE_PPS: u64 = 1000;
@@ -84,14 +84,37 @@ fn in_blackhole(sent: Duration) -> bool {
 
 #[test]
 fn single_link_loses_everything_while_its_link_is_dead_and_only_then() {
-    let scenario = scenario();
-    assert_eq!(systems::best_link_at_start(&scenario), 0);
+    // The slow link is dead for longer (1 s to 4 s), so the fast one, dead
+    // for 1 s, is the best link alone, and single-link takes it.
+    let mut scenario = scenario();
+    scenario.events.insert(
+        0,
+        Event {
+            at: Duration::from_secs(1),
+            link: "slow".into(),
+            link_index: 1,
+            action: Action::Blackhole,
+            duration: Some(Duration::from_secs(3)),
+        },
+    );
     let run = run(&scenario, SystemKind::SingleLink);
     let lost = lost(&run);
     assert_eq!(lost.len() as u64, RATE_PPS, "one second of probes");
     assert!(lost.iter().all(|&(_, sent)| in_blackhole(sent)), "{lost:?}");
     assert_eq!(run.links[0].packets, 4 * RATE_PPS);
     assert_eq!(run.links[1].packets, 0, "the other link is never used");
+}
+
+#[test]
+fn single_link_takes_the_link_that_delivers_best_alone_not_the_nearest() {
+    // The fast link is dead for 1 s of 5; the slow one never: measured
+    // alone, the slow link is the best, whatever the delays say.
+    let scenario = scenario();
+    let run = run(&scenario, SystemKind::SingleLink);
+    assert!(lost(&run).is_empty(), "{:?}", lost(&run));
+    assert_eq!(run.links[0].packets, 0, "the fast link is never used");
+    let report = sim::run(&scenario, "test").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.outcome.summary.best_link.as_deref(), Some("slow"));
 }
 
 #[test]

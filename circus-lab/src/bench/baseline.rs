@@ -24,6 +24,11 @@ pub struct Figures {
     pub max_flow_outage_ms: f64,
     pub latency_p99_ms: f64,
     pub tcp_goodput_mbps: f64,
+    /// TCP goodput as a share of the best link alone in the same run
+    /// (`best_link_tcp_mbps`): bonding that falls below it has failed,
+    /// whatever its absolute goodput. 0 where not measured.
+    #[serde(default)]
+    pub tcp_to_best_link: f64,
 }
 
 /// Which way a figure is allowed to move freely.
@@ -55,9 +60,21 @@ pub struct Tolerances {
     pub max_flow_outage_ms: Tolerance,
     pub latency_p99_ms: Tolerance,
     pub tcp_goodput_mbps: Tolerance,
+    #[serde(default = "Tolerances::ratio_default")]
+    pub tcp_to_best_link: Tolerance,
 }
 
 impl Tolerances {
+    /// A ratio to the best link measured in the same run cancels most of the
+    /// host's noise (both saw the same machine), so it may move less than
+    /// goodput itself: a tenth of the link plus a fifth of the ratio.
+    fn ratio_default() -> Tolerance {
+        Tolerance {
+            absolute: 0.1,
+            relative: 0.2,
+        }
+    }
+
     /// For simulated entries: the simulator is deterministic, so any change
     /// is a change of circus itself; the margins only absorb float noise.
     pub fn exact() -> Self {
@@ -71,6 +88,7 @@ impl Tolerances {
             max_flow_outage_ms: tight,
             latency_p99_ms: tight,
             tcp_goodput_mbps: tight,
+            tcp_to_best_link: tight,
         }
     }
 
@@ -99,6 +117,7 @@ impl Tolerances {
                 absolute: 2.0,
                 relative: 0.4,
             },
+            tcp_to_best_link: Tolerances::ratio_default(),
         }
     }
 }
@@ -111,7 +130,8 @@ pub struct Baseline {
     pub note: String,
     /// Tolerances by mode: the first part of an entry key ("sim", "real").
     pub tolerances: BTreeMap<String, Tolerances>,
-    /// Figures by entry key `<mode>/<scenario>/<system>`.
+    /// Figures by entry key `<mode>/<scenario>/<system>` (the upload
+    /// direction) and `<mode>/<scenario>/<system>/down` (the download).
     pub entries: BTreeMap<String, Figures>,
 }
 
@@ -239,6 +259,13 @@ impl Baseline {
                 current.tcp_goodput_mbps,
                 t.tcp_goodput_mbps,
             ),
+            (
+                "tcp_to_best_link",
+                Better::Higher,
+                base.tcp_to_best_link,
+                current.tcp_to_best_link,
+                t.tcp_to_best_link,
+            ),
         ];
         let regressions = checks
             .into_iter()
@@ -264,7 +291,8 @@ impl Baseline {
     }
 }
 
-/// The mode of an entry key `<mode>/<scenario>/<system>`: "sim" or "real".
+/// The mode of an entry key `<mode>/<scenario>/<system>[/down]`: "sim" or
+/// "real".
 fn mode_of(key: &str) -> &str {
     key.split('/').next().unwrap_or_default()
 }
@@ -309,6 +337,7 @@ mod tests {
             max_flow_outage_ms: outage + 10.0,
             latency_p99_ms: p99,
             tcp_goodput_mbps: goodput,
+            tcp_to_best_link: goodput / 20.0,
         }
     }
 
@@ -392,7 +421,8 @@ mod tests {
                 "max_outage_ms",
                 "max_flow_outage_ms",
                 "latency_p99_ms",
-                "tcp_goodput_mbps"
+                "tcp_goodput_mbps",
+                "tcp_to_best_link"
             ]
         );
     }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressBar;
 
 use super::baseline::{Baseline, Comparison, Figures};
-use crate::metrics::SystemMetrics;
-use crate::report::{Summary, assemble};
+use crate::metrics::StreamMetrics;
+use crate::report::Summary;
 use crate::runner::{self, RunError};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::sim::{self, SimError};
@@ -26,15 +26,21 @@ pub enum SuiteError {
     List { dir: String, source: std::io::Error },
 }
 
-/// The watched figures of one system's metrics (absent goodput counts as 0,
-/// the simulator's case).
-pub fn figures_of(metrics: &SystemMetrics) -> Figures {
+/// The watched figures of one direction: its probe stream, its TCP
+/// goodput and that goodput's share of the best link's (absent goodput
+/// counts as 0).
+pub fn figures_of(
+    stream: &StreamMetrics,
+    tcp_mbps: Option<f64>,
+    to_best_link: Option<f64>,
+) -> Figures {
     Figures {
-        delivery_ratio: metrics.up.delivery_ratio,
-        max_outage_ms: metrics.up.max_outage_ms,
-        max_flow_outage_ms: metrics.up.max_flow_outage_ms,
-        latency_p99_ms: metrics.up.latency_ms.p99.unwrap_or(0.0),
-        tcp_goodput_mbps: metrics.tcp_goodput_mbps.unwrap_or(0.0),
+        delivery_ratio: stream.delivery_ratio,
+        max_outage_ms: stream.max_outage_ms,
+        max_flow_outage_ms: stream.max_flow_outage_ms,
+        latency_p99_ms: stream.latency_ms.p99.unwrap_or(0.0),
+        tcp_goodput_mbps: tcp_mbps.unwrap_or(0.0),
+        tcp_to_best_link: to_best_link.map_or(0.0, |r| (r * 1e4).round() / 1e4),
     }
 }
 
@@ -54,18 +60,22 @@ pub fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>, SuiteError> {
     Ok(files)
 }
 
-/// Entries `<mode>/<scenario>/<system>` with their figures, from a summary.
+/// Entries `<mode>/<scenario>/<system>` (upload) and
+/// `<mode>/<scenario>/<system>/down` with their figures, from a summary.
 fn entries(mode: &str, summary: &Summary) -> Vec<(String, Figures)> {
-    summary
-        .systems
-        .iter()
-        .map(|(system, m)| {
-            (
-                format!("{mode}/{}/{system}", summary.scenario),
-                figures_of(m),
-            )
-        })
-        .collect()
+    let mut entries = Vec::new();
+    for (system, m) in &summary.systems {
+        let key = format!("{mode}/{}/{system}", summary.scenario);
+        let (up_ratio, down_ratio) = summary.tcp_ratio_to_best_link(system);
+        entries.push((key.clone(), figures_of(&m.up, m.tcp_goodput_mbps, up_ratio)));
+        if let Some(down) = &m.down {
+            entries.push((
+                format!("{key}/down"),
+                figures_of(down, m.tcp_goodput_down_mbps, down_ratio),
+            ));
+        }
+    }
+    entries
 }
 
 /// Simulates each scenario file.
@@ -90,14 +100,14 @@ pub fn real_entries(
     let mut all = Vec::new();
     for file in files {
         let scenario = Scenario::load(file)?;
-        let (runs, backend) =
+        let results =
             runner::run_systems(&scenario, &scenario.systems, progress).map_err(|source| {
                 SuiteError::Run {
                     file: file.display().to_string(),
                     source: Box::new(source),
                 }
             })?;
-        let outcome = assemble(&scenario, backend, "bench", &runs, None);
+        let outcome = results.outcome(&scenario, "bench");
         all.extend(entries("real", &outcome.summary));
     }
     Ok(all)
@@ -114,8 +124,8 @@ pub fn render_table(comparisons: &[Comparison]) -> String {
         .max(5);
     let _ = writeln!(
         out,
-        "{:width$}  {:>9}  {:>10}  {:>10}  {:>9}  {:>9}  status",
-        "entry", "delivery", "outage ms", "flow ms", "p99 ms", "TCP Mbps"
+        "{:width$}  {:>9}  {:>10}  {:>10}  {:>9}  {:>9}  {:>9}  status",
+        "entry", "delivery", "outage ms", "flow ms", "p99 ms", "TCP Mbps", "TCP/best"
     );
     for c in comparisons {
         let f = &c.current;
@@ -126,13 +136,14 @@ pub fn render_table(comparisons: &[Comparison]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:width$}  {:>8.3}%  {:>10.1}  {:>10.1}  {:>9.1}  {:>9.2}  {status}",
+            "{:width$}  {:>8.3}%  {:>10.1}  {:>10.1}  {:>9.1}  {:>9.2}  {:>8.0}%  {status}",
             c.key,
             f.delivery_ratio * 100.0,
             f.max_outage_ms,
             f.max_flow_outage_ms,
             f.latency_p99_ms,
-            f.tcp_goodput_mbps
+            f.tcp_goodput_mbps,
+            f.tcp_to_best_link * 100.0
         );
     }
     for c in comparisons {
@@ -148,8 +159,8 @@ pub fn render_table(comparisons: &[Comparison]) -> String {
 pub fn render_markdown(comparisons: &[Comparison], commit: &str) -> String {
     let mut out = format!(
         "# circus-lab bench\n\ncommit `{commit}`; each cell is baseline -> current (change).\n\n\
-         | entry | delivery | max outage ms | max flow outage ms | p99 latency ms | TCP Mbit/s | status |\n\
-         |---|---|---|---|---|---|---|\n"
+         | entry | delivery | max outage ms | max flow outage ms | p99 latency ms | TCP Mbit/s | TCP / best link | status |\n\
+         |---|---|---|---|---|---|---|---|\n"
     );
     for c in comparisons {
         let cell = |now: f64, was: Option<f64>, scale: f64| match was {
@@ -176,7 +187,7 @@ pub fn render_markdown(comparisons: &[Comparison], commit: &str) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {status} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {status} |",
             c.key,
             cell(c.current.delivery_ratio, b.map(|b| b.delivery_ratio), 100.0),
             cell(c.current.max_outage_ms, b.map(|b| b.max_outage_ms), 1.0),
@@ -190,6 +201,11 @@ pub fn render_markdown(comparisons: &[Comparison], commit: &str) -> String {
                 c.current.tcp_goodput_mbps,
                 b.map(|b| b.tcp_goodput_mbps),
                 1.0
+            ),
+            cell(
+                c.current.tcp_to_best_link,
+                b.map(|b| b.tcp_to_best_link),
+                100.0
             ),
         );
     }
@@ -215,6 +231,7 @@ mod tests {
             max_flow_outage_ms: 20.0,
             latency_p99_ms: 30.0,
             tcp_goodput_mbps: 0.0,
+            tcp_to_best_link: 0.0,
         }
     }
 
@@ -261,8 +278,11 @@ mod tests {
             keys,
             [
                 "sim/flappy/circus",
+                "sim/flappy/circus/down",
                 "sim/flappy/multiwan",
-                "sim/flappy/single-link"
+                "sim/flappy/multiwan/down",
+                "sim/flappy/single-link",
+                "sim/flappy/single-link/down"
             ]
         );
     }

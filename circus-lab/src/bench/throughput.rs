@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 
-use crate::report::assemble;
 use crate::runner::{self, RunError};
 use crate::scenario::{Scenario, ScenarioError, SystemKind};
 use crate::topology::addressing::SERVER_ADDRESS;
@@ -115,9 +114,8 @@ fn scenario(name: &str, rate: Option<&str>) -> Result<Scenario, ScenarioError> {
 }
 
 fn compare(scenario: &Scenario, progress: &ProgressBar) -> Result<Comparison, ThroughputError> {
-    let (runs, backend) =
-        runner::run_systems(scenario, &scenario.systems, progress).map_err(Box::new)?;
-    let summary = assemble(scenario, backend, "throughput", &runs, None).summary;
+    let results = runner::run_systems(scenario, &scenario.systems, progress).map_err(Box::new)?;
+    let summary = results.outcome(scenario, "throughput").summary;
     let goodput = |system: SystemKind| {
         summary
             .systems

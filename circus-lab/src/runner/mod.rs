@@ -26,9 +26,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::metrics::{StreamLogs, SystemLogs};
+use crate::metrics::{MetricsConfig, StreamLogs, SystemLogs, TimelineEvent};
+use crate::report::{BestLink, Outcome, assemble};
 use crate::scenario::{Scenario, SystemKind};
-use crate::systems::{PROBE_FLOWS, SystemError, TrafficPlan, adapter};
+use crate::systems::single_link::SingleLink;
+use crate::systems::{PROBE_FLOWS, SystemError, SystemUnderTest, TrafficPlan, adapter, best_link};
 use crate::topology::addressing::SERVER_ADDRESS;
 use crate::topology::{
     NetnsError, NetnsThread, RUN_TAG, Role, Topology, TopologyConfig, TopologyError,
@@ -90,44 +92,118 @@ impl From<EmulationError> for RunError {
     }
 }
 
-/// Runs every system of `scenario` (in its order) and returns their logs,
-/// with the backend the links were emulated by. `progress` shows scenario
-/// time across all systems.
+/// What `circus-lab run` measured: each system's logs in the scenario's
+/// order, the backend the links were emulated by, and the best-link
+/// reference.
+pub struct RunResults {
+    pub logs: Vec<SystemLogs>,
+    pub backend: &'static str,
+    pub best_link: Option<BestLink>,
+}
+
+/// Runs every system of `scenario` (in its order). First, if the scenario
+/// compares against the best link (single-link or mptcp among its systems,
+/// or TCP flows to judge), `single-link` over each link in turn: the best
+/// of those runs is the `single-link` row and the TCP reference, and mptcp's
+/// primary link. `progress` shows scenario time across all runs.
 pub fn run_systems(
     scenario: &Scenario,
     systems: &[SystemKind],
     progress: &ProgressBar,
-) -> Result<(Vec<SystemLogs>, &'static str), RunError> {
+) -> Result<RunResults, RunError> {
+    let reference_runs = if needs_best_link(scenario, systems) {
+        scenario.links.len()
+    } else {
+        0
+    };
+    let other_runs = systems
+        .iter()
+        .filter(|&&k| k != SystemKind::SingleLink)
+        .count();
     let per_system = scenario.duration + WARMUP + DRAIN;
-    progress.set_length((per_system * systems.len() as u32).as_millis() as u64);
+    progress.set_length((per_system * (reference_runs + other_runs) as u32).as_millis() as u64);
     progress.set_style(
         ProgressStyle::with_template(
-            "{prefix:>12} [{bar:40}] {elapsed_precise} of ~{duration_precise} {msg}",
+            "{prefix:>16} [{bar:40}] {elapsed_precise} of ~{duration_precise} {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let mut runs = Vec::new();
     let mut backend = "userspace";
-    for (index, kind) in systems.iter().enumerate() {
-        progress.set_prefix(kind.as_str());
-        progress.set_position((per_system * index as u32).as_millis() as u64);
-        let (logs, used) = run_system(scenario, *kind, index as u32, progress)?;
+    let mut run_number = 0u32;
+    let mut run = |kind: SystemKind, system: Box<dyn SystemUnderTest>, label: String| {
+        progress.set_prefix(label);
+        progress.set_position((per_system * run_number).as_millis() as u64);
+        run_number += 1;
+        let (logs, used) = run_system(scenario, kind, system, run_number, progress)?;
         backend = used;
-        runs.push(logs);
+        Ok::<_, RunError>(logs)
+    };
+    let mut alone = Vec::new();
+    for (link, spec) in scenario.links.iter().enumerate().take(reference_runs) {
+        let system = Box::new(SingleLink { link });
+        alone.push(run(
+            SystemKind::SingleLink,
+            system,
+            format!("{} alone", spec.name),
+        )?);
+    }
+    let events: Vec<TimelineEvent> = scenario.events.iter().map(TimelineEvent::from).collect();
+    let alone_metrics: Vec<_> = alone
+        .iter()
+        .map(|logs| logs.metrics(&events, &MetricsConfig::default()))
+        .collect();
+    let best = best_link::best_of(&alone_metrics);
+    let mut logs = Vec::new();
+    for &kind in systems {
+        match (kind, best) {
+            (SystemKind::SingleLink, Some(best)) => logs.push(alone[best].clone()),
+            _ => logs.push(run(
+                kind,
+                adapter(kind, best.unwrap_or(0)),
+                kind.as_str().to_string(),
+            )?),
+        }
     }
     progress.finish_and_clear();
-    Ok((runs, backend))
+    Ok(RunResults {
+        logs,
+        backend,
+        best_link: best.map(|i| best_link::reference(&scenario.links[i].name, &alone_metrics[i])),
+    })
+}
+
+impl RunResults {
+    /// The run's results (see [`crate::report::assemble`]).
+    pub fn outcome(&self, scenario: &Scenario, commit: &str) -> Outcome {
+        assemble(
+            scenario,
+            self.backend,
+            commit,
+            &self.logs,
+            self.best_link.clone(),
+        )
+    }
+}
+
+/// Whether a run of `systems` needs the best link measured: single-link is
+/// that link, mptcp starts on it, and TCP is judged against it.
+pub fn needs_best_link(scenario: &Scenario, systems: &[SystemKind]) -> bool {
+    scenario.traffic.tcp.flows > 0
+        || systems
+            .iter()
+            .any(|k| matches!(k, SystemKind::SingleLink | SystemKind::Mptcp))
 }
 
 /// One system's run on a fresh topology: its logs and the backend used.
 pub fn run_system(
     scenario: &Scenario,
     kind: SystemKind,
+    system: Box<dyn SystemUnderTest>,
     stream_id: u32,
     progress: &ProgressBar,
 ) -> Result<(SystemLogs, &'static str), RunError> {
-    with_system(scenario, kind, progress, |topology, emulation, plan| {
+    with_system(scenario, system, progress, |topology, emulation, plan| {
         let monitor = PauseMonitor::start();
         let measured = measure(scenario, topology, emulation, plan, stream_id, progress);
         let host_pauses = monitor.map(PauseMonitor::stop);
@@ -159,11 +235,10 @@ pub fn run_system(
 /// topology, the emulation and how the system wants traffic sent.
 pub fn with_system<T>(
     scenario: &Scenario,
-    kind: SystemKind,
+    mut system: Box<dyn SystemUnderTest>,
     progress: &ProgressBar,
     work: impl FnOnce(&Topology, &Emulation, &TrafficPlan) -> Result<T, RunError>,
 ) -> Result<T, RunError> {
-    let mut system = adapter(kind);
     progress.set_message("building topology");
     let topology = Topology::build(&TopologyConfig {
         tag: RUN_TAG.to_string(),
@@ -470,7 +545,8 @@ pub fn udp_goodput(
     ramp: Duration,
     progress: &ProgressBar,
 ) -> Result<UdpLoadLog, RunError> {
-    with_system(scenario, kind, progress, |topology, _, plan| {
+    // Links of a throughput comparison are alike: single-link takes the first.
+    with_system(scenario, adapter(kind, 0), progress, |topology, _, plan| {
         progress.set_message("UDP load");
         let server = SocketAddr::new(IpAddr::V4(SERVER_ADDRESS), UDP_LOAD_PORT);
         let receiver = topology

@@ -31,9 +31,10 @@ mod wire;
 use std::time::Duration;
 
 use crate::metrics::{LinkCounters, StreamLogs, SystemLogs};
+use crate::metrics::{MetricsConfig, SystemMetrics, TimelineEvent};
 use crate::report::{Outcome, SIM_BACKEND, assemble};
 use crate::scenario::{Scenario, SystemKind};
-use crate::systems;
+use crate::systems::{self, best_link};
 
 use probe::Streams;
 
@@ -79,16 +80,22 @@ pub struct SimReport {
 /// Deterministic: the same scenario (seed included) and commit give the
 /// same summary, byte for byte.
 pub fn run(scenario: &Scenario, commit: &str) -> Result<SimReport, SimError> {
+    let (alone, alone_metrics, best) = links_alone(scenario);
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
     for &system in &scenario.systems {
-        match run_system(scenario, system) {
+        let run = match (system, best) {
+            (SystemKind::SingleLink, Some(best)) => Ok(alone[best].clone()),
+            _ => run_system(scenario, system),
+        };
+        match run {
             Ok(run) => runs.push(run),
             Err(SimError::NotSimulated(system)) => skipped.push(system),
             Err(e) => return Err(e),
         }
     }
-    let outcome = assemble(scenario, SIM_BACKEND, commit, &runs, None);
+    let reference = best.map(|i| best_link::reference(&scenario.links[i].name, &alone_metrics[i]));
+    let outcome = assemble(scenario, SIM_BACKEND, commit, &runs, reference);
     Ok(SimReport {
         outcome,
         runs,
@@ -96,13 +103,14 @@ pub fn run(scenario: &Scenario, commit: &str) -> Result<SimReport, SimError> {
     })
 }
 
-/// Simulates one system over the whole scenario.
+/// Simulates one system over the whole scenario; `single-link` goes over
+/// the best of the [`links_alone`] runs.
 pub fn run_system(scenario: &Scenario, system: SystemKind) -> Result<SystemLogs, SimError> {
     match system {
         SystemKind::Circus => circus::run(scenario),
         SystemKind::SingleLink => {
-            let link = systems::best_link_at_start(scenario);
-            Ok(baselines::run_pinned(scenario, system, |_| link))
+            let (mut alone, _, best) = links_alone(scenario);
+            Ok(alone.swap_remove(best.unwrap_or(0)))
         }
         SystemKind::Multiwan => {
             let links = scenario.links.len();
@@ -112,6 +120,21 @@ pub fn run_system(scenario: &Scenario, system: SystemKind) -> Result<SystemLogs,
         }
         SystemKind::Mptcp => Err(SimError::NotSimulated(system)),
     }
+}
+
+/// `single-link` over each link alone, their figures, and which is best
+/// (see [`best_link`]).
+fn links_alone(scenario: &Scenario) -> (Vec<SystemLogs>, Vec<SystemMetrics>, Option<usize>) {
+    let alone: Vec<SystemLogs> = (0..scenario.links.len())
+        .map(|link| baselines::run_pinned(scenario, SystemKind::SingleLink, |_| link))
+        .collect();
+    let events: Vec<TimelineEvent> = scenario.events.iter().map(Into::into).collect();
+    let metrics: Vec<SystemMetrics> = alone
+        .iter()
+        .map(|logs| logs.metrics(&events, &MetricsConfig::default()))
+        .collect();
+    let best = best_link::best_of(&metrics);
+    (alone, metrics, best)
 }
 
 /// The stream id of `system`'s probes: distinct per system, as in a real

@@ -6,11 +6,13 @@
 //! runner how to open the lab's own traffic so the system carries it.
 //!
 //! - [`circus`]: the real circus-node client and gateway.
-//! - [`single_link`]: the link that is best at the start, no tunnel.
+//! - [`single_link`]: one link, no tunnel.
+//! - [`best_link`]: which link alone does best, from a run over each.
 //! - [`multiwan`]: each flow pinned to one link by hash (pfSense gateway groups).
 //! - [`mptcp`]: kernel MPTCP with one subflow per link for the TCP traffic.
 //! - [`mptcp_pm`]: the generic-netlink requests the mptcp adapter needs.
 
+pub mod best_link;
 pub mod circus;
 pub mod mptcp;
 pub mod mptcp_pm;
@@ -86,32 +88,15 @@ pub trait SystemUnderTest {
     fn stop(&mut self) -> Result<(), SystemError>;
 }
 
-/// The adapter for `kind`.
-pub fn adapter(kind: SystemKind) -> Box<dyn SystemUnderTest> {
+/// The adapter for `kind`; `best_link` is the link the single-link runs
+/// found best (single-link's own link, mptcp's primary).
+pub fn adapter(kind: SystemKind, best_link: usize) -> Box<dyn SystemUnderTest> {
     match kind {
-        SystemKind::SingleLink => Box::new(single_link::SingleLink),
+        SystemKind::SingleLink => Box::new(single_link::SingleLink { link: best_link }),
         SystemKind::Multiwan => Box::new(multiwan::Multiwan),
-        SystemKind::Mptcp => Box::new(mptcp::Mptcp),
+        SystemKind::Mptcp => Box::new(mptcp::Mptcp { primary: best_link }),
         SystemKind::Circus => Box::new(circus::Circus::default()),
     }
-}
-
-/// The link a single-uplink site would use: the highest rate (a link
-/// without a rate limit counts as fastest), ties broken by the lower delay.
-/// Judged on the scenario's starting parameters, as an administrator would
-/// when choosing the primary uplink.
-pub fn best_link_at_start(scenario: &Scenario) -> usize {
-    scenario
-        .links
-        .iter()
-        .enumerate()
-        .max_by(|(_, a), (_, b)| {
-            let rate = |l: &crate::scenario::LinkSpec| l.params.rate_bps.unwrap_or(u64::MAX);
-            rate(a)
-                .cmp(&rate(b))
-                .then(b.params.delay.cmp(&a.params.delay))
-        })
-        .map_or(0, |(index, _)| index)
 }
 
 /// Routes the server subnet over every link, `preferred` with the lowest
@@ -130,36 +115,4 @@ pub fn route_server_over_all_links(
         topology.route_client_via(SERVER_SUBNET, SUBNET_PREFIX_LEN, link, metric)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    fn scenario(links: &str) -> Scenario {
-        let text = format!(
-            "name = \"t\"\nduration = \"10s\"\nseed = 1\nsystems = [\"single-link\"]\n{links}\n[traffic]\nprobe = {{ rate = \"100pps\", size = 100 }}\n"
-        );
-        Scenario::from_toml(&text, Path::new("t.toml")).unwrap()
-    }
-
-    #[test]
-    fn best_link_is_the_fastest_then_the_nearest() {
-        let s = scenario(
-            "[[link]]\nname = \"a\"\ndelay = \"10ms\"\nrate = \"5mbit\"\n\
-             [[link]]\nname = \"b\"\ndelay = \"30ms\"\nrate = \"20mbit\"\n\
-             [[link]]\nname = \"c\"\ndelay = \"20ms\"\nrate = \"20mbit\"\n",
-        );
-        assert_eq!(best_link_at_start(&s), 2);
-    }
-
-    #[test]
-    fn unlimited_link_counts_as_fastest() {
-        let s = scenario(
-            "[[link]]\nname = \"a\"\ndelay = \"10ms\"\nrate = \"100mbit\"\n\
-             [[link]]\nname = \"b\"\ndelay = \"50ms\"\n",
-        );
-        assert_eq!(best_link_at_start(&s), 1);
-    }
 }

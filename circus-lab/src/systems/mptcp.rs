@@ -6,23 +6,24 @@
 //! deployment gives to UDP, e.g. voice and games).
 
 use super::mptcp_pm::MptcpPathManager;
-use super::{
-    SystemError, SystemUnderTest, TrafficPlan, best_link_at_start, route_server_over_all_links,
-};
+use super::{SystemError, SystemUnderTest, TrafficPlan, route_server_over_all_links};
 use crate::scenario::Scenario;
 use crate::topology::{Role, Topology};
 use crate::traffic::tcp::TcpFlavor;
 
-/// The kernel MPTCP baseline.
-pub struct Mptcp;
+/// The kernel MPTCP baseline; its initial subflow (and the probes) take
+/// the `primary` link, the best one the lab measured.
+pub struct Mptcp {
+    pub primary: usize,
+}
 
 impl SystemUnderTest for Mptcp {
     fn start(
         &mut self,
         topology: &Topology,
-        scenario: &Scenario,
+        _scenario: &Scenario,
     ) -> Result<TrafficPlan, SystemError> {
-        let primary = best_link_at_start(scenario);
+        let primary = self.primary;
         route_server_over_all_links(topology, primary)?;
         let subflows = u32::try_from(topology.links().len())
             .unwrap_or(u32::MAX)

@@ -1,22 +1,26 @@
-//! `single-link`: everything over the link that is best at the start, no
-//! tunnel, no failover. What a site with one uplink (or a router without
-//! multi-WAN) gets; when that link dies, everything dies with it.
+//! `single-link`: everything over one link, no tunnel, no failover. What a
+//! site with one uplink (or a router without multi-WAN) gets; when that link
+//! dies, everything dies with it. The runner runs it over each link in turn
+//! and reports the best of them ([`super::best_link`]), so it is also the
+//! best-link reference every system's TCP is judged against.
 
-use super::{SystemError, SystemUnderTest, TrafficPlan, best_link_at_start};
+use super::{SystemError, SystemUnderTest, TrafficPlan};
 use crate::scenario::Scenario;
 use crate::topology::Topology;
 use crate::topology::addressing::{SERVER_SUBNET, SUBNET_PREFIX_LEN};
 
-/// The single-link baseline.
-pub struct SingleLink;
+/// The single-link baseline over link `link` (scenario index).
+pub struct SingleLink {
+    pub link: usize,
+}
 
 impl SystemUnderTest for SingleLink {
     fn start(
         &mut self,
         topology: &Topology,
-        scenario: &Scenario,
+        _scenario: &Scenario,
     ) -> Result<TrafficPlan, SystemError> {
-        let link = best_link_at_start(scenario);
+        let link = self.link;
         topology.route_client_via(SERVER_SUBNET, SUBNET_PREFIX_LEN, link, 10)?;
         Ok(TrafficPlan {
             flow_links: Some(vec![link]),

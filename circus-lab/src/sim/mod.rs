@@ -28,6 +28,7 @@ mod circus;
 mod links;
 mod probe;
 mod system_run;
+pub mod tcp;
 mod wire;
 
 use std::collections::BTreeMap;

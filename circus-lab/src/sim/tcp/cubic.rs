@@ -145,7 +145,8 @@ impl Cubic {
         } else {
             self.cwnd
         };
-        self.ssthresh = (self.cwnd * BETA).max(2.0);
+        // Whole segments, as the window recovery ends with.
+        self.ssthresh = (self.cwnd * BETA).floor().max(2.0);
         self.ssthresh as u64
     }
 
@@ -181,21 +182,23 @@ mod tests {
 
     #[test]
     fn a_loss_cuts_to_beta_and_the_window_grows_back_to_its_peak() {
-        let mut cubic = Cubic::new(100);
+        // A window large enough for the cubic curve, not the Reno-friendly
+        // line, to lead.
+        let mut cubic = Cubic::new(1000);
         let ssthresh = cubic.on_congestion();
-        assert_eq!(ssthresh, 70);
+        assert_eq!(ssthresh, 700);
         cubic.set_window(ssthresh);
         assert!(!cubic.in_slow_start());
-        // K = cbrt(30 / 0.4) = 4.2 s: back near 100 segments by then, one
+        // K = cbrt(300 / 0.4) = 9.1 s: back at 1000 segments by then, one
         // window of ACKs per round trip.
         let mut now = Duration::ZERO;
-        while now < Duration::from_millis(4200) {
+        while now < Duration::from_millis(9100) {
             let window = cubic.window();
             cubic.on_ack(now, window, Some(RTT), RTT);
             now += RTT;
         }
         let window = cubic.window();
-        assert!((95..=105).contains(&window), "window {window}");
+        assert!((990..=1020).contains(&window), "window {window}");
     }
 
     #[test]

@@ -48,10 +48,8 @@ fn summary_names_the_sim_backend_and_leaves_out_what_it_cannot_simulate() {
     let names: Vec<&str> = report.summary.systems.keys().map(String::as_str).collect();
     assert_eq!(names, ["circus", "multiwan", "single-link"]);
     for (name, figures) in &report.summary.systems {
-        assert_eq!(
-            figures.tcp_goodput_mbps, None,
-            "{name}: TCP is not simulated"
-        );
+        let goodput = figures.tcp_goodput_mbps.unwrap_or(0.0);
+        assert!(goodput > 1.0, "{name}: TCP goodput {goodput} Mbit/s");
         assert_eq!(figures.sent, 14_000, "{name}");
         assert_eq!(figures.events.len(), 1, "{name}");
     }

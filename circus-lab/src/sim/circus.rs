@@ -25,9 +25,10 @@ use circus_core::scheduler::Policy;
 use super::links::{CarrierChange, SimLinks};
 use super::probe::{CLIENT_TUNNEL_ADDRESS, ProbePacket, ProbeStream};
 use super::system_run::SystemRun;
+use super::tcp::{TcpPlan, TcpTraffic};
 use super::wire::Wire;
 use super::{DRAIN, SimError, stream_id};
-use crate::emulator::model::{Direction, Verdict};
+use crate::emulator::model::Direction;
 use crate::scenario::{Scenario, SystemKind, TimelineStep};
 
 /// Longest the client may take to connect and bring its links up before
@@ -45,6 +46,12 @@ const BUFFER_LEN: usize = 65_536;
 /// Events handled at one virtual instant before the engines are presumed
 /// stuck in a loop (a timer that is always due but never handled).
 const MAX_EVENTS_AT_ONE_INSTANT: u32 = 1_000_000;
+
+/// The largest packet the client's TUN takes, as circus-node sets it for
+/// links of the usual MTU (IPv4 and UDP headers and the tunnel's overhead
+/// taken off): what TCP segments through the tunnel fit.
+const TUN_MTU: usize =
+    circus_node::config::DEFAULT_LINK_MTU as usize - 28 - circus_core::engine::OVERHEAD;
 
 /// Static keys and pre-shared key of the simulated peers: fixed, since only
 /// figures matter here and they must not depend on randomness. (The
@@ -68,10 +75,18 @@ pub(super) fn run(scenario: &Scenario) -> Result<SystemRun, SimError> {
         zero,
         stream_id(SystemKind::Circus),
     );
-    let probes = sim.run_scenario(scenario, probes)?;
+    let plan = TcpPlan {
+        up_flows: scenario.traffic.tcp.flows,
+        down_flows: 0,
+        mtu: TUN_MTU,
+    };
+    let mut tcp = TcpTraffic::new(plan, zero, scenario.duration);
+    let probes = sim.run_scenario(scenario, probes, &mut tcp)?;
+    let (tcp, _) = tcp.into_logs();
     Ok(SystemRun {
         system: SystemKind::Circus,
         probes: probes.into_log(),
+        tcp,
         links: sim.links.carried(),
     })
 }
@@ -89,6 +104,8 @@ struct CircusSim {
     transmit: Vec<u8>,
     /// Scratch for tunnel packets the engines deliver.
     deliver: Vec<u8>,
+    /// Scratch for TCP packets entering the tunnel.
+    segment: Vec<u8>,
     /// Consecutive events handled without the clock moving.
     events_now: u32,
 }
@@ -131,6 +148,7 @@ impl CircusSim {
             wire: Wire::default(),
             transmit: vec![0; BUFFER_LEN],
             deliver: vec![0; BUFFER_LEN],
+            segment: vec![0; BUFFER_LEN],
             events_now: 0,
         })
     }
@@ -139,11 +157,11 @@ impl CircusSim {
     /// passed); returns that time, the scenario's zero.
     fn warm_up(&mut self) -> Result<Duration, SimError> {
         // No probes yet: what the gateway delivers now is not recorded.
-        self.flush(None);
+        self.flush(&mut Traffic::default());
         while !self.ready() && self.now < WARM_UP_LIMIT {
             let next = self.next_engine_event().unwrap_or(WARM_UP_LIMIT);
             self.move_clock(next.min(WARM_UP_LIMIT))?;
-            self.handle_events(None);
+            self.handle_events(&mut Traffic::default());
         }
         Ok(self.now)
     }
@@ -164,12 +182,14 @@ impl CircusSim {
             })
     }
 
-    /// The scenario proper: the probe stream and the timeline from the
-    /// stream's start, then the drain. Returns the stream with its log.
+    /// The scenario proper: the probe stream, the TCP flows and the
+    /// timeline from the stream's start, then the drain. Returns the stream
+    /// with its log.
     fn run_scenario(
         &mut self,
         scenario: &Scenario,
         mut probes: ProbeStream,
+        tcp: &mut TcpTraffic,
     ) -> Result<ProbeStream, SimError> {
         let zero = self.now;
         self.links.reset_carried();
@@ -180,7 +200,8 @@ impl CircusSim {
         loop {
             let next_probe = probes.next_due().map(|(_, at)| at);
             let next_step = steps.peek().map(|step| zero + step.at);
-            let Some(next) = [next_probe, next_step, self.next_engine_event()]
+            let next_tcp = tcp.poll_timeout();
+            let Some(next) = [next_probe, next_step, next_tcp, self.next_engine_event()]
                 .into_iter()
                 .flatten()
                 .min()
@@ -197,7 +218,13 @@ impl CircusSim {
                 let header = probes.send_next(self.now);
                 self.client.handle_tun_packet(now, packet.write(&header));
             }
-            self.handle_events(Some(&mut probes));
+            if tcp.poll_timeout().is_some_and(|at| at <= self.now) {
+                tcp.handle_timeout(self.now);
+            }
+            self.handle_events(&mut Traffic {
+                probes: Some(&mut probes),
+                tcp: Some(&mut *tcp),
+            });
         }
         Ok(probes)
     }
@@ -227,7 +254,7 @@ impl CircusSim {
     }
 
     /// Delivers arrived datagrams, fires due timers, then drains the engines.
-    fn handle_events(&mut self, probes: Option<&mut ProbeStream>) {
+    fn handle_events(&mut self, traffic: &mut Traffic<'_>) {
         let now = self.instant();
         while let Some(arrived) = self.wire.pop_arrived(self.now) {
             let datagram = self.wire.datagram(arrived);
@@ -249,7 +276,7 @@ impl CircusSim {
         if self.gateway.poll_timeout().is_some_and(|at| at <= now) {
             self.gateway.handle_timeout(now);
         }
-        self.flush(probes);
+        self.flush(traffic);
     }
 
     /// Applies a timeline step to the links and tells the client about its
@@ -264,9 +291,32 @@ impl CircusSim {
         }
     }
 
-    /// Puts everything the engines want sent on the wire and records what
-    /// the gateway delivers.
-    fn flush(&mut self, mut probes: Option<&mut ProbeStream>) {
+    /// Feeds the TCP flows' packets into the engines, puts everything the
+    /// engines want sent on the wire, and hands what they deliver to the
+    /// probe log and the flows; again while the flows answer at once (an
+    /// ACK for delivered data).
+    fn flush(&mut self, traffic: &mut Traffic<'_>) {
+        let now = self.instant();
+        loop {
+            if let Some(tcp) = traffic.tcp.as_deref_mut() {
+                let (client, gateway) = (&mut self.client, &mut self.gateway);
+                let buf = &mut self.segment;
+                tcp.poll_transmit(self.now, Direction::Up, buf, |_, packet| {
+                    client.handle_tun_packet(now, packet);
+                });
+                tcp.poll_transmit(self.now, Direction::Down, buf, |_, packet| {
+                    gateway.handle_tun_packet(now, packet);
+                });
+            }
+            self.transmit_datagrams();
+            if !self.deliver(traffic) {
+                break;
+            }
+        }
+    }
+
+    /// Puts everything the engines want sent on the wire.
+    fn transmit_datagrams(&mut self) {
         let now = self.instant();
         while let Some(transmit) = self.client.poll_transmit(now, &mut self.transmit) {
             let link = usize::from(transmit.link.0);
@@ -274,7 +324,7 @@ impl CircusSim {
             let verdict = self
                 .links
                 .carry(self.now, link, Direction::Up, datagram.len());
-            put_on_wire(&mut self.wire, verdict, link, Direction::Up, datagram);
+            self.wire.put(verdict, link, Direction::Up, datagram);
         }
         while let Some(transmit) = self.gateway.poll_transmit(now, &mut self.transmit) {
             // A datagram to an address the client has left reaches nobody.
@@ -285,19 +335,33 @@ impl CircusSim {
             let verdict = self
                 .links
                 .carry(self.now, link, Direction::Down, datagram.len());
-            put_on_wire(&mut self.wire, verdict, link, Direction::Down, datagram);
+            self.wire.put(verdict, link, Direction::Down, datagram);
         }
+    }
+
+    /// Hands what the engines deliver to their TUN sides to the traffic;
+    /// says whether a TCP flow received something (and may answer).
+    fn deliver(&mut self, traffic: &mut Traffic<'_>) -> bool {
+        let mut to_tcp = false;
         while let Some(len) = self.gateway.poll_deliver(&mut self.deliver) {
-            // Before the stream starts nothing is recorded.
-            if let (Some(probes), Some(header)) = (
-                probes.as_deref_mut(),
-                ProbePacket::read(&self.deliver[..len]),
-            ) {
+            let packet = &self.deliver[..len];
+            // Before the scenario starts nothing is recorded.
+            if let Some(tcp) = traffic.tcp.as_deref_mut()
+                && tcp.handle_packet(self.now, Direction::Up, packet)
+            {
+                to_tcp = true;
+            } else if let (Some(probes), Some(header)) =
+                (traffic.probes.as_deref_mut(), ProbePacket::read(packet))
+            {
                 probes.received(&header, self.now);
             }
         }
-        // Nothing flows towards the client site; drain it all the same.
-        while self.client.poll_deliver(&mut self.deliver).is_some() {}
+        while let Some(len) = self.client.poll_deliver(&mut self.deliver) {
+            if let Some(tcp) = traffic.tcp.as_deref_mut() {
+                to_tcp |= tcp.handle_packet(self.now, Direction::Down, &self.deliver[..len]);
+            }
+        }
+        to_tcp
     }
 
     fn instant(&self) -> Instant {
@@ -309,20 +373,11 @@ impl CircusSim {
     }
 }
 
-/// Schedules the arrival (and the duplicate, if any) the link decided on.
-fn put_on_wire(
-    wire: &mut Wire,
-    verdict: Verdict,
-    link: usize,
-    direction: Direction,
-    datagram: &[u8],
-) {
-    if let Verdict::Deliver { at, duplicate_at } = verdict {
-        wire.send(at, link, direction, datagram);
-        if let Some(at) = duplicate_at {
-            wire.send(at, link, direction, datagram);
-        }
-    }
+/// The traffic at the tunnel's ends; none during the warm-up.
+#[derive(Default)]
+struct Traffic<'a> {
+    probes: Option<&'a mut ProbeStream>,
+    tcp: Option<&'a mut TcpTraffic>,
 }
 
 /// The engine's name for the scenario's link `index` (at most 16 links).

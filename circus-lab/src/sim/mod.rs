@@ -14,14 +14,17 @@
 //!   changed by the timeline;
 //! - `probe`: the probe stream's schedule and packets;
 //! - `system_run`: what each system did, as the metrics take it ([`SystemRun`]);
+//! - `tcp`: a bulk TCP model (Linux-like CUBIC, SACK, RACK, delayed ACKs)
+//!   whose flows run through each system as real IPv4/TCP packets;
 //! - `circus`: the client and gateway engines over the links;
 //! - `baselines`: `single-link` and `multiwan`, straight over the links,
 //!   choosing links as their real adapters do ([`crate::systems`]).
 //!
-//! Not simulated: TCP goodput (there is no TCP stack here, so
-//! `tcp_goodput_mbps` is null and scenarios whose point is TCP load, such
-//! as bufferbloat, show only what the probe stream itself does) and
-//! `mptcp` (a kernel feature; listed in [`SimReport::skipped`]).
+//! TCP goodput comes from the `tcp` model, not from Linux: close to it
+//! (see that module for what it leaves out), not identical.
+//!
+//! Not simulated: `mptcp` (a kernel feature; listed in
+//! [`SimReport::skipped`]).
 
 mod baselines;
 mod circus;
@@ -75,7 +78,7 @@ pub const BACKEND: &str = "sim";
 /// virtual time.
 #[derive(Clone, Debug)]
 pub struct SimReport {
-    /// `summary.json`, with backend [`BACKEND`] and no TCP goodput (null).
+    /// `summary.json`, with backend [`BACKEND`].
     pub summary: Summary,
     /// Each simulated system's time series, for the plots.
     pub series: BTreeMap<String, SystemSeries>,

@@ -5,6 +5,7 @@ use crate::metrics::{LinkCounters, RunLogs, TimelineEvent};
 use crate::scenario::SystemKind;
 use crate::traffic::MonoNanos;
 use crate::traffic::probe::ProbeLog;
+use crate::traffic::tcp::TcpLog;
 
 /// One simulated system's logs.
 #[derive(Clone, Debug, PartialEq)]
@@ -13,6 +14,8 @@ pub struct SystemRun {
     /// The probe stream, on the simulation's clock (nanoseconds since its
     /// start); `probes.sent.start` is the scenario's time zero.
     pub probes: ProbeLog,
+    /// The bulk TCP flows' goodput, if the scenario has flows.
+    pub tcp: Option<TcpLog>,
     /// What each link delivered from the scenario's time zero, in scenario
     /// order.
     pub links: Vec<LinkCounters>,
@@ -24,13 +27,12 @@ impl SystemRun {
         self.probes.sent.start
     }
 
-    /// The logs as the metrics take them. No TCP: the simulator has no TCP
-    /// stack, so goodput is absent (`null`).
+    /// The logs as the metrics take them.
     pub fn run_logs<'a>(&'a self, events: &'a [TimelineEvent]) -> RunLogs<'a> {
         RunLogs {
             origin: self.origin(),
             probes: &self.probes,
-            tcp: None,
+            tcp: self.tcp.as_ref(),
             events,
             links: &self.links,
             host_pauses: None,

@@ -21,6 +21,7 @@
 //! - `ranges`: SACK and out-of-order ranges;
 //! - `cubic`: the congestion window;
 //! - `sender`, `receiver`: the two ends of a flow;
+//! - `traffic`: a run's flows in both directions, for the systems' drivers;
 //! - [`Goodput`]: what receivers delivered, as the real receiver logs it.
 
 mod cubic;
@@ -28,6 +29,7 @@ mod ranges;
 mod receiver;
 pub mod segment;
 mod sender;
+mod traffic;
 
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
@@ -35,6 +37,7 @@ use std::time::Duration;
 pub use receiver::Receiver;
 pub use segment::Endpoints;
 pub use sender::Sender;
+pub use traffic::{TcpPlan, TcpTraffic};
 
 use crate::traffic::MonoNanos;
 use crate::traffic::tcp::{TcpFlavor, TcpFlowLog, TcpLog, TcpReceiverConfig, bin_index};

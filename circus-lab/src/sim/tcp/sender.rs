@@ -110,6 +110,8 @@ pub struct Sender {
     cwnd_limited: bool,
     /// The peer's latest timestamp, echoed.
     ts_recent: u32,
+    /// Asked to transmit at or after its start.
+    started: bool,
     /// Reused for the segments an ACK newly SACKs, so ACKs allocate nothing.
     newly_sacked: Vec<(u64, u64)>,
 }
@@ -147,8 +149,14 @@ impl Sender {
             round_end: 0,
             cwnd_limited: false,
             ts_recent: 0,
+            started: false,
             newly_sacked: Vec::new(),
         }
+    }
+
+    /// Where its data goes from and to.
+    pub fn endpoints(&self) -> Endpoints {
+        self.endpoints
     }
 
     /// The next segment index to send new data from.
@@ -178,17 +186,13 @@ impl Sender {
         base.saturating_mul(1 << self.backoff.min(16)).min(MAX_RTO)
     }
 
-    /// All data written by the application was acknowledged.
-    pub fn is_done(&self) -> bool {
-        self.end.is_some_and(|end| self.una >= end)
-    }
-
     /// Writes the next segment into `buf` if the windows allow one;
     /// returns its length.
     pub fn poll_transmit(&mut self, now: Duration, buf: &mut [u8]) -> Option<usize> {
         if now < self.start {
             return None;
         }
+        self.started = true;
         if now >= self.stop && self.end.is_none() {
             // What the application had written: the unacknowledged data
             // plus the rest of a send buffer Linux sizes at about twice the
@@ -538,8 +542,8 @@ impl Sender {
     /// When the sender next needs [`Sender::handle_timeout`]: the
     /// retransmission timer, RACK's reordering window, or the start.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        if self.una == 0 && self.segments.is_empty() {
-            // Nothing sent yet: the first transmit is due at the start.
+        if !self.started {
+            // The first transmit is due at the start.
             return Some(self.start);
         }
         match (self.rto_deadline, self.rack_deadline) {

@@ -11,7 +11,9 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use circus_lab::emulator::model::{Direction, LinkCondition, LinkModel, LinkParams, Verdict};
+use circus_lab::emulator::model::{
+    Direction, LinkCondition, LinkModel, LinkParams, Reorder, Verdict,
+};
 use circus_lab::scenario::Scenario;
 use circus_lab::sim;
 use circus_lab::sim::tcp::segment::{self, Segment};
@@ -207,6 +209,22 @@ fn random_loss_costs_goodput_but_the_flow_keeps_going() {
         "clean {clean:.2}, 1 % loss {lossy:.2}"
     );
     assert!(lossy > 5.0, "1 % loss: {lossy:.2} Mbit/s");
+}
+
+#[test]
+fn reordering_is_not_taken_for_loss_for_long() {
+    let duration = Duration::from_secs(20);
+    let mut reordering = link(20, 10, 0.0);
+    // One segment in five arrives 8 ms late, overtaken by the next ones:
+    // more than RACK's first reordering window (a quarter of the RTT), so
+    // the flow has to learn from its needless retransmissions to wait.
+    reordering.reorder = Some(Reorder {
+        fraction: 0.2,
+        extra_delay: Duration::from_millis(8),
+    });
+    let outcome = run(1, reordering, 7, duration, &[]);
+    let goodput = mbit_per_s(outcome.delivered[0], duration);
+    assert!(goodput > 17.0, "goodput {goodput:.2} Mbit/s");
 }
 
 #[test]

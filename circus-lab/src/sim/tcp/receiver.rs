@@ -3,7 +3,8 @@
 //! holds out-of-order data, and acknowledges as Linux does: every second
 //! full segment, or after the 40 ms delayed-ACK timer, and at once for
 //! out-of-order data, for data that fills a hole and during the quick-ACK
-//! phase at the start of a flow; with SACK blocks, most recent first.
+//! phase at the start of a flow; with SACK blocks, most recent first, after
+//! a DSACK block for data received twice.
 
 use std::time::Duration;
 
@@ -37,6 +38,9 @@ pub struct Receiver {
     quick_acks: u32,
     /// The sender's latest timestamp, echoed.
     ts_recent: u32,
+    /// Data received twice, reported first in the next ACK (DSACK, RFC
+    /// 2883), so the sender learns its retransmission was needless.
+    duplicate: Option<(u64, u64)>,
 }
 
 impl Receiver {
@@ -53,6 +57,7 @@ impl Receiver {
             delayed_ack: None,
             quick_acks: QUICK_ACKS,
             ts_recent: 0,
+            duplicate: None,
         }
     }
 
@@ -76,9 +81,14 @@ impl Receiver {
         let before = self.next;
         if end <= self.next {
             // A duplicate: the sender retransmitted needlessly; tell it now.
+            self.duplicate = Some((start, end));
             self.ack_now = true;
         } else if start > self.next {
-            self.out_of_order.insert(start, end, |_, _| {});
+            let mut new = false;
+            self.out_of_order.insert(start, end, |_, _| new = true);
+            if !new {
+                self.duplicate = Some((start, end));
+            }
             self.ack_now = true;
         } else {
             self.next = end;
@@ -114,7 +124,12 @@ impl Receiver {
             ts_ecr: self.ts_recent,
             ..Segment::default()
         };
-        for (start, end) in self.out_of_order.iter().take(MAX_SACK_BLOCKS) {
+        let blocks = self
+            .duplicate
+            .take()
+            .into_iter()
+            .chain(self.out_of_order.iter());
+        for (start, end) in blocks.take(MAX_SACK_BLOCKS) {
             ack.sack[ack.sack_len] = (wrap_seq(start, self.isn), wrap_seq(end, self.isn));
             ack.sack_len += 1;
         }

@@ -30,6 +30,9 @@ const MIN_RTO: Duration = Duration::from_millis(200);
 const MAX_RTO: Duration = Duration::from_secs(120);
 /// RFC 6298's RTO before any RTT sample.
 const INITIAL_RTO: Duration = Duration::from_secs(1);
+/// Most multiples of a quarter min RTT RACK's reordering window grows to
+/// after needless retransmissions (Linux's limit on `reo_wnd_steps`).
+const MAX_REORDERING_STEPS: u32 = 16;
 /// SACKed segments above a hole after which, without reordering seen, the
 /// hole is lost at once (the classic three duplicate ACKs).
 const DUPTHRESH: u64 = 3;
@@ -90,6 +93,10 @@ pub struct Sender {
     /// the RTT it measured.
     rack: Option<(Duration, u64, Duration)>,
     reordering_seen: bool,
+    /// RACK's reordering window in quarters of the min RTT: one more for
+    /// each DSACK, as Linux widens it when its retransmissions were
+    /// needless.
+    reordering_steps: u32,
     /// When RACK next has to look again (a segment's reordering window ends).
     rack_deadline: Option<Duration>,
     srtt: Option<Duration>,
@@ -136,6 +143,7 @@ impl Sender {
             rack_scan: 0,
             rack: None,
             reordering_seen: false,
+            reordering_steps: 1,
             rack_deadline: None,
             srtt: None,
             rttvar: Duration::ZERO,
@@ -309,7 +317,15 @@ impl Sender {
         }
         let progress = self.una > una_before;
         self.sacked.remove_below(self.una);
-        for &(start, end) in ack.sack_blocks() {
+        for (block, &(start, end)) in ack.sack_blocks().iter().enumerate() {
+            // A first block below the cumulative ACK is a DSACK: data that
+            // arrived twice, so a retransmission was needless and the path
+            // reorders more than RACK waited for.
+            if block == 0 && unwrap_seq(end, self.isn, near) <= acked_to * self.mss {
+                self.reordering_seen = true;
+                self.reordering_steps = (self.reordering_steps + 1).min(MAX_REORDERING_STEPS);
+                continue;
+            }
             let start = unwrap_seq(start, self.isn, near)
                 .div_ceil(self.mss)
                 .max(self.una);
@@ -432,7 +448,7 @@ impl Sender {
         } else {
             self.min_rtt / 4
         };
-        quarter.min(self.srtt.unwrap_or(Duration::ZERO))
+        (quarter * self.reordering_steps).min(self.srtt.unwrap_or(Duration::ZERO))
     }
 
     /// Marks lost every segment RACK says is, and notes when to look again.

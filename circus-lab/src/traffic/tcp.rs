@@ -23,6 +23,12 @@ use super::{MonoNanos, TrafficError};
 
 /// Linux's protocol number for MPTCP sockets (not in every libc yet).
 pub const IPPROTO_MPTCP: i32 = 262;
+/// The senders' congestion control. A namespace inherits the host's
+/// default, which varies (this lab's host runs BBR, which shrugs off the
+/// random loss CUBIC backs off from), and only the initial namespace may
+/// change it: set per socket (root may pick any), results stay comparable
+/// across hosts and with the simulator's model, CUBIC as Linux ships it.
+const CONGESTION_CONTROL: &[u8] = b"cubic";
 /// How long one wait for a socket lasts before the loop checks for the end.
 const POLL: Duration = Duration::from_millis(50);
 /// Bytes handed to the kernel per write and read.
@@ -132,6 +138,13 @@ fn send_one_flow(
             return report;
         }
     };
+    if let Err(error) = socket.set_tcp_congestion(CONGESTION_CONTROL) {
+        report.error = Some(format!(
+            "congestion control {}: {error}",
+            String::from_utf8_lossy(CONGESTION_CONTROL)
+        ));
+        return report;
+    }
     if let Err(error) =
         super::bind_device(&socket, super::pinned_device(&config.flow_devices, flow)).and_then(
             |()| {

@@ -151,11 +151,17 @@ impl Cubic {
     }
 
     /// The retransmission timer fired: a reduction, and slow start from one
-    /// segment.
+    /// segment. As Linux's CUBIC on entering the loss state, the previous
+    /// peak is forgotten: after a long outage the path may have changed, so
+    /// growth beyond `ssthresh` starts slowly again instead of racing back
+    /// towards the old window.
     pub fn on_timeout(&mut self, already_reduced: bool) {
         if !already_reduced {
             self.on_congestion();
         }
+        self.w_max = 0.0;
+        self.epoch_start = None;
+        self.on_round_start();
         self.cwnd = 1.0;
     }
 

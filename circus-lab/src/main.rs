@@ -1,6 +1,5 @@
 //! `circus-lab`: run scenarios against circus and the baselines.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -8,8 +7,7 @@ use clap::{Parser, Subcommand};
 
 use circus_lab::bench::baseline::Baseline;
 use circus_lab::bench::{suite, throughput};
-use circus_lab::metrics::{SystemSeries, TimelineEvent};
-use circus_lab::report::{Summary, summary_table, write_report};
+use circus_lab::report::{Outcome, assemble, summary_table, write_report};
 use circus_lab::runner::{self, output};
 use circus_lab::scenario::{Scenario, SystemKind};
 use circus_lab::sim;
@@ -156,21 +154,13 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>) -> ExitCode
             .join(", ")
     );
     let progress = ProgressBar::new(0);
-    let runs = match runner::run_systems(&scenario, &systems, &progress) {
+    let (runs, backend) = match runner::run_systems(&scenario, &systems, &progress) {
         Ok(runs) => runs,
         Err(e) => return fail(e),
     };
-    let backend = runs.values().next().map_or("userspace", |r| r.backend);
-    let mut summary = Summary::for_scenario(&scenario, backend, &output::commit_id());
-    let mut series = BTreeMap::new();
-    for (name, run) in runs {
-        summary.systems.insert(name.clone(), run.metrics);
-        series.insert(name, run.series);
-    }
+    let outcome = assemble(&scenario, backend, &output::commit_id(), &runs, None);
     write_outputs(
-        &scenario,
-        &summary,
-        &series,
+        &outcome,
         out.unwrap_or_else(|| output::default_report_dir(&scenario.name, "")),
     )
 }
@@ -198,7 +188,7 @@ fn simulate(file: &Path, out: Option<PathBuf>) -> ExitCode {
         );
     }
     let dir = out.unwrap_or_else(|| output::default_report_dir(&scenario.name, "-sim"));
-    write_outputs(&scenario, &report.summary, &report.series, dir)
+    write_outputs(&report.outcome, dir)
 }
 
 fn throughput() -> ExitCode {
@@ -279,16 +269,10 @@ fn bench(baseline_file: &Path, scenarios: &Path, real: &[PathBuf], update: bool)
 }
 
 /// Writes the report directory and prints the summary table and its path.
-fn write_outputs(
-    scenario: &Scenario,
-    summary: &Summary,
-    series: &BTreeMap<String, SystemSeries>,
-    dir: PathBuf,
-) -> ExitCode {
-    let events: Vec<TimelineEvent> = scenario.events.iter().map(TimelineEvent::from).collect();
-    match write_report(&dir, summary, series, &events) {
+fn write_outputs(outcome: &Outcome, dir: PathBuf) -> ExitCode {
+    match write_report(&dir, &outcome.summary, &outcome.series, &outcome.events) {
         Ok(files) => {
-            println!("{}", summary_table(summary));
+            println!("{}", summary_table(&outcome.summary));
             println!("report: {}", files.report_md.display());
             println!("summary: {}", files.summary_json.display());
             ExitCode::SUCCESS

@@ -1,11 +1,10 @@
 //! `circus-lab run` end to end in real namespaces: every system on one short
 //! scenario in which the best link blackholes silently, then the report.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use circus_lab::metrics::TimelineEvent;
-use circus_lab::report::{Summary, write_report};
+use circus_lab::metrics::SystemMetrics;
+use circus_lab::report::{assemble, write_report};
 use circus_lab::runner::run_systems;
 use circus_lab::scenario::Scenario;
 use circus_lab::topology::netns_available_for_test;
@@ -46,15 +45,10 @@ fn every_system_runs_and_circus_survives_the_blackhole() {
         return;
     }
     let scenario = Scenario::from_toml(SCENARIO, Path::new("lab_run.rs")).unwrap();
-    let runs = run_systems(&scenario, &scenario.systems, &ProgressBar::hidden())
+    let (runs, backend) = run_systems(&scenario, &scenario.systems, &ProgressBar::hidden())
         .unwrap_or_else(|e| panic!("run failed: {e}"));
-
-    let mut summary = Summary::for_scenario(&scenario, "userspace", "test");
-    let mut series = BTreeMap::new();
-    for (name, run) in runs {
-        summary.systems.insert(name.clone(), run.metrics);
-        series.insert(name, run.series);
-    }
+    let outcome = assemble(&scenario, backend, "test", &runs, None);
+    let summary = &outcome.summary;
     let figures = |name: &str| {
         summary
             .systems
@@ -68,42 +62,70 @@ fn every_system_runs_and_circus_survives_the_blackhole() {
 
     // The single link is dead for 1.5 s of 4 s: it loses over a quarter.
     assert!(
-        single.delivery_ratio < 0.75,
+        single.up.delivery_ratio < 0.75,
         "single-link {}",
-        single.delivery_ratio
+        single.up.delivery_ratio
     );
     assert!(
-        single.max_outage_ms > 1000.0,
+        single.up.max_outage_ms > 1000.0,
         "single-link outage {}",
-        single.max_outage_ms
+        single.up.max_outage_ms
     );
     // Flows hashed onto wifi0 die with it; the others live.
     assert!(
-        multiwan.delivery_ratio > single.delivery_ratio && multiwan.delivery_ratio < 0.99,
+        multiwan.up.delivery_ratio > single.up.delivery_ratio && multiwan.up.delivery_ratio < 0.99,
         "multiwan {}",
-        multiwan.delivery_ratio
+        multiwan.up.delivery_ratio
     );
     // circus moves everything to lte0 within a few RTTs.
     assert!(
-        circus.delivery_ratio > 0.98,
+        circus.up.delivery_ratio > 0.98,
         "circus {}",
-        circus.delivery_ratio
+        circus.up.delivery_ratio
     );
     assert!(
-        circus.max_outage_ms < 300.0,
+        circus.up.max_outage_ms < 300.0,
         "circus outage {}",
-        circus.max_outage_ms
+        circus.up.max_outage_ms
     );
-    assert_eq!(circus.duplicates, 0);
-    assert_eq!(circus.events.len(), 1);
-    // TCP flowed in every system, over MPTCP sockets for mptcp.
+    assert_eq!(circus.up.duplicates, 0);
+    assert_eq!(circus.up.events.len(), 1);
+    // The download stream lives and dies the same way: it comes back over
+    // the path each system gives the flow that called the server.
+    let down = |f: &SystemMetrics| f.down.clone().expect("probes run both ways");
+    assert!(
+        down(single).delivery_ratio < 0.75,
+        "single-link down {:?}",
+        down(single)
+    );
+    assert!(
+        down(circus).delivery_ratio > 0.98,
+        "circus down {:?}",
+        down(circus)
+    );
+    assert!(
+        down(circus).max_outage_ms < 300.0,
+        "circus down {:?}",
+        down(circus)
+    );
+    assert_eq!(down(circus).duplicates, 0);
+    assert!(
+        down(multiwan).delivery_ratio > down(single).delivery_ratio,
+        "multiwan down {:?}",
+        down(multiwan)
+    );
+    // TCP flowed both ways in every system, over MPTCP sockets for mptcp.
     for (name, f) in [
         ("circus", circus),
         ("single-link", single),
         ("mptcp", mptcp),
     ] {
-        let goodput = f.tcp_goodput_mbps.unwrap_or(0.0);
-        assert!(goodput > 0.5, "{name} TCP goodput {goodput}");
+        let up = f.tcp_goodput_mbps.unwrap_or(0.0);
+        let down = f.tcp_goodput_down_mbps.unwrap_or(0.0);
+        assert!(
+            up > 0.5 && down > 0.5,
+            "{name} TCP goodput up {up}, down {down}"
+        );
     }
     // Every link carried something under circus (per-link share counted by the emulator).
     assert_eq!(circus.link_share.len(), 2);
@@ -114,8 +136,7 @@ fn every_system_runs_and_circus_survives_the_blackhole() {
     );
 
     let dir = std::env::temp_dir().join(format!("circus-lab-run-{}", std::process::id()));
-    let events: Vec<TimelineEvent> = scenario.events.iter().map(TimelineEvent::from).collect();
-    let files = write_report(&dir, &summary, &series, &events).unwrap();
+    let files = write_report(&dir, summary, &outcome.series, &outcome.events).unwrap();
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&files.summary_json).unwrap()).unwrap();
     assert_eq!(json["systems"].as_object().map(|s| s.len()), Some(4));

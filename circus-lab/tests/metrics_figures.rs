@@ -39,7 +39,7 @@ fn figures(
         links: &[],
         host_pauses,
     };
-    system_metrics(&run, &MetricsConfig::default())
+    system_metrics(&run, None, &MetricsConfig::default())
 }
 
 /// A host pause from `from_ms` to `to_ms` after [`ORIGIN`].
@@ -61,15 +61,15 @@ fn assert_close(actual: Option<f64>, expected: f64) {
 fn a_clean_stream_has_full_delivery_and_one_interval_gaps() {
     let log = stream(1000, Duration::from_secs(10), 1, |_| constant(30));
     let metrics = metrics_of(&log, &[]);
-    assert_eq!(metrics.sent, 10_000);
-    assert_eq!(metrics.delivered, 10_000);
-    assert_eq!(metrics.delivery_ratio, 1.0);
-    assert_eq!((metrics.lost, metrics.duplicates), (0, 0));
-    assert_eq!(metrics.max_outage_ms, 1.0);
-    assert_eq!(metrics.max_recovery_ms, 0.0);
-    assert_eq!(metrics.reordered_ratio, 0.0);
-    assert_close(metrics.latency_ms.p50, 30.0);
-    assert_close(metrics.latency_ms.p99, 30.0);
+    assert_eq!(metrics.up.sent, 10_000);
+    assert_eq!(metrics.up.delivered, 10_000);
+    assert_eq!(metrics.up.delivery_ratio, 1.0);
+    assert_eq!((metrics.up.lost, metrics.up.duplicates), (0, 0));
+    assert_eq!(metrics.up.max_outage_ms, 1.0);
+    assert_eq!(metrics.up.max_recovery_ms, 0.0);
+    assert_eq!(metrics.up.reordered_ratio, 0.0);
+    assert_close(metrics.up.latency_ms.p50, 30.0);
+    assert_close(metrics.up.latency_ms.p99, 30.0);
     assert_eq!(metrics.tcp_goodput_mbps, None);
 }
 
@@ -80,10 +80,10 @@ fn a_40_ms_hole_at_10_s_is_a_41_ms_outage() {
         (!(10_000..10_040).contains(&seq)).then(|| Duration::from_millis(30))
     });
     let metrics = metrics_of(&log, &[event(10_000, "wifi0", "blackhole")]);
-    assert_eq!(metrics.lost, 40);
-    assert_eq!(metrics.delivery_ratio, 0.998);
-    assert_eq!(metrics.max_outage_ms, 41.0);
-    let event = &metrics.events[0];
+    assert_eq!(metrics.up.lost, 40);
+    assert_eq!(metrics.up.delivery_ratio, 0.998);
+    assert_eq!(metrics.up.max_outage_ms, 41.0);
+    let event = &metrics.up.events[0];
     assert_eq!(
         (event.at_s, event.link.as_str(), event.action.as_str()),
         (10.0, "wifi0", "blackhole")
@@ -94,7 +94,7 @@ fn a_40_ms_hole_at_10_s_is_a_41_ms_outage() {
         "the last lost probe was sent at 10.039 s"
     );
     assert_eq!(event.lost, 40);
-    assert_eq!(metrics.max_recovery_ms, 39.0);
+    assert_eq!(metrics.up.max_recovery_ms, 39.0);
 }
 
 #[test]
@@ -106,24 +106,27 @@ fn flows_of_a_dead_link_have_a_long_flow_outage_the_stream_hides() {
         (!dead).then(|| Duration::from_millis(30))
     });
     let metrics = metrics_of(&log, &[]);
-    assert_eq!(metrics.max_outage_ms, 6.0, "five flows in a row are dead");
+    assert_eq!(
+        metrics.up.max_outage_ms, 6.0,
+        "five flows in a row are dead"
+    );
     // A dead flow's last probe before was sent at 9.984 s + its flow
     // index, its next at 13.008 s or later: 3.024 s apart, 16 ms of which
     // is its normal spacing.
-    assert_eq!(metrics.max_flow_outage_ms, 3008.0);
+    assert_eq!(metrics.up.max_flow_outage_ms, 3008.0);
 }
 
 #[test]
 fn a_healthy_stream_has_no_flow_outage_and_one_flow_agrees_with_the_stream() {
     let spread = stream(1000, Duration::from_secs(10), 16, |_| constant(30));
-    assert_eq!(metrics_of(&spread, &[]).max_flow_outage_ms, 0.0);
+    assert_eq!(metrics_of(&spread, &[]).up.max_flow_outage_ms, 0.0);
     // One flow: the stream's gap less one interval (its spacing).
     let holed = stream(1000, Duration::from_secs(20), 1, |seq| {
         (!(10_000..10_040).contains(&seq)).then(|| Duration::from_millis(30))
     });
     let metrics = metrics_of(&holed, &[]);
-    assert_eq!(metrics.max_outage_ms, 41.0);
-    assert_eq!(metrics.max_flow_outage_ms, 40.0);
+    assert_eq!(metrics.up.max_outage_ms, 41.0);
+    assert_eq!(metrics.up.max_flow_outage_ms, 40.0);
 }
 
 #[test]
@@ -141,13 +144,17 @@ fn a_host_pause_is_left_out_of_the_gap_it_caused() {
         })
     });
     let events = [event(10_000, "wifi0", "blackhole")];
-    assert_eq!(metrics_of(&log, &events).max_outage_ms, 61.0, "unmonitored");
+    assert_eq!(
+        metrics_of(&log, &events).up.max_outage_ms,
+        61.0,
+        "unmonitored"
+    );
 
     let metrics = metrics_with_pauses(&log, &events, &pause(10_030, 10_090));
-    assert_eq!(metrics.max_outage_ms, 1.0);
-    assert_eq!(metrics.events[0].outage_ms, 1.0);
-    assert_eq!(metrics.max_flow_outage_ms, 0.0);
-    assert_eq!(metrics.delivery_ratio, 1.0);
+    assert_eq!(metrics.up.max_outage_ms, 1.0);
+    assert_eq!(metrics.up.events[0].outage_ms, 1.0);
+    assert_eq!(metrics.up.max_flow_outage_ms, 0.0);
+    assert_eq!(metrics.up.delivery_ratio, 1.0);
     let pauses = metrics.host_pauses;
     assert_eq!(
         (pauses.count, pauses.total_ms, pauses.longest_ms),
@@ -175,16 +182,16 @@ fn a_stall_of_the_sender_alone_is_left_out_one_latency_later() {
     }
     log.received.records.sort_by_key(|r| r.received);
     let unmonitored = metrics_of(&log, &[]);
-    assert_eq!(unmonitored.max_outage_ms, 16.0);
+    assert_eq!(unmonitored.up.max_outage_ms, 16.0);
 
     log.sent.realtime = true;
     let metrics = metrics_with_pauses(&log, &[], &HostPauses::default());
-    assert_eq!(metrics.max_outage_ms, 1.0);
-    assert_eq!(metrics.max_flow_outage_ms, 0.0);
+    assert_eq!(metrics.up.max_outage_ms, 1.0);
+    assert_eq!(metrics.up.max_flow_outage_ms, 0.0);
     // Paused both ways (the monitor saw the same pause at the receiver's
     // side too): forgiven once, not twice.
     let both = metrics_with_pauses(&log, &[], &pause(10_017, 10_032));
-    assert_eq!(both.max_outage_ms, 1.0);
+    assert_eq!(both.up.max_outage_ms, 1.0);
 }
 
 #[test]
@@ -193,13 +200,13 @@ fn a_pause_within_a_real_outage_shortens_it_by_the_pause_only() {
     let log = stream(1000, Duration::from_secs(20), 1, |seq| {
         (!(10_000..10_200).contains(&seq)).then(|| Duration::from_millis(30))
     });
-    assert_eq!(metrics_of(&log, &[]).max_outage_ms, 201.0);
+    assert_eq!(metrics_of(&log, &[]).up.max_outage_ms, 201.0);
     let metrics = metrics_with_pauses(&log, &[], &pause(10_100, 10_150));
-    assert_eq!(metrics.max_outage_ms, 151.0);
-    assert_eq!(metrics.max_flow_outage_ms, 150.0);
+    assert_eq!(metrics.up.max_outage_ms, 151.0);
+    assert_eq!(metrics.up.max_flow_outage_ms, 150.0);
     // A pause elsewhere changes nothing.
     let elsewhere = metrics_with_pauses(&log, &[], &pause(5_000, 5_050));
-    assert_eq!(elsewhere.max_outage_ms, 201.0);
+    assert_eq!(elsewhere.up.max_outage_ms, 201.0);
 }
 
 #[test]
@@ -211,12 +218,12 @@ fn losing_every_other_probe_is_a_short_outage_but_a_long_recovery() {
         (!dead).then(|| Duration::from_millis(20))
     });
     let metrics = metrics_of(&log, &[event(10_000, "wifi0", "blackhole")]);
-    let event = &metrics.events[0];
+    let event = &metrics.up.events[0];
     assert_eq!(event.lost, 225);
     assert_eq!(event.outage_ms, 2.0);
     assert_eq!(event.recovery_ms, 448.0);
-    assert_eq!(metrics.max_outage_ms, 2.0);
-    assert_eq!(metrics.max_recovery_ms, 448.0);
+    assert_eq!(metrics.up.max_outage_ms, 2.0);
+    assert_eq!(metrics.up.max_recovery_ms, 448.0);
 }
 
 #[test]
@@ -228,9 +235,9 @@ fn isolated_random_losses_are_not_blamed_on_the_event() {
         (!lost(seq)).then(|| Duration::from_millis(30))
     });
     let metrics = metrics_of(&log, &[event(10_000, "lte0", "down")]);
-    assert_eq!(metrics.lost, 23);
-    assert_eq!(metrics.events[0].lost, 20);
-    assert_eq!(metrics.events[0].recovery_ms, 19.0);
+    assert_eq!(metrics.up.lost, 23);
+    assert_eq!(metrics.up.events[0].lost, 20);
+    assert_eq!(metrics.up.events[0].recovery_ms, 19.0);
 }
 
 #[test]
@@ -240,9 +247,9 @@ fn probes_in_flight_when_a_link_dies_belong_to_the_event() {
         (!(9_990..10_010).contains(&seq)).then(|| Duration::from_millis(30))
     });
     let metrics = metrics_of(&log, &[event(10_000, "lte0", "down")]);
-    assert_eq!(metrics.events[0].lost, 20);
-    assert_eq!(metrics.events[0].recovery_ms, 9.0);
-    assert_eq!(metrics.events[0].outage_ms, 21.0);
+    assert_eq!(metrics.up.events[0].lost, 20);
+    assert_eq!(metrics.up.events[0].recovery_ms, 9.0);
+    assert_eq!(metrics.up.events[0].outage_ms, 21.0);
 }
 
 #[test]
@@ -256,13 +263,13 @@ fn a_burst_spanning_two_events_is_split_between_them() {
         event(10_200, "lte0", "down"),
     ];
     let metrics = metrics_of(&log, &events);
-    assert_eq!(metrics.events[0].lost, 200);
-    assert_eq!(metrics.events[0].recovery_ms, 199.0);
-    assert_eq!(metrics.events[1].lost, 300);
-    assert_eq!(metrics.events[1].recovery_ms, 299.0);
+    assert_eq!(metrics.up.events[0].lost, 200);
+    assert_eq!(metrics.up.events[0].recovery_ms, 199.0);
+    assert_eq!(metrics.up.events[1].lost, 300);
+    assert_eq!(metrics.up.events[1].recovery_ms, 299.0);
     // The gap began in the first event's window and belongs to it alone.
-    assert_eq!(metrics.events[0].outage_ms, 501.0);
-    assert_eq!(metrics.events[1].outage_ms, 1.0);
+    assert_eq!(metrics.up.events[0].outage_ms, 501.0);
+    assert_eq!(metrics.up.events[1].outage_ms, 1.0);
 }
 
 #[test]
@@ -271,24 +278,24 @@ fn a_link_dead_until_the_end_is_bounded_by_the_end_of_the_stream() {
         (seq < 50_000).then(|| Duration::from_millis(30))
     });
     let metrics = metrics_of(&log, &[event(50_000, "wifi0", "down")]);
-    assert_eq!(metrics.lost, 10_000);
-    assert_eq!(metrics.events[0].lost, 10_000);
-    assert_eq!(metrics.events[0].recovery_ms, 9_999.0);
+    assert_eq!(metrics.up.lost, 10_000);
+    assert_eq!(metrics.up.events[0].lost, 10_000);
+    assert_eq!(metrics.up.events[0].recovery_ms, 9_999.0);
     // From the last delivered probe (sent 49.999 s) to one interval after the last sent.
-    assert_eq!(metrics.events[0].outage_ms, 10_001.0);
-    assert_eq!(metrics.max_outage_ms, 10_001.0);
+    assert_eq!(metrics.up.events[0].outage_ms, 10_001.0);
+    assert_eq!(metrics.up.max_outage_ms, 10_001.0);
 }
 
 #[test]
 fn nothing_delivered_gives_zero_delivery_and_no_latency() {
     let log = stream(1000, Duration::from_secs(2), 1, |_| None);
     let metrics = metrics_of(&log, &[]);
-    assert_eq!(metrics.delivery_ratio, 0.0);
-    assert_eq!(metrics.lost, 2_000);
-    assert_eq!(metrics.latency_ms.p50, None);
-    assert_eq!(metrics.latency_ms.max, None);
-    assert_eq!(metrics.max_outage_ms, 2_001.0);
-    assert_eq!(metrics.reordered_ratio, 0.0);
+    assert_eq!(metrics.up.delivery_ratio, 0.0);
+    assert_eq!(metrics.up.lost, 2_000);
+    assert_eq!(metrics.up.latency_ms.p50, None);
+    assert_eq!(metrics.up.latency_ms.max, None);
+    assert_eq!(metrics.up.max_outage_ms, 2_001.0);
+    assert_eq!(metrics.up.reordered_ratio, 0.0);
 }
 
 #[test]
@@ -297,7 +304,7 @@ fn latency_percentiles_follow_the_distribution() {
     let log = stream(1000, Duration::from_secs(10), 1, |seq| {
         constant(if seq % 10 == 9 { 100 } else { 10 })
     });
-    let latency = metrics_of(&log, &[]).latency_ms;
+    let latency = metrics_of(&log, &[]).up.latency_ms;
     assert_close(latency.p50, 10.0);
     assert_close(latency.p90, 10.0);
     assert_close(latency.p99, 100.0);
@@ -318,10 +325,10 @@ fn duplicates_are_counted_once_and_never_raise_delivery() {
         .collect();
     log.received.records.extend(copies);
     let metrics = metrics_of(&log, &[]);
-    assert_eq!(metrics.duplicates, 3);
-    assert_eq!(metrics.delivered, 999);
-    assert_eq!(metrics.lost, 1);
-    assert_eq!(metrics.delivery_ratio, 0.999);
+    assert_eq!(metrics.up.duplicates, 3);
+    assert_eq!(metrics.up.delivered, 999);
+    assert_eq!(metrics.up.lost, 1);
+    assert_eq!(metrics.up.delivery_ratio, 0.999);
 }
 
 #[test]
@@ -330,14 +337,14 @@ fn reordering_counts_within_a_flow_only() {
     let one_flow = stream(1000, Duration::from_secs(1), 1, |seq| {
         constant(if seq == 100 { 15 } else { 10 })
     });
-    assert_eq!(metrics_of(&one_flow, &[]).reordered_ratio, 0.001);
+    assert_eq!(metrics_of(&one_flow, &[]).up.reordered_ratio, 0.001);
 
     // Two flows on links of different delay pass each other, but each flow
     // stays in order: nothing an application would see as reordering.
     let two_flows = stream(1000, Duration::from_secs(1), 2, |seq| {
         constant(if seq % 2 == 0 { 10 } else { 50 })
     });
-    assert_eq!(metrics_of(&two_flows, &[]).reordered_ratio, 0.0);
+    assert_eq!(metrics_of(&two_flows, &[]).up.reordered_ratio, 0.0);
 }
 
 #[test]
@@ -375,7 +382,7 @@ fn goodput_and_link_share_come_from_tcp_logs_and_counters() {
         links: &links,
         host_pauses: None,
     };
-    let metrics = system_metrics(&run, &MetricsConfig::default());
+    let metrics = system_metrics(&run, None, &MetricsConfig::default());
     assert_eq!(metrics.tcp_goodput_mbps, Some(20.0));
     assert_eq!(metrics.link_share["wifi0"], 0.75);
     assert_eq!(metrics.link_share["lte0"], 0.25);
@@ -391,12 +398,12 @@ fn a_latency_step_is_an_outage_of_the_event_that_caused_it() {
     let events = [event(5_000, "wifi0", "set"), event(10_000, "wifi0", "set")];
     let metrics = metrics_of(&log, &events);
     assert_eq!(
-        metrics.events[0].outage_ms, 1.0,
+        metrics.up.events[0].outage_ms, 1.0,
         "the step is not the earlier event's"
     );
-    assert_eq!(metrics.events[1].outage_ms, 31.0);
+    assert_eq!(metrics.up.events[1].outage_ms, 31.0);
     assert_eq!(
-        (metrics.events[1].lost, metrics.events[1].recovery_ms),
+        (metrics.up.events[1].lost, metrics.up.events[1].recovery_ms),
         (0, 0.0)
     );
 }

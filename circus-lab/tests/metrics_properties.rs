@@ -26,28 +26,28 @@ proptest! {
         let events: Vec<_> = event_ms.iter().map(|&at| event(at, "wifi0", "blackhole")).collect();
         let config = MetricsConfig::default();
         let run = RunLogs { origin: ORIGIN, probes: &log, tcp: None, events: &events, links: &[], host_pauses: None };
-        let metrics = system_metrics(&run, &config);
+        let metrics = system_metrics(&run, None, &config);
 
-        prop_assert_eq!(metrics.sent, 3_000);
-        prop_assert_eq!(metrics.lost + metrics.delivered, metrics.sent);
-        prop_assert!((0.0..=1.0).contains(&metrics.delivery_ratio));
-        prop_assert!((0.0..=1.0).contains(&metrics.reordered_ratio));
-        prop_assert!(metrics.max_outage_ms >= 1.0 || metrics.delivered == 0);
-        let attributed: u64 = metrics.events.iter().map(|e| e.lost).sum();
+        prop_assert_eq!(metrics.up.sent, 3_000);
+        prop_assert_eq!(metrics.up.lost + metrics.up.delivered, metrics.up.sent);
+        prop_assert!((0.0..=1.0).contains(&metrics.up.delivery_ratio));
+        prop_assert!((0.0..=1.0).contains(&metrics.up.reordered_ratio));
+        prop_assert!(metrics.up.max_outage_ms >= 1.0 || metrics.up.delivered == 0);
+        let attributed: u64 = metrics.up.events.iter().map(|e| e.lost).sum();
         // Simultaneous events share one burst; distinct ones never overlap.
         let distinct: std::collections::BTreeSet<_> = event_ms.iter().collect();
         if distinct.len() == event_ms.len() {
-            prop_assert!(attributed <= metrics.lost);
+            prop_assert!(attributed <= metrics.up.lost);
         }
-        for event in &metrics.events {
+        for event in &metrics.up.events {
             prop_assert!(event.recovery_ms <= config.attribution_max.as_secs_f64() * 1e3);
-            prop_assert!(event.outage_ms <= metrics.max_outage_ms);
-            prop_assert!(event.recovery_ms <= metrics.max_recovery_ms);
+            prop_assert!(event.outage_ms <= metrics.up.max_outage_ms);
+            prop_assert!(event.recovery_ms <= metrics.up.max_recovery_ms);
         }
 
         let series = system_series(&run, &config);
-        prop_assert_eq!(series.bins.iter().map(|b| b.sent).sum::<u64>(), metrics.sent);
-        prop_assert_eq!(series.bins.iter().map(|b| b.delivered).sum::<u64>(), metrics.delivered);
+        prop_assert_eq!(series.bins.iter().map(|b| b.sent).sum::<u64>(), metrics.up.sent);
+        prop_assert_eq!(series.bins.iter().map(|b| b.delivered).sum::<u64>(), metrics.up.delivered);
         prop_assert!(series.latency_cdf.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
     }
 }

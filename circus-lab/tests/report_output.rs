@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use circus_lab::metrics::{
-    HostPauses, LinkCounters, MetricsConfig, RunLogs, SystemSeries, system_metrics, system_series,
+    HostPauses, LinkCounters, MetricsConfig, RunLogs, system_metrics, system_series,
 };
-use circus_lab::report::{ReportFiles, Summary, summary_table, write_report};
+use circus_lab::report::{DirectionSeries, ReportFiles, Summary, summary_table, write_report};
 use circus_lab::traffic::MonoNanos;
 use circus_lab::traffic::tcp::TcpLog;
 use serde_json::Value;
@@ -19,7 +19,7 @@ use synthetic::{ORIGIN, comparison};
 
 struct Dataset {
     summary: Summary,
-    series: BTreeMap<String, SystemSeries>,
+    series: BTreeMap<String, DirectionSeries>,
     events: Vec<circus_lab::metrics::TimelineEvent>,
 }
 
@@ -53,8 +53,15 @@ fn dataset() -> Dataset {
             links: &links,
             host_pauses: None,
         };
-        systems.insert(system.name.to_string(), system_metrics(&run, &config));
-        series.insert(system.name.to_string(), system_series(&run, &config));
+        // The same stream stands in for the download, so both directions'
+        // figures are written and drawn.
+        systems.insert(
+            system.name.to_string(),
+            system_metrics(&run, Some(&run), &config),
+        );
+        let up = system_series(&run, &config);
+        let down = Some(up.clone());
+        series.insert(system.name.to_string(), DirectionSeries { up, down });
     }
     Dataset {
         summary: Summary {
@@ -64,6 +71,9 @@ fn dataset() -> Dataset {
             seed: 7,
             scenario_hash: "3f2a9c".into(),
             commit: "abc1234".into(),
+            best_link_tcp_mbps: Some(12.5),
+            best_link_tcp_down_mbps: Some(20.0),
+            best_link: Some("wifi0".into()),
             systems,
         },
         series,
@@ -143,6 +153,27 @@ fn summary_json_has_every_documented_key() {
         assert_eq!(share.keys().collect::<Vec<_>>(), ["lte0", "wifi0"]);
     }
     assert_eq!(number(&systems["circus"], "tcp_goodput_mbps"), 10.167);
+    assert_eq!(number(&systems["circus"], "tcp_goodput_down_mbps"), 10.167);
+    assert_eq!(number(&json, "best_link_tcp_mbps"), 12.5);
+    assert_eq!(number(&json, "best_link_tcp_down_mbps"), 20.0);
+    assert_eq!(json["best_link"], "wifi0");
+    for (name, system) in systems {
+        let down = &system["down"];
+        for key in [
+            "delivery_ratio",
+            "max_outage_ms",
+            "max_flow_outage_ms",
+            "max_recovery_ms",
+        ] {
+            assert_eq!(down[key], system[key], "{name}.down.{key}");
+        }
+        assert_eq!(down["lost"], system["lost"], "{name}.down.lost");
+        assert_eq!(down["events"], system["events"], "{name}.down.events");
+        assert_eq!(
+            down["latency_ms"], system["latency_ms"],
+            "{name}.down.latency_ms"
+        );
+    }
 
     // The figures tell the systems apart as the synthetic runs intend.
     let single = &systems["single-link"];
@@ -183,12 +214,15 @@ fn summary_json_is_deterministic_and_round_trips() {
         "\"lost\"",
         "\"duplicates\"",
         "\"max_outage_ms\"",
+        "\"max_flow_outage_ms\"",
         "\"max_recovery_ms\"",
         "\"latency_ms\"",
         "\"reordered_ratio\"",
-        "\"tcp_goodput_mbps\"",
         "\"events\"",
+        "\"tcp_goodput_mbps\"",
+        "\"tcp_goodput_down_mbps\"",
         "\"link_share\"",
+        "\"down\": {",
     ];
     let positions: Vec<usize> = system_order
         .iter()
@@ -248,7 +282,11 @@ fn report_md_has_tables_and_links_to_the_plots() {
     let md = std::fs::read_to_string(&files.report_md).unwrap();
     assert!(md.starts_with("# circus-lab report: flappy"));
     for expected in [
-        "| system | delivered | lost |",
+        "| system | dir | delivered | lost |",
+        "### Upload (client to server)",
+        "### Download (server to client)",
+        "| TCP as a share of the best link, up / down | 81 % / 51 % |",
+        "| best link alone, no tunnel | wifi0, TCP up 12.50 / down 20.00 Mbit/s |",
         "## circus",
         "## single-link",
         "## multiwan",
@@ -282,7 +320,7 @@ fn report_md_says_what_was_left_out_for_host_pauses() {
     );
     assert!(summary_table(&summary).contains("25.0"));
 
-    summary.backend = circus_lab::sim::BACKEND.to_string();
+    summary.backend = circus_lab::report::SIM_BACKEND.to_string();
     let md = circus_lab::report::markdown::render(&summary, &[]);
     assert!(md.contains("| host pauses | none: virtual time |"), "{md}");
 }
@@ -293,21 +331,30 @@ fn terminal_table_aligns_one_row_per_system() {
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(
         lines.len(),
-        1 + 2 + 3,
-        "title, header, rule, three systems:\n{table}"
+        2 + 2 + 6,
+        "title, best link, header, rule, three systems up and down:\n{table}"
     );
     assert!(lines[0].starts_with("flappy"));
-    let width = lines[1].chars().count();
+    assert!(lines[1].starts_with("best link alone (no tunnel): wifi0"));
+    let width = lines[2].chars().count();
     assert!(
-        lines[1..].iter().all(|l| l.chars().count() == width),
+        lines[2..].iter().all(|l| l.chars().count() == width),
         "ragged:\n{table}"
     );
-    assert!(lines[3].starts_with("circus "));
-    assert!(lines[4].starts_with("multiwan "));
-    assert!(lines[5].starts_with("single-link "));
+    for (line, (system, direction)) in lines[4..].iter().zip([
+        ("circus", "up"),
+        ("circus", "down"),
+        ("multiwan", "up"),
+        ("multiwan", "down"),
+        ("single-link", "up"),
+        ("single-link", "down"),
+    ]) {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(&cells[..2], [system, direction], "{table}");
+    }
     assert!(
-        lines[5].contains("88.333 %"),
-        "single-link delivery:\n{table}"
+        lines[8].contains("88.333 %") && lines[8].contains("81 %"),
+        "single-link delivery and TCP share:\n{table}"
     );
 }
 

@@ -9,6 +9,7 @@ use circus_lab::emulator::model::{
 };
 use circus_lab::scenario::{
     Action, Backend, LinkChange, LinkParamsPatch, ProbeSpec, Scenario, SystemKind, TcpSpec,
+    TrafficDirection,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -71,7 +72,7 @@ action = "address"
 
 [traffic]
 probe = { rate = "500pps", size = 1200 }
-tcp = { flows = 2 }
+tcp = { flows = 2, direction = "down" }
 "#;
 
 /// A scratch folder with the traces FULL names, removed on drop.
@@ -112,10 +113,21 @@ fn every_key_loads_into_its_value() {
         s.traffic.probe,
         ProbeSpec {
             rate_pps: 500,
-            size: 1200
+            size: 1200,
+            direction: TrafficDirection::Both,
         }
     );
-    assert_eq!(s.traffic.tcp, TcpSpec { flows: 2 });
+    assert_eq!(
+        s.traffic.tcp,
+        TcpSpec {
+            flows: 2,
+            direction: TrafficDirection::Down
+        }
+    );
+    assert_eq!(
+        (s.traffic.tcp.up_flows(), s.traffic.tcp.down_flows()),
+        (0, 2)
+    );
 
     let dsl = &s.links[0].params;
     assert_eq!(s.links[0].name, "dsl");

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use circus_lab::emulator::model::LinkParams;
+use circus_lab::metrics::SystemLogs;
 use circus_lab::scenario::{
     Action, Backend, Event, LinkSpec, ProbeSpec, Scenario, SystemKind, TcpSpec, Traffic,
+    TrafficDirection,
 };
-use circus_lab::sim::{self, SystemRun};
+use circus_lab::sim;
 use circus_lab::systems::{self, PROBE_FLOWS, multiwan};
 use circus_lab::traffic::MonoNanos;
 
@@ -49,26 +51,30 @@ fn scenario() -> Scenario {
             probe: ProbeSpec {
                 rate_pps: RATE_PPS,
                 size: 200,
+                direction: TrafficDirection::Up,
             },
-            tcp: TcpSpec { flows: 0 },
+            tcp: TcpSpec {
+                flows: 0,
+                direction: TrafficDirection::Up,
+            },
         },
     }
 }
 
-fn run(scenario: &Scenario, system: SystemKind) -> SystemRun {
+fn run(scenario: &Scenario, system: SystemKind) -> SystemLogs {
     sim::run_system(scenario, system).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// (seq, send time since zero) of every probe that never arrived.
-fn lost(run: &SystemRun) -> Vec<(u64, Duration)> {
-    let mut delivered = vec![false; run.probes.sent.sent_at.len()];
-    for record in &run.probes.received.records {
+fn lost(run: &SystemLogs) -> Vec<(u64, Duration)> {
+    let mut delivered = vec![false; run.up.probes.sent.sent_at.len()];
+    for record in &run.up.probes.received.records {
         delivered[record.seq as usize] = true;
     }
-    let since = |at: MonoNanos| at.saturating_since(run.origin());
+    let since = |at: MonoNanos| at.saturating_since(run.origin);
     (0..delivered.len())
         .filter(|&seq| !delivered[seq])
-        .map(|seq| (seq as u64, since(run.probes.sent.sent_at[seq])))
+        .map(|seq| (seq as u64, since(run.up.probes.sent.sent_at[seq])))
         .collect()
 }
 
@@ -96,10 +102,10 @@ fn multiwan_loses_exactly_the_flows_pinned_to_the_dead_link() {
         .filter(|&flow| multiwan::flow_link(scenario.seed, u64::from(flow), 2) == 0)
         .collect();
     assert!(!dead_flows.is_empty() && dead_flows.len() < usize::from(PROBE_FLOWS));
-    let expected: Vec<u64> = (0..run.probes.sent.sent_at.len() as u64)
+    let expected: Vec<u64> = (0..run.up.probes.sent.sent_at.len() as u64)
         .filter(|&seq| {
-            let sent = run.probes.sent.sent_at[seq as usize].saturating_since(run.origin());
-            in_blackhole(sent) && dead_flows.contains(&run.probes.sent.flow_of(seq))
+            let sent = run.up.probes.sent.sent_at[seq as usize].saturating_since(run.origin);
+            in_blackhole(sent) && dead_flows.contains(&run.up.probes.sent.flow_of(seq))
         })
         .collect();
     let lost: Vec<u64> = lost(&run).into_iter().map(|(seq, _)| seq).collect();

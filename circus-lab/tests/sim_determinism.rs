@@ -19,7 +19,7 @@ fn short_flappy() -> Scenario {
 
 fn summary_json(scenario: &Scenario) -> String {
     let report = sim::run(scenario, "test-commit").unwrap_or_else(|e| panic!("{e}"));
-    report.summary.to_json()
+    report.outcome.summary.to_json()
 }
 
 #[test]
@@ -43,16 +43,38 @@ fn summary_names_the_sim_backend_and_leaves_out_what_it_cannot_simulate() {
     let scenario = short_flappy();
     assert!(scenario.systems.contains(&SystemKind::Mptcp));
     let report = sim::run(&scenario, "test-commit").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(report.summary.backend, sim::BACKEND);
+    assert_eq!(
+        report.outcome.summary.backend,
+        circus_lab::report::SIM_BACKEND
+    );
     assert_eq!(report.skipped, vec![SystemKind::Mptcp]);
-    let names: Vec<&str> = report.summary.systems.keys().map(String::as_str).collect();
+    let names: Vec<&str> = report
+        .outcome
+        .summary
+        .systems
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(names, ["circus", "multiwan", "single-link"]);
-    for (name, figures) in &report.summary.systems {
-        let goodput = figures.tcp_goodput_mbps.unwrap_or(0.0);
-        assert!(goodput > 1.0, "{name}: TCP goodput {goodput} Mbit/s");
-        assert_eq!(figures.sent, 14_000, "{name}");
-        assert_eq!(figures.events.len(), 1, "{name}");
+    for (name, figures) in &report.outcome.summary.systems {
+        for goodput in [figures.tcp_goodput_mbps, figures.tcp_goodput_down_mbps] {
+            assert!(
+                goodput.is_some_and(|mbps| mbps > 1.0),
+                "{name}: TCP goodput {goodput:?} Mbit/s"
+            );
+        }
+        assert_eq!(figures.up.sent, 14_000, "{name}");
+        assert_eq!(figures.up.events.len(), 1, "{name}");
+        let down = figures
+            .down
+            .as_ref()
+            .expect("probes run both ways by default");
+        assert_eq!(down.sent, 14_000, "{name}: the download stream");
+        assert!(
+            down.delivery_ratio > 0.5,
+            "{name}: the download stream arrives"
+        );
     }
-    assert_eq!(report.series.len(), 3);
-    assert_eq!(report.events.len(), 1);
+    assert_eq!(report.outcome.series.len(), 3);
+    assert_eq!(report.outcome.events.len(), 1);
 }

@@ -16,10 +16,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use circus_lab::emulator::model::LinkParams;
+use circus_lab::metrics::SystemLogs;
 use circus_lab::scenario::{
     Action, Backend, Event, LinkSpec, ProbeSpec, Scenario, SystemKind, TcpSpec, Traffic,
+    TrafficDirection,
 };
-use circus_lab::sim::{self, SystemRun};
+use circus_lab::sim;
 use circus_lab::traffic::MonoNanos;
 use circus_lab::traffic::probe::ProbeRecord;
 use proptest::prelude::*;
@@ -115,8 +117,12 @@ fn scenario(
             probe: ProbeSpec {
                 rate_pps: PROBE_RATE_PPS,
                 size: PROBE_SIZE,
+                direction: TrafficDirection::Up,
             },
-            tcp: TcpSpec { flows: 0 },
+            tcp: TcpSpec {
+                flows: 0,
+                direction: TrafficDirection::Up,
+            },
         },
     }
 }
@@ -147,21 +153,21 @@ fn flap_events(link: usize, flaps: &[Flap], duration: Duration) -> Vec<Event> {
     events
 }
 
-fn run_circus(scenario: &Scenario) -> SystemRun {
+fn run_circus(scenario: &Scenario) -> SystemLogs {
     sim::run_system(scenario, SystemKind::Circus).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Time since the scenario's zero on the simulation's clock.
-fn since_start(run: &SystemRun, at: MonoNanos) -> Duration {
-    at.saturating_since(run.origin())
+fn since_start(run: &SystemLogs, at: MonoNanos) -> Duration {
+    at.saturating_since(run.origin)
 }
 
 /// Within each flow (what one connection sees), sequence numbers in
 /// delivery order must strictly increase. Across flows the tunnel's fair
 /// queue may legitimately let one flow's packets overtake another's.
-fn assert_in_order_without_duplicates(run: &SystemRun) -> Result<(), TestCaseError> {
+fn assert_in_order_without_duplicates(run: &SystemLogs) -> Result<(), TestCaseError> {
     let mut last_of_flow: HashMap<u16, &ProbeRecord> = HashMap::new();
-    for record in &run.probes.received.records {
+    for record in &run.up.probes.received.records {
         if let Some(previous) = last_of_flow.insert(record.flow, record) {
             prop_assert!(
                 previous.seq < record.seq,
@@ -178,9 +184,9 @@ fn assert_in_order_without_duplicates(run: &SystemRun) -> Result<(), TestCaseErr
 }
 
 /// Sequence numbers of the probes that never arrived.
-fn lost_probes(run: &SystemRun) -> Vec<u64> {
-    let mut delivered = vec![false; run.probes.sent.sent_at.len()];
-    for record in &run.probes.received.records {
+fn lost_probes(run: &SystemLogs) -> Vec<u64> {
+    let mut delivered = vec![false; run.up.probes.sent.sent_at.len()];
+    for record in &run.up.probes.received.records {
         if let Some(seen) = delivered.get_mut(record.seq as usize) {
             *seen = true;
         }
@@ -224,7 +230,7 @@ proptest! {
             events.extend(flap_events(index + 1, &flaps, duration));
         }
         let run = run_circus(&scenario(links, events, duration, policy, seed));
-        prop_assert!(!run.probes.received.records.is_empty());
+        prop_assert!(!run.up.probes.received.records.is_empty());
         assert_in_order_without_duplicates(&run)?;
     }
 
@@ -270,7 +276,7 @@ proptest! {
             })
             .collect();
         for seq in lost_probes(&run) {
-            let sent = since_start(&run, run.probes.sent.sent_at[seq as usize]);
+            let sent = since_start(&run, run.up.probes.sent.sent_at[seq as usize]);
             let excused = windows.iter().any(|(from, to)| (from..=to).contains(&&sent));
             prop_assert!(
                 excused,
@@ -283,7 +289,7 @@ proptest! {
         let slowest_rtt = links.iter().map(rtt).max().unwrap_or_default();
         let interval = Duration::from_secs(1) / PROBE_RATE_PPS as u32;
         let gap_bound = longest_bound.max(slowest_rtt) + interval;
-        for pair in run.probes.received.records.windows(2) {
+        for pair in run.up.probes.received.records.windows(2) {
             let gap = pair[1].received.saturating_since(pair[0].received);
             prop_assert!(
                 gap <= gap_bound,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use circus_lab::scenario::ProbeSpec;
+use circus_lab::scenario::{ProbeSpec, TrafficDirection};
 use circus_lab::traffic::MonoNanos;
 use circus_lab::traffic::probe::{
     ProbeHeader, ProbeLog, ProbeReceiver, ProbeSenderConfig, send_probes,
@@ -198,6 +198,7 @@ fn flows_pinned_to_an_interface_leave_on_it() {
             ProbeSpec {
                 rate_pps: 1000,
                 size: 64,
+                direction: TrafficDirection::Up,
             },
             Duration::from_millis(100),
             77,
@@ -219,6 +220,7 @@ fn pinning_to_a_missing_interface_is_an_error_naming_the_address() {
         ProbeSpec {
             rate_pps: 1000,
             size: 64,
+            direction: TrafficDirection::Up,
         },
         Duration::from_millis(10),
         1,

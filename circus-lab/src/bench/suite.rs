@@ -8,7 +8,7 @@ use indicatif::ProgressBar;
 
 use super::baseline::{Baseline, Comparison, Figures};
 use crate::metrics::SystemMetrics;
-use crate::report::Summary;
+use crate::report::{Summary, assemble};
 use crate::runner::{self, RunError};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::sim::{self, SimError};
@@ -30,10 +30,10 @@ pub enum SuiteError {
 /// the simulator's case).
 pub fn figures_of(metrics: &SystemMetrics) -> Figures {
     Figures {
-        delivery_ratio: metrics.delivery_ratio,
-        max_outage_ms: metrics.max_outage_ms,
-        max_flow_outage_ms: metrics.max_flow_outage_ms,
-        latency_p99_ms: metrics.latency_ms.p99.unwrap_or(0.0),
+        delivery_ratio: metrics.up.delivery_ratio,
+        max_outage_ms: metrics.up.max_outage_ms,
+        max_flow_outage_ms: metrics.up.max_flow_outage_ms,
+        latency_p99_ms: metrics.up.latency_ms.p99.unwrap_or(0.0),
         tcp_goodput_mbps: metrics.tcp_goodput_mbps.unwrap_or(0.0),
     }
 }
@@ -77,7 +77,7 @@ pub fn sim_entries(files: &[PathBuf], commit: &str) -> Result<Vec<(String, Figur
             file: file.display().to_string(),
             source,
         })?;
-        all.extend(entries("sim", &report.summary));
+        all.extend(entries("sim", &report.outcome.summary));
     }
     Ok(all)
 }
@@ -90,19 +90,15 @@ pub fn real_entries(
     let mut all = Vec::new();
     for file in files {
         let scenario = Scenario::load(file)?;
-        let runs =
+        let (runs, backend) =
             runner::run_systems(&scenario, &scenario.systems, progress).map_err(|source| {
                 SuiteError::Run {
                     file: file.display().to_string(),
                     source: Box::new(source),
                 }
             })?;
-        all.extend(runs.iter().map(|(system, run)| {
-            (
-                format!("real/{}/{system}", scenario.name),
-                figures_of(&run.metrics),
-            )
-        }));
+        let outcome = assemble(&scenario, backend, "bench", &runs, None);
+        all.extend(entries("real", &outcome.summary));
     }
     Ok(all)
 }

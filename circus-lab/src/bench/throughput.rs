@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 
+use crate::report::assemble;
 use crate::runner::{self, RunError};
 use crate::scenario::{Scenario, ScenarioError, SystemKind};
 use crate::topology::addressing::SERVER_ADDRESS;
@@ -107,16 +108,21 @@ fn scenario(name: &str, rate: Option<&str>) -> Result<Scenario, ScenarioError> {
          emulator_realtime = false\n\
          [[link]]\nname = \"a\"\ndelay = \"5ms\"\n{rate}\
          [[link]]\nname = \"b\"\ndelay = \"5ms\"\n{rate}\
-         [traffic]\nprobe = {{ rate = \"10pps\", size = 64 }}\ntcp = {{ flows = 4 }}\n"
+         [traffic]\nprobe = {{ rate = \"10pps\", size = 64, direction = \"up\" }}\n\
+         tcp = {{ flows = 4, direction = \"up\" }}\n"
     );
     Scenario::from_toml(&text, Path::new("<throughput bench>"))
 }
 
 fn compare(scenario: &Scenario, progress: &ProgressBar) -> Result<Comparison, ThroughputError> {
-    let runs = runner::run_systems(scenario, &scenario.systems, progress).map_err(Box::new)?;
+    let (runs, backend) =
+        runner::run_systems(scenario, &scenario.systems, progress).map_err(Box::new)?;
+    let summary = assemble(scenario, backend, "throughput", &runs, None).summary;
     let goodput = |system: SystemKind| {
-        runs.get(system.as_str())
-            .and_then(|r| r.metrics.tcp_goodput_mbps)
+        summary
+            .systems
+            .get(system.as_str())
+            .and_then(|m| m.tcp_goodput_mbps)
             .filter(|g| *g > 0.0)
             .ok_or(ThroughputError::NoGoodput {
                 what: "TCP",

@@ -5,6 +5,7 @@
 //!
 //! - [`delivery`]: which probe arrived when, duplicates, reordering, latency.
 //! - [`events`]: outage and recovery around each timeline event.
+//! - [`logs`]: one system's logs, the same from a real run and from `sim`.
 //! - [`series`]: delivery and latency over time and the latency CDF, for plots.
 //! - [`pauses`]: the host's pauses, left out of every gap.
 //!
@@ -27,6 +28,7 @@
 
 pub mod delivery;
 pub mod events;
+pub mod logs;
 pub mod pauses;
 pub mod series;
 
@@ -42,6 +44,7 @@ use crate::traffic::tcp::TcpLog;
 
 pub use delivery::Delivery;
 pub use events::EventMetrics;
+pub use logs::{StreamLogs, SystemLogs};
 pub use pauses::{HostPauses, PauseSummary};
 pub use series::{SeriesBin, SystemSeries, system_series};
 
@@ -136,58 +139,88 @@ pub struct LatencyMs {
     pub max: Option<f64>,
 }
 
-/// The figures of one system: exactly one `systems.<name>` object of
-/// `summary.json`. Field order is the serialized key order: the documented
-/// keys first, in DESIGN.md's order, then extras.
+/// The probe stream's figures in one direction. Field order is the
+/// serialized key order: the documented keys first, in DESIGN.md's order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SystemMetrics {
+pub struct StreamMetrics {
     pub delivery_ratio: f64,
     pub lost: u64,
     pub duplicates: u64,
     /// Longest gap between deliveries anywhere in the run.
     pub max_outage_ms: f64,
+    /// Longest time one flow of the probe stream went without a delivery
+    /// beyond its normal spacing (see [`Delivery::longest_flow_gap`]).
+    pub max_flow_outage_ms: f64,
     /// Longest recovery of any event.
     pub max_recovery_ms: f64,
     pub latency_ms: LatencyMs,
     pub reordered_ratio: f64,
-    /// `null` when the scenario had no TCP flows.
-    pub tcp_goodput_mbps: Option<f64>,
     pub events: Vec<EventMetrics>,
-    /// Link name -> share of the bytes carried (sums to 1 when anything was).
-    pub link_share: BTreeMap<String, f64>,
     pub sent: u64,
     pub delivered: u64,
-    /// Longest time one flow of the probe stream went without a delivery
-    /// beyond its normal spacing (see [`Delivery::longest_flow_gap`]).
-    pub max_flow_outage_ms: f64,
+}
+
+/// The figures of one system: exactly one `systems.<name>` object of
+/// `summary.json`. The upload stream's keys sit at the top level (their
+/// meaning since the first summaries), the download stream's under `down`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemMetrics {
+    #[serde(flatten)]
+    pub up: StreamMetrics,
+    /// `null` when the scenario had no TCP flows from client to server.
+    pub tcp_goodput_mbps: Option<f64>,
+    /// `null` when the scenario had no TCP flows from server to client.
+    #[serde(default)]
+    pub tcp_goodput_down_mbps: Option<f64>,
+    /// Link name -> share of the bytes carried (sums to 1 when anything was).
+    pub link_share: BTreeMap<String, f64>,
     /// The host's pauses during the run, left out of every outage figure.
     /// Absent from summaries older than the pause monitor.
     #[serde(default)]
     pub host_pauses: PauseSummary,
+    /// The download probe stream; `null` when the scenario sent none.
+    #[serde(default)]
+    pub down: Option<StreamMetrics>,
 }
 
-/// Computes every figure of one system.
-pub fn system_metrics(run: &RunLogs<'_>, config: &MetricsConfig) -> SystemMetrics {
+/// Computes every figure of one system from its upload view and, if the
+/// scenario had download traffic, its download view.
+pub fn system_metrics(
+    up: &RunLogs<'_>,
+    down: Option<&RunLogs<'_>>,
+    config: &MetricsConfig,
+) -> SystemMetrics {
+    SystemMetrics {
+        up: stream_metrics(up, config),
+        tcp_goodput_mbps: up.tcp.and_then(goodput_mbps),
+        tcp_goodput_down_mbps: down.and_then(|d| d.tcp).and_then(goodput_mbps),
+        link_share: link_share(up.links),
+        host_pauses: up.host_pauses.map(HostPauses::summary).unwrap_or_default(),
+        down: down
+            .filter(|d| !d.probes.sent.sent_at.is_empty())
+            .map(|d| stream_metrics(d, config)),
+    }
+}
+
+/// The probe figures of one direction.
+fn stream_metrics(run: &RunLogs<'_>, config: &MetricsConfig) -> StreamMetrics {
     let delivery = run.delivery();
     let events = events::event_metrics(&delivery, run.origin, run.events, config);
     let max_recovery_ms = events.iter().map(|e| e.recovery_ms).fold(0.0, f64::max);
     let sent = delivery.sent_count();
     let delivered = delivery.delivered_count();
-    SystemMetrics {
+    StreamMetrics {
         delivery_ratio: ratio(delivered, sent),
         lost: sent - delivered,
         duplicates: delivery.duplicates(),
         max_outage_ms: millis(delivery.longest_gap()),
+        max_flow_outage_ms: millis(delivery.longest_flow_gap()),
         max_recovery_ms,
         latency_ms: delivery.latency_percentiles(),
         reordered_ratio: ratio(delivery.reordered(), delivered),
-        tcp_goodput_mbps: run.tcp.and_then(goodput_mbps),
         events,
-        link_share: link_share(run.links),
         sent,
         delivered,
-        max_flow_outage_ms: millis(delivery.longest_flow_gap()),
-        host_pauses: run.host_pauses.map(HostPauses::summary).unwrap_or_default(),
     }
 }
 

@@ -4,7 +4,8 @@
 use std::fmt::Write;
 
 use super::Summary;
-use super::table::{COLUMNS, optional, summary_rows};
+use super::table::{COLUMNS, best_link_text, optional, summary_rows};
+use crate::metrics::StreamMetrics;
 
 /// Renders the report; `plots` are plot names (file stems) written beside it
 /// as `<name>.png` and `<name>.svg`.
@@ -23,7 +24,12 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
     writeln!(md, "| commit | `{}` |", summary.commit)?;
     writeln!(md, "| duration | {} s |", summary.duration_s)?;
     writeln!(md, "| backend | {} |", summary.backend)?;
-    writeln!(md, "| seed | {} |\n", summary.seed)?;
+    writeln!(md, "| seed | {} |", summary.seed)?;
+    writeln!(
+        md,
+        "| best link alone, no tunnel | {} |\n",
+        best_link_text(summary).unwrap_or_else(|| "not measured".to_string())
+    )?;
 
     writeln!(md, "## Comparison\n")?;
     table_row(md, &COLUMNS.map(String::from))?;
@@ -40,20 +46,6 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
     for (name, m) in &summary.systems {
         writeln!(md, "## {name}\n")?;
         writeln!(md, "| figure | value |\n|---|---|")?;
-        writeln!(
-            md,
-            "| probes sent / delivered | {} / {} |",
-            m.sent, m.delivered
-        )?;
-        writeln!(md, "| delivery ratio | {:.4} % |", m.delivery_ratio * 100.0)?;
-        writeln!(md, "| lost / duplicates | {} / {} |", m.lost, m.duplicates)?;
-        writeln!(md, "| max outage | {:.1} ms |", m.max_outage_ms)?;
-        writeln!(
-            md,
-            "| max outage of one flow | {:.1} ms |",
-            m.max_flow_outage_ms
-        )?;
-        writeln!(md, "| max recovery | {:.1} ms |", m.max_recovery_ms)?;
         let pauses = &m.host_pauses;
         if pauses.monitored {
             writeln!(
@@ -61,7 +53,7 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
                 "| host pauses, left out of the outages | {} pauses, {:.1} ms in all, longest {:.1} ms |",
                 pauses.count, pauses.total_ms, pauses.longest_ms
             )?;
-        } else if summary.backend == crate::sim::BACKEND {
+        } else if summary.backend == super::SIM_BACKEND {
             writeln!(md, "| host pauses | none: virtual time |")?;
         } else {
             writeln!(
@@ -69,20 +61,20 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
                 "| host pauses | not watched for; outages include them |"
             )?;
         }
-        let latency = &m.latency_ms;
+        let (up_ratio, down_ratio) = summary.tcp_ratio_to_best_link(name);
+        let percent =
+            |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{:.0} %", r * 100.0));
         writeln!(
             md,
-            "| latency p50 / p90 / p99 / max | {} / {} / {} / {} ms |",
-            optional(latency.p50, 2),
-            optional(latency.p90, 2),
-            optional(latency.p99, 2),
-            optional(latency.max, 2)
+            "| TCP goodput up / down | {} / {} Mbit/s |",
+            optional(m.tcp_goodput_mbps, 2),
+            optional(m.tcp_goodput_down_mbps, 2),
         )?;
-        writeln!(md, "| reordered | {:.3} % |", m.reordered_ratio * 100.0)?;
         writeln!(
             md,
-            "| TCP goodput | {} Mbit/s |",
-            optional(m.tcp_goodput_mbps, 2)
+            "| TCP as a share of the best link, up / down | {} / {} |",
+            percent(up_ratio),
+            percent(down_ratio),
         )?;
         let shares: Vec<String> = m
             .link_share
@@ -95,23 +87,10 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
             shares.join(", ")
         };
         writeln!(md, "| link share (bytes) | {shares} |\n")?;
-
-        if m.events.is_empty() {
-            continue;
+        write_stream(md, "Upload (client to server)", &m.up)?;
+        if let Some(down) = &m.down {
+            write_stream(md, "Download (server to client)", down)?;
         }
-        writeln!(
-            md,
-            "| at (s) | link | action | outage (ms) | recovery (ms) | lost |"
-        )?;
-        writeln!(md, "|---:|---|---|---:|---:|---:|")?;
-        for e in &m.events {
-            writeln!(
-                md,
-                "| {:.3} | {} | {} | {:.1} | {:.1} | {} |",
-                e.at_s, e.link, e.action, e.outage_ms, e.recovery_ms, e.lost
-            )?;
-        }
-        writeln!(md)?;
     }
 
     writeln!(md, "## Plots\n")?;
@@ -119,6 +98,52 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
         writeln!(md, "![{name}]({name}.png)\n\n[{name}.svg]({name}.svg)\n")?;
     }
     Ok(())
+}
+
+/// One direction's probe figures and its events.
+fn write_stream(md: &mut String, title: &str, m: &StreamMetrics) -> std::fmt::Result {
+    writeln!(md, "### {title}\n")?;
+    writeln!(md, "| figure | value |\n|---|---|")?;
+    writeln!(
+        md,
+        "| probes sent / delivered | {} / {} |",
+        m.sent, m.delivered
+    )?;
+    writeln!(md, "| delivery ratio | {:.4} % |", m.delivery_ratio * 100.0)?;
+    writeln!(md, "| lost / duplicates | {} / {} |", m.lost, m.duplicates)?;
+    writeln!(md, "| max outage | {:.1} ms |", m.max_outage_ms)?;
+    writeln!(
+        md,
+        "| max outage of one flow | {:.1} ms |",
+        m.max_flow_outage_ms
+    )?;
+    writeln!(md, "| max recovery | {:.1} ms |", m.max_recovery_ms)?;
+    let latency = &m.latency_ms;
+    writeln!(
+        md,
+        "| latency p50 / p90 / p99 / max | {} / {} / {} / {} ms |",
+        optional(latency.p50, 2),
+        optional(latency.p90, 2),
+        optional(latency.p99, 2),
+        optional(latency.max, 2)
+    )?;
+    writeln!(md, "| reordered | {:.3} % |\n", m.reordered_ratio * 100.0)?;
+    if m.events.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        md,
+        "| at (s) | link | action | outage (ms) | recovery (ms) | lost |"
+    )?;
+    writeln!(md, "|---:|---|---|---:|---:|---:|")?;
+    for e in &m.events {
+        writeln!(
+            md,
+            "| {:.3} | {} | {} | {:.1} | {:.1} | {} |",
+            e.at_s, e.link, e.action, e.outage_ms, e.recovery_ms, e.lost
+        )?;
+    }
+    writeln!(md)
 }
 
 fn table_row(md: &mut String, cells: &[String]) -> std::fmt::Result {

@@ -2,11 +2,13 @@
 //! other tools parse), `report.md` for people, PNG and SVG plots, and the
 //! summary table printed at the end of a run.
 //!
+//! - [`assemble`]: the one path from logs (real or simulated) to results.
 //! - [`summary`]: the `summary.json` types, in the exact shape of DESIGN.md.
 //! - [`table`]: one comparison row per system, for the terminal and Markdown.
 //! - [`markdown`]: renders `report.md`.
 //! - [`plots`]: delivery/latency over time, latency CDF, per-link share.
 
+pub mod assemble;
 pub mod markdown;
 pub mod plots;
 pub mod summary;
@@ -16,9 +18,10 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::metrics::{SystemSeries, TimelineEvent};
+use crate::metrics::TimelineEvent;
 
-pub use summary::Summary;
+pub use assemble::{DirectionSeries, Outcome, assemble};
+pub use summary::{BestLink, SIM_BACKEND, Summary};
 pub use table::summary_table;
 
 /// Why a report could not be written. Each variant names the file.
@@ -54,7 +57,7 @@ pub struct ReportFiles {
 pub fn write_report(
     dir: &Path,
     summary: &Summary,
-    series: &BTreeMap<String, SystemSeries>,
+    series: &BTreeMap<String, DirectionSeries>,
     events: &[TimelineEvent],
 ) -> Result<ReportFiles, ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Write {

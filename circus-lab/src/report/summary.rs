@@ -28,6 +28,18 @@ use super::ReportError;
 use crate::metrics::SystemMetrics;
 use crate::scenario::Scenario;
 
+/// The name `summary.json` gives the simulator as its backend.
+pub const SIM_BACKEND: &str = "sim";
+
+/// The best single link of a run, as measured with plain TCP over each link
+/// alone (or, without TCP, by the probes each link delivers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BestLink {
+    pub link: String,
+    pub tcp_mbps: Option<f64>,
+    pub tcp_down_mbps: Option<f64>,
+}
+
 /// The whole `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -40,6 +52,17 @@ pub struct Summary {
     pub scenario_hash: String,
     /// The commit of circus that ran.
     pub commit: String,
+    /// Plain TCP from client to server over the best link alone, no tunnel,
+    /// in Mbit/s: the reference every system's TCP is judged against.
+    /// `null` when not measured (no TCP that way).
+    #[serde(default)]
+    pub best_link_tcp_mbps: Option<f64>,
+    /// The same from server to client.
+    #[serde(default)]
+    pub best_link_tcp_down_mbps: Option<f64>,
+    /// The link the reference found best, which `single-link` uses.
+    #[serde(default)]
+    pub best_link: Option<String>,
     /// System name ("circus", "single-link", ...) -> its figures.
     pub systems: BTreeMap<String, SystemMetrics>,
 }
@@ -55,8 +78,40 @@ impl Summary {
             seed: scenario.seed,
             scenario_hash: scenario.content_hash().to_string(),
             commit: commit.to_string(),
+            best_link_tcp_mbps: None,
+            best_link_tcp_down_mbps: None,
+            best_link: None,
             systems: BTreeMap::new(),
         }
+    }
+
+    /// Records the best-link reference, if one was measured.
+    pub fn set_best_link(&mut self, best: Option<BestLink>) {
+        if let Some(best) = best {
+            self.best_link_tcp_mbps = best.tcp_mbps;
+            self.best_link_tcp_down_mbps = best.tcp_down_mbps;
+            self.best_link = Some(best.link);
+        }
+    }
+
+    /// `system`'s TCP goodput as a share of the best link's, per direction
+    /// (up, down); `None` where either was not measured.
+    pub fn tcp_ratio_to_best_link(&self, system: &str) -> (Option<f64>, Option<f64>) {
+        let share = |goodput: Option<f64>, best: Option<f64>| match (goodput, best) {
+            (Some(goodput), Some(best)) if best > 0.0 => Some(goodput / best),
+            _ => None,
+        };
+        let metrics = self.systems.get(system);
+        (
+            share(
+                metrics.and_then(|m| m.tcp_goodput_mbps),
+                self.best_link_tcp_mbps,
+            ),
+            share(
+                metrics.and_then(|m| m.tcp_goodput_down_mbps),
+                self.best_link_tcp_down_mbps,
+            ),
+        )
     }
 
     /// Pretty-printed JSON with a trailing newline.

@@ -19,7 +19,6 @@ pub mod emulation;
 pub mod output;
 pub mod pause_monitor;
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,18 +26,22 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::metrics::{
-    MetricsConfig, RunLogs, SystemMetrics, SystemSeries, TimelineEvent, system_metrics,
-    system_series,
-};
+use crate::metrics::{StreamLogs, SystemLogs};
 use crate::scenario::{Scenario, SystemKind};
 use crate::systems::{PROBE_FLOWS, SystemError, TrafficPlan, adapter};
 use crate::topology::addressing::SERVER_ADDRESS;
-use crate::topology::{NetnsError, RUN_TAG, Role, Topology, TopologyConfig, TopologyError};
-use crate::traffic::probe::{ProbeLog, ProbeReceiver, ProbeSenderConfig, send_probes};
-use crate::traffic::tcp::{TcpBulkReceiver, TcpLog, TcpReceiverConfig, TcpSenderConfig, send_bulk};
+use crate::topology::{
+    NetnsError, NetnsThread, RUN_TAG, Role, Topology, TopologyConfig, TopologyError,
+};
+use crate::traffic::probe::{
+    ProbeLog, ProbeReceiver, ProbeSenderConfig, ReceiveLog, SendLog, send_probes,
+};
+use crate::traffic::tcp::{
+    TcpBulkReceiver, TcpBulkServer, TcpFlowReport, TcpLog, TcpReceiverConfig, TcpSenderConfig,
+    send_bulk,
+};
 use crate::traffic::udp::{UdpLoad, UdpLoadLog, UdpLoadReceiver, send_udp_load};
-use crate::traffic::{MonoNanos, TrafficError};
+use crate::traffic::{DRAIN, MonoNanos, TrafficError};
 
 pub use emulation::{Emulation, EmulationError, TimelinePlayer};
 pub use pause_monitor::PauseMonitor;
@@ -49,12 +52,14 @@ pub const PROBE_PORT: u16 = 9000;
 pub const TCP_PORT: u16 = 9001;
 /// UDP port of the UDP load receiver on the server.
 pub const UDP_LOAD_PORT: u16 = 9002;
+/// TCP port the client connects to for download flows.
+pub const TCP_DOWN_PORT: u16 = 9003;
+/// UDP port of the download probe stream's flow 0 on the server; flow `i`
+/// uses this + `i`.
+pub const PROBE_DOWN_PORT: u16 = 9100;
 /// Time between setting up a system and the scenario's time zero: lets
 /// routes settle, ARP resolve and tunnels finish their handshakes.
 const WARMUP: Duration = Duration::from_millis(500);
-/// Time after the last probe before the receivers stop: covers the longest
-/// queue a scenario builds (a few hundred ms) so in-flight probes count.
-const DRAIN: Duration = Duration::from_millis(1500);
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,20 +90,14 @@ impl From<EmulationError> for RunError {
     }
 }
 
-/// The figures and plot series of one system's run.
-pub struct SystemRun {
-    pub backend: &'static str,
-    pub metrics: SystemMetrics,
-    pub series: SystemSeries,
-}
-
-/// Runs every system of `scenario` (in its order) and returns their runs by
-/// name. `progress` shows scenario time across all systems.
+/// Runs every system of `scenario` (in its order) and returns their logs,
+/// with the backend the links were emulated by. `progress` shows scenario
+/// time across all systems.
 pub fn run_systems(
     scenario: &Scenario,
     systems: &[SystemKind],
     progress: &ProgressBar,
-) -> Result<BTreeMap<String, SystemRun>, RunError> {
+) -> Result<(Vec<SystemLogs>, &'static str), RunError> {
     let per_system = scenario.duration + WARMUP + DRAIN;
     progress.set_length((per_system * systems.len() as u32).as_millis() as u64);
     progress.set_style(
@@ -108,47 +107,41 @@ pub fn run_systems(
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let mut runs = BTreeMap::new();
+    let mut runs = Vec::new();
+    let mut backend = "userspace";
     for (index, kind) in systems.iter().enumerate() {
         progress.set_prefix(kind.as_str());
         progress.set_position((per_system * index as u32).as_millis() as u64);
-        let run = run_system(scenario, *kind, index as u32, progress)?;
-        runs.insert(kind.as_str().to_string(), run);
+        let (logs, used) = run_system(scenario, *kind, index as u32, progress)?;
+        backend = used;
+        runs.push(logs);
     }
     progress.finish_and_clear();
-    Ok(runs)
+    Ok((runs, backend))
 }
 
-/// One system's run on a fresh topology.
+/// One system's run on a fresh topology: its logs and the backend used.
 pub fn run_system(
     scenario: &Scenario,
     kind: SystemKind,
     stream_id: u32,
     progress: &ProgressBar,
-) -> Result<SystemRun, RunError> {
-    let ((probes, tcp, origin), host_pauses, links, backend) =
-        with_system(scenario, kind, progress, |topology, emulation, plan| {
-            let monitor = PauseMonitor::start();
-            let measured = measure(scenario, topology, emulation, plan, stream_id, progress);
-            let host_pauses = monitor.map(PauseMonitor::stop);
-            let links = emulation.link_counters(scenario)?;
-            Ok((measured?, host_pauses, links, emulation.backend_name()))
-        })?;
-
-    let events: Vec<TimelineEvent> = scenario.events.iter().map(TimelineEvent::from).collect();
-    let logs = RunLogs {
-        origin,
-        probes: &probes,
-        tcp: tcp.as_ref(),
-        events: &events,
-        links: &links,
-        host_pauses: host_pauses.as_ref(),
-    };
-    let config = MetricsConfig::default();
-    Ok(SystemRun {
-        backend,
-        metrics: system_metrics(&logs, &config),
-        series: system_series(&logs, &config),
+) -> Result<(SystemLogs, &'static str), RunError> {
+    with_system(scenario, kind, progress, |topology, emulation, plan| {
+        let monitor = PauseMonitor::start();
+        let measured = measure(scenario, topology, emulation, plan, stream_id, progress);
+        let host_pauses = monitor.map(PauseMonitor::stop);
+        let links = emulation.link_counters(scenario)?;
+        let (origin, up, down) = measured?;
+        let logs = SystemLogs {
+            system: kind,
+            origin,
+            up,
+            down,
+            links,
+            host_pauses,
+        };
+        Ok((logs, emulation.backend_name()))
     })
 }
 
@@ -181,8 +174,9 @@ pub fn with_system<T>(
     Ok(worked)
 }
 
-/// Runs the traffic and the timeline; returns the probe log, the TCP log (if
-/// the scenario has flows) and the scenario's time zero.
+/// Runs the traffic of both directions and the timeline; returns the
+/// scenario's time zero and each direction's logs (download `None` when
+/// the scenario sends nothing that way).
 fn measure(
     scenario: &Scenario,
     topology: &Topology,
@@ -190,105 +184,270 @@ fn measure(
     plan: &TrafficPlan,
     stream_id: u32,
     progress: &ProgressBar,
-) -> Result<(ProbeLog, Option<TcpLog>, MonoNanos), RunError> {
-    let server = IpAddr::V4(SERVER_ADDRESS);
+) -> Result<(MonoNanos, StreamLogs, Option<StreamLogs>), RunError> {
     let origin = MonoNanos::now() + WARMUP;
-    let capacity = (scenario.traffic.probe.rate_pps as usize)
-        .saturating_mul(scenario.duration.as_secs() as usize + 2)
-        .saturating_mul(2);
-    let probe_receiver = topology.netns(Role::Server).run(move || {
-        ProbeReceiver::bind(SocketAddr::new(server, PROBE_PORT), stream_id, capacity)
-    })??;
-    let tcp_flows = scenario.traffic.tcp.flows;
-    let tcp_receiver = if tcp_flows > 0 {
-        let config = TcpReceiverConfig {
-            flavor: plan.tcp_flavor,
-            origin,
-            bin: Duration::from_millis(100),
-            duration: scenario.duration,
-            until_flows_closed: None,
-        };
-        Some(
-            topology
-                .netns(Role::Server)
-                .run(move || TcpBulkReceiver::bind(SocketAddr::new(server, TCP_PORT), config))??,
-        )
-    } else {
-        None
-    };
-
-    let stop_receivers = Arc::new(AtomicBool::new(false));
-    let stop_senders = Arc::new(AtomicBool::new(false));
-    let probe_receiving = {
-        let stop = stop_receivers.clone();
-        Receiving {
-            thread: "probe receiver",
-            addr: probe_receiver.local_addr(),
-            handle: std::thread::spawn(move || probe_receiver.run(&stop)),
-        }
-    };
-    let tcp_receiving = tcp_receiver.map(|receiver| {
-        let stop = stop_receivers.clone();
-        Receiving {
-            thread: "tcp receiver",
-            addr: receiver.local_addr(),
-            handle: std::thread::spawn(move || receiver.run(&stop)),
-        }
-    });
-
-    let mut probe_config = ProbeSenderConfig::new(
-        SocketAddr::new(server, PROBE_PORT),
-        scenario.traffic.probe,
-        scenario.duration,
+    let traffic = Traffic {
+        scenario,
+        topology,
+        plan,
+        origin,
         stream_id,
-    );
-    probe_config.flows = PROBE_FLOWS;
-    probe_config.flow_devices = plan.flow_devices.clone();
-    let probe_sending = {
-        let stop = stop_senders.clone();
-        topology
-            .netns(Role::Client)
-            .spawn("probe-sender", move || {
-                send_probes(&probe_config, origin, &stop)
-            })?
+        stop_receivers: Arc::new(AtomicBool::new(false)),
+        stop_senders: Arc::new(AtomicBool::new(false)),
     };
-    let tcp_sending = if tcp_flows > 0 {
-        let config = TcpSenderConfig {
-            target: SocketAddr::new(server, TCP_PORT),
-            flows: u16::try_from(tcp_flows).unwrap_or(u16::MAX),
-            duration: scenario.duration,
-            flavor: plan.tcp_flavor,
-            connect_timeout: Duration::from_secs(3),
-            flow_devices: plan.flow_devices.clone(),
-        };
-        let stop = stop_senders.clone();
-        Some(topology.netns(Role::Client).spawn("tcp-sender", move || {
-            origin.sleep_until();
-            send_bulk(&config, &stop)
-        })?)
-    } else {
-        None
-    };
+    let up = traffic.start_upload()?;
+    let down = traffic.start_download()?;
 
     let played = play_timeline(scenario, topology, emulation, origin, progress);
     if played.is_err() {
-        stop_senders.store(true, Ordering::Relaxed);
+        traffic.stop_senders.store(true, Ordering::Relaxed);
     }
-    let sent = probe_sending.join()?;
-    let tcp_sent = tcp_sending.map(|t| t.join()).transpose()?;
+    let up = up.finish_sending();
+    let down = down.map(Running::finish_sending);
     progress.set_message("draining");
     wait_until(origin + scenario.duration + DRAIN, progress);
-    stop_receivers.store(true, Ordering::Relaxed);
-    let received = probe_receiving.join()?;
-    let tcp_log = tcp_receiving.map(Receiving::join).transpose()?;
+    traffic.stop_receivers.store(true, Ordering::Relaxed);
+    let up = up.finish_receiving(stream_id);
+    let down = down.map(|d| d.finish_receiving(stream_id));
     played?;
-    let sent = sent?;
-    if let Some(reports) = tcp_sent.transpose()? {
-        for error in reports.iter().filter_map(|r| r.error.as_deref()) {
-            tracing::warn!("tcp flow: {error}");
+    Ok((origin, up?, down.transpose()?))
+}
+
+/// What one system's measurement needs to start its traffic.
+struct Traffic<'a> {
+    scenario: &'a Scenario,
+    topology: &'a Topology,
+    plan: &'a TrafficPlan,
+    origin: MonoNanos,
+    stream_id: u32,
+    /// Set after the drain: receivers stop.
+    stop_receivers: Arc<AtomicBool>,
+    /// Set when the timeline fails: senders stop early.
+    stop_senders: Arc<AtomicBool>,
+}
+
+/// One direction's traffic while it runs: the probe stream's two ends (if
+/// it runs that way) and the TCP flows' two ends (if any run that way).
+#[derive(Default)]
+struct Running {
+    probe_sending: Option<NetnsThread<Result<SendLog, TrafficError>>>,
+    probe_receiving: Option<Receiving<ReceiveLog>>,
+    tcp_sending: Option<NetnsThread<Result<Vec<TcpFlowReport>, TrafficError>>>,
+    tcp_receiving: Option<Receiving<TcpLog>>,
+    sent: Option<Result<SendLog, RunError>>,
+    tcp_sent: Option<Result<Vec<TcpFlowReport>, RunError>>,
+}
+
+impl Traffic<'_> {
+    fn server(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(SERVER_ADDRESS), port)
+    }
+
+    /// Room for every probe of a stream and its duplicates.
+    fn probe_capacity(&self) -> usize {
+        (self.scenario.traffic.probe.rate_pps as usize)
+            .saturating_mul(self.scenario.duration.as_secs() as usize + 2)
+            .saturating_mul(2)
+    }
+
+    fn tcp_receiver_config(&self) -> TcpReceiverConfig {
+        TcpReceiverConfig {
+            flavor: self.plan.tcp_flavor,
+            origin: self.origin,
+            bin: Duration::from_millis(100),
+            duration: self.scenario.duration,
+            until_flows_closed: None,
         }
     }
-    Ok((ProbeLog { sent, received }, tcp_log, origin))
+
+    /// The client's connections to the server's `port`, pinned as the plan says.
+    fn client_connections(&self, port: u16, flows: u32) -> TcpSenderConfig {
+        TcpSenderConfig {
+            target: self.server(port),
+            flows: u16::try_from(flows).unwrap_or(u16::MAX),
+            duration: self.scenario.duration,
+            flavor: self.plan.tcp_flavor,
+            connect_timeout: Duration::from_secs(3),
+            flow_devices: self.plan.flow_devices.clone(),
+        }
+    }
+
+    fn probe_sender(&self, target: SocketAddr) -> ProbeSenderConfig {
+        let mut config = ProbeSenderConfig::new(
+            target,
+            self.scenario.traffic.probe,
+            self.scenario.duration,
+            self.stream_id,
+        );
+        config.flows = PROBE_FLOWS;
+        config
+    }
+
+    /// Client to server: receivers on the server, senders on the client.
+    fn start_upload(&self) -> Result<Running, RunError> {
+        let server = self.topology.netns(Role::Server);
+        let client = self.topology.netns(Role::Client);
+        let mut running = Running::default();
+        if self.scenario.traffic.probe.direction.up() {
+            let (addr, id, capacity) = (
+                self.server(PROBE_PORT),
+                self.stream_id,
+                self.probe_capacity(),
+            );
+            let receiver = server.run(move || ProbeReceiver::bind(addr, id, capacity))??;
+            running.probe_receiving =
+                Some(self.receive("probe receiver", addr, move |stop| receiver.run(stop)));
+            let mut config = self.probe_sender(addr);
+            config.flow_devices = self.plan.flow_devices.clone();
+            let (stop, origin) = (self.stop_senders.clone(), self.origin);
+            running.probe_sending =
+                Some(client.spawn("probe-sender", move || send_probes(&config, origin, &stop))?);
+        }
+        let flows = self.scenario.traffic.tcp.up_flows();
+        if flows > 0 {
+            let (addr, config) = (self.server(TCP_PORT), self.tcp_receiver_config());
+            let receiver = server.run(move || TcpBulkReceiver::bind(addr, config))??;
+            running.tcp_receiving =
+                Some(self.receive("tcp receiver", addr, move |stop| receiver.run(stop)));
+            let config = self.client_connections(TCP_PORT, flows);
+            let (stop, origin) = (self.stop_senders.clone(), self.origin);
+            running.tcp_sending = Some(client.spawn("tcp-sender", move || {
+                origin.sleep_until();
+                send_bulk(&config, &stop)
+            })?);
+        }
+        Ok(running)
+    }
+
+    /// Server to client: the client calls the server (probe hellos, TCP
+    /// connections) and the server sends back over whatever path the
+    /// system gives each flow, as a site's downloads go.
+    fn start_download(&self) -> Result<Option<Running>, RunError> {
+        let traffic = self.scenario.traffic;
+        let flows = traffic.tcp.down_flows();
+        if !traffic.probe.direction.down() && flows == 0 {
+            return Ok(None);
+        }
+        let server = self.topology.netns(Role::Server);
+        let client = self.topology.netns(Role::Client);
+        let mut running = Running::default();
+        if traffic.probe.direction.down() {
+            let addr = self.server(PROBE_DOWN_PORT);
+            let (id, capacity, devices) = (
+                self.stream_id,
+                self.probe_capacity(),
+                self.plan.flow_devices.clone(),
+            );
+            let receiver = client.run(move || {
+                ProbeReceiver::bind_flows(addr, PROBE_FLOWS, &devices, id, capacity)
+            })??;
+            running.probe_receiving = Some(self.receive_in(
+                client,
+                "download probe receiver",
+                addr,
+                move |stop| receiver.run(stop),
+            )?);
+            let mut config = self.probe_sender(addr);
+            config.source = addr.ip();
+            config.first_source_port = PROBE_DOWN_PORT;
+            config.reply_to_hellos = true;
+            let (stop, origin) = (self.stop_senders.clone(), self.origin);
+            running.probe_sending = Some(server.spawn("probe-down-sender", move || {
+                send_probes(&config, origin, &stop)
+            })?);
+        }
+        if flows > 0 {
+            let addr = self.server(TCP_DOWN_PORT);
+            let flavor = self.plan.tcp_flavor;
+            let sender = server.run(move || TcpBulkServer::bind(addr, flavor))??;
+            let (stop, end) = (
+                self.stop_senders.clone(),
+                self.origin + self.scenario.duration,
+            );
+            running.tcp_sending =
+                Some(server.spawn("tcp-down-sender", move || sender.run(end, &stop))?);
+            let receiver = TcpBulkReceiver::connect(
+                self.client_connections(TCP_DOWN_PORT, flows),
+                self.tcp_receiver_config(),
+            )?;
+            let origin = self.origin;
+            running.tcp_receiving =
+                Some(
+                    self.receive_in(client, "download tcp receiver", addr, move |stop| {
+                        origin.sleep_until();
+                        receiver.run(stop)
+                    })?,
+                );
+        }
+        Ok(Some(running))
+    }
+
+    /// A receiver already bound in its namespace, run on a plain thread
+    /// (it inherits nothing it needs: its sockets are open).
+    fn receive<T: Send + 'static>(
+        &self,
+        thread: &'static str,
+        addr: SocketAddr,
+        run: impl FnOnce(&AtomicBool) -> Result<T, TrafficError> + Send + 'static,
+    ) -> Receiving<T> {
+        let stop = self.stop_receivers.clone();
+        Receiving {
+            thread,
+            addr,
+            handle: ReceiverThread::Plain(std::thread::spawn(move || run(&stop))),
+        }
+    }
+
+    /// A receiver run on a thread inside `netns` (it opens sockets there).
+    fn receive_in<T: Send + 'static>(
+        &self,
+        netns: &crate::topology::Netns,
+        thread: &'static str,
+        addr: SocketAddr,
+        run: impl FnOnce(&AtomicBool) -> Result<T, TrafficError> + Send + 'static,
+    ) -> Result<Receiving<T>, RunError> {
+        let stop = self.stop_receivers.clone();
+        Ok(Receiving {
+            thread,
+            addr,
+            handle: ReceiverThread::InNetns(netns.spawn(thread, move || run(&stop))?),
+        })
+    }
+}
+
+impl Running {
+    /// Waits for the senders (they stop at the end of the scenario).
+    fn finish_sending(mut self) -> Self {
+        self.sent = self.probe_sending.take().map(|t| {
+            t.join()
+                .map_err(RunError::from)
+                .and_then(|r| r.map_err(RunError::from))
+        });
+        self.tcp_sent = self.tcp_sending.take().map(|t| {
+            t.join()
+                .map_err(RunError::from)
+                .and_then(|r| r.map_err(RunError::from))
+        });
+        self
+    }
+
+    /// Waits for the receivers (told to stop after the drain) and returns
+    /// the direction's logs.
+    fn finish_receiving(self, stream_id: u32) -> Result<StreamLogs, RunError> {
+        let received = self.probe_receiving.map(Receiving::join).transpose();
+        let tcp = self.tcp_receiving.map(Receiving::join).transpose();
+        let sent = self.sent.transpose()?;
+        if let Some(reports) = self.tcp_sent.transpose()? {
+            for error in reports.iter().filter_map(|r| r.error.as_deref()) {
+                tracing::warn!("tcp flow: {error}");
+            }
+        }
+        let probes = match (sent, received?) {
+            (Some(sent), Some(received)) => ProbeLog { sent, received },
+            _ => ProbeLog::unsent(stream_id),
+        };
+        Ok(StreamLogs { probes, tcp: tcp? })
+    }
 }
 
 /// Runs a fixed UDP load from the client to the server through the system
@@ -317,7 +476,9 @@ pub fn udp_goodput(
             addr: server,
             handle: {
                 let stop = stop_receiver.clone();
-                std::thread::spawn(move || receiver.run(start + ramp, end, &stop))
+                ReceiverThread::Plain(std::thread::spawn(move || {
+                    receiver.run(start + ramp, end, &stop)
+                }))
             },
         };
         let mut load = load.clone();
@@ -387,16 +548,24 @@ fn wait_until(deadline: MonoNanos, progress: &ProgressBar) {
 struct Receiving<T> {
     thread: &'static str,
     addr: SocketAddr,
-    handle: std::thread::JoinHandle<Result<T, TrafficError>>,
+    handle: ReceiverThread<T>,
+}
+
+/// A receiver's thread: a plain one, or one inside a namespace.
+enum ReceiverThread<T> {
+    Plain(std::thread::JoinHandle<Result<T, TrafficError>>),
+    InNetns(NetnsThread<Result<T, TrafficError>>),
 }
 
 impl<T> Receiving<T> {
     fn join(self) -> Result<T, RunError> {
         let (thread, addr) = (self.thread, self.addr);
-        self.handle
-            .join()
-            .map_err(|_| TrafficError::ThreadPanicked { thread, addr })?
-            .map_err(RunError::from)
+        let panicked = || TrafficError::ThreadPanicked { thread, addr };
+        let result = match self.handle {
+            ReceiverThread::Plain(handle) => handle.join().map_err(|_| panicked())?,
+            ReceiverThread::InNetns(handle) => handle.join().map_err(|_| panicked())?,
+        };
+        result.map_err(RunError::from)
     }
 }
 
@@ -410,7 +579,7 @@ mod tests {
         let receiving = Receiving::<()> {
             thread: "tcp receiver",
             addr,
-            handle: std::thread::spawn(|| panic!("receiver failed")),
+            handle: ReceiverThread::Plain(std::thread::spawn(|| panic!("receiver failed"))),
         };
         let message = receiving.join().unwrap_err().to_string();
         assert_eq!(

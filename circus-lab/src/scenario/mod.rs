@@ -230,12 +230,38 @@ pub struct Traffic {
     pub tcp: TcpSpec,
 }
 
+/// Which way the lab's traffic runs: from the client to the server
+/// (upload), from the server to the client (download), or both at once.
+/// Downloads are most of what a site does and run through the gateway's
+/// scheduler, so both is the default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrafficDirection {
+    Up,
+    Down,
+    #[default]
+    Both,
+}
+
+impl TrafficDirection {
+    /// Whether traffic runs from the client to the server.
+    pub fn up(self) -> bool {
+        self != TrafficDirection::Down
+    }
+
+    /// Whether traffic runs from the server to the client.
+    pub fn down(self) -> bool {
+        self != TrafficDirection::Up
+    }
+}
+
 /// The sequenced, timestamped UDP probe stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ProbeSpec {
     pub rate_pps: u64,
     /// UDP payload bytes per probe.
     pub size: u32,
+    pub direction: TrafficDirection,
 }
 
 impl ProbeSpec {
@@ -244,6 +270,7 @@ impl ProbeSpec {
     pub const DEFAULT: ProbeSpec = ProbeSpec {
         rate_pps: 1000,
         size: 200,
+        direction: TrafficDirection::Both,
     };
     /// Room for a sequence number and timestamps.
     pub const MIN_SIZE: u32 = 32;
@@ -254,12 +281,23 @@ impl ProbeSpec {
 /// Bulk TCP flows measuring goodput.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TcpSpec {
-    /// Number of parallel flows; 0 runs none.
+    /// Number of parallel flows in each direction it runs; 0 runs none.
     pub flows: u32,
+    pub direction: TrafficDirection,
 }
 
 impl TcpSpec {
     pub const MAX_FLOWS: u32 = 64;
+
+    /// Flows from the client to the server.
+    pub fn up_flows(&self) -> u32 {
+        if self.direction.up() { self.flows } else { 0 }
+    }
+
+    /// Flows from the server to the client.
+    pub fn down_flows(&self) -> u32 {
+        if self.direction.down() { self.flows } else { 0 }
+    }
 }
 
 /// A digest of a scenario's content, so a report names exactly what it ran.

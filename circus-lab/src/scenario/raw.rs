@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::units::{BitRate, DurationText, PacketRate, Percent, QueueText};
-use super::{Backend, SystemKind};
+use super::{Backend, SystemKind, TrafficDirection};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,10 +106,12 @@ pub(super) struct RawTraffic {
 pub(super) struct RawProbe {
     pub rate: Option<PacketRate>,
     pub size: Option<u32>,
+    pub direction: Option<TrafficDirection>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTcp {
     pub flows: u32,
+    pub direction: Option<TrafficDirection>,
 }

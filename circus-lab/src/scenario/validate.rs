@@ -557,11 +557,13 @@ impl Checker<'_> {
             Ok(ProbeSpec {
                 rate_pps: raw.rate.map_or(ProbeSpec::DEFAULT.rate_pps, |r| r.0),
                 size,
+                direction: raw.direction.unwrap_or_default(),
             })
         })?;
-        let tcp = traffic
-            .tcp
-            .map_or(TcpSpec::default(), |raw| TcpSpec { flows: raw.flows });
+        let tcp = traffic.tcp.map_or(TcpSpec::default(), |raw| TcpSpec {
+            flows: raw.flows,
+            direction: raw.direction.unwrap_or_default(),
+        });
         if tcp.flows > TcpSpec::MAX_FLOWS {
             return Err(self.error(
                 &KeyPath::of("traffic").key("tcp").key("flows"),

@@ -23,13 +23,14 @@ use circus_core::paths::PathState;
 use circus_core::scheduler::Policy;
 
 use super::links::{CarrierChange, SimLinks};
-use super::probe::{CLIENT_TUNNEL_ADDRESS, ProbePacket, ProbeStream};
-use super::system_run::SystemRun;
+use super::probe::{CLIENT_TUNNEL_ADDRESS, ProbePacket, ProbeStream, Streams};
 use super::tcp::{TcpPlan, TcpTraffic};
 use super::wire::Wire;
-use super::{DRAIN, SimError, stream_id};
+use super::{SimError, stream_id, system_logs};
 use crate::emulator::model::Direction;
+use crate::metrics::SystemLogs;
 use crate::scenario::{Scenario, SystemKind, TimelineStep};
+use crate::traffic::DRAIN;
 
 /// Longest the client may take to connect and bring its links up before
 /// the scenario starts anyway (a link with a 600 ms round trip needs a
@@ -47,7 +48,7 @@ const BUFFER_LEN: usize = 65_536;
 /// stuck in a loop (a timer that is always due but never handled).
 const MAX_EVENTS_AT_ONE_INSTANT: u32 = 1_000_000;
 
-/// The largest packet the client's TUN takes, as circus-node sets it for
+/// The largest packet the TUN devices take, as circus-node sets it for
 /// links of the usual MTU (IPv4 and UDP headers and the tunnel's overhead
 /// taken off): what TCP segments through the tunnel fit.
 const TUN_MTU: usize =
@@ -62,33 +63,37 @@ const GATEWAY_SECRET: [u8; 32] = [0x22; 32];
 const PSK: [u8; 32] = [0x33; 32];
 
 /// Simulates circus over the scenario with its scheduler policy.
-pub(super) fn run(scenario: &Scenario) -> Result<SystemRun, SimError> {
+pub(super) fn run(scenario: &Scenario) -> Result<SystemLogs, SimError> {
     let policy = match &scenario.policy {
         Some(name) => Policy::from_str(name).map_err(|_| SimError::Policy(name.clone()))?,
         None => Policy::default(),
     };
     let mut sim = CircusSim::new(scenario, policy)?;
     let zero = sim.warm_up()?;
-    let probes = ProbeStream::new(
-        scenario.traffic.probe,
-        scenario.duration,
-        zero,
-        stream_id(SystemKind::Circus),
-    );
-    let plan = TcpPlan {
-        up_flows: scenario.traffic.tcp.flows,
-        down_flows: 0,
-        mtu: TUN_MTU,
+    let id = stream_id(SystemKind::Circus);
+    let mut probes = Streams {
+        up: ProbeStream::for_scenario(scenario, Direction::Up, zero, id),
+        down: ProbeStream::for_scenario(scenario, Direction::Down, zero, id),
     };
-    let mut tcp = TcpTraffic::new(plan, zero, scenario.duration);
-    let probes = sim.run_scenario(scenario, probes, &mut tcp)?;
-    let (tcp, _) = tcp.into_logs();
-    Ok(SystemRun {
-        system: SystemKind::Circus,
-        probes: probes.into_log(),
+    let mut tcp = TcpTraffic::new(
+        TcpPlan::for_scenario(scenario, TUN_MTU),
+        zero,
+        scenario.duration,
+    );
+    sim.run_scenario(
+        scenario,
+        &mut Traffic {
+            probes: &mut probes,
+            tcp: &mut tcp,
+        },
+    )?;
+    Ok(system_logs(
+        scenario,
+        SystemKind::Circus,
+        probes,
         tcp,
-        links: sim.links.carried(),
-    })
+        sim.links.carried(),
+    ))
 }
 
 /// Both engines, the links between them and the probe log.
@@ -157,11 +162,11 @@ impl CircusSim {
     /// passed); returns that time, the scenario's zero.
     fn warm_up(&mut self) -> Result<Duration, SimError> {
         // No probes yet: what the gateway delivers now is not recorded.
-        self.flush(&mut Traffic::default());
+        self.flush(None);
         while !self.ready() && self.now < WARM_UP_LIMIT {
             let next = self.next_engine_event().unwrap_or(WARM_UP_LIMIT);
             self.move_clock(next.min(WARM_UP_LIMIT))?;
-            self.handle_events(&mut Traffic::default());
+            self.handle_events(None);
         }
         Ok(self.now)
     }
@@ -182,25 +187,25 @@ impl CircusSim {
             })
     }
 
-    /// The scenario proper: the probe stream, the TCP flows and the
-    /// timeline from the stream's start, then the drain. Returns the stream
-    /// with its log.
+    /// The scenario proper: the probe streams, the TCP flows and the
+    /// timeline from the streams' start, then the drain; the streams and
+    /// the flows log what happened.
     fn run_scenario(
         &mut self,
         scenario: &Scenario,
-        mut probes: ProbeStream,
-        tcp: &mut TcpTraffic,
-    ) -> Result<ProbeStream, SimError> {
+        traffic: &mut Traffic<'_>,
+    ) -> Result<(), SimError> {
         let zero = self.now;
         self.links.reset_carried();
-        let mut packet = ProbePacket::new(probes.size());
+        let mut up_packet = ProbePacket::new(traffic.probes.up.size(), Direction::Up);
+        let mut down_packet = ProbePacket::new(traffic.probes.down.size(), Direction::Down);
         let timeline: Vec<TimelineStep> = scenario.timeline();
         let mut steps = timeline.iter().peekable();
         let stop = zero + scenario.duration + DRAIN;
         loop {
-            let next_probe = probes.next_due().map(|(_, at)| at);
+            let next_probe = traffic.probes.next_due();
             let next_step = steps.peek().map(|step| zero + step.at);
-            let next_tcp = tcp.poll_timeout();
+            let next_tcp = traffic.tcp.poll_timeout();
             let Some(next) = [next_probe, next_step, next_tcp, self.next_engine_event()]
                 .into_iter()
                 .flatten()
@@ -214,19 +219,22 @@ impl CircusSim {
                 self.apply(step);
             }
             let now = self.instant();
-            while probes.next_due().is_some_and(|(_, at)| at <= self.now) {
-                let header = probes.send_next(self.now);
-                self.client.handle_tun_packet(now, packet.write(&header));
+            let probes = &mut *traffic.probes;
+            while probes.up.next_due().is_some_and(|(_, at)| at <= self.now) {
+                let header = probes.up.send_next(self.now);
+                self.client.handle_tun_packet(now, up_packet.write(&header));
             }
-            if tcp.poll_timeout().is_some_and(|at| at <= self.now) {
-                tcp.handle_timeout(self.now);
+            while probes.down.next_due().is_some_and(|(_, at)| at <= self.now) {
+                let header = probes.down.send_next(self.now);
+                self.gateway
+                    .handle_tun_packet(now, down_packet.write(&header));
             }
-            self.handle_events(&mut Traffic {
-                probes: Some(&mut probes),
-                tcp: Some(&mut *tcp),
-            });
+            if traffic.tcp.poll_timeout().is_some_and(|at| at <= self.now) {
+                traffic.tcp.handle_timeout(self.now);
+            }
+            self.handle_events(Some(traffic));
         }
-        Ok(probes)
+        Ok(())
     }
 
     /// When the engines or the wire next need attention.
@@ -254,7 +262,7 @@ impl CircusSim {
     }
 
     /// Delivers arrived datagrams, fires due timers, then drains the engines.
-    fn handle_events(&mut self, traffic: &mut Traffic<'_>) {
+    fn handle_events(&mut self, traffic: Option<&mut Traffic<'_>>) {
         let now = self.instant();
         while let Some(arrived) = self.wire.pop_arrived(self.now) {
             let datagram = self.wire.datagram(arrived);
@@ -292,27 +300,32 @@ impl CircusSim {
     }
 
     /// Feeds the TCP flows' packets into the engines, puts everything the
-    /// engines want sent on the wire, and hands what they deliver to the
-    /// probe log and the flows; again while the flows answer at once (an
-    /// ACK for delivered data).
-    fn flush(&mut self, traffic: &mut Traffic<'_>) {
-        let now = self.instant();
+    /// engines want sent on the wire and hands what they deliver to the
+    /// probe logs and the flows; again while the flows have an answer (an
+    /// ACK for delivered data) to feed in.
+    fn flush(&mut self, mut traffic: Option<&mut Traffic<'_>>) {
         loop {
-            if let Some(tcp) = traffic.tcp.as_deref_mut() {
-                let (client, gateway) = (&mut self.client, &mut self.gateway);
-                let buf = &mut self.segment;
-                tcp.poll_transmit(self.now, Direction::Up, buf, |_, packet| {
-                    client.handle_tun_packet(now, packet);
-                });
-                tcp.poll_transmit(self.now, Direction::Down, buf, |_, packet| {
-                    gateway.handle_tun_packet(now, packet);
-                });
+            if let Some(traffic) = traffic.as_deref_mut() {
+                self.feed_tcp(traffic.tcp);
             }
             self.transmit_datagrams();
-            if !self.deliver(traffic) {
+            if !self.deliver(traffic.as_deref_mut()) {
                 break;
             }
         }
+    }
+
+    /// The flows' packets into the TUN sides: the client's for what goes
+    /// up, the gateway's for what goes down.
+    fn feed_tcp(&mut self, tcp: &mut TcpTraffic) {
+        let now = self.instant();
+        let (client, gateway) = (&mut self.client, &mut self.gateway);
+        tcp.poll_transmit(self.now, Direction::Up, &mut self.segment, |_, packet| {
+            client.handle_tun_packet(now, packet);
+        });
+        tcp.poll_transmit(self.now, Direction::Down, &mut self.segment, |_, packet| {
+            gateway.handle_tun_packet(now, packet);
+        });
     }
 
     /// Puts everything the engines want sent on the wire.
@@ -339,26 +352,24 @@ impl CircusSim {
         }
     }
 
-    /// Hands what the engines deliver to their TUN sides to the traffic;
-    /// says whether a TCP flow received something (and may answer).
-    fn deliver(&mut self, traffic: &mut Traffic<'_>) -> bool {
+    /// Hands what the engines deliver on their TUN sides (the gateway's
+    /// went up, the client's came down) to the traffic; says whether a TCP
+    /// flow received something, and so may answer. Before the scenario
+    /// starts nothing is recorded.
+    fn deliver(&mut self, mut traffic: Option<&mut Traffic<'_>>) -> bool {
         let mut to_tcp = false;
-        while let Some(len) = self.gateway.poll_deliver(&mut self.deliver) {
-            let packet = &self.deliver[..len];
-            // Before the scenario starts nothing is recorded.
-            if let Some(tcp) = traffic.tcp.as_deref_mut()
-                && tcp.handle_packet(self.now, Direction::Up, packet)
-            {
-                to_tcp = true;
-            } else if let (Some(probes), Some(header)) =
-                (traffic.probes.as_deref_mut(), ProbePacket::read(packet))
-            {
-                probes.received(&header, self.now);
-            }
-        }
-        while let Some(len) = self.client.poll_deliver(&mut self.deliver) {
-            if let Some(tcp) = traffic.tcp.as_deref_mut() {
-                to_tcp |= tcp.handle_packet(self.now, Direction::Down, &self.deliver[..len]);
+        for direction in [Direction::Up, Direction::Down] {
+            loop {
+                let delivered = match direction {
+                    Direction::Up => self.gateway.poll_deliver(&mut self.deliver),
+                    Direction::Down => self.client.poll_deliver(&mut self.deliver),
+                };
+                let Some(len) = delivered else {
+                    break;
+                };
+                if let Some(traffic) = traffic.as_deref_mut() {
+                    to_tcp |= traffic.receive(self.now, direction, &self.deliver[..len]);
+                }
             }
         }
         to_tcp
@@ -373,11 +384,28 @@ impl CircusSim {
     }
 }
 
-/// The traffic at the tunnel's ends; none during the warm-up.
-#[derive(Default)]
+/// The traffic at the tunnel's ends.
 struct Traffic<'a> {
-    probes: Option<&'a mut ProbeStream>,
-    tcp: Option<&'a mut TcpTraffic>,
+    probes: &'a mut Streams,
+    tcp: &'a mut TcpTraffic,
+}
+
+impl Traffic<'_> {
+    /// A packet that travelled `direction` reached its end: a TCP flow's
+    /// (then true: the flow may answer) or a probe.
+    fn receive(&mut self, now: Duration, direction: Direction, packet: &[u8]) -> bool {
+        if self.tcp.handle_packet(now, direction, packet) {
+            return true;
+        }
+        if let Some(header) = ProbePacket::read(packet) {
+            let stream = match direction {
+                Direction::Up => &mut self.probes.up,
+                Direction::Down => &mut self.probes.down,
+            };
+            stream.received(&header, now);
+        }
+        false
+    }
 }
 
 /// The engine's name for the scenario's link `index` (at most 16 links).

@@ -5,17 +5,18 @@
 //! ([`crate::emulator::model`]) driven by the scenario timeline, and circus
 //! is its real client and gateway engines (circus-core is sans-IO, so they
 //! run on an injected clock). Time jumps from one event to the next, so a
-//! minute of scenario takes a fraction of a second, and the same seed gives
-//! the same result byte for byte.
+//! minute of scenario takes a fraction of a second (a few seconds with
+//! bulk TCP through circus), and the same seed gives the same result byte
+//! for byte.
 //!
 //! Map of the simulator:
 //! - `wire`: datagrams in flight, ordered by arrival time;
 //! - `links`: both directions of every link, carrier and client address,
 //!   changed by the timeline;
-//! - `probe`: the probe stream's schedule and packets;
-//! - `system_run`: what each system did, as the metrics take it ([`SystemRun`]);
+//! - `probe`: the probe streams' schedule and packets, both directions;
 //! - `tcp`: a bulk TCP model (Linux-like CUBIC, SACK, RACK, delayed ACKs)
-//!   whose flows run through each system as real IPv4/TCP packets;
+//!   whose flows, both directions, run through each system as real
+//!   IPv4/TCP packets;
 //! - `circus`: the client and gateway engines over the links;
 //! - `baselines`: `single-link` and `multiwan`, straight over the links,
 //!   choosing links as their real adapters do ([`crate::systems`]).
@@ -30,24 +31,18 @@ mod baselines;
 mod circus;
 mod links;
 mod probe;
-mod system_run;
 pub mod tcp;
 mod wire;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::metrics::{self, MetricsConfig, SystemSeries, TimelineEvent};
-use crate::report::Summary;
+use crate::metrics::{LinkCounters, StreamLogs, SystemLogs};
+use crate::report::{Outcome, SIM_BACKEND, assemble};
 use crate::scenario::{Scenario, SystemKind};
 use crate::systems;
 
-pub use system_run::SystemRun;
-
-/// How long the receiver keeps listening after the last probe is due, so
-/// probes still in flight (slow links, reorder hold) are counted; the same
-/// as a real run's.
-pub const DRAIN: Duration = Duration::from_millis(1500);
+use probe::Streams;
+use tcp::TcpTraffic;
 
 /// Why a simulation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -71,21 +66,15 @@ pub enum SimError {
     Stuck { at: Duration },
 }
 
-/// The name `summary.json` gives the simulator as its backend.
-pub const BACKEND: &str = "sim";
-
 /// Everything a simulated run produces: what `circus-lab run` writes, from
 /// virtual time.
 #[derive(Clone, Debug)]
 pub struct SimReport {
-    /// `summary.json`, with backend [`BACKEND`].
-    pub summary: Summary,
-    /// Each simulated system's time series, for the plots.
-    pub series: BTreeMap<String, SystemSeries>,
-    /// The scenario's timeline, marked on the plots.
-    pub events: Vec<TimelineEvent>,
+    /// `summary.json` (backend [`SIM_BACKEND`]), the plots' series and the
+    /// timeline, as a real run gives them.
+    pub outcome: Outcome,
     /// Each simulated system's logs, in the scenario's order.
-    pub runs: Vec<SystemRun>,
+    pub runs: Vec<SystemLogs>,
     /// Systems of the scenario that cannot be simulated (`mptcp`).
     pub skipped: Vec<SystemKind>,
 }
@@ -97,40 +86,25 @@ pub struct SimReport {
 /// Deterministic: the same scenario (seed included) and commit give the
 /// same summary, byte for byte.
 pub fn run(scenario: &Scenario, commit: &str) -> Result<SimReport, SimError> {
-    let events: Vec<TimelineEvent> = scenario.events.iter().map(TimelineEvent::from).collect();
-    let config = MetricsConfig::default();
-    let mut summary = Summary::for_scenario(scenario, BACKEND, commit);
-    let mut series = BTreeMap::new();
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
     for &system in &scenario.systems {
-        let run = match run_system(scenario, system) {
-            Ok(run) => run,
-            Err(SimError::NotSimulated(system)) => {
-                skipped.push(system);
-                continue;
-            }
+        match run_system(scenario, system) {
+            Ok(run) => runs.push(run),
+            Err(SimError::NotSimulated(system)) => skipped.push(system),
             Err(e) => return Err(e),
-        };
-        let logs = run.run_logs(&events);
-        let name = system.as_str().to_owned();
-        summary
-            .systems
-            .insert(name.clone(), metrics::system_metrics(&logs, &config));
-        series.insert(name, metrics::system_series(&logs, &config));
-        runs.push(run);
+        }
     }
+    let outcome = assemble(scenario, SIM_BACKEND, commit, &runs, None);
     Ok(SimReport {
-        summary,
-        series,
-        events,
+        outcome,
         runs,
         skipped,
     })
 }
 
 /// Simulates one system over the whole scenario.
-pub fn run_system(scenario: &Scenario, system: SystemKind) -> Result<SystemRun, SimError> {
+pub fn run_system(scenario: &Scenario, system: SystemKind) -> Result<SystemLogs, SimError> {
     match system {
         SystemKind::Circus => circus::run(scenario),
         SystemKind::SingleLink => {
@@ -152,4 +126,34 @@ pub fn run_system(scenario: &Scenario, system: SystemKind) -> Result<SystemRun, 
 fn stream_id(system: SystemKind) -> u32 {
     let position = SystemKind::ALL.iter().position(|&kind| kind == system);
     position.map_or(0, |index| index as u32 + 1)
+}
+
+/// One simulated system's logs in the form a real run gives them. The
+/// download side is left out when the scenario sends nothing that way.
+fn system_logs(
+    scenario: &Scenario,
+    system: SystemKind,
+    probes: Streams,
+    tcp: TcpTraffic,
+    links: Vec<LinkCounters>,
+) -> SystemLogs {
+    let (tcp_up, tcp_down) = tcp.into_logs();
+    let up = probes.up.into_log();
+    let origin = up.sent.start;
+    let traffic = scenario.traffic;
+    let has_down = traffic.probe.direction.down() || traffic.tcp.down_flows() > 0;
+    SystemLogs {
+        system,
+        origin,
+        up: StreamLogs {
+            probes: up,
+            tcp: tcp_up,
+        },
+        down: has_down.then(|| StreamLogs {
+            probes: probes.down.into_log(),
+            tcp: tcp_down,
+        }),
+        links,
+        host_pauses: None,
+    }
 }

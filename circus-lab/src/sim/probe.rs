@@ -11,8 +11,9 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use crate::emulator::model::Direction;
 use crate::runner::PROBE_PORT;
-use crate::scenario::ProbeSpec;
+use crate::scenario::{ProbeSpec, Scenario};
 use crate::systems::PROBE_FLOWS;
 use crate::topology::addressing::SERVER_ADDRESS;
 use crate::traffic::MonoNanos;
@@ -41,6 +42,27 @@ pub(super) struct ProbeStream {
 }
 
 impl ProbeStream {
+    /// The scenario's stream in `direction`, the first probe due at
+    /// `start`; an empty stream if the scenario sends no probes that way.
+    pub fn for_scenario(
+        scenario: &Scenario,
+        direction: Direction,
+        start: Duration,
+        stream_id: u32,
+    ) -> ProbeStream {
+        let probe = scenario.traffic.probe;
+        let runs = match direction {
+            Direction::Up => probe.direction.up(),
+            Direction::Down => probe.direction.down(),
+        };
+        let duration = if runs {
+            scenario.duration
+        } else {
+            Duration::ZERO
+        };
+        ProbeStream::new(probe, duration, start, stream_id)
+    }
+
     /// `rate x duration` probes (rounded down), the first due at `start`.
     pub fn new(
         spec: ProbeSpec,
@@ -136,6 +158,27 @@ impl ProbeStream {
     }
 }
 
+/// The probe streams of both directions; one is empty when the scenario
+/// sends probes only the other way.
+#[derive(Debug)]
+pub(super) struct Streams {
+    /// Client to server.
+    pub up: ProbeStream,
+    /// Server to client.
+    pub down: ProbeStream,
+}
+
+impl Streams {
+    /// When the next probe of either stream is due.
+    pub fn next_due(&self) -> Option<Duration> {
+        [self.up.next_due(), self.down.next_due()]
+            .into_iter()
+            .flatten()
+            .map(|(_, at)| at)
+            .min()
+    }
+}
+
 /// A virtual time as the logs write it.
 pub(super) fn virtual_nanos(time: Duration) -> MonoNanos {
     MonoNanos(u64::try_from(time.as_nanos()).unwrap_or(u64::MAX))
@@ -145,11 +188,13 @@ pub(super) fn virtual_nanos(time: Duration) -> MonoNanos {
 #[derive(Debug)]
 pub(super) struct ProbePacket {
     buf: Vec<u8>,
+    direction: Direction,
 }
 
 impl ProbePacket {
-    /// A packet with `size` bytes of UDP payload.
-    pub fn new(size: usize) -> ProbePacket {
+    /// A packet with `size` bytes of UDP payload, from the client's tunnel
+    /// address to the server (`Up`) or back (`Down`).
+    pub fn new(size: usize, direction: Direction) -> ProbePacket {
         let size = size.max(PROBE_HEADER_LEN);
         let mut buf = vec![0; PAYLOAD_AT + size];
         let total_len = u16::try_from(buf.len()).unwrap_or(u16::MAX);
@@ -158,20 +203,30 @@ impl ProbePacket {
         buf[2..4].copy_from_slice(&total_len.to_be_bytes());
         buf[8] = 64; // TTL
         buf[9] = 17; // UDP
-        buf[12..16].copy_from_slice(&CLIENT_TUNNEL_ADDRESS.octets());
-        buf[16..20].copy_from_slice(&SERVER_ADDRESS.octets());
+        let (source, destination) = match direction {
+            Direction::Up => (CLIENT_TUNNEL_ADDRESS, SERVER_ADDRESS),
+            Direction::Down => (SERVER_ADDRESS, CLIENT_TUNNEL_ADDRESS),
+        };
+        buf[12..16].copy_from_slice(&source.octets());
+        buf[16..20].copy_from_slice(&destination.octets());
         let checksum = internet_checksum::checksum(&buf[..IPV4_HEADER_LEN]);
         buf[10..12].copy_from_slice(&checksum);
-        buf[22..24].copy_from_slice(&PROBE_PORT.to_be_bytes());
         buf[24..26].copy_from_slice(&udp_len.to_be_bytes());
         // UDP checksum 0: none, as IPv4 allows.
-        ProbePacket { buf }
+        ProbePacket { buf, direction }
     }
 
-    /// The packet carrying the probe `header`.
+    /// The packet carrying the probe `header`. Each flow has its own client
+    /// port, as the real flows' sockets do: the source port going up, the
+    /// destination port coming down.
     pub fn write(&mut self, header: &ProbeHeader) -> &[u8] {
-        let port = FIRST_SOURCE_PORT.wrapping_add(header.flow);
-        self.buf[20..22].copy_from_slice(&port.to_be_bytes());
+        let client_port = FIRST_SOURCE_PORT.wrapping_add(header.flow);
+        let (source, destination) = match self.direction {
+            Direction::Up => (client_port, PROBE_PORT),
+            Direction::Down => (PROBE_PORT, client_port),
+        };
+        self.buf[20..22].copy_from_slice(&source.to_be_bytes());
+        self.buf[22..24].copy_from_slice(&destination.to_be_bytes());
         self.buf[PAYLOAD_AT..PAYLOAD_AT + PROBE_HEADER_LEN].copy_from_slice(&header.encode());
         &self.buf
     }
@@ -196,6 +251,7 @@ mod tests {
         let spec = ProbeSpec {
             rate_pps: 3,
             size: 100,
+            direction: crate::scenario::TrafficDirection::Up,
         };
         let start = Duration::from_secs(1);
         let mut stream = ProbeStream::new(spec, Duration::from_millis(2500), start, 9);
@@ -217,7 +273,7 @@ mod tests {
 
     #[test]
     fn a_written_probe_reads_back_and_is_a_valid_ipv4_udp_packet() {
-        let mut packet = ProbePacket::new(200);
+        let mut packet = ProbePacket::new(200, Direction::Up);
         let header = ProbeHeader {
             stream_id: 3,
             seq: 123_456,

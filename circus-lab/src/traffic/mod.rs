@@ -52,6 +52,11 @@ pub enum TrafficError {
     },
 }
 
+/// How long receivers keep listening after the last probe is due, so probes
+/// still in flight (slow links, queues, the reorder hold) are counted: the
+/// same for a real run and a simulated one.
+pub const DRAIN: Duration = Duration::from_millis(1500);
+
 /// How often a receiver blocked in a receive wakes up to check its stop flag.
 pub(crate) const STOP_POLL: Duration = Duration::from_millis(20);
 

@@ -127,17 +127,45 @@ fn send_one_flow(
     end: MonoNanos,
     stop: &AtomicBool,
 ) -> TcpFlowReport {
+    match connect_flow(config, flow) {
+        Ok(socket) => write_until(socket, config.target, end, stop),
+        Err(error) => TcpFlowReport {
+            bytes_written: 0,
+            error: Some(error),
+        },
+    }
+}
+
+/// Opens flow `flow`'s connection to `config.target`, pinned to its
+/// device if any; the error says what failed.
+fn connect_flow(config: &TcpSenderConfig, flow: u16) -> Result<Socket, String> {
+    let socket = config
+        .flavor
+        .open(config.target)
+        .map_err(|error| error.to_string())?;
+    super::bind_device(&socket, super::pinned_device(&config.flow_devices, flow))
+        .and_then(|()| socket.connect_timeout(&config.target.into(), config.connect_timeout))
+        .and_then(|()| socket.set_nonblocking(true))
+        .map_err(|error| format!("connect to {}: {error}", config.target))?;
+    Ok(socket)
+}
+
+/// Writes on a connected socket until `end` or `stop`, then closes its
+/// sending side so the receiver sees the end.
+fn write_until(
+    socket: Socket,
+    peer: SocketAddr,
+    end: MonoNanos,
+    stop: &AtomicBool,
+) -> TcpFlowReport {
     let mut report = TcpFlowReport {
         bytes_written: 0,
         error: None,
     };
-    let socket = match config.flavor.open(config.target) {
-        Ok(socket) => socket,
-        Err(error) => {
-            report.error = Some(error.to_string());
-            return report;
-        }
-    };
+    if let Err(error) = socket.set_nonblocking(true) {
+        report.error = Some(format!("write to {peer}: {error}"));
+        return report;
+    }
     if let Err(error) = socket.set_tcp_congestion(CONGESTION_CONTROL) {
         report.error = Some(format!(
             "congestion control {}: {error}",
@@ -145,30 +173,14 @@ fn send_one_flow(
         ));
         return report;
     }
-    if let Err(error) =
-        super::bind_device(&socket, super::pinned_device(&config.flow_devices, flow)).and_then(
-            |()| {
-                socket
-                    .connect_timeout(&config.target.into(), config.connect_timeout)
-                    .and_then(|()| socket.set_nonblocking(true))
-            },
-        )
-    {
-        report.error = Some(format!("connect to {}: {error}", config.target));
-        return report;
-    }
     let mut stream = std::net::TcpStream::from(socket);
     let chunk = vec![0u8; CHUNK];
     while MonoNanos::now() < end && !stop.load(Ordering::Relaxed) {
         match wait_for(&stream, libc::POLLOUT).and_then(|()| stream.write(&chunk)) {
             Ok(written) => report.bytes_written += written as u64,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) => {}
+            Err(e) if is_transient(e.kind()) => {}
             Err(error) => {
-                report.error = Some(format!("write to {}: {error}", config.target));
+                report.error = Some(format!("write to {peer}: {error}"));
                 break;
             }
         }
@@ -176,6 +188,111 @@ fn send_one_flow(
     // The receiver sees EOF; an error here only means the peer is gone.
     let _ = stream.shutdown(Shutdown::Write);
     report
+}
+
+fn is_transient(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+    )
+}
+
+/// Binds and listens on `addr` (non-blocking) on the caller's thread;
+/// returns the listener and the address actually bound.
+fn listen(addr: SocketAddr, flavor: TcpFlavor) -> Result<(Socket, SocketAddr), TrafficError> {
+    let listener = flavor.open(addr)?;
+    let bind_error = |source| TrafficError::Bind { addr, source };
+    listener.set_reuse_address(true).map_err(bind_error)?;
+    listener.bind(&addr.into()).map_err(bind_error)?;
+    listener.listen(128).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    let bound = listener
+        .local_addr()
+        .ok()
+        .and_then(|local| local.as_socket())
+        .unwrap_or(addr);
+    Ok((listener, bound))
+}
+
+/// Accepts connections on `listener` until `stop`, handing each to `serve`
+/// on a thread of its own; returns what they returned, in accept order.
+fn accept_each<T: Send>(
+    listener: &Socket,
+    addr: SocketAddr,
+    stop: &AtomicBool,
+    done: impl Fn(usize, bool) -> bool,
+    serve: impl Fn(Socket, SocketAddr) -> T + Sync,
+    thread_name: &'static str,
+) -> Result<Vec<T>, TrafficError> {
+    thread::scope(|scope| {
+        let mut handles: Vec<thread::ScopedJoinHandle<'_, T>> = Vec::new();
+        while !stop.load(Ordering::Relaxed)
+            && !done(handles.len(), handles.iter().all(|h| h.is_finished()))
+        {
+            match wait_for(listener, libc::POLLIN).and_then(|()| listener.accept()) {
+                Ok((socket, peer)) => {
+                    let peer = peer.as_socket().unwrap_or(addr);
+                    let serve = &serve;
+                    handles.push(scope.spawn(move || serve(socket, peer)));
+                }
+                Err(e) if is_transient(e.kind()) => {}
+                Err(source) => {
+                    // Let the accepted flows finish, then report.
+                    stop.store(true, Ordering::Relaxed);
+                    for handle in handles {
+                        let _ = handle.join();
+                    }
+                    return Err(TrafficError::Accept { addr, source });
+                }
+            }
+        }
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle.join().map_err(|_| TrafficError::ThreadPanicked {
+                    thread: thread_name,
+                    addr,
+                })
+            })
+            .collect()
+    })
+}
+
+/// The server's side of download flows: accepts the client's connections
+/// and writes on each until `end`.
+pub struct TcpBulkServer {
+    listener: Socket,
+    addr: SocketAddr,
+}
+
+impl TcpBulkServer {
+    /// Binds and listens on the caller's thread (in the server's namespace).
+    pub fn bind(addr: SocketAddr, flavor: TcpFlavor) -> Result<Self, TrafficError> {
+        let (listener, addr) = listen(addr, flavor)?;
+        Ok(Self { listener, addr })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Writes on every accepted connection until `end`; accepts until
+    /// `stop` is set.
+    pub fn run(
+        self,
+        end: MonoNanos,
+        stop: &AtomicBool,
+    ) -> Result<Vec<TcpFlowReport>, TrafficError> {
+        accept_each(
+            &self.listener,
+            self.addr,
+            stop,
+            |_, _| false,
+            |socket, peer| write_until(socket, peer, end, stop),
+            "tcp download sender flow",
+        )
+    }
 }
 
 /// The receiving side of the bulk flows.
@@ -249,9 +366,17 @@ fn bin_count(config: &TcpReceiverConfig) -> usize {
     config.duration.as_nanos().div_ceil(bin_ns) as usize + 1
 }
 
-/// A bound, listening bulk receiver.
+/// How the receiving side gets its connections.
+enum Connections {
+    /// Listens (the server receiving uploads).
+    Accept(Socket),
+    /// Connects out (the client receiving downloads).
+    Connect(TcpSenderConfig),
+}
+
+/// A bulk receiver, listening for uploads or connecting for downloads.
 pub struct TcpBulkReceiver {
-    listener: Socket,
+    connections: Connections,
     addr: SocketAddr,
     config: TcpReceiverConfig,
 }
@@ -259,90 +384,86 @@ pub struct TcpBulkReceiver {
 impl TcpBulkReceiver {
     /// Binds and listens on the caller's thread (in the receiver's namespace).
     pub fn bind(addr: SocketAddr, config: TcpReceiverConfig) -> Result<Self, TrafficError> {
-        if config.bin.is_zero() {
-            return Err(TrafficError::Config {
-                key: "bin",
-                expected: "a positive duration",
-                got: "0s".into(),
-            });
-        }
-        let listener = config.flavor.open(addr)?;
-        let bind_error = |source| TrafficError::Bind { addr, source };
-        listener.set_reuse_address(true).map_err(bind_error)?;
-        listener.bind(&addr.into()).map_err(bind_error)?;
-        listener.listen(128).map_err(bind_error)?;
-        listener.set_nonblocking(true).map_err(bind_error)?;
-        let addr = listener
-            .local_addr()
-            .ok()
-            .and_then(|local| local.as_socket())
-            .unwrap_or(addr);
+        check_bin(&config)?;
+        let (listener, addr) = listen(addr, config.flavor)?;
         Ok(Self {
-            listener,
+            connections: Connections::Accept(listener),
             addr,
             config,
         })
     }
 
-    /// The bound address (with the actual port if 0 was asked for).
+    /// A receiver that opens `connect.flows` connections to a
+    /// [`TcpBulkServer`] at `connect.target` (pinned as `connect` says) and
+    /// counts what comes back. Connects when run, from the caller's thread's
+    /// namespace.
+    pub fn connect(
+        connect: TcpSenderConfig,
+        config: TcpReceiverConfig,
+    ) -> Result<Self, TrafficError> {
+        check_bin(&config)?;
+        Ok(Self {
+            addr: connect.target,
+            connections: Connections::Connect(connect),
+            config,
+        })
+    }
+
+    /// The bound address (with the actual port if 0 was asked for), or the
+    /// server's for a connecting receiver.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// Whether [`TcpReceiverConfig::until_flows_closed`] is met: that many
-    /// flows accepted, and each one's thread done (it read the end of its
-    /// stream).
-    fn all_flows_closed<T>(&self, flows: &[thread::ScopedJoinHandle<'_, T>]) -> bool {
-        self.config
-            .until_flows_closed
-            .is_some_and(|n| flows.len() >= usize::from(n) && flows.iter().all(|f| f.is_finished()))
-    }
-
-    /// Accepts connections and counts their bytes until `stop` is set (or,
-    /// with [`TcpReceiverConfig::until_flows_closed`], all flows ended); one
+    /// Counts the bytes of every connection until `stop` is set (or, with
+    /// [`TcpReceiverConfig::until_flows_closed`], all flows ended); one
     /// thread per connection, each with its own preallocated bins, merged at
     /// the end.
     pub fn run(self, stop: &AtomicBool) -> Result<TcpLog, TrafficError> {
-        let mut log = TcpLog::empty(&self.config);
-        let flows: Vec<(TcpFlowLog, Vec<u64>)> = thread::scope(|scope| {
-            let mut handles: Vec<thread::ScopedJoinHandle<'_, _>> = Vec::new();
-            while !stop.load(Ordering::Relaxed) && !self.all_flows_closed(&handles) {
-                match wait_for(&self.listener, libc::POLLIN).and_then(|()| self.listener.accept()) {
-                    Ok((socket, peer)) => {
-                        let peer = peer.as_socket().unwrap_or(self.addr);
-                        let config = &self.config;
-                        handles.push(
-                            scope.spawn(move || receive_one_flow(socket, peer, config, stop)),
-                        );
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                        ) => {}
-                    Err(source) => {
-                        // Let the accepted flows finish, then report.
-                        stop.store(true, Ordering::Relaxed);
-                        for handle in handles {
-                            let _ = handle.join();
-                        }
-                        return Err(TrafficError::Accept {
-                            addr: self.addr,
-                            source,
-                        });
-                    }
-                }
-            }
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle.join().map_err(|_| TrafficError::ThreadPanicked {
-                        thread: "tcp receiver flow",
-                        addr: self.addr,
+        let config = &self.config;
+        let flows: Vec<(TcpFlowLog, Vec<u64>)> = match &self.connections {
+            Connections::Accept(listener) => accept_each(
+                listener,
+                self.addr,
+                stop,
+                |accepted, all_finished| {
+                    config
+                        .until_flows_closed
+                        .is_some_and(|n| accepted >= usize::from(n) && all_finished)
+                },
+                |socket, peer| receive_one_flow(socket, peer, config, stop),
+                "tcp receiver flow",
+            )?,
+            Connections::Connect(connect) => thread::scope(|scope| {
+                let handles: Vec<_> = (0..connect.flows)
+                    .map(|flow| {
+                        scope.spawn(move || match connect_flow(connect, flow) {
+                            Ok(socket) => receive_one_flow(socket, connect.target, config, stop),
+                            Err(error) => {
+                                tracing::warn!("tcp download flow: {error}");
+                                let flow = TcpFlowLog {
+                                    peer: connect.target,
+                                    bytes: 0,
+                                    first_byte: None,
+                                    last_byte: None,
+                                };
+                                (flow, Vec::new())
+                            }
+                        })
                     })
-                })
-                .collect()
-        })?;
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|handle| {
+                        handle.join().map_err(|_| TrafficError::ThreadPanicked {
+                            thread: "tcp download receiver flow",
+                            addr: connect.target,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })?,
+        };
+        let mut log = TcpLog::empty(config);
         for (flow, bins) in flows {
             for (total, bytes) in log.bytes_per_bin.iter_mut().zip(bins) {
                 *total += bytes;
@@ -351,6 +472,17 @@ impl TcpBulkReceiver {
         }
         Ok(log)
     }
+}
+
+fn check_bin(config: &TcpReceiverConfig) -> Result<(), TrafficError> {
+    if config.bin.is_zero() {
+        return Err(TrafficError::Config {
+            key: "bin",
+            expected: "a positive duration",
+            got: "0s".into(),
+        });
+    }
+    Ok(())
 }
 
 fn receive_one_flow(

@@ -20,7 +20,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use super::{ReportError, Summary};
+use super::{DirectionSeries, ReportError, Summary};
 use crate::metrics::{SystemMetrics, SystemSeries, TimelineEvent};
 
 /// The only font the plots use, in every text style.
@@ -104,33 +104,49 @@ impl WrittenPlots {
     }
 }
 
-/// Draws every plot into `dir` as PNG and SVG.
+/// Draws every plot into `dir` as PNG and SVG. The time-based plots show
+/// each system once per direction it carried probes ("circus up", "circus
+/// down"); the link share once per system (links carry both directions).
 pub fn write_plots(
     dir: &Path,
     summary: &Summary,
-    series: &BTreeMap<String, SystemSeries>,
+    series: &BTreeMap<String, DirectionSeries>,
     events: &[TimelineEvent],
 ) -> Result<WrittenPlots, ReportError> {
     register_embedded_font()?;
-    let input = PlotInput {
-        scenario: &summary.scenario,
-        duration_s: summary.duration_s,
-        systems: summary
+    let both_ways = series.values().any(|s| s.down.is_some());
+    let mut streams: Vec<(String, &SystemMetrics, Option<&SystemSeries>)> = Vec::new();
+    for (name, metrics) in &summary.systems {
+        let system = series.get(name);
+        if !both_ways {
+            streams.push((name.clone(), metrics, system.map(|s| &s.up)));
+            continue;
+        }
+        streams.push((format!("{name} up"), metrics, system.map(|s| &s.up)));
+        if let Some(down) = system.and_then(|s| s.down.as_ref()) {
+            streams.push((format!("{name} down"), metrics, Some(down)));
+        }
+    }
+    let by_stream = plot_input(
+        summary,
+        events,
+        streams
+            .iter()
+            .map(|(name, metrics, series)| (name.as_str(), *metrics, *series))
+            .collect(),
+    );
+    let by_system = plot_input(
+        summary,
+        events,
+        summary
             .systems
             .iter()
-            .zip(SYSTEM_COLORS.iter().cycle())
-            .map(|((name, metrics), &color)| PlottedSystem {
-                name,
-                metrics,
-                series: series.get(name),
-                color,
-            })
+            .map(|(name, metrics)| (name.as_str(), metrics, series.get(name).map(|s| &s.up)))
             .collect(),
-        events,
-    };
-    render(dir, &input, &timeline::Timeline)?;
-    render(dir, &input, &cdf::LatencyCdf)?;
-    render(dir, &input, &link_share::LinkShare)?;
+    );
+    render(dir, &by_stream, &timeline::Timeline)?;
+    render(dir, &by_stream, &cdf::LatencyCdf)?;
+    render(dir, &by_system, &link_share::LinkShare)?;
     Ok(WrittenPlots {
         names: vec![
             timeline::Timeline::NAME,
@@ -138,6 +154,29 @@ pub fn write_plots(
             link_share::LinkShare::NAME,
         ],
     })
+}
+
+/// The plots' input for `entries` (name, figures, series), coloured in order.
+fn plot_input<'a>(
+    summary: &'a Summary,
+    events: &'a [TimelineEvent],
+    entries: Vec<(&'a str, &'a SystemMetrics, Option<&'a SystemSeries>)>,
+) -> PlotInput<'a> {
+    PlotInput {
+        scenario: &summary.scenario,
+        duration_s: summary.duration_s,
+        systems: entries
+            .into_iter()
+            .zip(SYSTEM_COLORS.iter().cycle())
+            .map(|((name, metrics, series), &color)| PlottedSystem {
+                name,
+                metrics,
+                series,
+                color,
+            })
+            .collect(),
+        events,
+    }
 }
 
 fn register_embedded_font() -> Result<(), ReportError> {

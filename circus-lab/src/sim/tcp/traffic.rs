@@ -14,7 +14,8 @@ use std::time::Duration;
 use super::segment;
 use super::{FlowConfig, Goodput, Receiver, Sender};
 use crate::emulator::model::Direction;
-use crate::runner::TCP_PORT;
+use crate::runner::{TCP_DOWN_PORT, TCP_PORT};
+use crate::scenario::Scenario;
 use crate::sim::probe::{CLIENT_TUNNEL_ADDRESS, virtual_nanos};
 use crate::topology::addressing::SERVER_ADDRESS;
 use crate::traffic::tcp::TcpLog;
@@ -50,12 +51,22 @@ pub struct TcpPlan {
     pub mtu: usize,
 }
 
+impl TcpPlan {
+    /// The scenario's flows over a path of `mtu`.
+    pub fn for_scenario(scenario: &Scenario, mtu: usize) -> TcpPlan {
+        TcpPlan {
+            up_flows: scenario.traffic.tcp.up_flows(),
+            down_flows: scenario.traffic.tcp.down_flows(),
+            mtu,
+        }
+    }
+}
+
 impl TcpTraffic {
     /// The flows of `plan`, writing from `start` for `duration` (the
     /// scenario's zero and length, where goodput is also measured from).
     pub fn new(plan: TcpPlan, start: Duration, duration: Duration) -> TcpTraffic {
         let stop = start + duration;
-        let server = SocketAddrV4::new(SERVER_ADDRESS, TCP_PORT);
         let mut flows = Vec::new();
         let mut configs = |data: Direction, count: u32| -> Vec<FlowConfig> {
             (0..count)
@@ -64,9 +75,13 @@ impl TcpTraffic {
                     // The tunnel address also stands for the client's
                     // address on a link: only the flows' ends read it.
                     let client = SocketAddrV4::new(CLIENT_TUNNEL_ADDRESS, port);
+                    // The server's ports are the real runner's: uploads and
+                    // downloads listen apart.
                     let (src, dst) = match data {
-                        Direction::Up => (client, server),
-                        Direction::Down => (server, client),
+                        Direction::Up => (client, SocketAddrV4::new(SERVER_ADDRESS, TCP_PORT)),
+                        Direction::Down => {
+                            (SocketAddrV4::new(SERVER_ADDRESS, TCP_DOWN_PORT), client)
+                        }
                     };
                     let config = FlowConfig::new(src, dst, plan.mtu, start, stop);
                     let (sender, receiver) = config.ends();

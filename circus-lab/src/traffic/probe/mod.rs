@@ -48,3 +48,30 @@ pub struct ProbeLog {
     pub sent: SendLog,
     pub received: ReceiveLog,
 }
+
+impl ProbeLog {
+    /// The log of a stream that was not sent (the scenario sends probes the
+    /// other way only): nothing sent, nothing received.
+    pub fn unsent(stream_id: u32) -> ProbeLog {
+        ProbeLog {
+            sent: SendLog {
+                stream_id,
+                rate_pps: 1,
+                size: PROBE_HEADER_LEN,
+                flows: 1,
+                source_ports: Vec::new(),
+                start: MonoNanos(0),
+                sent_at: Vec::new(),
+                send_errors: 0,
+                max_lateness: std::time::Duration::ZERO,
+                realtime: false,
+            },
+            received: ReceiveLog {
+                stream_id,
+                records: Vec::new(),
+                not_recorded: 0,
+                foreign: 0,
+            },
+        }
+    }
+}

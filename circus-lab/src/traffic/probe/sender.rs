@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::PROBE_PRIORITY;
-use super::wire::{PROBE_HEADER_LEN, ProbeHeader};
+use super::wire::{HELLO_SEQ, PROBE_HEADER_LEN, ProbeHeader};
 use crate::scenario::ProbeSpec;
 use crate::traffic::{FifoPriority, MonoNanos, TimerSlack, TrafficError};
 
@@ -41,6 +41,11 @@ pub struct ProbeSenderConfig {
     /// routing table prefers (the multiwan baseline pins flows to links);
     /// empty leaves the choice to routing.
     pub flow_devices: Vec<String>,
+    /// A download sender (on the server): flow `i` is sent to wherever the
+    /// latest hello on its socket came from (see
+    /// [`super::ProbeReceiver::bind_flows`]), not to `target`; until a hello
+    /// arrived its probes count as lost.
+    pub reply_to_hellos: bool,
 }
 
 impl ProbeSenderConfig {
@@ -56,6 +61,7 @@ impl ProbeSenderConfig {
             duration,
             stream_id,
             flow_devices: Vec::new(),
+            reply_to_hellos: false,
         }
     }
 
@@ -157,6 +163,8 @@ pub fn send_probes(
         realtime: false,
     };
     let mut payload = vec![0u8; config.size];
+    let mut targets = vec![(!config.reply_to_hellos).then_some(config.target); sockets.len()];
+    let mut next_hello_check = start;
     let _slack = TimerSlack::tighten();
     let realtime = FifoPriority::enter(PROBE_PRIORITY);
     log.realtime = realtime.is_some();
@@ -167,6 +175,10 @@ pub fn send_probes(
         let deadline = log.due(seq);
         deadline.sleep_until();
         let now = MonoNanos::now();
+        if config.reply_to_hellos && now >= next_hello_check {
+            learn_targets(&sockets, config.stream_id, &mut targets);
+            next_hello_check = now + HELLO_CHECK;
+        }
         log.max_lateness = log.max_lateness.max(now.saturating_since(deadline));
         let flow = log.flow_of(seq);
         let header = ProbeHeader {
@@ -177,15 +189,32 @@ pub fn send_probes(
         };
         // validate() guarantees size >= PROBE_HEADER_LEN.
         payload[..PROBE_HEADER_LEN].copy_from_slice(&header.encode());
-        if sockets[usize::from(flow)]
-            .send_to(&payload, config.target)
-            .is_err()
-        {
+        let sent = targets[usize::from(flow)]
+            .is_some_and(|to| sockets[usize::from(flow)].send_to(&payload, to).is_ok());
+        if !sent {
             log.send_errors += 1;
         }
         log.sent_at.push(now);
     }
     Ok(log)
+}
+
+/// How often a download sender reads the hellos that arrived: a path change
+/// is followed within this, at the cost of a few non-blocking reads.
+const HELLO_CHECK: Duration = Duration::from_millis(10);
+
+/// Reads every hello waiting on the flows' (non-blocking) sockets and
+/// points each flow at the address its latest hello came from.
+fn learn_targets(sockets: &[UdpSocket], stream_id: u32, targets: &mut [Option<SocketAddr>]) {
+    let mut buf = [0u8; PROBE_HEADER_LEN];
+    for (socket, target) in sockets.iter().zip(targets) {
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let hello = ProbeHeader::parse(&buf[..len]);
+            if hello.is_ok_and(|h| h.seq == HELLO_SEQ && h.stream_id == stream_id) {
+                *target = Some(from);
+            }
+        }
+    }
 }
 
 /// Unconnected sockets: an ICMP error from a dead path must not turn later
@@ -203,6 +232,8 @@ fn open_flow_sockets(config: &ProbeSenderConfig) -> Result<Vec<UdpSocket>, Traff
                 .and_then(|socket| {
                     super::super::bind_device(&socket, device)?;
                     socket.bind(&addr.into())?;
+                    // A download sender also reads hellos between probes.
+                    socket.set_nonblocking(config.reply_to_hellos)?;
                     Ok(socket)
                 })
                 .map_err(|source| TrafficError::Bind { addr, source })?;

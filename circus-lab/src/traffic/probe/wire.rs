@@ -13,6 +13,11 @@ pub const PROBE_MAGIC: [u8; 4] = *b"CLPB";
 /// Bytes of header at the start of every probe payload; the smallest probe size.
 pub const PROBE_HEADER_LEN: usize = 26;
 
+/// The sequence number of a hello: what a download receiver sends from each
+/// flow's socket so the server learns where to send that flow (the address
+/// it arrives from is the one a router's NAT, or a tunnel, gives the flow).
+pub const HELLO_SEQ: u64 = u64::MAX;
+
 /// The decoded header of one probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeHeader {

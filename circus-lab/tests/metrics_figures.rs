@@ -11,11 +11,12 @@ use circus_lab::metrics::{
 use circus_lab::traffic::MonoNanos;
 use circus_lab::traffic::probe::{ProbeLog, ProbeRecord};
 use circus_lab::traffic::tcp::{TcpFlowLog, TcpLog};
-use synthetic::{ORIGIN, constant, event, stream};
+use synthetic::{ORIGIN, constant, event, lasting, stream};
 
-/// Figures of a run whose host pauses were not watched for.
+/// Figures of a run whose host pauses were not watched for, of a system
+/// that chooses each packet's link itself (as circus does).
 fn metrics_of(probes: &ProbeLog, events: &[TimelineEvent]) -> SystemMetrics {
-    figures(probes, events, None)
+    figures(probes, events, None, None)
 }
 
 fn metrics_with_pauses(
@@ -23,13 +24,24 @@ fn metrics_with_pauses(
     events: &[TimelineEvent],
     pauses: &HostPauses,
 ) -> SystemMetrics {
-    figures(probes, events, Some(pauses))
+    figures(probes, events, Some(pauses), None)
+}
+
+/// Figures of a system that pinned probe flow `f` to `flow_links[f % len]`.
+fn pinned_metrics(
+    probes: &ProbeLog,
+    events: &[TimelineEvent],
+    flow_links: &[&str],
+) -> SystemMetrics {
+    let flow_links: Vec<String> = flow_links.iter().map(|l| l.to_string()).collect();
+    figures(probes, events, None, Some(&flow_links))
 }
 
 fn figures(
     probes: &ProbeLog,
     events: &[TimelineEvent],
     host_pauses: Option<&HostPauses>,
+    flow_links: Option<&[String]>,
 ) -> SystemMetrics {
     let run = RunLogs {
         origin: ORIGIN,
@@ -38,8 +50,15 @@ fn figures(
         events,
         links: &[],
         host_pauses,
+        flow_links,
     };
     system_metrics(&run, None, &MetricsConfig::default())
+}
+
+/// Attributed and unattributed losses add up to all losses.
+fn assert_every_loss_counted_once(metrics: &SystemMetrics) {
+    let attributed: u64 = metrics.up.events.iter().map(|e| e.lost).sum();
+    assert_eq!(attributed + metrics.up.unattributed_lost, metrics.up.lost);
 }
 
 /// A host pause from `from_ms` to `to_ms` after [`ORIGIN`].
@@ -227,17 +246,22 @@ fn losing_every_other_probe_is_a_short_outage_but_a_long_recovery() {
 }
 
 #[test]
-fn isolated_random_losses_are_not_blamed_on_the_event() {
-    // The event's burst is 10.000..10.019; random losses at 9.900, 10.300 and
-    // 12.000 s are further than the burst gap (50 ms) from it.
-    let lost = |seq: u64| (10_000..10_020).contains(&seq) || [9_900, 10_300, 12_000].contains(&seq);
+fn losses_while_no_event_is_in_effect_are_unattributed() {
+    // lte0 is down from 10 s to 11 s. Its span: in flight from 9.8 s, in
+    // effect until 11 s, recovery until 12 s. Random losses at 9.700 and
+    // 12.500 s lie outside it; the one at 10.300 s lies inside, and with
+    // the link unknown it is the event's.
+    let lost = |seq: u64| (10_000..10_020).contains(&seq) || [9_700, 10_300, 12_500].contains(&seq);
     let log = stream(1000, Duration::from_secs(20), 1, |seq| {
         (!lost(seq)).then(|| Duration::from_millis(30))
     });
-    let metrics = metrics_of(&log, &[event(10_000, "lte0", "down")]);
+    let metrics = metrics_of(&log, &[lasting(10_000, "lte0", "down", 1_000)]);
     assert_eq!(metrics.up.lost, 23);
-    assert_eq!(metrics.up.events[0].lost, 20);
-    assert_eq!(metrics.up.events[0].recovery_ms, 19.0);
+    assert_eq!(metrics.up.events[0].lost, 21);
+    assert_eq!(metrics.up.events[0].recovery_ms, 300.0);
+    assert_eq!(metrics.up.unattributed_lost, 2);
+    // Without any event, every loss is unattributed.
+    assert_eq!(metrics_of(&log, &[]).up.unattributed_lost, 23);
 }
 
 #[test]
@@ -381,6 +405,7 @@ fn goodput_and_link_share_come_from_tcp_logs_and_counters() {
         events: &[],
         links: &links,
         host_pauses: None,
+        flow_links: None,
     };
     let metrics = system_metrics(&run, None, &MetricsConfig::default());
     assert_eq!(metrics.tcp_goodput_mbps, Some(20.0));
@@ -406,4 +431,101 @@ fn a_latency_step_is_an_outage_of_the_event_that_caused_it() {
         (metrics.up.events[1].lost, metrics.up.events[1].recovery_ms),
         (0, 0.0)
     );
+}
+
+#[test]
+fn a_system_that_collapses_after_a_link_died_loses_because_of_that_event() {
+    // A three-link site: lte0 dies at 10 s (until its `up` at 20 s). The
+    // system keeps delivering for 40 ms, then loses everything for 2 s; a
+    // `set` on the trace-driven lte1 at 10.5 s and 11 s changes nothing.
+    let log = stream(1000, Duration::from_secs(30), 1, |seq| {
+        (!(10_040..12_040).contains(&seq)).then(|| Duration::from_millis(30))
+    });
+    let events = [
+        event(10_000, "lte0", "down"),
+        event(10_500, "lte1", "set"),
+        event(11_000, "lte1", "set"),
+        event(20_000, "lte0", "up"),
+    ];
+    let metrics = metrics_of(&log, &events);
+    assert_eq!(metrics.up.lost, 2_000);
+    let died = &metrics.up.events[0];
+    assert_eq!(died.lost, 2_000);
+    assert_eq!(
+        died.recovery_ms, 2_039.0,
+        "the last loss was sent at 12.039 s"
+    );
+    assert_eq!(died.outage_ms, 2_001.0);
+    assert!(metrics.up.events[1..].iter().all(|e| e.lost == 0));
+    assert_eq!(metrics.up.unattributed_lost, 0);
+    assert_eq!(metrics.up.max_recovery_ms, 2_039.0);
+}
+
+#[test]
+fn losses_belong_to_the_link_the_pinned_system_used() {
+    // wifi0 is blackholed from 10 s to 12 s; lte0 gets a `set` at 10.5 s.
+    // single-link carried everything on wifi0.
+    let log = stream(1000, Duration::from_secs(20), 16, |seq| {
+        (!(10_000..12_000).contains(&seq)).then(|| Duration::from_millis(30))
+    });
+    let events = [
+        lasting(10_000, "wifi0", "blackhole", 2_000),
+        event(10_500, "lte0", "set"),
+    ];
+    let metrics = pinned_metrics(&log, &events, &["wifi0"]);
+    assert_eq!(
+        (metrics.up.events[0].lost, metrics.up.events[1].lost),
+        (2_000, 0)
+    );
+    assert_eq!(metrics.up.events[0].recovery_ms, 1_999.0);
+    assert_eq!(metrics.up.events[0].outage_ms, 2_001.0);
+    assert_eq!(
+        metrics.up.events[1].outage_ms, 0.0,
+        "no probe went over lte0"
+    );
+    assert_eq!(metrics.up.unattributed_lost, 0);
+    // The same log from a system that spreads packets: the dead link's
+    // blackhole outranks the `set`.
+    let spread = metrics_of(&log, &events);
+    assert_eq!(
+        (spread.up.events[0].lost, spread.up.events[1].lost),
+        (2_000, 0)
+    );
+}
+
+#[test]
+fn a_flow_pinned_to_a_healthy_link_books_its_losses_to_that_link() {
+    // multiwan: flows 0 and 1 on wifi0, 2 and 3 on lte0. wifi0 is
+    // blackholed from 10 s to 12 s; lte0 loses one probe at 9 s (no event)
+    // and one at 11 s, while wifi0's event is in effect: neither is wifi0's.
+    let wifi0_dead = |seq: u64| seq % 4 < 2 && (10_000..12_000).contains(&seq);
+    let log = stream(1000, Duration::from_secs(20), 4, |seq| {
+        (!(wifi0_dead(seq) || seq == 9_002 || seq == 11_002)).then(|| Duration::from_millis(30))
+    });
+    let events = [lasting(10_000, "wifi0", "blackhole", 2_000)];
+    let metrics = pinned_metrics(&log, &events, &["wifi0", "wifi0", "lte0", "lte0"]);
+    assert_eq!(metrics.up.events[0].lost, 1_000);
+    assert_eq!(metrics.up.unattributed_lost, 2);
+    assert_every_loss_counted_once(&metrics);
+}
+
+#[test]
+fn losses_after_a_link_returns_belong_to_its_up() {
+    // wifi0 is down from 10 s to its `up` at 13 s; the pinned system loses
+    // 300 ms more after the link returned (re-resolving its neighbour).
+    let log = stream(1000, Duration::from_secs(20), 1, |seq| {
+        (!(10_000..13_300).contains(&seq)).then(|| Duration::from_millis(30))
+    });
+    let events = [event(10_000, "wifi0", "down"), event(13_000, "wifi0", "up")];
+    let metrics = pinned_metrics(&log, &events, &["wifi0"]);
+    assert_eq!(
+        (metrics.up.events[0].lost, metrics.up.events[0].recovery_ms),
+        (3_000, 2_999.0)
+    );
+    assert_eq!(
+        (metrics.up.events[1].lost, metrics.up.events[1].recovery_ms),
+        (300, 299.0)
+    );
+    assert_eq!(metrics.up.events[0].outage_ms, 3_301.0);
+    assert_every_loss_counted_once(&metrics);
 }

@@ -5,9 +5,25 @@ mod synthetic;
 
 use std::time::Duration;
 
-use circus_lab::metrics::{MetricsConfig, RunLogs, system_metrics, system_series};
+use circus_lab::metrics::{MetricsConfig, RunLogs, TimelineEvent, system_metrics, system_series};
 use proptest::prelude::*;
-use synthetic::{ORIGIN, event, stream};
+use synthetic::{ORIGIN, event, lasting, stream};
+
+/// A random timeline event on one of two links: (at, link, action, for).
+fn any_event() -> impl Strategy<Value = TimelineEvent> {
+    (
+        0u64..3_000,
+        prop::sample::select(vec!["wifi0", "lte0"]),
+        prop::sample::select(vec!["blackhole", "down", "up", "set", "address"]),
+        prop::option::of(1u64..2_000),
+    )
+        .prop_map(|(at, link, action, for_ms)| match for_ms {
+            Some(for_ms) if action != "up" && action != "address" => {
+                lasting(at, link, action, for_ms)
+            }
+            _ => event(at, link, action),
+        })
+}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
@@ -16,16 +32,27 @@ proptest! {
     fn figures_stay_consistent(
         loss_percent in 0u64..60,
         seed in any::<u64>(),
-        event_ms in proptest::collection::vec(0u64..3_000, 0..4),
+        events in prop::collection::vec(any_event(), 0..6),
+        pinned in prop::option::of(prop::collection::vec(
+            prop::sample::select(vec!["wifi0", "lte0"]), 1..4)),
     ) {
         // A cheap deterministic hash gives each probe its fate and latency.
         let fate = |seq: u64| (seq ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
         let log = stream(1000, Duration::from_secs(3), 3, |seq| {
             (fate(seq) % 100 >= loss_percent).then(|| Duration::from_micros(5_000 + fate(seq) % 20_000))
         });
-        let events: Vec<_> = event_ms.iter().map(|&at| event(at, "wifi0", "blackhole")).collect();
+        let flow_links: Option<Vec<String>> =
+            pinned.map(|links| links.iter().map(|l| l.to_string()).collect());
         let config = MetricsConfig::default();
-        let run = RunLogs { origin: ORIGIN, probes: &log, tcp: None, events: &events, links: &[], host_pauses: None };
+        let run = RunLogs {
+            origin: ORIGIN,
+            probes: &log,
+            tcp: None,
+            events: &events,
+            links: &[],
+            host_pauses: None,
+            flow_links: flow_links.as_deref(),
+        };
         let metrics = system_metrics(&run, None, &config);
 
         prop_assert_eq!(metrics.up.sent, 3_000);
@@ -33,16 +60,21 @@ proptest! {
         prop_assert!((0.0..=1.0).contains(&metrics.up.delivery_ratio));
         prop_assert!((0.0..=1.0).contains(&metrics.up.reordered_ratio));
         prop_assert!(metrics.up.max_outage_ms >= 1.0 || metrics.up.delivered == 0);
+        // Every loss is counted once: by one event, or as unattributed.
         let attributed: u64 = metrics.up.events.iter().map(|e| e.lost).sum();
-        // Simultaneous events share one burst; distinct ones never overlap.
-        let distinct: std::collections::BTreeSet<_> = event_ms.iter().collect();
-        if distinct.len() == event_ms.len() {
-            prop_assert!(attributed <= metrics.up.lost);
-        }
-        for event in &metrics.up.events {
-            prop_assert!(event.recovery_ms <= config.attribution_max.as_secs_f64() * 1e3);
-            prop_assert!(event.outage_ms <= metrics.up.max_outage_ms);
-            prop_assert!(event.recovery_ms <= metrics.up.max_recovery_ms);
+        prop_assert_eq!(attributed + metrics.up.unattributed_lost, metrics.up.lost);
+        for (figures, event) in metrics.up.events.iter().zip(&events) {
+            let longest_span = event.duration.unwrap_or(config.attribution_max)
+                + config.recovery_allowance;
+            prop_assert!(figures.recovery_ms <= longest_span.as_secs_f64() * 1e3);
+            prop_assert!(figures.outage_ms <= metrics.up.max_outage_ms);
+            prop_assert!(figures.recovery_ms <= metrics.up.max_recovery_ms);
+            // A pinned system's losses never go to a link it did not use.
+            if let Some(links) = &flow_links
+                && !links.contains(&event.link)
+            {
+                prop_assert_eq!((figures.lost, figures.outage_ms), (0, 0.0));
+            }
         }
 
         let series = system_series(&run, &config);
@@ -65,6 +97,7 @@ fn series_show_the_hole_in_its_bin() {
         events: &[],
         links: &[],
         host_pauses: None,
+        flow_links: None,
     };
     let series = system_series(&run, &MetricsConfig::default());
     assert_eq!(series.bins.len(), 20);

@@ -52,6 +52,7 @@ fn dataset() -> Dataset {
             events: &comparison.events,
             links: &links,
             host_pauses: None,
+            flow_links: (!system.flow_links.is_empty()).then_some(system.flow_links.as_slice()),
         };
         // The same stream stands in for the download, so both directions'
         // figures are written and drawn.
@@ -190,8 +191,17 @@ fn summary_json_has_every_documented_key() {
     let multiwan = &systems["multiwan"];
     assert_eq!(
         multiwan["events"][1]["lost"], 4000,
-        "lte0's flows die until the next event"
+        "lte0's flows die until lte0 comes back"
     );
+    assert_eq!(
+        multiwan["events"][2]["lost"], 500,
+        "and for the second after it did"
+    );
+    assert_eq!(
+        multiwan["unattributed_lost"], 10_500,
+        "then no event explains why they stay dead"
+    );
+    assert_eq!(single["unattributed_lost"], 0);
 }
 
 #[test]
@@ -219,6 +229,7 @@ fn summary_json_is_deterministic_and_round_trips() {
         "\"latency_ms\"",
         "\"reordered_ratio\"",
         "\"events\"",
+        "\"unattributed_lost\"",
         "\"tcp_goodput_mbps\"",
         "\"tcp_goodput_down_mbps\"",
         "\"link_share\"",
@@ -292,6 +303,7 @@ fn report_md_has_tables_and_links_to_the_plots() {
         "## multiwan",
         "| 10.000 | wifi0 | blackhole |",
         "| 30.000 | lte0 | down |",
+        "Lost while no event was in effect: 10500",
         "![timeline](timeline.png)",
         "[latency_cdf.svg](latency_cdf.svg)",
         "![link_share](link_share.png)",

@@ -50,16 +50,19 @@ fn flappy_has_a_flapping_link_and_one_carrier_loss() {
     assert_ne!(downs[0].link, blackholes[0].link);
 }
 
-/// The shipped synthetic cellular traces: file, profile, seed.
-fn shipped_traces() -> [(&'static str, CellularProfile, u64); 2] {
-    let length = Duration::from_secs(20);
+/// The shipped synthetic cellular traces: file, profile, seed. Both
+/// directions of a link share a seed, so a fade (lost coverage) takes both
+/// at once; the seeds are picked for means near the calibrated ones and a
+/// fade inside a 40 s run, at different times for the two links.
+fn shipped_traces() -> [(&'static str, CellularProfile, u64); 4] {
+    let length = Duration::from_secs(45);
+    let down = CellularProfile::lte_downlink(length);
+    let up = CellularProfile::lte_uplink(length);
     [
-        (
-            "cellular-down.trace",
-            CellularProfile::lte_downlink(length),
-            1,
-        ),
-        ("cellular-up.trace", CellularProfile::lte_uplink(length), 2),
+        ("cellular-down.trace", down, 9),
+        ("cellular-up.trace", up, 9),
+        ("cellular-b-down.trace", down, 10),
+        ("cellular-b-up.trace", up, 10),
     ]
 }
 
@@ -110,11 +113,16 @@ fn every_shipped_scenario_loads_and_says_what_it_models() {
         [
             "all-down",
             "asymmetric-latency",
+            "bloated-pair",
             "bufferbloat",
+            "cellular-pair",
             "cellular-trace",
             "ci-blackhole",
+            "equal-pair",
             "flap-fast",
             "flappy",
+            "hetero-delay",
+            "hetero-rate",
             "lossy-pair",
             "roaming"
         ]
@@ -146,23 +154,66 @@ fn asymmetric_latency_pairs_20_and_600_ms_round_trips() {
     );
 }
 
+/// How long the upload bottleneck queue of link `index` takes to drain at
+/// the link's rate, in seconds (infinite without a rate).
+fn queue_seconds(scenario: &Scenario, index: usize) -> f64 {
+    let model = scenario.link_model(index, Direction::Up).unwrap();
+    let rate = model.params().rate_bps.unwrap_or(u64::MAX);
+    model.queue_bytes() as f64 * 8.0 / rate as f64
+}
+
 #[test]
 fn bufferbloat_queue_holds_seconds() {
     let scenario = load("bufferbloat");
-    let bloated = scenario
-        .links
-        .iter()
-        .filter_map(|l| scenario.link_index(&l.name))
-        .filter_map(|i| scenario.link_model(i, Direction::Up))
-        .any(|model| {
-            let rate = model.params().rate_bps.unwrap_or(u64::MAX);
-            model.queue_bytes() as f64 * 8.0 / rate as f64 >= 1.0
-        });
+    let bloated = (0..scenario.links.len()).any(|i| queue_seconds(&scenario, i) >= 1.0);
     assert!(bloated, "no link queues a second or more");
     assert!(
         scenario.traffic.tcp.flows > 0,
         "the queue only fills under load"
     );
+}
+
+/// A link as (rate in Mbit/s, one-way delay in ms, loss in %).
+type Shape = (u64, u64, u64);
+
+/// Each link's shape, in file order.
+fn link_shapes(scenario: &Scenario) -> Vec<Shape> {
+    scenario
+        .links
+        .iter()
+        .map(|l| {
+            let rate = l.params.rate_bps.unwrap_or_default() / 1_000_000;
+            let loss = (l.params.loss * 100.0).round() as u64;
+            (rate, l.params.delay.as_millis() as u64, loss)
+        })
+        .collect()
+}
+
+/// The heterogeneous scenarios without events: their links, their TCP flows,
+/// every system, and short enough for a real run.
+#[test]
+fn steady_heterogeneous_scenarios_have_their_links_and_tcp() {
+    let cases: [(&str, &[Shape], u32); 4] = [
+        ("hetero-delay", &[(20, 10, 0), (20, 300, 0)], 2),
+        ("hetero-rate", &[(50, 5, 0), (4, 60, 3), (1, 250, 10)], 4),
+        ("bloated-pair", &[(5, 8, 0), (20, 20, 0)], 4),
+        ("equal-pair", &[(20, 25, 0), (20, 35, 0)], 2),
+    ];
+    for (name, shapes, flows) in cases {
+        let scenario = load(name);
+        assert_eq!(link_shapes(&scenario), shapes, "{name}");
+        assert_eq!(scenario.traffic.tcp.flows, flows, "{name}");
+        assert!(scenario.events.is_empty(), "{name}");
+        assert_eq!(scenario.systems, SystemKind::ALL.to_vec(), "{name}");
+        assert!((30..=40).contains(&scenario.duration.as_secs()), "{name}");
+    }
+}
+
+#[test]
+fn bloated_pair_queues_2s_on_the_slow_link_only() {
+    let scenario = load("bloated-pair");
+    assert!((queue_seconds(&scenario, 0) - 2.0).abs() < 0.01);
+    assert!(queue_seconds(&scenario, 1) <= 0.1);
 }
 
 #[test]
@@ -195,18 +246,52 @@ fn flap_fast_flaps_every_500ms() {
     );
 }
 
-#[test]
-fn cellular_trace_uses_the_shipped_traces() {
-    let scenario = load("cellular-trace");
-    let traced: Vec<_> = scenario
+/// The (up, down) trace files of the traced links, in file order.
+fn trace_files(scenario: &Scenario) -> Vec<(PathBuf, PathBuf)> {
+    scenario
         .links
         .iter()
         .filter_map(|l| l.params.trace.as_ref())
-        .collect();
-    assert_eq!(traced.len(), 1);
+        .map(|t| (t.up.path.clone(), t.down.path.clone()))
+        .collect()
+}
+
+/// The shipped trace pair `cellular{suffix}-{up,down}.trace`.
+fn shipped_pair(suffix: &str) -> (PathBuf, PathBuf) {
     let folder = scenarios_dir().join("traces");
-    assert_eq!(traced[0].up.path, folder.join("cellular-up.trace"));
-    assert_eq!(traced[0].down.path, folder.join("cellular-down.trace"));
+    (
+        folder.join(format!("cellular{suffix}-up.trace")),
+        folder.join(format!("cellular{suffix}-down.trace")),
+    )
+}
+
+#[test]
+fn cellular_trace_uses_the_shipped_traces() {
+    let scenario = load("cellular-trace");
+    assert_eq!(trace_files(&scenario), vec![shipped_pair("")]);
+}
+
+#[test]
+fn cellular_pair_has_two_traced_links_and_wifi_blackholing_2s_every_8s() {
+    let scenario = load("cellular-pair");
+    assert_eq!(
+        trace_files(&scenario),
+        vec![shipped_pair(""), shipped_pair("-b")]
+    );
+    let starts: Vec<Duration> = scenario.events.iter().map(|e| e.at).collect();
+    assert!(starts.len() >= 4, "only {} blackholes", starts.len());
+    assert!(
+        starts
+            .windows(2)
+            .all(|w| w[1] - w[0] == Duration::from_secs(8))
+    );
+    for event in &scenario.events {
+        assert_eq!(event.action, Action::Blackhole);
+        assert_eq!(event.duration, Some(Duration::from_secs(2)));
+        let link = &scenario.links[event.link_index];
+        assert!(link.params.trace.is_none(), "{} is traced", link.name);
+    }
+    assert_eq!(scenario.traffic.tcp.flows, 3);
 }
 
 #[test]

@@ -21,6 +21,10 @@ pub struct Gap {
     /// that came first (nothing lost, only delayed). Says which event a gap
     /// belongs to.
     pub first_affected: MonoNanos,
+    /// Sequence number of that probe (one past the last for a gap at the
+    /// stream's end): its flow says which link it was on, for systems that
+    /// pin flows to links.
+    pub first_affected_seq: u64,
     /// Time between the two deliveries, less any pause of the host within
     /// it (see [`Delivery::gaps`]).
     pub length: Duration,
@@ -28,17 +32,41 @@ pub struct Gap {
 
 impl Gap {
     /// The gap between deliveries of probes sent at `earlier_sent` and
-    /// `later_sent`, `length` apart; `interval` is the time between probes.
+    /// `later_sent` (sequence number `later_seq`), `length` apart;
+    /// `next_seq` is the probe sent after the earlier one and `interval` the
+    /// time between probes.
     fn between(
-        earlier_sent: MonoNanos,
-        later_sent: MonoNanos,
+        (earlier_sent, next_seq): (MonoNanos, u64),
+        (later_sent, later_seq): (MonoNanos, u64),
         length: Duration,
         interval: Duration,
     ) -> Self {
+        let next_sent = earlier_sent + interval;
+        let (first_affected, first_affected_seq) = if next_sent <= later_sent {
+            (next_sent, next_seq)
+        } else {
+            (later_sent, later_seq)
+        };
         Self {
-            first_affected: (earlier_sent + interval).min(later_sent),
+            first_affected,
+            first_affected_seq,
             length,
         }
+    }
+}
+
+/// The first copy of one probe, as the receiver logged it.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    received: MonoNanos,
+    sent: MonoNanos,
+    seq: u64,
+}
+
+impl Arrival {
+    /// (receive time, send time), as [`Delivery::unpaused`] takes it.
+    fn times(&self) -> (MonoNanos, MonoNanos) {
+        (self.received, self.sent)
     }
 }
 
@@ -50,8 +78,8 @@ pub struct Delivery<'a> {
     /// Flows the stream is spread over: probe `seq` is of flow `seq % flows`.
     flows: usize,
     first_received: Vec<Option<MonoNanos>>,
-    /// Receive and send time of each first copy, in arrival order.
-    arrivals: Vec<(MonoNanos, MonoNanos)>,
+    /// Each first copy, in arrival order.
+    arrivals: Vec<Arrival>,
     duplicates: u64,
     reordered: u64,
     /// One-way latency of first copies, in microseconds.
@@ -104,7 +132,11 @@ impl<'a> Delivery<'a> {
             }
             first_received[seq] = Some(record.received);
             let sent = sent_at[seq];
-            arrivals.push((record.received, sent));
+            arrivals.push(Arrival {
+                received: record.received,
+                sent,
+                seq: record.seq,
+            });
             let highest = &mut highest_per_flow[usize::from(log.sent.flow_of(record.seq))];
             match highest {
                 Some(h) if *h > record.seq => reordered += 1,
@@ -174,13 +206,18 @@ impl<'a> Delivery<'a> {
         &self.first_received
     }
 
-    /// Send times of the probes that never arrived, in sending order.
-    pub fn lost_send_times(&self) -> impl Iterator<Item = MonoNanos> + '_ {
-        self.sent_at
-            .iter()
-            .zip(&self.first_received)
-            .filter(|(_, received)| received.is_none())
-            .map(|(sent, _)| *sent)
+    /// Sequence number and send time of each probe that never arrived, in
+    /// sending order.
+    pub fn lost(&self) -> impl Iterator<Item = (u64, MonoNanos)> + '_ {
+        (0u64..)
+            .zip(self.sent_at.iter().zip(&self.first_received))
+            .filter(|(_, (_, received))| received.is_none())
+            .map(|(seq, (sent, _))| (seq, *sent))
+    }
+
+    /// The flow probe `seq` belongs to (see [`ProbeLog`]'s sender).
+    pub fn flow_of(&self, seq: u64) -> usize {
+        (seq % self.flows as u64) as usize
     }
 
     pub fn latency_percentiles(&self) -> LatencyMs {
@@ -208,22 +245,43 @@ impl<'a> Delivery<'a> {
         };
         let before_start = MonoNanos(first.0.saturating_sub(self.interval.as_nanos() as u64));
         let after_end = last + self.interval;
-        let earliest_sent = self.arrivals.iter().map(|a| a.1).min();
-        let latest_sent = self.arrivals.iter().map(|a| a.1).max();
+        let end_seq = self.sent_at.len() as u64;
+        let earliest = self.arrivals.iter().min_by_key(|a| a.sent);
+        let latest = self.arrivals.iter().max_by_key(|a| a.sent);
         let interval = self.interval;
-        let (Some(earliest_sent), Some(latest_sent)) = (earliest_sent, latest_sent) else {
+        let (Some(earliest), Some(latest)) = (earliest, latest) else {
             let length = self.unpaused((before_start, before_start), (after_end, after_end));
-            return vec![Gap::between(before_start, after_end, length, interval)];
+            return vec![Gap::between(
+                (before_start, 0),
+                (after_end, end_seq),
+                length,
+                interval,
+            )];
         };
         let mut gaps = Vec::with_capacity(self.arrivals.len() + 1);
-        let leading = self.unpaused((before_start, before_start), (earliest_sent, earliest_sent));
-        gaps.push(Gap::between(before_start, earliest_sent, leading, interval));
+        let leading = self.unpaused((before_start, before_start), (earliest.sent, earliest.sent));
+        gaps.push(Gap::between(
+            (before_start, 0),
+            (earliest.sent, earliest.seq),
+            leading,
+            interval,
+        ));
         gaps.extend(self.arrivals.windows(2).map(|pair| {
-            let length = self.unpaused(pair[0], pair[1]);
-            Gap::between(pair[0].1, pair[1].1, length, interval)
+            let length = self.unpaused(pair[0].times(), pair[1].times());
+            Gap::between(
+                (pair[0].sent, pair[0].seq + 1),
+                (pair[1].sent, pair[1].seq),
+                length,
+                interval,
+            )
         }));
-        let trailing = self.unpaused((latest_sent, latest_sent), (after_end, after_end));
-        gaps.push(Gap::between(latest_sent, after_end, trailing, interval));
+        let trailing = self.unpaused((latest.sent, latest.sent), (after_end, after_end));
+        gaps.push(Gap::between(
+            (latest.sent, latest.seq + 1),
+            (after_end, end_seq),
+            trailing,
+            interval,
+        ));
         gaps
     }
 

@@ -32,6 +32,10 @@ pub struct SystemLogs {
     pub links: Vec<LinkCounters>,
     /// `None` where pauses were not watched for (the simulator has none).
     pub host_pauses: Option<HostPauses>,
+    /// The link (by name) each probe flow was pinned to, for systems that
+    /// pin flows (see [`RunLogs::flow_links`]); `None` for circus, which
+    /// chooses per packet. A flow's download comes back on its link.
+    pub flow_links: Option<Vec<String>>,
 }
 
 impl SystemLogs {
@@ -44,6 +48,7 @@ impl SystemLogs {
             events,
             links: &self.links,
             host_pauses: self.host_pauses.as_ref(),
+            flow_links: self.flow_links.as_deref(),
         }
     }
 

@@ -4,7 +4,8 @@
 //! a run in namespaces or from the simulator.
 //!
 //! - [`delivery`]: which probe arrived when, duplicates, reordering, latency.
-//! - [`events`]: outage and recovery around each timeline event.
+//! - [`events`]: which event each loss belongs to; outage and recovery of
+//!   each timeline event.
 //! - [`logs`]: one system's logs, the same from a real run and from `sim`.
 //! - [`series`]: delivery and latency over time and the latency CDF, for plots.
 //! - [`pauses`]: the host's pauses, left out of every gap.
@@ -91,6 +92,11 @@ pub struct RunLogs<'a> {
     pub links: &'a [LinkCounters],
     /// `None` where pauses were not watched for (the simulator has none).
     pub host_pauses: Option<&'a HostPauses>,
+    /// The link (by name) each probe flow was pinned to: flow `f` went over
+    /// `flow_links[f % len]`. `None` for systems that choose links per
+    /// packet, whose losses are attributed without knowing the link (see
+    /// [`events`]).
+    pub flow_links: Option<&'a [String]>,
 }
 
 impl<'a> RunLogs<'a> {
@@ -103,18 +109,18 @@ impl<'a> RunLogs<'a> {
 /// Knobs of the event attribution and the time series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricsConfig {
-    /// Lost probes sent less than this apart belong to one loss burst. 50 ms
-    /// keeps a system that loses every 8th probe at 1000 pps (one dead flow
-    /// of eight) in one burst, while two independent random losses at 1%
-    /// are usually further apart. Should be several probe intervals.
-    pub burst_gap: Duration,
     /// Losses sent up to this long before an event can belong to it: probes
     /// already queued on a link when it died. 200 ms covers a 150 ms one-way
     /// delay line plus queueing.
     pub in_flight_lookback: Duration,
-    /// An event's window ends at the next event or after this long, whichever
-    /// is first; a link that stays dead until the end still gets a bound.
+    /// An event without `for` is in effect until the next event on its link,
+    /// at most this long: a change left in place longer is the link's new
+    /// normal (see [`events`]).
     pub attribution_max: Duration,
+    /// After an event ends, its losses go on being counted this long: queues
+    /// draining, failure detectors taking the link back, neighbours resolved
+    /// again (see [`events`]).
+    pub recovery_allowance: Duration,
     /// Width of a time-series bin in the plots.
     pub series_bin: Duration,
 }
@@ -122,9 +128,9 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
-            burst_gap: Duration::from_millis(50),
             in_flight_lookback: Duration::from_millis(200),
             attribution_max: Duration::from_secs(10),
+            recovery_allowance: Duration::from_secs(1),
             series_bin: Duration::from_millis(100),
         }
     }
@@ -156,6 +162,10 @@ pub struct StreamMetrics {
     pub latency_ms: LatencyMs,
     pub reordered_ratio: f64,
     pub events: Vec<EventMetrics>,
+    /// Lost probes no event answers for (see [`events`]): with the events'
+    /// `lost`, they add up to `lost`. Absent from older summaries.
+    #[serde(default)]
+    pub unattributed_lost: u64,
     pub sent: u64,
     pub delivered: u64,
 }
@@ -205,7 +215,10 @@ pub fn system_metrics(
 /// The probe figures of one direction.
 fn stream_metrics(run: &RunLogs<'_>, config: &MetricsConfig) -> StreamMetrics {
     let delivery = run.delivery();
-    let events = events::event_metrics(&delivery, run.origin, run.events, config);
+    let events::EventFigures {
+        events,
+        unattributed_lost,
+    } = events::event_figures(&delivery, run.origin, run.events, run.flow_links, config);
     let max_recovery_ms = events.iter().map(|e| e.recovery_ms).fold(0.0, f64::max);
     let sent = delivery.sent_count();
     let delivered = delivery.delivered_count();
@@ -219,6 +232,7 @@ fn stream_metrics(run: &RunLogs<'_>, config: &MetricsConfig) -> StreamMetrics {
         latency_ms: delivery.latency_percentiles(),
         reordered_ratio: ratio(delivery.reordered(), delivered),
         events,
+        unattributed_lost,
         sent,
         delivered,
     }

@@ -143,7 +143,11 @@ fn write_stream(md: &mut String, title: &str, m: &StreamMetrics) -> std::fmt::Re
             e.at_s, e.link, e.action, e.outage_ms, e.recovery_ms, e.lost
         )?;
     }
-    writeln!(md)
+    writeln!(
+        md,
+        "\nLost while no event was in effect: {}\n",
+        m.unattributed_lost
+    )
 }
 
 fn table_row(md: &mut String, cells: &[String]) -> std::fmt::Result {

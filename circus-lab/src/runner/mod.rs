@@ -133,6 +133,13 @@ pub fn run_system(
         let host_pauses = monitor.map(PauseMonitor::stop);
         let links = emulation.link_counters(scenario)?;
         let (origin, up, down) = measured?;
+        let flow_links = plan.flow_links.as_ref().map(|flow_links| {
+            flow_links
+                .iter()
+                .filter_map(|&link| scenario.links.get(link))
+                .map(|link| link.name.clone())
+                .collect()
+        });
         let logs = SystemLogs {
             system: kind,
             origin,
@@ -140,6 +147,7 @@ pub fn run_system(
             down,
             links,
             host_pauses,
+            flow_links,
         };
         Ok((logs, emulation.backend_name()))
     })

@@ -24,6 +24,7 @@ use super::{stream_id, system_logs};
 use crate::emulator::model::{Direction, Verdict};
 use crate::metrics::SystemLogs;
 use crate::scenario::{Scenario, SystemKind};
+use crate::systems::PROBE_FLOWS;
 use crate::traffic::DRAIN;
 
 /// The links' MTU: without a tunnel, TCP segments fill it.
@@ -86,7 +87,18 @@ pub(super) fn run_pinned(
             tcp.handle_timeout(now);
         }
     }
-    system_logs(scenario, system, probes, tcp, links.carried())
+    let flow_links = (0..PROBE_FLOWS)
+        .filter_map(|flow| scenario.links.get(route(flow)))
+        .map(|link| link.name.clone())
+        .collect();
+    system_logs(
+        scenario,
+        system,
+        probes,
+        tcp,
+        links.carried(),
+        Some(flow_links),
+    )
 }
 
 /// Sends the probes of `stream` due by `now` over their flows' links in

@@ -93,6 +93,8 @@ pub(super) fn run(scenario: &Scenario) -> Result<SystemLogs, SimError> {
         probes,
         tcp,
         sim.links.carried(),
+        // circus chooses the link of each packet itself.
+        None,
     ))
 }
 

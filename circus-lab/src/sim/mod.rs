@@ -136,6 +136,7 @@ fn system_logs(
     probes: Streams,
     tcp: TcpTraffic,
     links: Vec<LinkCounters>,
+    flow_links: Option<Vec<String>>,
 ) -> SystemLogs {
     let (tcp_up, tcp_down) = tcp.into_logs();
     let up = probes.up.into_log();
@@ -155,5 +156,6 @@ fn system_logs(
         }),
         links,
         host_pauses: None,
+        flow_links,
     }
 }

@@ -35,14 +35,20 @@ pub struct TrafficPlan {
     pub flow_devices: Vec<String>,
     /// Plain TCP, or MPTCP sockets at both ends.
     pub tcp_flavor: TcpFlavor,
+    /// The link (index) probe flow `f` goes over, `flow_links[f % len]`, for
+    /// systems that pin flows to links; `None` when the system chooses per
+    /// packet. The metrics book each loss to its link's events with it.
+    pub flow_links: Option<Vec<usize>>,
 }
 
 impl TrafficPlan {
-    /// Traffic that simply follows the client's routes.
+    /// Traffic that simply follows the client's routes, whose links the lab
+    /// does not know.
     pub fn routed() -> TrafficPlan {
         TrafficPlan {
             flow_devices: Vec::new(),
             tcp_flavor: TcpFlavor::Tcp,
+            flow_links: None,
         }
     }
 }

@@ -64,6 +64,8 @@ impl SystemUnderTest for Mptcp {
         Ok(TrafficPlan {
             flow_devices: Vec::new(),
             tcp_flavor: TcpFlavor::Mptcp,
+            // The UDP probes take the ordinary route.
+            flow_links: Some(vec![primary]),
         })
     }
 

@@ -19,14 +19,16 @@ impl SystemUnderTest for Multiwan {
     ) -> Result<TrafficPlan, SystemError> {
         route_server_over_all_links(topology, 0)?;
         let links = topology.links();
-        let flow_devices = (0..u64::from(PROBE_FLOWS))
-            .map(|flow| {
-                let link = flow_link(scenario.seed, flow, links.len());
-                links[link].client_interface.clone()
-            })
+        let flow_links: Vec<usize> = (0..u64::from(PROBE_FLOWS))
+            .map(|flow| flow_link(scenario.seed, flow, links.len()))
+            .collect();
+        let flow_devices = flow_links
+            .iter()
+            .map(|&link| links[link].client_interface.clone())
             .collect();
         Ok(TrafficPlan {
             flow_devices,
+            flow_links: Some(flow_links),
             ..TrafficPlan::routed()
         })
     }

@@ -18,7 +18,10 @@ impl SystemUnderTest for SingleLink {
     ) -> Result<TrafficPlan, SystemError> {
         let link = best_link_at_start(scenario);
         topology.route_client_via(SERVER_SUBNET, SUBNET_PREFIX_LEN, link, 10)?;
-        Ok(TrafficPlan::routed())
+        Ok(TrafficPlan {
+            flow_links: Some(vec![link]),
+            ..TrafficPlan::routed()
+        })
     }
 
     fn stop(&mut self) -> Result<(), SystemError> {

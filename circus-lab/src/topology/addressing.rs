@@ -14,6 +14,11 @@
 //! the tunnel range 100.64.0.0/10 back via the gateway, so a system may NAT
 //! or not. The client gets no default route: each system under test chooses
 //! how to reach the server (see [`super::Topology::route_client_via`]).
+//!
+//! Both ends of a link have fixed MAC addresses, `02:00:c6:12:<i>:<host>`
+//! (locally administered, the host byte as in the IPv4 address), and know
+//! each other's from the start: neighbour resolution never crosses the
+//! emulated link (see [`super::Topology::build`]).
 
 use std::net::Ipv4Addr;
 
@@ -52,6 +57,10 @@ pub struct LinkAddressing {
     pub gateway_interface: String,
     /// The gateway's address on the link: the client's next hop.
     pub gateway_address: Ipv4Addr,
+    /// MAC address of the client's interface.
+    pub client_mac: [u8; 6],
+    /// MAC address of the gateway's interface.
+    pub gateway_mac: [u8; 6],
     /// Emulator-side interface facing the client (carrier control acts here).
     pub emu_client_side: String,
     /// Emulator-side interface facing the gateway.
@@ -68,6 +77,8 @@ impl LinkAddressing {
             client_address: Ipv4Addr::new(198, 18, octet, 2),
             gateway_interface: format!("link{index}"),
             gateway_address: Ipv4Addr::new(198, 18, octet, 1),
+            client_mac: [0x02, 0x00, 198, 18, octet, 2],
+            gateway_mac: [0x02, 0x00, 198, 18, octet, 1],
             emu_client_side: format!("cli{index}"),
             emu_gateway_side: format!("gw{index}"),
         }
@@ -103,6 +114,10 @@ mod tests {
             assert_eq!(plan.client_address.octets()[0], 198);
             assert_eq!(plan.client_address.octets()[1] & 0xfe, 18);
             assert!(plan.emu_client_side.len() < 16 && plan.emu_gateway_side.len() < 16);
+            assert_ne!(plan.client_mac, plan.gateway_mac);
+            for mac in [plan.client_mac, plan.gateway_mac] {
+                assert_eq!(mac[0] & 0b11, 0b10, "locally administered unicast");
+            }
             for other in &plans[i + 1..] {
                 assert_ne!(plan.subnet(), other.subnet());
             }

@@ -95,16 +95,21 @@ impl Netlink {
     }
 
     /// Creates a veth pair: `local` here, `peer` directly inside the
-    /// namespace `peer_netns` (so nothing ever exists in the wrong place).
+    /// namespace `peer_netns` (so nothing ever exists in the wrong place),
+    /// with the MAC address `peer_mac` if given (else a random one).
     pub async fn add_veth(
         &self,
         local: &str,
         peer: &str,
         peer_netns: BorrowedFd<'_>,
+        peer_mac: Option<[u8; 6]>,
     ) -> Result<(), NetlinkError> {
-        let peer_message = LinkUnspec::new_with_name(peer)
-            .setns_by_fd(peer_netns.as_raw_fd())
-            .build();
+        let peer_builder = LinkUnspec::new_with_name(peer).setns_by_fd(peer_netns.as_raw_fd());
+        let peer_message = match peer_mac {
+            Some(mac) => peer_builder.address(mac.to_vec()),
+            None => peer_builder,
+        }
+        .build();
         let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(local.to_owned())
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)))
@@ -205,6 +210,28 @@ impl Netlink {
                 })?;
         }
         Ok(())
+    }
+
+    /// Adds (or replaces) a permanent neighbour entry: `address` on the
+    /// interface `name` is at `mac`, without ever asking (ARP).
+    pub async fn add_permanent_neighbour(
+        &self,
+        name: &str,
+        address: Ipv4Addr,
+        mac: [u8; 6],
+    ) -> Result<(), NetlinkError> {
+        let index = self.index(name).await?;
+        self.handle
+            .neighbours()
+            .add(index, IpAddr::V4(address))
+            .link_layer_address(&mac)
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| NetlinkError {
+                request: format!("add permanent neighbour {address} on {name}"),
+                source,
+            })
     }
 
     /// Adds (or replaces) the route `destination/prefix_len` with `metric`

@@ -277,8 +277,7 @@ impl TcpBulkServer {
         self.addr
     }
 
-    /// Writes on every accepted connection until `end`; accepts until
-    /// `stop` is set.
+    /// Accepts connections and writes on each until `end` (or `stop`).
     pub fn run(
         self,
         end: MonoNanos,
@@ -288,7 +287,7 @@ impl TcpBulkServer {
             &self.listener,
             self.addr,
             stop,
-            |_, _| false,
+            |_, _| MonoNanos::now() >= end,
             |socket, peer| write_until(socket, peer, end, stop),
             "tcp download sender flow",
         )

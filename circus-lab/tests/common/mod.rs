@@ -1,5 +1,8 @@
 //! Shared by the emulator tests: a one-link topology with a running forwarder.
 
+// Each test file that includes this uses a different subset.
+#![allow(dead_code)]
+
 use std::net::{SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -16,8 +19,13 @@ pub struct Lab {
 
 impl Lab {
     pub fn start(params: LinkParams) -> Lab {
+        Lab::start_tagged("t", params)
+    }
+
+    /// A lab whose namespaces carry `tag` (so a test's can be told apart).
+    pub fn start_tagged(tag: &str, params: LinkParams) -> Lab {
         let topology = Topology::build(&TopologyConfig {
-            tag: "t".into(),
+            tag: tag.into(),
             links: 1,
         })
         .unwrap();

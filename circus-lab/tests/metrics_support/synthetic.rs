@@ -71,6 +71,14 @@ pub fn event(at_ms: u64, link: &str, action: &str) -> TimelineEvent {
     }
 }
 
+/// An event that holds for `for_ms` (the scenario's `for`).
+pub fn lasting(at_ms: u64, link: &str, action: &str, for_ms: u64) -> TimelineEvent {
+    TimelineEvent {
+        duration: Some(Duration::from_millis(for_ms)),
+        ..event(at_ms, link, action)
+    }
+}
+
 pub fn constant(ms: u64) -> Option<Duration> {
     Some(Duration::from_millis(ms))
 }
@@ -102,13 +110,13 @@ pub struct SyntheticSystem {
     pub probes: ProbeLog,
     /// Bytes each link carried.
     pub link_bytes: Vec<(&'static str, u64)>,
+    /// The link each probe flow was pinned to; empty when the system
+    /// chooses per packet.
+    pub flow_links: Vec<String>,
 }
 
 pub fn comparison() -> Comparison {
-    let blackhole = |at_ms, link: &str, for_ms| TimelineEvent {
-        duration: Some(Duration::from_millis(for_ms)),
-        ..event(at_ms, link, "blackhole")
-    };
+    let blackhole = |at_ms, link: &str, for_ms| lasting(at_ms, link, "blackhole", for_ms);
     let events = vec![
         blackhole(10_000, "wifi0", 3_000),
         event(30_000, "lte0", "down"),
@@ -157,16 +165,21 @@ pub fn comparison() -> Comparison {
                 name: "circus",
                 probes: circus,
                 link_bytes: vec![("wifi0", 7_400_000), ("lte0", 4_600_000)],
+                flow_links: Vec::new(),
             },
             SyntheticSystem {
                 name: "single-link",
                 probes: single,
                 link_bytes: vec![("wifi0", 11_000_000), ("lte0", 0)],
+                flow_links: vec!["wifi0".into()],
             },
             SyntheticSystem {
                 name: "multiwan",
                 probes: multiwan,
                 link_bytes: vec![("wifi0", 6_900_000), ("lte0", 3_100_000)],
+                flow_links: ["wifi0", "wifi0", "lte0", "lte0"]
+                    .map(String::from)
+                    .to_vec(),
             },
         ],
     }

@@ -5,9 +5,9 @@
 //! ([`crate::emulator::model`]) driven by the scenario timeline, and circus
 //! is its real client and gateway engines (circus-core is sans-IO, so they
 //! run on an injected clock). Time jumps from one event to the next, so a
-//! minute of scenario takes a fraction of a second (a few seconds with
-//! bulk TCP through circus), and the same seed gives the same result byte
-//! for byte.
+//! minute of probes takes a fraction of a second (bulk TCP through circus
+//! takes seconds: the engines' work per packet, mostly their timers), and
+//! the same seed gives the same result byte for byte.
 //!
 //! Map of the simulator:
 //! - `wire`: datagrams in flight, ordered by arrival time;

@@ -24,9 +24,10 @@ use circus_core::scheduler::Policy;
 
 use super::links::{CarrierChange, SimLinks};
 use super::probe::{CLIENT_TUNNEL_ADDRESS, ProbePacket, ProbeStream, Streams};
+use super::tcp::{TcpPlan, TcpTraffic};
 use super::wire::Wire;
 use super::{SimError, stream_id, system_logs};
-use crate::emulator::model::{Direction, Verdict};
+use crate::emulator::model::Direction;
 use crate::metrics::SystemLogs;
 use crate::scenario::{Scenario, SystemKind, TimelineStep};
 use crate::traffic::DRAIN;
@@ -46,6 +47,12 @@ const BUFFER_LEN: usize = 65_536;
 /// Events handled at one virtual instant before the engines are presumed
 /// stuck in a loop (a timer that is always due but never handled).
 const MAX_EVENTS_AT_ONE_INSTANT: u32 = 1_000_000;
+
+/// The largest packet the TUN devices take, as circus-node sets it for
+/// links of the usual MTU (IPv4 and UDP headers and the tunnel's overhead
+/// taken off): what TCP segments through the tunnel fit.
+const TUN_MTU: usize =
+    circus_node::config::DEFAULT_LINK_MTU as usize - 28 - circus_core::engine::OVERHEAD;
 
 /// Static keys and pre-shared key of the simulated peers: fixed, since only
 /// figures matter here and they must not depend on randomness. (The
@@ -68,11 +75,23 @@ pub(super) fn run(scenario: &Scenario) -> Result<SystemLogs, SimError> {
         up: ProbeStream::for_scenario(scenario, Direction::Up, zero, id),
         down: ProbeStream::for_scenario(scenario, Direction::Down, zero, id),
     };
-    sim.run_scenario(scenario, &mut probes)?;
+    let mut tcp = TcpTraffic::new(
+        TcpPlan::for_scenario(scenario, TUN_MTU),
+        zero,
+        scenario.duration,
+    );
+    sim.run_scenario(
+        scenario,
+        &mut Traffic {
+            probes: &mut probes,
+            tcp: &mut tcp,
+        },
+    )?;
     Ok(system_logs(
         scenario,
         SystemKind::Circus,
         probes,
+        tcp,
         sim.links.carried(),
         // circus chooses the link of each packet itself.
         None,
@@ -92,6 +111,8 @@ struct CircusSim {
     transmit: Vec<u8>,
     /// Scratch for tunnel packets the engines deliver.
     deliver: Vec<u8>,
+    /// Scratch for TCP packets entering the tunnel.
+    segment: Vec<u8>,
     /// Consecutive events handled without the clock moving.
     events_now: u32,
 }
@@ -134,6 +155,7 @@ impl CircusSim {
             wire: Wire::default(),
             transmit: vec![0; BUFFER_LEN],
             deliver: vec![0; BUFFER_LEN],
+            segment: vec![0; BUFFER_LEN],
             events_now: 0,
         })
     }
@@ -167,20 +189,26 @@ impl CircusSim {
             })
     }
 
-    /// The scenario proper: the probe streams and the timeline from the
-    /// streams' start, then the drain; the streams log what happened.
-    fn run_scenario(&mut self, scenario: &Scenario, probes: &mut Streams) -> Result<(), SimError> {
+    /// The scenario proper: the probe streams, the TCP flows and the
+    /// timeline from the streams' start, then the drain; the streams and
+    /// the flows log what happened.
+    fn run_scenario(
+        &mut self,
+        scenario: &Scenario,
+        traffic: &mut Traffic<'_>,
+    ) -> Result<(), SimError> {
         let zero = self.now;
         self.links.reset_carried();
-        let mut up_packet = ProbePacket::new(probes.up.size(), Direction::Up);
-        let mut down_packet = ProbePacket::new(probes.down.size(), Direction::Down);
+        let mut up_packet = ProbePacket::new(traffic.probes.up.size(), Direction::Up);
+        let mut down_packet = ProbePacket::new(traffic.probes.down.size(), Direction::Down);
         let timeline: Vec<TimelineStep> = scenario.timeline();
         let mut steps = timeline.iter().peekable();
         let stop = zero + scenario.duration + DRAIN;
         loop {
-            let next_probe = probes.next_due();
+            let next_probe = traffic.probes.next_due();
             let next_step = steps.peek().map(|step| zero + step.at);
-            let Some(next) = [next_probe, next_step, self.next_engine_event()]
+            let next_tcp = traffic.tcp.poll_timeout();
+            let Some(next) = [next_probe, next_step, next_tcp, self.next_engine_event()]
                 .into_iter()
                 .flatten()
                 .min()
@@ -193,6 +221,7 @@ impl CircusSim {
                 self.apply(step);
             }
             let now = self.instant();
+            let probes = &mut *traffic.probes;
             while probes.up.next_due().is_some_and(|(_, at)| at <= self.now) {
                 let header = probes.up.send_next(self.now);
                 self.client.handle_tun_packet(now, up_packet.write(&header));
@@ -202,7 +231,10 @@ impl CircusSim {
                 self.gateway
                     .handle_tun_packet(now, down_packet.write(&header));
             }
-            self.handle_events(Some(probes));
+            if traffic.tcp.poll_timeout().is_some_and(|at| at <= self.now) {
+                traffic.tcp.handle_timeout(self.now);
+            }
+            self.handle_events(Some(traffic));
         }
         Ok(())
     }
@@ -232,7 +264,7 @@ impl CircusSim {
     }
 
     /// Delivers arrived datagrams, fires due timers, then drains the engines.
-    fn handle_events(&mut self, probes: Option<&mut Streams>) {
+    fn handle_events(&mut self, traffic: Option<&mut Traffic<'_>>) {
         let now = self.instant();
         while let Some(arrived) = self.wire.pop_arrived(self.now) {
             let datagram = self.wire.datagram(arrived);
@@ -254,7 +286,7 @@ impl CircusSim {
         if self.gateway.poll_timeout().is_some_and(|at| at <= now) {
             self.gateway.handle_timeout(now);
         }
-        self.flush(probes);
+        self.flush(traffic);
     }
 
     /// Applies a timeline step to the links and tells the client about its
@@ -269,9 +301,37 @@ impl CircusSim {
         }
     }
 
-    /// Puts everything the engines want sent on the wire and records what
-    /// the gateway delivers.
-    fn flush(&mut self, mut probes: Option<&mut Streams>) {
+    /// Feeds the TCP flows' packets into the engines, puts everything the
+    /// engines want sent on the wire and hands what they deliver to the
+    /// probe logs and the flows; again while the flows have an answer (an
+    /// ACK for delivered data) to feed in.
+    fn flush(&mut self, mut traffic: Option<&mut Traffic<'_>>) {
+        loop {
+            if let Some(traffic) = traffic.as_deref_mut() {
+                self.feed_tcp(traffic.tcp);
+            }
+            self.transmit_datagrams();
+            if !self.deliver(traffic.as_deref_mut()) {
+                break;
+            }
+        }
+    }
+
+    /// The flows' packets into the TUN sides: the client's for what goes
+    /// up, the gateway's for what goes down.
+    fn feed_tcp(&mut self, tcp: &mut TcpTraffic) {
+        let now = self.instant();
+        let (client, gateway) = (&mut self.client, &mut self.gateway);
+        tcp.poll_transmit(self.now, Direction::Up, &mut self.segment, |_, packet| {
+            client.handle_tun_packet(now, packet);
+        });
+        tcp.poll_transmit(self.now, Direction::Down, &mut self.segment, |_, packet| {
+            gateway.handle_tun_packet(now, packet);
+        });
+    }
+
+    /// Puts everything the engines want sent on the wire.
+    fn transmit_datagrams(&mut self) {
         let now = self.instant();
         while let Some(transmit) = self.client.poll_transmit(now, &mut self.transmit) {
             let link = usize::from(transmit.link.0);
@@ -279,7 +339,7 @@ impl CircusSim {
             let verdict = self
                 .links
                 .carry(self.now, link, Direction::Up, datagram.len());
-            put_on_wire(&mut self.wire, verdict, link, Direction::Up, datagram);
+            self.wire.put(verdict, link, Direction::Up, datagram);
         }
         while let Some(transmit) = self.gateway.poll_transmit(now, &mut self.transmit) {
             // A datagram to an address the client has left reaches nobody.
@@ -290,25 +350,31 @@ impl CircusSim {
             let verdict = self
                 .links
                 .carry(self.now, link, Direction::Down, datagram.len());
-            put_on_wire(&mut self.wire, verdict, link, Direction::Down, datagram);
+            self.wire.put(verdict, link, Direction::Down, datagram);
         }
-        // Before the streams start nothing is recorded.
-        while let Some(len) = self.gateway.poll_deliver(&mut self.deliver) {
-            if let (Some(probes), Some(header)) = (
-                probes.as_deref_mut(),
-                ProbePacket::read(&self.deliver[..len]),
-            ) {
-                probes.up.received(&header, self.now);
+    }
+
+    /// Hands what the engines deliver on their TUN sides (the gateway's
+    /// went up, the client's came down) to the traffic; says whether a TCP
+    /// flow received something, and so may answer. Before the scenario
+    /// starts nothing is recorded.
+    fn deliver(&mut self, mut traffic: Option<&mut Traffic<'_>>) -> bool {
+        let mut to_tcp = false;
+        for direction in [Direction::Up, Direction::Down] {
+            loop {
+                let delivered = match direction {
+                    Direction::Up => self.gateway.poll_deliver(&mut self.deliver),
+                    Direction::Down => self.client.poll_deliver(&mut self.deliver),
+                };
+                let Some(len) = delivered else {
+                    break;
+                };
+                if let Some(traffic) = traffic.as_deref_mut() {
+                    to_tcp |= traffic.receive(self.now, direction, &self.deliver[..len]);
+                }
             }
         }
-        while let Some(len) = self.client.poll_deliver(&mut self.deliver) {
-            if let (Some(probes), Some(header)) = (
-                probes.as_deref_mut(),
-                ProbePacket::read(&self.deliver[..len]),
-            ) {
-                probes.down.received(&header, self.now);
-            }
-        }
+        to_tcp
     }
 
     fn instant(&self) -> Instant {
@@ -320,19 +386,27 @@ impl CircusSim {
     }
 }
 
-/// Schedules the arrival (and the duplicate, if any) the link decided on.
-fn put_on_wire(
-    wire: &mut Wire,
-    verdict: Verdict,
-    link: usize,
-    direction: Direction,
-    datagram: &[u8],
-) {
-    if let Verdict::Deliver { at, duplicate_at } = verdict {
-        wire.send(at, link, direction, datagram);
-        if let Some(at) = duplicate_at {
-            wire.send(at, link, direction, datagram);
+/// The traffic at the tunnel's ends.
+struct Traffic<'a> {
+    probes: &'a mut Streams,
+    tcp: &'a mut TcpTraffic,
+}
+
+impl Traffic<'_> {
+    /// A packet that travelled `direction` reached its end: a TCP flow's
+    /// (then true: the flow may answer) or a probe.
+    fn receive(&mut self, now: Duration, direction: Direction, packet: &[u8]) -> bool {
+        if self.tcp.handle_packet(now, direction, packet) {
+            return true;
         }
+        if let Some(header) = ProbePacket::read(packet) {
+            let stream = match direction {
+                Direction::Up => &mut self.probes.up,
+                Direction::Down => &mut self.probes.down,
+            };
+            stream.received(&header, now);
+        }
+        false
     }
 }
 

@@ -14,7 +14,10 @@ use crate::topology::LinkAddressing;
 /// Bytes a link carries around a UDP payload: Ethernet (the emulator
 /// forwards whole frames), IPv4 and UDP headers. The link models see the
 /// same frame sizes as the real forwarder.
-pub(super) const FRAME_OVERHEAD: usize = 14 + 20 + 8;
+pub(super) const FRAME_OVERHEAD: usize = ETHERNET_HEADER + 20 + 8;
+
+/// The Ethernet header the emulator's frames carry.
+const ETHERNET_HEADER: usize = 14;
 
 /// The client's UDP port on every link.
 const CLIENT_PORT: u16 = 51_820;
@@ -121,6 +124,28 @@ impl SimLinks {
         direction: Direction,
         len: usize,
     ) -> Verdict {
+        self.carry_frame(now, link, direction, len + FRAME_OVERHEAD)
+    }
+
+    /// What `link` does to an IP packet of `len` bytes sent without a
+    /// tunnel (a baseline's TCP segment): only Ethernet is added.
+    pub fn carry_packet(
+        &mut self,
+        now: Duration,
+        link: usize,
+        direction: Direction,
+        len: usize,
+    ) -> Verdict {
+        self.carry_frame(now, link, direction, len + ETHERNET_HEADER)
+    }
+
+    fn carry_frame(
+        &mut self,
+        now: Duration,
+        link: usize,
+        direction: Direction,
+        frame_len: usize,
+    ) -> Verdict {
         let Some(link) = self.links.get_mut(link) else {
             return Verdict::Drop(DropReason::Down);
         };
@@ -128,7 +153,6 @@ impl SimLinks {
             Direction::Up => &mut link.up,
             Direction::Down => &mut link.down,
         };
-        let frame_len = len + FRAME_OVERHEAD;
         let verdict = model.on_frame(now, frame_len);
         if let Verdict::Deliver { duplicate_at, .. } = verdict {
             let copies = 1 + u64::from(duplicate_at.is_some());

@@ -5,27 +5,33 @@
 //! ([`crate::emulator::model`]) driven by the scenario timeline, and circus
 //! is its real client and gateway engines (circus-core is sans-IO, so they
 //! run on an injected clock). Time jumps from one event to the next, so a
-//! minute of scenario takes a fraction of a second, and the same seed gives
-//! the same result byte for byte.
+//! minute of probes takes a fraction of a second (bulk TCP through circus
+//! takes seconds: the engines' work per packet, mostly their timers), and
+//! the same seed gives the same result byte for byte.
 //!
 //! Map of the simulator:
 //! - `wire`: datagrams in flight, ordered by arrival time;
 //! - `links`: both directions of every link, carrier and client address,
 //!   changed by the timeline;
 //! - `probe`: the probe streams' schedule and packets, both directions;
+//! - `tcp`: a bulk TCP model (Linux-like CUBIC, SACK, RACK, delayed ACKs)
+//!   whose flows, both directions, run through each system as real
+//!   IPv4/TCP packets;
 //! - `circus`: the client and gateway engines over the links;
 //! - `baselines`: `single-link` and `multiwan`, straight over the links,
 //!   choosing links as their real adapters do ([`crate::systems`]).
 //!
-//! Not simulated: TCP goodput (there is no TCP stack here, so
-//! `tcp_goodput_mbps` is null and scenarios whose point is TCP load, such
-//! as bufferbloat, show only what the probe stream itself does) and
-//! `mptcp` (a kernel feature; listed in [`SimReport::skipped`]).
+//! TCP goodput comes from the `tcp` model, not from Linux: close to it
+//! (see that module for what it leaves out), not identical.
+//!
+//! Not simulated: `mptcp` (a kernel feature; listed in
+//! [`SimReport::skipped`]).
 
 mod baselines;
 mod circus;
 mod links;
 mod probe;
+pub mod tcp;
 mod wire;
 
 use std::time::Duration;
@@ -37,6 +43,7 @@ use crate::scenario::{Scenario, SystemKind};
 use crate::systems::{self, best_link};
 
 use probe::Streams;
+use tcp::TcpTraffic;
 
 /// Why a simulation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -150,9 +157,11 @@ fn system_logs(
     scenario: &Scenario,
     system: SystemKind,
     probes: Streams,
+    tcp: TcpTraffic,
     links: Vec<LinkCounters>,
     flow_links: Option<Vec<String>>,
 ) -> SystemLogs {
+    let (tcp_up, tcp_down) = tcp.into_logs();
     let up = probes.up.into_log();
     let origin = up.sent.start;
     let traffic = scenario.traffic;
@@ -162,11 +171,11 @@ fn system_logs(
         origin,
         up: StreamLogs {
             probes: up,
-            tcp: None,
+            tcp: tcp_up,
         },
         down: has_down.then(|| StreamLogs {
             probes: probes.down.into_log(),
-            tcp: None,
+            tcp: tcp_down,
         }),
         links,
         host_pauses: None,

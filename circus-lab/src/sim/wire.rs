@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
-use crate::emulator::model::Direction;
+use crate::emulator::model::{Direction, Verdict};
 
 /// One datagram in flight.
 #[derive(Debug)]
@@ -63,6 +63,17 @@ impl Wire {
         };
         self.arrivals.push(Reverse((at, self.sent, slot)));
         self.sent += 1;
+    }
+
+    /// Schedules the arrival (and the duplicate, if any) a link model
+    /// decided on; a dropped datagram is not scheduled.
+    pub fn put(&mut self, verdict: Verdict, link: usize, direction: Direction, bytes: &[u8]) {
+        if let Verdict::Deliver { at, duplicate_at } = verdict {
+            self.send(at, link, direction, bytes);
+            if let Some(at) = duplicate_at {
+                self.send(at, link, direction, bytes);
+            }
+        }
     }
 
     /// When the next datagram arrives.

@@ -23,6 +23,12 @@ use super::{MonoNanos, TrafficError};
 
 /// Linux's protocol number for MPTCP sockets (not in every libc yet).
 pub const IPPROTO_MPTCP: i32 = 262;
+/// The senders' congestion control. A namespace inherits the host's
+/// default, which varies (this lab's host runs BBR, which shrugs off the
+/// random loss CUBIC backs off from), and only the initial namespace may
+/// change it: set per socket (root may pick any), results stay comparable
+/// across hosts and with the simulator's model, CUBIC as Linux ships it.
+const CONGESTION_CONTROL: &[u8] = b"cubic";
 /// How long one wait for a socket lasts before the loop checks for the end.
 const POLL: Duration = Duration::from_millis(50);
 /// Bytes handed to the kernel per write and read.
@@ -158,6 +164,13 @@ fn write_until(
     };
     if let Err(error) = socket.set_nonblocking(true) {
         report.error = Some(format!("write to {peer}: {error}"));
+        return report;
+    }
+    if let Err(error) = socket.set_tcp_congestion(CONGESTION_CONTROL) {
+        report.error = Some(format!(
+            "congestion control {}: {error}",
+            String::from_utf8_lossy(CONGESTION_CONTROL)
+        ));
         return report;
     }
     let mut stream = std::net::TcpStream::from(socket);
@@ -337,6 +350,15 @@ impl TcpLog {
     }
 }
 
+/// The bin of `bins` that bytes received at `now` count in: from `origin`
+/// in steps of `bin`, the last one taking everything after the window.
+/// The simulator's receivers bin with it too.
+pub fn bin_index(origin: MonoNanos, bin: Duration, bins: usize, now: MonoNanos) -> usize {
+    let bin_ns = bin.as_nanos().max(1);
+    let index = (now.saturating_since(origin).as_nanos() / bin_ns) as usize;
+    index.min(bins.saturating_sub(1))
+}
+
 /// Bins covering the window, plus one for bytes arriving after it.
 fn bin_count(config: &TcpReceiverConfig) -> usize {
     let bin_ns = config.bin.as_nanos().max(1);
@@ -480,15 +502,13 @@ fn receive_one_flow(
     }
     let mut stream = std::net::TcpStream::from(socket);
     let mut buf = vec![0u8; CHUNK];
-    let bin_ns = config.bin.as_nanos().max(1);
-    let last_bin = bins.len() - 1;
     while !stop.load(Ordering::Relaxed) {
         match wait_for(&stream, libc::POLLIN).and_then(|()| stream.read(&mut buf)) {
             Ok(0) => break,
             Ok(len) => {
                 let now = MonoNanos::now();
-                let bin = (now.saturating_since(config.origin).as_nanos() / bin_ns) as usize;
-                bins[bin.min(last_bin)] += len as u64;
+                let bin = bin_index(config.origin, config.bin, bins.len(), now);
+                bins[bin] += len as u64;
                 flow.bytes += len as u64;
                 flow.first_byte.get_or_insert(now);
                 flow.last_byte = Some(now);

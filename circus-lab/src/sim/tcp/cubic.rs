@@ -105,8 +105,17 @@ impl Cubic {
             now
         });
         // Linux looks one min RTT ahead: the window for when this ACK's
-        // segments are answered.
-        let t = (now.saturating_sub(epoch_start) + min_rtt).as_secs_f64();
+        // segments are answered. Before any RTT sample (a loss before the
+        // first measured ACK) there is nothing to look ahead by.
+        let ahead = if min_rtt == Duration::MAX {
+            Duration::ZERO
+        } else {
+            min_rtt
+        };
+        let t = now
+            .saturating_sub(epoch_start)
+            .saturating_add(ahead)
+            .as_secs_f64();
         // At most 1.5x per round trip, as Linux clamps its growth.
         let target = (self.origin + C * (t - self.k).powi(3)).min(self.cwnd * 1.5);
         let cubic_growth = if target > self.cwnd {
@@ -177,6 +186,17 @@ mod tests {
     use super::*;
 
     const RTT: Duration = Duration::from_millis(50);
+
+    #[test]
+    fn congestion_avoidance_before_any_rtt_sample_grows_without_overflow() {
+        // A loss before the first measured ACK: min RTT still unknown (MAX).
+        let mut cubic = Cubic::new(100);
+        let ssthresh = cubic.on_congestion();
+        cubic.set_window(ssthresh);
+        cubic.on_ack(Duration::from_secs(1), 10, None, Duration::MAX);
+        cubic.on_ack(Duration::from_secs(2), 10, None, Duration::MAX);
+        assert!(cubic.window() >= ssthresh && cubic.window() < 2 * ssthresh);
+    }
 
     #[test]
     fn slow_start_doubles_per_round_until_ssthresh() {

@@ -308,7 +308,7 @@ fn restored_link_carries_data_within_a_few_round_trips() {
 
 /// A link down 2 s of every 5 s, as in the lab: it sat in `probing` for
 /// 2.3 s after each restore, usable 0.7 s of each 3 s it worked. Failing
-/// every 5 s is no flapping (one failure is forgiven per 4 s): every
+/// every 5 s is no flapping (a failure is forgiven per 2.5 s): every
 /// restore is taken back as fast as the first.
 #[test]
 fn link_down_two_seconds_in_five_is_taken_back_at_once_each_time() {

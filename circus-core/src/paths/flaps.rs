@@ -131,6 +131,26 @@ mod tests {
         );
     }
 
+    /// The lab's link down 2 s of every 5 s once went `Down` again right
+    /// after a return (a host pause): that false demotion must not hold
+    /// every later return at the next doubling.
+    #[test]
+    fn a_false_demotion_in_a_five_second_rhythm_is_soon_forgiven() {
+        let config = PathConfig::default();
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut damping = FlapDamping::default();
+        damping.on_failure(t0, true, &config);
+        damping.on_failure(t0 + secs(1), true, &config);
+        let mut needed = Vec::new();
+        for cycle in 1..=3 {
+            let at = t0 + secs(5 * cycle);
+            damping.on_failure(at, true, &config);
+            needed.push(damping.probes_to_return(at, &config));
+        }
+        assert_eq!(needed, [6, 3, 3]);
+    }
+
     #[test]
     fn time_forgives_one_demotion_per_decay_period() {
         let config = PathConfig::default();

@@ -181,12 +181,15 @@ pub struct PathConfig {
     /// between them, so the clean time asked of a flapping link grows
     /// fourfold per flap: 40 ms, 200 ms, 880 ms, 3.7 s.
     ///
-    /// Default 4 s: a link that dies every second or two is held out after
-    /// its second or third return (a link up for half a second at a time
-    /// carries little, and what it holds when it dies must be resent),
+    /// Default 2.5 s: a link that dies every second or two is held out
+    /// after its second or third return (a link up for half a second at a
+    /// time carries little, and what it holds when it dies must be resent),
     /// while one that fails every five seconds for two, up for three, is
     /// taken back within a few round trips each time (with 10 s and slow
-    /// probes it sat out 2.3 s of every 3 s it worked).
+    /// probes it sat out 2.3 s of every 3 s it worked). Below half that
+    /// period, so a false demotion (a host pause in the lab took a link
+    /// `Down` right after its return) is forgiven by the next failure
+    /// instead of holding every later return at the next doubling.
     pub flap_decay: Duration,
     /// Most doublings for a flapping link.
     ///
@@ -268,7 +271,7 @@ impl Default for PathConfig {
             return_probe_interval: Duration::from_millis(20),
             idle_probe_interval: Duration::from_millis(250),
             good_probes_to_return: 3,
-            flap_decay: Duration::from_secs(4),
+            flap_decay: Duration::from_millis(2500),
             max_flap_doublings: 3,
             silence_false_alarm: 0.0001,
             loss_rate_weight: 1.0 / 32.0,

@@ -112,6 +112,10 @@ pub(crate) struct Session {
     /// Sequence numbers to resend, with the link that lost them.
     resend: ResendQueue,
     sending: Option<Sending>,
+    /// The last bulk packet (new or resent) to be scheduled found no link
+    /// with room, and no packet has left the send queue empty since: a
+    /// second copy of a light packet on a link alone would take its room.
+    bulk_waits: bool,
     /// A Ping must go out on this link at once: it confirms freshly
     /// installed keys to the responder.
     confirm: Option<LinkId>,
@@ -154,6 +158,7 @@ impl Session {
             ),
             resend: ResendQueue::with_capacity(config.history_packets),
             sending: None,
+            bulk_waits: false,
             confirm: None,
             learns_links,
             views: Vec::with_capacity(MAX_LINKS),
@@ -596,7 +601,10 @@ impl Session {
             }
             // The send queue picks the flow whose turn it is and applies its
             // drop rules (CoDel, max age).
-            let len = self.ring.peek_unsent(now)?;
+            let Some(len) = self.ring.peek_unsent(now) else {
+                self.bulk_waits = false;
+                return None;
+            };
             let copies = self.scheduler.light_flow_copies();
             let links = if self.ring.unsent_is_light(now) {
                 self.pick(len, copies, true, None)
@@ -608,6 +616,7 @@ impl Session {
                 } else {
                     self.pick(len, Copies::ONE, false, None)
                 };
+                self.bulk_waits = bulk.is_none();
                 bulk.or_else(|| {
                     let len = self.ring.peek_unsent_light(now)?;
                     self.pick(len, copies, true, None)
@@ -651,7 +660,8 @@ impl Session {
             }
         }
         let selection = if copies != Copies::ONE {
-            self.scheduler.pick_soonest(&self.views, bytes, copies)
+            self.scheduler
+                .pick_soonest(&self.views, bytes, copies, self.bulk_waits)
         } else {
             self.scheduler.pick(&self.views, bytes)
         };

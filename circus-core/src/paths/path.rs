@@ -313,7 +313,8 @@ impl Path {
     }
 
     /// Whether the engine should send a probe (a Ping, padded as it likes) on
-    /// this link now: every `probe_interval` while the link is `Down` or
+    /// this link now: every `probe_interval` while the link is `Down`, every
+    /// `return_probe_interval` (longer for a link that flapped) while it is
     /// `Probing`, every `max_ack_delay` while a usable link owes an overdue
     /// answer and nothing else is sent (until the evidence for `Down` is
     /// out), and when an `Up` link has been idle for `idle_probe_interval`.
@@ -519,10 +520,16 @@ impl Path {
                 [idle, self.doubt_probe_due()].into_iter().flatten().min()
             }
             PathState::Suspect => self.doubt_probe_due(),
-            PathState::Probing | PathState::Down => match last {
-                Some(t) => t.checked_add(self.config.probe_interval),
-                None => Some(self.state_since),
-            },
+            PathState::Probing | PathState::Down => {
+                let Some(last) = last else {
+                    return Some(self.state_since);
+                };
+                let interval = match self.state {
+                    PathState::Probing => self.flaps.return_probe_interval(last, &self.config),
+                    _ => self.config.probe_interval,
+                };
+                last.checked_add(interval)
+            }
         }
     }
 
@@ -543,6 +550,7 @@ impl Path {
         let loss_delay =
             (base * self.config.time_threshold_eighths / 8).max(self.config.timer_granularity);
         let (mut lost, mut lost_bytes) = (0, 0);
+        let streak_start = self.fates.streak_start;
         let Path { sent, fates, .. } = self;
         let pending = sent.detect_lost(
             largest_acked,
@@ -555,6 +563,13 @@ impl Path {
             },
         );
         self.loss_time = pending.and_then(|t| t.checked_add(loss_delay));
+        if self.state == PathState::Probing && self.fates.streak_start != streak_start {
+            // A lost probe broke the streak: the link is failing again
+            // before it is back, which time must not forgive. A dead
+            // window between sparse probes may hold too few of them to
+            // take the link `Down`.
+            self.flaps.on_failure(now, false, &self.config);
+        }
         (lost, lost_bytes)
     }
 
@@ -629,9 +644,8 @@ impl Path {
                 fates.good_probes = 0;
                 self.loss_time = None;
                 self.rtt.restart();
-                if previous.is_usable() {
-                    self.flaps.on_demotion(now, &self.config);
-                }
+                self.flaps
+                    .on_failure(now, previous.is_usable(), &self.config);
             }
             PathState::Probing => {
                 self.fates.streak_start = now;
@@ -776,15 +790,16 @@ mod tests {
         let mut link = Link::new(30 * MS);
         assert_eq!(link.path.state(), PathState::Probing);
         assert!(link.path.wants_probe(link.now), "probes a new link at once");
-        link.run(150 * MS, true);
+        // Probes 20 ms apart, answered 30 ms later: at 60 ms, two of three.
+        link.run(60 * MS, true);
         assert_eq!(
             link.path.state(),
             PathState::Probing,
             "only two probes answered yet"
         );
-        assert_eq!(link.path.stats().packets_sent, 2, "no data before Up");
-        link.run(100 * MS, true);
-        assert_eq!(link.path.state(), PathState::Up);
+        assert_eq!(link.path.stats().packets_sent, 3, "no data before Up");
+        link.run(15 * MS, true);
+        assert_eq!(link.path.state(), PathState::Up, "up within 75 ms");
         let srtt = link.path.srtt();
         assert!(srtt >= 30 * MS && srtt <= 31 * MS, "srtt {srtt:?}");
     }
@@ -803,8 +818,9 @@ mod tests {
         assert!(down <= 150 * MS, "down after {down:?}");
         assert!(suspect < down);
         let in_flight = link.path.bytes_in_flight();
+        // What was sent after the link went Down: probes 50 ms apart.
         assert!(
-            in_flight <= 3 * 60,
+            in_flight <= 4 * 60,
             "data flushed, only probes out: {in_flight}"
         );
     }
@@ -826,8 +842,11 @@ mod tests {
         assert!(down <= 250 * MS + 150 * MS, "down after {down:?}");
     }
 
+    /// The lab's complaint: a link back after 10 s took 230-800 ms to carry
+    /// data again (glorytun: 13-68 ms). Now a probe finds it within 50 ms,
+    /// and two more 20 ms apart confirm it: a few of its round trips.
     #[test]
-    fn healed_link_returns_after_three_good_probes_within_a_second() {
+    fn healed_link_returns_within_a_few_round_trips() {
         let mut link = Link::new(30 * MS);
         link.run(1000 * MS, true);
         link.kill();
@@ -839,10 +858,14 @@ mod tests {
         let probing = link.entered(PathState::Probing, heal).expect("probing");
         let up = link.entered(PathState::Up, heal).expect("up");
         assert!(
-            up - probing >= 200 * MS,
-            "hysteresis: 3 probes 100 ms apart"
+            up - probing >= 40 * MS,
+            "hysteresis: 3 probes 20 ms apart, took {:?}",
+            up - probing
         );
-        assert!(up <= 1000 * MS, "up after {up:?}");
+        assert!(
+            up <= 50 * MS + 30 * MS + 40 * MS + 30 * MS,
+            "up after {up:?}"
+        );
     }
 
     #[test]
@@ -907,7 +930,12 @@ mod tests {
     #[test]
     fn packet_and_time_thresholds_declare_loss() {
         let t0 = Instant::now();
-        let mut path = Path::new(PathConfig::default(), t0);
+        // The new link's next probe would be due before the loss timer.
+        let config = PathConfig {
+            return_probe_interval: Duration::from_secs(1),
+            ..PathConfig::default()
+        };
+        let mut path = Path::new(config, t0);
         for _ in 0..5 {
             send(&mut path, t0, 100);
         }
@@ -1080,18 +1108,20 @@ mod tests {
             .filter(|s| s.0 > start && s.1 == PathState::Up)
             .count();
         assert_eq!(
-            readmissions, 1,
-            "3 probes 100 ms apart fit in 500 ms, 6 do not: {:?}",
+            readmissions, 2,
+            "3 probes 20 ms apart and 6 probes 40 ms apart fit in 500 ms, \
+             12 80 ms apart do not: {:?}",
             link.states
         );
-        assert_eq!(link.path.probes_to_return(link.now), 6);
+        // Its failures while held out keep its three demotions in memory.
+        assert_eq!(link.path.probes_to_return(link.now), 12);
         let steady = link.elapsed();
         link.run(2000 * MS, true);
         let back = link.entered(PathState::Up, steady).expect("back up");
         assert!(back <= 1000 * MS, "back after {back:?}");
         assert_eq!(
             link.path
-                .probes_to_return(link.now + PathConfig::default().flap_decay),
+                .probes_to_return(link.now + PathConfig::default().flap_decay * 2),
             3,
             "forgiven with time"
         );

@@ -60,10 +60,19 @@ fn every_system_runs_and_circus_survives_the_blackhole() {
     let multiwan = figures("multiwan");
     let mptcp = figures("mptcp");
 
-    // Measured alone, wifi0 still carries more TCP than lte0 (20 Mbit/s for
-    // 2.5 s of 4 against 10 Mbit/s throughout): it is the best link, so
-    // single-link is wifi0 and dies with it.
-    assert_eq!(summary.best_link.as_deref(), Some("wifi0"));
+    // single-link is the best link alone, measured: which one depends on
+    // how TCP recovers from wifi0's 1.5 s blackhole (20 Mbit/s for 2.5 s
+    // against lte0's 10 Mbit/s throughout), so the test takes either, and
+    // checks that the row and the reference are that run.
+    let best = summary
+        .best_link
+        .as_deref()
+        .expect("the best link was measured");
+    assert_eq!(single.tcp_goodput_mbps, summary.best_link_tcp_mbps);
+    assert_eq!(
+        single.tcp_goodput_down_mbps,
+        summary.best_link_tcp_down_mbps
+    );
     for (direction, best) in [
         ("up", summary.best_link_tcp_mbps),
         ("down", summary.best_link_tcp_down_mbps),
@@ -73,22 +82,27 @@ fn every_system_runs_and_circus_survives_the_blackhole() {
             "best link TCP {direction}: {best:?}"
         );
     }
-    assert!(
-        single.up.delivery_ratio < 0.75,
-        "single-link {}",
-        single.up.delivery_ratio
-    );
-    assert!(
-        single.up.max_outage_ms > 1000.0,
-        "single-link outage {}",
-        single.up.max_outage_ms
-    );
+    let down = |f: &SystemMetrics| f.down.clone().expect("probes run both ways");
+    for (direction, delivered) in [
+        ("up", single.up.delivery_ratio),
+        ("down", down(single).delivery_ratio),
+    ] {
+        match best {
+            // Dead for 1.5 s of 4 s: over a quarter lost.
+            "wifi0" => assert!(delivered < 0.75, "single-link {direction} {delivered}"),
+            _ => assert!(delivered > 0.99, "single-link {direction} {delivered}"),
+        }
+    }
     // Flows hashed onto wifi0 die with it; the others live.
-    assert!(
-        multiwan.up.delivery_ratio > single.up.delivery_ratio && multiwan.up.delivery_ratio < 0.99,
-        "multiwan {}",
-        multiwan.up.delivery_ratio
-    );
+    for (direction, delivered) in [
+        ("up", multiwan.up.delivery_ratio),
+        ("down", down(multiwan).delivery_ratio),
+    ] {
+        assert!(
+            delivered > 0.3 && delivered < 0.99,
+            "multiwan {direction} {delivered}"
+        );
+    }
     // circus moves everything to lte0 within a few RTTs.
     assert!(
         circus.up.delivery_ratio > 0.98,
@@ -102,14 +116,8 @@ fn every_system_runs_and_circus_survives_the_blackhole() {
     );
     assert_eq!(circus.up.duplicates, 0);
     assert_eq!(circus.up.events.len(), 1);
-    // The download stream lives and dies the same way: it comes back over
-    // the path each system gives the flow that called the server.
-    let down = |f: &SystemMetrics| f.down.clone().expect("probes run both ways");
-    assert!(
-        down(single).delivery_ratio < 0.75,
-        "single-link down {:?}",
-        down(single)
-    );
+    // The download stream comes back over the path circus gives the flow
+    // that called the server: it survives the same way.
     assert!(
         down(circus).delivery_ratio > 0.98,
         "circus down {:?}",
@@ -121,11 +129,6 @@ fn every_system_runs_and_circus_survives_the_blackhole() {
         down(circus)
     );
     assert_eq!(down(circus).duplicates, 0);
-    assert!(
-        down(multiwan).delivery_ratio > down(single).delivery_ratio,
-        "multiwan down {:?}",
-        down(multiwan)
-    );
     // TCP flowed both ways in every system, over MPTCP sockets for mptcp.
     for (name, f) in [
         ("circus", circus),

@@ -75,6 +75,15 @@ pub(crate) fn bind_stoppable(addr: SocketAddr) -> Result<(UdpSocket, SocketAddr)
     Ok((socket, addr))
 }
 
+/// Whether a socket call failed only for now (nothing ready, a timeout, a
+/// signal), so the caller just tries again.
+pub(crate) fn is_transient(kind: io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 /// The interface flow `flow` is pinned to, if any.
 pub(crate) fn pinned_device(devices: &[String], flow: u16) -> Option<&str> {
     match devices.len() {

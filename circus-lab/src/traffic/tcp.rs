@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{MonoNanos, TrafficError};
+use super::{MonoNanos, TrafficError, is_transient};
 
 /// Linux's protocol number for MPTCP sockets (not in every libc yet).
 pub const IPPROTO_MPTCP: i32 = 262;
@@ -188,13 +188,6 @@ fn write_until(
     // The receiver sees EOF; an error here only means the peer is gone.
     let _ = stream.shutdown(Shutdown::Write);
     report
-}
-
-fn is_transient(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-    )
 }
 
 /// Binds and listens on `addr` (non-blocking) on the caller's thread;
@@ -513,11 +506,7 @@ fn receive_one_flow(
                 flow.first_byte.get_or_insert(now);
                 flow.last_byte = Some(now);
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) => {}
+            Err(e) if is_transient(e.kind()) => {}
             Err(_) => break,
         }
     }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::PROBE_PRIORITY;
 use super::ProbeRecord;
 use super::wire::{HELLO_SEQ, ProbeHeader};
-use crate::traffic::{FifoPriority, MonoNanos, STOP_POLL, TrafficError};
+use crate::traffic::{FifoPriority, MonoNanos, STOP_POLL, TrafficError, is_transient};
 
 /// How often a download receiver repeats its hellos: often enough that a
 /// flow whose path changed (a new address, a link back) is found again
@@ -61,6 +61,10 @@ impl ProbeReceiver {
     /// stream's packet count.
     pub fn bind(addr: SocketAddr, stream_id: u32, capacity: usize) -> Result<Self, TrafficError> {
         let (socket, addr) = crate::traffic::bind_stoppable(addr)?;
+        // Read until empty after each poll, like the download sockets.
+        socket
+            .set_nonblocking(true)
+            .map_err(|source| TrafficError::Bind { addr, source })?;
         enlarge_receive_buffer(&socket, addr);
         Ok(Self {
             sockets: vec![socket],
@@ -124,6 +128,13 @@ impl ProbeReceiver {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         // Arrival stamps taken late would read as gaps that were never there.
         let _realtime = FifoPriority::enter(PROBE_PRIORITY);
+        // Built once: nothing is allocated per wakeup either.
+        let mut ready: Vec<PollFd<'_>> = self
+            .sockets
+            .iter()
+            .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let timeout = PollTimeout::try_from(STOP_POLL).unwrap_or(PollTimeout::MAX);
         let mut next_hello = MonoNanos::now();
         while !stop.load(Ordering::Relaxed) {
             if let Some(server) = self.hello_to
@@ -132,8 +143,19 @@ impl ProbeReceiver {
                 self.say_hello(server);
                 next_hello = MonoNanos::now() + HELLO_INTERVAL;
             }
-            let ready = self.wait_readable()?;
-            for socket in ready.iter().map(|&i| &self.sockets[i]) {
+            match poll(&mut ready, timeout) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(errno) => {
+                    return Err(TrafficError::Receive {
+                        addr: self.addr,
+                        source: errno.into(),
+                    });
+                }
+            }
+            for (socket, fd) in self.sockets.iter().zip(&ready) {
+                if fd.revents().is_none_or(|events| events.is_empty()) {
+                    continue;
+                }
                 loop {
                     match socket.recv(&mut buf) {
                         Ok(len) => self.record(&buf[..len], &mut log),
@@ -153,44 +175,10 @@ impl ProbeReceiver {
                             });
                         }
                     }
-                    if self.sockets.len() == 1 && self.hello_to.is_none() {
-                        // The upload socket blocks: one datagram per wakeup.
-                        break;
-                    }
                 }
             }
         }
         Ok(log)
-    }
-
-    /// The indices of the sockets with datagrams waiting, after waiting up
-    /// to [`STOP_POLL`] (an upload receiver's one socket just blocks in its
-    /// read, which times out as often).
-    fn wait_readable(&self) -> Result<Vec<usize>, TrafficError> {
-        if self.hello_to.is_none() {
-            return Ok(vec![0]);
-        }
-        let mut fds: Vec<PollFd<'_>> = self
-            .sockets
-            .iter()
-            .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
-            .collect();
-        let timeout = PollTimeout::try_from(STOP_POLL).unwrap_or(PollTimeout::MAX);
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(errno) => {
-                return Err(TrafficError::Receive {
-                    addr: self.addr,
-                    source: errno.into(),
-                });
-            }
-        }
-        Ok(fds
-            .iter()
-            .enumerate()
-            .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(i, _)| i)
-            .collect())
     }
 
     /// One hello from every flow's socket; a hello that cannot be sent (no
@@ -227,13 +215,6 @@ impl ProbeReceiver {
             _ => log.foreign += 1,
         }
     }
-}
-
-fn is_transient(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-    )
 }
 
 fn enlarge_receive_buffer(socket: &UdpSocket, addr: SocketAddr) {

@@ -317,3 +317,71 @@ fn a_closing_client_frees_its_gateway_session_at_once() {
     assert!(sim.clients[0].engine.poll_transmit(now, &mut buf).is_none());
     assert_eq!(sim.clients[0].engine.poll_timeout(), None);
 }
+
+/// Time from `from` to the first packet delivered after it, in `log`.
+fn first_delivery_after(log: &[(Instant, Vec<u8>)], from: Instant) -> Option<Duration> {
+    log.iter().find(|(t, _)| *t >= from).map(|(t, _)| *t - from)
+}
+
+#[test]
+fn a_restarted_gateway_is_back_in_service_within_a_second() {
+    let mut sim = Sim::new(Config::default(), vec![ClientSpec::new(1, &links())]);
+    let up = sim.add_flow(0, true, 100, 300, secs(0.5), secs(9.0));
+    let down = sim.add_flow(0, false, 100, 300, secs(0.5), secs(9.0));
+    sim.run_until(secs(2.0));
+    // The process dies (its sessions with it) and is back 3 s later.
+    sim.restart_gateway();
+    sim.gateway_down = true;
+    let inits_before = sim.clients[0].inits_sent;
+    sim.run_until(secs(5.0));
+    assert!(
+        !sim.clients[0].engine.is_connected(),
+        "the silence of every link was noticed"
+    );
+    // Short backoff, then one init per link per second: 4 + 3 rounds.
+    let inits = sim.clients[0].inits_sent - inits_before;
+    assert!((8..=2 * 8).contains(&inits), "{inits} inits while away");
+    sim.gateway_down = false;
+    let back = sim.now;
+    sim.run_until(secs(9.0));
+
+    assert!(sim.clients[0].engine.is_connected());
+    assert!(sim.gateway.has_session(&sim.clients[0].public));
+    let up_after = first_delivery_after(&sim.gateway_delivered, back).expect("upstream resumed");
+    let down_after =
+        first_delivery_after(&sim.clients[0].delivered, back).expect("downstream resumed");
+    eprintln!("traffic resumed {up_after:?} (up) {down_after:?} (down) after the return");
+    assert!(
+        up_after.max(down_after) < secs(1.2),
+        "{up_after:?} {down_after:?}"
+    );
+    for flow in [up, down] {
+        let r = sim.report(flow, secs(6.5), secs(9.0));
+        assert_eq!(r.lost, Vec::<u64>::new(), "{r:?}");
+    }
+}
+
+#[test]
+fn silence_with_the_gateway_alive_keeps_the_session() {
+    let mut sim = Sim::new(Config::default(), vec![ClientSpec::new(1, &links())]);
+    let up = sim.add_flow(0, true, 100, 300, secs(0.5), secs(7.0));
+    sim.run_until(secs(2.0));
+    let inits_before = sim.clients[0].inits_sent;
+    for link in &mut sim.clients[0].links {
+        link.blackholed = true;
+    }
+    sim.run_until(secs(4.0));
+    assert!(sim.clients[0].inits_sent > inits_before, "recovery tried");
+    for link in &mut sim.clients[0].links {
+        link.blackholed = false;
+    }
+    sim.run_until(secs(7.0));
+    // The gateway's probes of the old session came through before any
+    // answer to an init: the client dropped its fresh handshake, and the
+    // data plane (sequence numbers, what waits to be resent) went on.
+    assert!(sim.clients[0].engine.is_connected());
+    assert_eq!(sim.clients[0].engine.stats().totals.handshakes, 1);
+    assert_eq!(sim.gateway.stats().sessions[0].1.totals.handshakes, 1);
+    let r = sim.report(up, secs(4.5), secs(7.0));
+    assert_eq!(r.lost, Vec::<u64>::new(), "{r:?}");
+}

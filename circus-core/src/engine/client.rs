@@ -1,7 +1,16 @@
 //! The client engine: initiates the handshake and drives rekeys around one
 //! session with the gateway.
+//!
+//! It also notices a lost session by itself. A restarted gateway has no
+//! keys for the old session and can only drop its packets, so every link
+//! goes `Down` within a few RTTs of the restart (links are probed even when
+//! idle). The client then starts a fresh handshake in parallel with the old
+//! session, retried with a short backoff while the silence lasts
+//! ([`Recovery`]). Nothing unauthenticated triggers this, so a stranger
+//! cannot tear a session down; at worst a blackholed site sends an init per
+//! link per `handshake_retry`, as a connecting client does.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::LinkId;
 use crate::crypto::{Initiator, Psk, PublicKey, REKEY_AFTER_MESSAGES, StaticSecret};
@@ -23,6 +32,28 @@ struct Handshake {
     init: [u8; HANDSHAKE_INIT_LEN],
     /// Links the current init still has to go out on.
     pending_links: Vec<LinkId>,
+}
+
+/// First retry delay of a handshake started because every link went
+/// silent; it doubles after each unanswered attempt, up to
+/// `handshake_retry`.
+///
+/// 100 ms: a restarted gateway is back in service within that much of its
+/// return plus a round trip while the backoff is short, and an outage that
+/// lasts has the attempts slow to one per `handshake_retry` within a
+/// second. Four inits per link in the first second stay within the
+/// gateway's per-source budget (8 per second, burst 16).
+const RECOVERY_FIRST_RETRY: Duration = Duration::from_millis(100);
+
+/// A session presumed lost because every link went silent: a fresh
+/// handshake runs while the old session keeps probing.
+#[derive(Debug, Clone, Copy)]
+struct Recovery {
+    /// When the silence was noticed: an authenticated packet of the old
+    /// session after this shows the gateway still has it.
+    since: Instant,
+    /// Wait before the next attempt if the current one is unanswered.
+    retry: Duration,
 }
 
 /// The client side of a circus tunnel: see the [module docs](super).
@@ -47,6 +78,8 @@ pub struct Client {
     next_index: u32,
     /// The next handshake starts a new data plane.
     fresh: bool,
+    /// Set while a silence of every link has a fresh handshake running.
+    recovery: Option<Recovery>,
     /// [`close`](Client::close) was called: nothing but the Close goes out.
     closed: bool,
     scratch: Vec<u8>,
@@ -82,6 +115,7 @@ impl Client {
             // index its predecessor had a moment ago.
             next_index: (unix_time_ns / 1000) as u32 & !FRESH_SESSION_BIT,
             fresh: true,
+            recovery: None,
             closed: false,
             scratch,
         }
@@ -107,6 +141,7 @@ impl Client {
         self.closed = true;
         self.handshake = None;
         self.next_init_at = None;
+        self.recovery = None;
         self.session.close();
     }
 
@@ -157,6 +192,7 @@ impl Client {
                 let fresh = h.fresh;
                 self.handshake = None;
                 self.next_init_at = None;
+                self.recovery = None;
                 if fresh && self.session.keys.current_ref().is_some() {
                     self.restart_session(now);
                 }
@@ -219,9 +255,10 @@ impl Client {
         self.check_session(now);
     }
 
-    /// Decides whether a handshake is due: none yet, keys old or worn, or
-    /// the gateway silent for `dead_after`.
+    /// Decides whether a handshake is due: none yet, keys old or worn,
+    /// every link silent (at once), or the gateway silent for `dead_after`.
     fn check_session(&mut self, now: Instant) {
+        self.check_silence(now);
         if self.handshake.is_some() || self.next_init_at.is_some() {
             return;
         }
@@ -237,6 +274,46 @@ impl Client {
             || keys.sent() >= REKEY_AFTER_MESSAGES
         {
             self.next_init_at = Some(now);
+        }
+    }
+
+    /// Starts a recovery when every link has gone silent, and ends it when
+    /// the old session speaks again (the gateway kept it: the fresh
+    /// handshake, not yet confirmed, is dropped and the gateway's pending
+    /// keys for it are never used).
+    fn check_silence(&mut self, now: Instant) {
+        match self.recovery {
+            Some(r) if self.session.last_received.is_some_and(|t| t > r.since) => {
+                self.recovery = None;
+                self.handshake = None;
+                self.next_init_at = None;
+                self.fresh = false;
+            }
+            None if self.is_connected() && self.session.all_links_silent() => {
+                // A rekey under way is superseded: it would not restart
+                // the data plane, and a restarted gateway's must.
+                self.recovery = Some(Recovery {
+                    since: now,
+                    retry: RECOVERY_FIRST_RETRY,
+                });
+                self.fresh = true;
+                self.next_init_at = Some(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// When to resend an unanswered init: `handshake_retry`, or the
+    /// recovery's backoff, doubled for the attempt after.
+    fn next_retry(&mut self) -> Duration {
+        let cap = self.config.handshake_retry;
+        match &mut self.recovery {
+            Some(r) => {
+                let retry = r.retry.min(cap);
+                r.retry = (retry * 2).min(cap);
+                retry
+            }
+            None => cap,
         }
     }
 
@@ -256,7 +333,7 @@ impl Client {
             .unix_at_created_ns
             .saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX));
         let mut init = [0u8; HANDSHAKE_INIT_LEN];
-        self.next_init_at = Some(now + self.config.handshake_retry);
+        self.next_init_at = Some(now + self.next_retry());
         // Only fails without OS randomness; the retry timer tries again.
         let Ok((initiator, _len)) = Initiator::start(
             &self.local,

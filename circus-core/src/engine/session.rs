@@ -225,6 +225,14 @@ impl Session {
         self.link_index(link).map(|i| self.links[i].path.state())
     }
 
+    /// Whether every link with carrier is `Down` (and one has carrier):
+    /// nothing from the peer authenticated on any of them for a few RTTs
+    /// while probes went out, as when the peer lost the session.
+    pub(crate) fn all_links_silent(&self) -> bool {
+        let mut live = self.links.iter().filter(|l| l.carrier).peekable();
+        live.peek().is_some() && live.all(|l| l.path.state() == PathState::Down)
+    }
+
     /// The client's address on `link` (gateway side).
     pub(crate) fn remote(&self, link: LinkId) -> Option<SocketAddr> {
         self.link_index(link).and_then(|i| self.links[i].remote)

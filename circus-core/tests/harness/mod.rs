@@ -23,6 +23,7 @@ use circus_core::LinkId;
 use circus_core::crypto::{Psk, PublicKey, StaticSecret};
 use circus_core::engine::{Client, Config, Gateway, PeerConfig};
 use circus_core::paths::PathState;
+use circus_core::wire::Packet;
 
 /// Unix time of the simulation's start, as handed to engines for handshake
 /// timestamps (any fixed value works; it only has to move forward).
@@ -154,6 +155,8 @@ pub struct SimClient {
     config: Config,
     pub links: Vec<SimLink>,
     pub tunnel_addr: Ipv4Addr,
+    /// Handshake inits the client sent, on all links.
+    pub inits_sent: u64,
     /// Packets the client delivered to its TUN, with arrival time.
     pub delivered: Vec<(Instant, Vec<u8>)>,
 }
@@ -231,6 +234,10 @@ pub struct Sim {
     pub now: Instant,
     pub gateway: Gateway,
     pub gateway_public: PublicKey,
+    /// While set, the gateway's process is gone: datagrams to it vanish.
+    pub gateway_down: bool,
+    /// What [`restart_gateway`](Sim::restart_gateway) builds a new one from.
+    gateway_setup: (Config, StaticSecret, Vec<PeerConfig>),
     pub clients: Vec<SimClient>,
     /// Packets the gateway delivered to its TUN, with arrival time.
     pub gateway_delivered: Vec<(Instant, Vec<u8>)>,
@@ -271,6 +278,10 @@ impl ClientSpec {
             links: links.to_vec(),
         }
     }
+}
+
+fn new_gateway((config, secret, peers): &(Config, StaticSecret, Vec<PeerConfig>)) -> Gateway {
+    Gateway::new(config.clone(), secret.clone(), peers.clone()).expect("valid gateway config")
 }
 
 /// A deterministic key pair from one seed byte, so test runs are identical.
@@ -331,7 +342,8 @@ impl Sim {
                 ],
             })
             .collect();
-        let gateway = Gateway::new(config.clone(), gw_secret, peers).expect("valid gateway config");
+        let gateway_setup = (config.clone(), gw_secret, peers);
+        let gateway = new_gateway(&gateway_setup);
         let sim_clients = clients
             .into_iter()
             .enumerate()
@@ -375,6 +387,7 @@ impl Sim {
                     config: config.clone(),
                     links,
                     tunnel_addr: tunnel_addr(i),
+                    inits_sent: 0,
                     delivered: Vec::new(),
                 }
             })
@@ -384,6 +397,8 @@ impl Sim {
             now: start,
             gateway,
             gateway_public: gw_public,
+            gateway_down: false,
+            gateway_setup,
             clients: sim_clients,
             gateway_delivered: Vec::new(),
             unroutable: 0,
@@ -411,6 +426,12 @@ impl Sim {
         for l in &c.links {
             c.engine.link_add(self.now, l.id);
         }
+    }
+
+    /// Replaces the gateway with a new one (same keys and peers), as if its
+    /// process restarted: every session is gone.
+    pub fn restart_gateway(&mut self) {
+        self.gateway = new_gateway(&self.gateway_setup);
     }
 
     /// Virtual time since the start.
@@ -510,7 +531,9 @@ impl Sim {
                 break;
             };
             if f.upstream {
-                self.gateway.handle_datagram(now, f.from, &f.bytes);
+                if !self.gateway_down {
+                    self.gateway.handle_datagram(now, f.from, &f.bytes);
+                }
             } else {
                 self.clients[f.client]
                     .engine
@@ -555,6 +578,9 @@ impl Sim {
                 while let Some(t) = self.clients[ci].engine.poll_transmit(now, &mut self.buf) {
                     moved = true;
                     let bytes = self.buf[..t.len].to_vec();
+                    if matches!(Packet::parse(&bytes), Ok(Packet::HandshakeInit(_))) {
+                        self.clients[ci].inits_sent += 1;
+                    }
                     let link = self.clients[ci].link(t.link);
                     if let Some(at) = link.transmit(now, true, t.len) {
                         let from = link.addr;

@@ -7,6 +7,7 @@
 //! Set-up uses the `ip` command (test-only; the daemon itself needs none).
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod capture;
 pub mod ping;
 
 use circus_core::crypto::{PublicKey, StaticSecret, generate_keypair};

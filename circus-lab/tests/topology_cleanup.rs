@@ -1,12 +1,16 @@
-//! Nothing the lab creates outlives it: normal exit, panic, SIGTERM, Ctrl-C,
-//! and SIGKILL followed by the next run's sweep.
+//! Nothing the lab creates outlives it, namespaces or files: normal exit,
+//! panic, SIGTERM, Ctrl-C, and SIGKILL followed by the next run's sweep.
 //!
 //! Each case runs a child process (this test binary again, running only
 //! `child_process_entry` with a mode in the environment) that builds a
-//! topology, prints its prefix, and then ends the way the case says.
+//! topology, puts a status socket in its run directory as the daemons do,
+//! prints its prefix and run directory, and then ends the way the case
+//! says.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixListener;
 use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -32,7 +36,14 @@ fn child_process_entry() {
         return;
     };
     let topology = Topology::build(&config()).expect("child builds a topology");
-    println!("PREFIX {}", topology.prefix());
+    // Bound and left in place: a socket's file outlives its listener.
+    let socket = UnixListener::bind(topology.run_dir().join("client.sock"));
+    socket.expect("a socket in the run directory");
+    println!(
+        "PREFIX {} RUNDIR {}",
+        topology.prefix(),
+        topology.run_dir().display()
+    );
     match mode.as_str() {
         "exit" => {}
         "panic" => panic!("the child panics on purpose"),
@@ -42,8 +53,9 @@ fn child_process_entry() {
     }
 }
 
-/// A child in `mode` and the namespace prefix it printed once built.
-fn spawn_child(mode: &str) -> (Child, String) {
+/// A child in `mode`, with the namespace prefix and run directory it
+/// printed once built.
+fn spawn_child(mode: &str) -> (Child, String, PathBuf) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -57,17 +69,30 @@ fn spawn_child(mode: &str) -> (Child, String) {
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut prefix = None;
+    let mut printed = None;
     let mut line = String::new();
-    while prefix.is_none() && stdout.read_line(&mut line).unwrap_or(0) > 0 {
+    while printed.is_none() && stdout.read_line(&mut line).unwrap_or(0) > 0 {
         // libtest prints "test child_process_entry ... " on the same line first.
-        prefix = line.split_once("PREFIX ").map(|(_, p)| p.trim().to_owned());
+        printed = line
+            .split_once("PREFIX ")
+            .and_then(|(_, rest)| rest.trim().split_once(" RUNDIR "))
+            .map(|(prefix, dir)| (prefix.to_owned(), PathBuf::from(dir)));
         line.clear();
     }
-    let prefix = prefix.expect("the child printed its prefix");
+    let (prefix, run_dir) = printed.expect("the child printed its prefix and run directory");
+    assert!(
+        run_dir.join("client.sock").exists(),
+        "the child's socket is in place"
+    );
     // Keep reading so the child's last lines do not fail on a closed pipe.
     std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    (child, prefix)
+    (child, prefix, run_dir)
+}
+
+/// Asserts that the run left nothing: no namespace, no run directory.
+fn nothing_left(prefix: &str, run_dir: &Path) {
+    assert_eq!(namespaces_with(prefix), Vec::<String>::new());
+    assert!(!run_dir.exists(), "{} was removed", run_dir.display());
 }
 
 fn namespaces_with(prefix: &str) -> Vec<String> {
@@ -93,9 +118,9 @@ fn normal_exit_removes_everything() {
     if !netns_available_for_test("normal_exit_removes_everything") {
         return;
     }
-    let (child, prefix) = spawn_child("exit");
+    let (child, prefix, run_dir) = spawn_child("exit");
     assert!(wait(child).success());
-    assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
+    nothing_left(&prefix, &run_dir);
 }
 
 #[test]
@@ -103,13 +128,13 @@ fn panic_removes_everything() {
     if !netns_available_for_test("panic_removes_everything") {
         return;
     }
-    let (child, prefix) = spawn_child("panic");
+    let (child, prefix, run_dir) = spawn_child("panic");
     assert!(!wait(child).success(), "the child panicked");
-    assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
+    nothing_left(&prefix, &run_dir);
 }
 
 fn signal_removes_everything(signal: Signal) {
-    let (child, prefix) = spawn_child("wait");
+    let (child, prefix, run_dir) = spawn_child("wait");
     assert_eq!(
         namespaces_with(&prefix).len(),
         Role::ALL.len(),
@@ -122,7 +147,7 @@ fn signal_removes_everything(signal: Signal) {
         Some(signal as i32),
         "the signal still ends the process"
     );
-    assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
+    nothing_left(&prefix, &run_dir);
 }
 
 #[test]
@@ -146,7 +171,7 @@ fn sigkill_leftovers_are_swept_by_the_next_run() {
     if !netns_available_for_test("sigkill_leftovers_are_swept_by_the_next_run") {
         return;
     }
-    let (child, prefix) = spawn_child("wait");
+    let (child, prefix, run_dir) = spawn_child("wait");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
     assert_eq!(wait(child).signal(), Some(Signal::SIGKILL as i32));
     assert_eq!(
@@ -154,13 +179,10 @@ fn sigkill_leftovers_are_swept_by_the_next_run() {
         Role::ALL.len(),
         "SIGKILL leaves them behind"
     );
+    assert!(run_dir.join("client.sock").exists(), "and the run's files");
 
     let next_run = Topology::build(&config()).unwrap();
-    assert_eq!(
-        namespaces_with(&prefix),
-        Vec::<String>::new(),
-        "the next run swept them"
-    );
+    nothing_left(&prefix, &run_dir);
     drop(next_run);
 }
 
@@ -177,4 +199,5 @@ fn sweep_leaves_namespaces_of_live_runs_alone() {
         "{removed:?}"
     );
     assert_eq!(namespaces_with(&ours).len(), Role::ALL.len());
+    assert!(topology.run_dir().is_dir(), "its run directory stays too");
 }

@@ -58,10 +58,8 @@ impl SystemUnderTest for Circus {
             generate_keypair().map_err(|e| failed(e.to_string()))?;
         let (client_secret, client_public) =
             generate_keypair().map_err(|e| failed(e.to_string()))?;
-        let socket_dir = std::env::temp_dir();
-        let prefix = topology.prefix().to_string();
         let observe = |role: &str| ObserveConfig {
-            status_socket: Some(socket_dir.join(format!("{prefix}-{role}.sock"))),
+            status_socket: Some(topology.run_dir().join(format!("{role}.sock"))),
             metrics_listen: None,
         };
         let tunnel_net = |addr| Ipv4Prefix { addr, len: 10 };

@@ -1,18 +1,23 @@
 //! Removing everything the lab created, whatever way the process ends.
 //!
 //! Everything a topology creates lives inside its namespaces (no interface is
-//! ever made in the caller's namespace), so removing the namespace files is
-//! the whole cleanup. That happens:
+//! ever made in the caller's namespace) or in its run directory (files such
+//! as the daemons' status sockets), so removing the namespace files and that
+//! directory is the whole cleanup. That happens:
 //! - on drop of the [`CleanupGuard`] (normal exit, and panics, which unwind);
 //! - on SIGINT/SIGTERM/SIGHUP, from a signal handler that only makes
-//!   async-signal-safe system calls (`umount2`, `unlink`) on paths registered
-//!   in a fixed, allocation-free table, then lets the signal take its
-//!   previous course (by default: the process ends with that signal);
+//!   async-signal-safe system calls (`umount2`, `unlink`, `open`,
+//!   `getdents64`, `unlinkat`, `rmdir`) on paths registered in a fixed,
+//!   allocation-free table, then lets the signal take its previous course
+//!   (by default: the process ends with that signal);
 //! - after SIGKILL, which no handler sees, by [`sweep_stale`] at the next
-//!   start: namespaces of the same tag whose owner pid is dead are removed.
+//!   start: namespaces and run directories of the same tag whose owner pid
+//!   is dead are removed.
 
 use std::cell::UnsafeCell;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -20,10 +25,11 @@ use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
-use super::naming::owner_pid;
+use super::naming::{files_owner_pid, owner_pid};
 use super::netns::{self, NETNS_DIR, Netns, NetnsError};
 
-/// A set of namespaces removed together when the guard is dropped.
+/// A set of namespaces and run directories removed together when the
+/// guard is dropped.
 #[derive(Debug, Default)]
 pub struct CleanupGuard {
     owned: Vec<Owned>,
@@ -31,9 +37,22 @@ pub struct CleanupGuard {
 
 #[derive(Debug)]
 struct Owned {
-    netns: Netns,
+    what: Resource,
     /// Slot in the signal handler's table, if there was room.
     slot: Option<usize>,
+}
+
+#[derive(Debug)]
+enum Resource {
+    Netns(Netns),
+    /// A run directory, removed with everything in it.
+    Dir(PathBuf),
+}
+
+/// Where run directories are made: the system's temporary directory
+/// (`$TMPDIR`, else `/tmp`).
+pub fn run_dir_parent() -> PathBuf {
+    std::env::temp_dir()
 }
 
 impl CleanupGuard {
@@ -46,7 +65,7 @@ impl CleanupGuard {
     /// Creates the namespace `name`, owned by this guard from before it
     /// exists (a signal during creation still removes it).
     pub fn create_netns(&mut self, name: &str) -> Result<Netns, NetnsError> {
-        let slot = register(&Netns::existing(name).path());
+        let slot = register(&Netns::existing(name).path(), Kind::Netns);
         if slot.is_none() {
             tracing::warn!(
                 namespace = name,
@@ -56,10 +75,34 @@ impl CleanupGuard {
         match netns::create(name) {
             Ok(netns) => {
                 self.owned.push(Owned {
-                    netns: netns.clone(),
+                    what: Resource::Netns(netns.clone()),
                     slot,
                 });
                 Ok(netns)
+            }
+            Err(e) => {
+                if let Some(slot) = slot {
+                    unregister(slot);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates the run directory `name` in [`run_dir_parent`], readable by
+    /// root only, owned by this guard like a namespace: removed with its
+    /// files on drop, on signals, or by the next sweep. Only files go in
+    /// it, no subdirectories (the signal handler empties one level).
+    pub fn create_run_dir(&mut self, name: &str) -> std::io::Result<PathBuf> {
+        let path = run_dir_parent().join(name);
+        let slot = register(&path, Kind::Dir);
+        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => {
+                self.owned.push(Owned {
+                    what: Resource::Dir(path.clone()),
+                    slot,
+                });
+                Ok(path)
             }
             Err(e) => {
                 if let Some(slot) = slot {
@@ -74,8 +117,17 @@ impl CleanupGuard {
 impl Drop for CleanupGuard {
     fn drop(&mut self) {
         for owned in self.owned.drain(..).rev() {
-            if let Err(e) = netns::delete(owned.netns.name()) {
-                tracing::error!("cleanup: {e}");
+            match &owned.what {
+                Resource::Netns(netns) => {
+                    if let Err(e) = netns::delete(netns.name()) {
+                        tracing::error!("cleanup: {e}");
+                    }
+                }
+                Resource::Dir(path) => {
+                    if let Err(e) = std::fs::remove_dir_all(path) {
+                        tracing::error!("cleanup: run directory {}: {e}", path.display());
+                    }
+                }
             }
             if let Some(slot) = owned.slot {
                 unregister(slot);
@@ -84,10 +136,16 @@ impl Drop for CleanupGuard {
     }
 }
 
-/// Removes namespaces whose name is of the lab's scheme with `tag` and whose
-/// owning process is dead (a run killed by SIGKILL or a power cut). Returns
-/// the names removed.
+/// Removes namespaces and run directories whose name is of the lab's scheme
+/// with `tag` and whose owning process is dead (a run killed by SIGKILL or a
+/// power cut). Returns the names removed.
 pub fn sweep_stale(tag: &str) -> Result<Vec<String>, NetnsError> {
+    let mut removed = sweep_stale_namespaces(tag)?;
+    removed.extend(sweep_stale_run_dirs(tag));
+    Ok(removed)
+}
+
+fn sweep_stale_namespaces(tag: &str) -> Result<Vec<String>, NetnsError> {
     let entries = match std::fs::read_dir(NETNS_DIR) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -117,6 +175,34 @@ pub fn sweep_stale(tag: &str) -> Result<Vec<String>, NetnsError> {
     Ok(removed)
 }
 
+/// Run directories are only files of a dead run: one that cannot be removed
+/// is logged, and does not stop the next run.
+fn sweep_stale_run_dirs(tag: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(run_dir_parent()) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let Some(pid) = files_owner_pid(&name, tag) else {
+            continue;
+        };
+        if process_is_alive(pid) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => {
+                tracing::info!(directory = %name, pid, "removed a stale run directory of a dead run");
+                removed.push(name);
+            }
+            Err(e) => tracing::warn!(directory = %name, "cannot remove a stale run directory: {e}"),
+        }
+    }
+    removed
+}
+
 fn process_is_alive(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
         return false;
@@ -125,9 +211,55 @@ fn process_is_alive(pid: u32) -> bool {
     !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
 }
 
+/// Empties the directory at `path` (one level: run directories hold no
+/// subdirectories) and removes it, with raw system calls only, so a signal
+/// handler may call it. What cannot be removed stays for the next sweep.
+///
+/// # Safety
+/// `path` must point to a NUL-terminated string.
+unsafe fn remove_dir_raw(path: *const libc::c_char) {
+    /// Offsets in `struct linux_dirent64`: u64 ino, i64 off, u16 reclen,
+    /// u8 type, then the NUL-terminated name.
+    const RECLEN: usize = 16;
+    const NAME: usize = 19;
+    // SAFETY: `path` is NUL-terminated (caller); every other pointer below
+    // points into `buf` within the length getdents64 filled.
+    unsafe {
+        let fd = libc::open(path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            let mut buf = [0u8; 2048];
+            loop {
+                let filled = libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len());
+                let Ok(filled) = usize::try_from(filled) else {
+                    break;
+                };
+                if filled == 0 {
+                    break;
+                }
+                let mut at = 0;
+                while at + NAME < filled {
+                    let reclen =
+                        usize::from(u16::from_ne_bytes([buf[at + RECLEN], buf[at + RECLEN + 1]]));
+                    if reclen == 0 || at + reclen > filled {
+                        break;
+                    }
+                    let name = &buf[at + NAME..at + reclen];
+                    if !name.starts_with(b".\0") && !name.starts_with(b"..\0") {
+                        libc::unlinkat(fd, name.as_ptr().cast(), 0);
+                    }
+                    at += reclen;
+                }
+            }
+            libc::close(fd);
+        }
+        libc::rmdir(path);
+    }
+}
+
 // --- The table the signal handler reads -----------------------------------
 
-/// Namespaces alive at once in one process (4 per topology).
+/// Namespaces and run directories alive at once in one process (5 per
+/// topology).
 const SLOTS: usize = 64;
 /// Longest namespace path stored, including the terminating NUL.
 const PATH_CAPACITY: usize = 128;
@@ -136,24 +268,37 @@ const FREE: u8 = 0;
 const WRITING: u8 = 1;
 const READY: u8 = 2;
 
+/// What a registered path is, which says how the handler removes it.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A namespace file: unmounted, then unlinked.
+    Netns,
+    /// A run directory: emptied, then removed.
+    Dir,
+}
+
 struct Slot {
     state: AtomicU8,
+    /// Written only while `state` is WRITING, like `path`.
+    kind: UnsafeCell<Kind>,
     /// NUL-terminated path; written only while `state` is WRITING.
     path: UnsafeCell<[u8; PATH_CAPACITY]>,
 }
 
-// SAFETY: `path` is written only by the thread that moved `state` from FREE
-// to WRITING, and read only when `state` is READY (Acquire after Release).
+// SAFETY: `kind` and `path` are written only by the thread that moved
+// `state` from FREE to WRITING, and read only when `state` is READY
+// (Acquire after Release).
 unsafe impl Sync for Slot {}
 
 static TABLE: [Slot; SLOTS] = [const {
     Slot {
         state: AtomicU8::new(FREE),
+        kind: UnsafeCell::new(Kind::Netns),
         path: UnsafeCell::new([0; PATH_CAPACITY]),
     }
 }; SLOTS];
 
-fn register(path: &std::path::Path) -> Option<usize> {
+fn register(path: &Path, kind: Kind) -> Option<usize> {
     let bytes = path.as_os_str().as_bytes();
     if bytes.len() >= PATH_CAPACITY || bytes.contains(&0) {
         return None;
@@ -164,8 +309,12 @@ fn register(path: &std::path::Path) -> Option<usize> {
             .compare_exchange(FREE, WRITING, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
-            // SAFETY: this thread won FREE -> WRITING, so it alone touches `path`.
-            let dest = unsafe { &mut *slot.path.get() };
+            // SAFETY: this thread won FREE -> WRITING, so it alone touches
+            // `kind` and `path`.
+            let dest = unsafe {
+                *slot.kind.get() = kind;
+                &mut *slot.path.get()
+            };
             dest[..bytes.len()].copy_from_slice(bytes);
             dest[bytes.len()] = 0;
             slot.state.store(READY, Ordering::Release);
@@ -212,16 +361,22 @@ fn install_signal_handlers() {
     });
 }
 
-/// Removes every registered namespace, then re-raises the signal under the
-/// previous action. Only async-signal-safe calls: no allocation, no locks.
+/// Removes every registered namespace and run directory, then re-raises
+/// the signal under the previous action. Only async-signal-safe calls: no
+/// allocation, no locks.
 extern "C" fn on_cleanup_signal(signal: libc::c_int) {
     for slot in &TABLE {
         if slot.state.load(Ordering::Acquire) == READY {
             let path = slot.path.get() as *const libc::c_char;
-            // SAFETY: READY slots hold a NUL-terminated path.
+            // SAFETY: READY slots hold a NUL-terminated path and their kind.
             unsafe {
-                libc::umount2(path, libc::MNT_DETACH);
-                libc::unlink(path);
+                match *slot.kind.get() {
+                    Kind::Netns => {
+                        libc::umount2(path, libc::MNT_DETACH);
+                        libc::unlink(path);
+                    }
+                    Kind::Dir => remove_dir_raw(path),
+                }
             }
         }
     }

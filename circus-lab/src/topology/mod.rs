@@ -2,11 +2,13 @@
 //! of veths per emulated link through `emu`, addresses and routes, all built
 //! with rtnetlink and ioctls (no iproute2 or ethtool binaries).
 //!
-//! - [`naming`]: per-run namespace names `cl<tag>-<pid>-<n>-<role>`.
+//! - [`naming`]: per-run namespace names `cl<tag>-<pid>-<n>-<role>`, and
+//!   the run directory `cl<tag>-<pid>-<n>-files` for the run's files.
 //! - [`addressing`]: interface names and the 198.18.0.0/15 address plan.
 //! - [`netns`]: creating namespaces and running code inside them on
 //!   dedicated threads.
-//! - [`cleanup`]: removal on drop, on signals, and sweeps after SIGKILL.
+//! - [`cleanup`]: removal of namespaces and run directory on drop, on
+//!   signals, and sweeps after SIGKILL.
 //! - [`privilege`]: the one-line "needs root" check and the test skip helper.
 //! - `netlink`, `offload`, `sysctl`: the requests the build is made of.
 
@@ -23,6 +25,7 @@ mod netlink;
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 
 pub use addressing::{LinkAddressing, MAX_LINKS, SERVER_ADDRESS};
 pub use cleanup::{CleanupGuard, sweep_stale};
@@ -74,6 +77,13 @@ pub enum TopologyError {
     /// Creating, entering or removing a namespace failed.
     #[error(transparent)]
     Netns(#[from] NetnsError),
+    /// The run directory could not be created.
+    #[error("cannot create the run directory {name}: {source}")]
+    RunDir {
+        /// Its name in the temporary directory.
+        name: String,
+        source: std::io::Error,
+    },
     /// A configuration step inside a namespace failed.
     #[error("namespace {namespace}: {source}")]
     Step {
@@ -123,15 +133,19 @@ pub struct Topology {
     emu: Netns,
     gateway: Netns,
     server: Netns,
+    /// Where the run's files go (the daemons' status sockets), removed with
+    /// the namespaces.
+    run_dir: PathBuf,
     links: Vec<LinkAddressing>,
     /// Last field: dropped after everything else that refers to the namespaces.
     _cleanup: CleanupGuard,
 }
 
 impl Topology {
-    /// Checks privileges, sweeps stale namespaces of dead runs with the same
-    /// tag, then builds the namespaces, veths, addresses and routes. On error
-    /// everything created so far is removed.
+    /// Checks privileges, sweeps stale namespaces and run directories of
+    /// dead runs with the same tag, then builds the run directory, the
+    /// namespaces, veths, addresses and routes. On error everything created
+    /// so far is removed.
     ///
     /// The two ends of each link know each other's MAC address from the
     /// start (permanent neighbour entries): ARP never crosses the emulated
@@ -154,6 +168,13 @@ impl Topology {
         sweep_stale(prefix.tag())?;
 
         let mut cleanup = CleanupGuard::new();
+        let run_dir =
+            cleanup
+                .create_run_dir(&prefix.files())
+                .map_err(|source| TopologyError::RunDir {
+                    name: prefix.files(),
+                    source,
+                })?;
         let mut create = |role| cleanup.create_netns(&prefix.namespace(role));
         let client = create(Role::Client)?;
         let emu = create(Role::Emu)?;
@@ -166,6 +187,7 @@ impl Topology {
             emu,
             gateway,
             server,
+            run_dir,
             _cleanup: cleanup,
         };
         topology.wire_up()?;
@@ -175,6 +197,11 @@ impl Topology {
     /// The namespace name prefix of this run.
     pub fn prefix(&self) -> &RunPrefix {
         &self.prefix
+    }
+
+    /// The directory for this run's files; it goes when the topology does.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
     }
 
     /// The namespace of `role`.

@@ -1,5 +1,6 @@
 //! Names of the namespaces a run creates: `cl<tag>-<pid>-<instance>-<role>`
-//! (`cl` is replaced by `$CIRCUS_NETNS_PREFIX` if set).
+//! (`cl` is replaced by `$CIRCUS_NETNS_PREFIX` if set), and of its run
+//! directory for files (status sockets): `cl<tag>-<pid>-<instance>-files`.
 //!
 //! The pid is in the name so that a later run can tell leftovers of a killed
 //! process (pid dead: sweep them) from namespaces of a run still going (pid
@@ -25,6 +26,9 @@ pub fn name_start() -> &'static str {
         _ => DEFAULT_NAME_START.to_owned(),
     })
 }
+
+/// Last word of a run directory's name, where a namespace name has its role.
+const FILES: &str = "files";
 
 /// Tag of the lab's real runs (`circus-lab run`).
 pub const RUN_TAG: &str = "r";
@@ -98,6 +102,11 @@ impl RunPrefix {
         format!("{self}-{role}")
     }
 
+    /// The name of the run directory under this prefix.
+    pub fn files(&self) -> String {
+        format!("{self}-{FILES}")
+    }
+
     /// The tag this prefix was made with.
     pub fn tag(&self) -> &str {
         &self.tag
@@ -120,16 +129,28 @@ impl fmt::Display for RunPrefix {
 /// The process id in a namespace name of the scheme with tag `tag`, or
 /// `None` if the name belongs to another tag or is not of the scheme.
 pub fn owner_pid(name: &str, tag: &str) -> Option<u32> {
+    let (pid, role) = split(name, tag)?;
+    Role::ALL.iter().any(|r| r.as_str() == role).then_some(pid)
+}
+
+/// The process id in a run directory name of the scheme with tag `tag`
+/// (see [`RunPrefix::files`]), or `None`.
+pub fn files_owner_pid(name: &str, tag: &str) -> Option<u32> {
+    let (pid, last) = split(name, tag)?;
+    (last == FILES).then_some(pid)
+}
+
+/// The pid and the last word of a name of the scheme with tag `tag`.
+fn split<'a>(name: &'a str, tag: &str) -> Option<(u32, &'a str)> {
     let rest = name.strip_prefix(name_start())?.strip_prefix(tag)?;
     let mut parts = rest.strip_prefix('-')?.split('-');
     let pid = parts.next()?.parse::<u32>().ok()?;
     let instance = parts.next()?;
-    let role = parts.next()?;
+    let last = parts.next()?;
     let well_formed = parts.next().is_none()
         && !instance.is_empty()
-        && instance.bytes().all(|b| b.is_ascii_digit())
-        && Role::ALL.iter().any(|r| r.as_str() == role);
-    well_formed.then_some(pid)
+        && instance.bytes().all(|b| b.is_ascii_digit());
+    well_formed.then_some((pid, last))
 }
 
 fn validate_tag(tag: &str) -> Result<(), InvalidTag> {
@@ -158,6 +179,12 @@ mod tests {
             assert!(name.starts_with(&format!("{}t-", name_start())), "{name}");
             assert_eq!(owner_pid(&name, "t"), Some(std::process::id()));
         }
+        assert_eq!(owner_pid(&prefix.files(), "t"), None);
+        assert_eq!(
+            files_owner_pid(&prefix.files(), "t"),
+            Some(std::process::id())
+        );
+        assert_eq!(files_owner_pid(&prefix.namespace(Role::Emu), "t"), None);
     }
 
     #[test]

@@ -182,6 +182,9 @@ impl Client {
     pub fn handle_datagram(&mut self, now: Instant, link: LinkId, datagram: &[u8]) {
         match Packet::parse(datagram) {
             Ok(Packet::HandshakeResponse(response)) => {
+                // The old session may have spoken earlier in this batch:
+                // then the gateway kept it and this answer is not needed.
+                self.check_silence(now);
                 let Some(h) = &mut self.handshake else {
                     return;
                 };

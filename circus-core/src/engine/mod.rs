@@ -10,7 +10,8 @@
 //!
 //! Map of the engine:
 //! - [`client`](Client): handshake initiator (retried over every link,
-//!   rekeyed on a timer) around one session.
+//!   rekeyed on a timer, restarted when every link falls silent) around one
+//!   session.
 //! - [`gateway`](Gateway): handshake responder; sessions keyed by client
 //!   static key, routed by tunnel address, following link address changes.
 //! - `session`: one peer's data plane (scheduling, acks, recovery, reorder),
@@ -85,13 +86,15 @@ pub struct Config {
     /// packets still in flight on slow links. Default 60 s, so keys are
     /// never used past [`crypto::REJECT_AFTER_TIME`].
     pub previous_keys_for: Duration,
-    /// Client: resend an unanswered handshake init after this long.
-    /// Default [`crypto::HANDSHAKE_RETRY_AFTER`] (1 s).
+    /// Client: resend an unanswered handshake init after this long; also
+    /// the longest wait between the faster retries that follow a silence of
+    /// every link. Default [`crypto::HANDSHAKE_RETRY_AFTER`] (1 s).
     pub handshake_retry: Duration,
     /// Client: with no authenticated packet for this long the session is
-    /// presumed lost (gateway restarted, all links dead) and a fresh
-    /// handshake starts. Links are probed several times a second, so 10 s
-    /// of silence is not an idle session.
+    /// presumed lost and a fresh handshake starts. A backstop: a lost
+    /// session (gateway restarted) is normally noticed within a few RTTs,
+    /// when every link has gone `Down`. Links are probed several times a
+    /// second, so 10 s of silence is not an idle session.
     pub dead_after: Duration,
     /// Gateway: forget a session with no authenticated packet for this long.
     /// Default [`crypto::REJECT_AFTER_TIME`] (180 s): its keys are unusable

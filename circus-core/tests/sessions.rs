@@ -218,11 +218,19 @@ fn under_a_flood_a_client_connects_with_one_cookie_round_trip() {
     // The real client, 10 ms into the flood.
     let now = now + Duration::from_millis(10);
     let from: SocketAddr = "198.18.1.2:40000".parse().expect("addr");
-    let mut client =
-        circus_core::engine::Client::new(Config::default(), client_secret, gw_public, psk, now, 1_000_000_000);
+    let mut client = circus_core::engine::Client::new(
+        Config::default(),
+        client_secret,
+        gw_public,
+        psk,
+        now,
+        1_000_000_000,
+    );
     client.link_add(now, LinkId(0));
     let mut exchange = |client: &mut circus_core::engine::Client, gateway: &mut Gateway| {
-        let t = client.poll_transmit(now, &mut out).expect("client sends an init");
+        let t = client
+            .poll_transmit(now, &mut out)
+            .expect("client sends an init");
         assert_eq!(t.len, HANDSHAKE_INIT_LEN);
         let init = out[..t.len].to_vec();
         gateway.handle_datagram(now, from, &init);
@@ -232,10 +240,18 @@ fn under_a_flood_a_client_connects_with_one_cookie_round_trip() {
         client.handle_datagram(now, LinkId(0), &out[..reply.len]);
         Packet::parse(&out[..reply.len]).map(|p| matches!(p, Packet::CookieReply(_)))
     };
-    assert_eq!(exchange(&mut client, &mut gateway), Ok(true), "a cookie first");
+    assert_eq!(
+        exchange(&mut client, &mut gateway),
+        Ok(true),
+        "a cookie first"
+    );
     assert!(!client.is_connected());
     // No time passes: the init goes out again at once, with mac2.
-    assert_eq!(exchange(&mut client, &mut gateway), Ok(false), "then the response");
+    assert_eq!(
+        exchange(&mut client, &mut gateway),
+        Ok(false),
+        "then the response"
+    );
     assert!(client.is_connected());
     assert_eq!(gateway.stats().counters.handshakes_answered, 1);
 }

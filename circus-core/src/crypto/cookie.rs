@@ -225,7 +225,11 @@ impl CookieJar {
     /// cookie at `source`.
     pub fn mac2_valid(&mut self, now: Instant, source: SocketAddr, init: &HandshakeInit) -> bool {
         let cookie = self.cookie(now, source);
-        mac_matches(&cookie, &[&init.header(), init.noise, &init.mac1], &init.mac2)
+        mac_matches(
+            &cookie,
+            &[&init.header(), init.noise, &init.mac1],
+            &init.mac2,
+        )
     }
 
     /// Writes a cookie reply to `init`, received from `source`, into `out`;
@@ -411,7 +415,10 @@ mod tests {
 
         let mut other_mac1 = init.mac1;
         other_mac1[0] ^= 1;
-        assert!(keys.open_cookie_reply(&reply, &other_mac1).is_none(), "other init");
+        assert!(
+            keys.open_cookie_reply(&reply, &other_mac1).is_none(),
+            "other init"
+        );
         assert!(
             MacKeys::for_receiver(&other)
                 .open_cookie_reply(&reply, &init.mac1)

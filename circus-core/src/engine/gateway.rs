@@ -13,9 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::crypto::{
-    HandshakeError, KeyError, KnownPeer, Psk, PublicKey, Responder, StaticSecret,
-};
+use crate::crypto::{HandshakeError, KeyError, KnownPeer, Psk, PublicKey, Responder, StaticSecret};
 use crate::wire::{
     COOKIE_REPLY_LEN, HANDSHAKE_RESPONSE_LEN, HandshakeInit, Packet, TransportHeader,
 };

@@ -151,6 +151,16 @@ pub fn init_mac2(cookie: &Cookie, init: &HandshakeInit<'_>) -> [u8; MAC_LEN] {
     mac(cookie, &[&init.header(), init.noise, &init.mac1])
 }
 
+/// What an init's mac2 proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mac2 {
+    /// The sender received our current cookie at the init's source address.
+    Valid,
+    /// It did not (no cookie, another address, a stale secret): this is
+    /// the cookie to send it.
+    Missing(Cookie),
+}
+
 /// The gateway's side: checks mac1 and mac2 of inits and writes cookie
 /// replies, with a secret that it replaces every [`COOKIE_SECRET_LIFETIME`].
 pub struct CookieJar {
@@ -222,22 +232,25 @@ impl CookieJar {
     }
 
     /// Whether `init`'s mac2 proves that its sender received our current
-    /// cookie at `source`.
-    pub fn mac2_valid(&mut self, now: Instant, source: SocketAddr, init: &HandshakeInit) -> bool {
+    /// cookie at `source`; if not, the cookie to send it.
+    pub fn check_mac2(&mut self, now: Instant, source: SocketAddr, init: &HandshakeInit) -> Mac2 {
         let cookie = self.cookie(now, source);
-        mac_matches(
+        if mac_matches(
             &cookie,
             &[&init.header(), init.noise, &init.mac1],
             &init.mac2,
-        )
+        ) {
+            Mac2::Valid
+        } else {
+            Mac2::Missing(cookie)
+        }
     }
 
-    /// Writes a cookie reply to `init`, received from `source`, into `out`;
-    /// returns its length ([`COOKIE_REPLY_LEN`]).
+    /// Writes a reply carrying `cookie` (from [`check_mac2`](Self::check_mac2))
+    /// to `init` into `out`; returns its length ([`COOKIE_REPLY_LEN`]).
     pub fn write_reply(
         &mut self,
-        now: Instant,
-        source: SocketAddr,
+        cookie: &Cookie,
         init: &HandshakeInit<'_>,
         out: &mut [u8],
     ) -> Result<usize, WireError> {
@@ -248,14 +261,13 @@ impl CookieJar {
                 available: out.len(),
             });
         }
-        let cookie = self.cookie(now, source);
         let mut nonce = [0u8; COOKIE_NONCE_LEN];
         nonce[..COOKIE_NONCE_LEN - 8].copy_from_slice(&self.nonce_prefix);
         nonce[COOKIE_NONCE_LEN - 8..].copy_from_slice(&self.nonce_counter.to_be_bytes());
         self.nonce_counter = self.nonce_counter.wrapping_add(1);
         let mut sealed_cookie = [0u8; COOKIE_LEN + TAG_LEN];
         let (body, tag_out) = sealed_cookie.split_at_mut(COOKIE_LEN);
-        body.copy_from_slice(&cookie);
+        body.copy_from_slice(cookie);
         // Encrypting 16 bytes cannot exceed XChaCha20's length limit.
         let tag = XChaCha20Poly1305::new(&self.keys.cookie)
             .encrypt_in_place_detached(XNonce::from_slice(&nonce), &init.mac1, body)
@@ -322,14 +334,21 @@ mod tests {
         source: SocketAddr,
         init: &HandshakeInit<'_>,
     ) -> Cookie {
+        let Mac2::Missing(cookie) = jar.check_mac2(now, source, init) else {
+            panic!("the init has no valid mac2 yet");
+        };
         let mut out = [0u8; COOKIE_REPLY_LEN];
         assert_eq!(
-            jar.write_reply(now, source, init, &mut out),
+            jar.write_reply(&cookie, init, &mut out),
             Ok(COOKIE_REPLY_LEN)
         );
         MacKeys::for_receiver(gateway)
             .open_cookie_reply(&reply_of(&out), &init.mac1)
             .expect("the genuine reply opens")
+    }
+
+    fn valid(jar: &mut CookieJar, now: Instant, from: SocketAddr, init: &HandshakeInit) -> bool {
+        jar.check_mac2(now, from, init) == Mac2::Valid
     }
 
     #[test]
@@ -374,29 +393,34 @@ mod tests {
         let mut jar = CookieJar::new(&gateway).unwrap();
         let t0 = Instant::now();
         let without = init_to(&gateway, None);
-        assert!(!jar.mac2_valid(t0, source(), &without), "zero mac2");
+        assert!(!valid(&mut jar, t0, source(), &without), "zero mac2");
 
         let cookie = get_cookie(&mut jar, &gateway, t0, source(), &without);
         let with = init_to(&gateway, Some(&cookie));
-        assert!(jar.mac2_valid(t0, source(), &with));
+        assert!(valid(&mut jar, t0, source(), &with));
         let later = t0 + COOKIE_SECRET_LIFETIME - Duration::from_millis(1);
-        assert!(jar.mac2_valid(later, source(), &with));
+        assert!(valid(&mut jar, later, source(), &with));
 
         let other_port: SocketAddr = "198.18.0.2:40001".parse().unwrap();
         let other_ip: SocketAddr = "198.18.0.3:40000".parse().unwrap();
         let v6: SocketAddr = "[fd00::2]:40000".parse().unwrap();
         for wrong in [other_port, other_ip, v6] {
-            assert!(!jar.mac2_valid(t0, wrong, &with), "from {wrong}");
+            assert!(!valid(&mut jar, t0, wrong, &with), "from {wrong}");
         }
 
         // A cookie made with another secret: another jar, or a stale one.
         let mut other_jar = CookieJar::new(&gateway).unwrap();
-        assert!(!other_jar.mac2_valid(t0, source(), &with), "other secret");
+        assert!(!valid(&mut other_jar, t0, source(), &with), "other secret");
         let stale = t0 + COOKIE_SECRET_LIFETIME;
-        assert!(!jar.mac2_valid(stale, source(), &with), "rotated secret");
+        assert!(!valid(&mut jar, stale, source(), &with), "rotated secret");
         let renewed = get_cookie(&mut jar, &gateway, stale, source(), &without);
         assert_ne!(renewed, cookie);
-        assert!(jar.mac2_valid(stale, source(), &init_to(&gateway, Some(&renewed))));
+        assert!(valid(
+            &mut jar,
+            stale,
+            source(),
+            &init_to(&gateway, Some(&renewed))
+        ));
     }
 
     #[test]
@@ -404,14 +428,14 @@ mod tests {
         let (_, gateway) = generate_keypair().unwrap();
         let (_, other) = generate_keypair().unwrap();
         let mut jar = CookieJar::new(&gateway).unwrap();
-        let now = Instant::now();
         let init = init_to(&gateway, None);
         let mut out = [0u8; COOKIE_REPLY_LEN];
-        jar.write_reply(now, source(), &init, &mut out).unwrap();
+        let cookie = [9; COOKIE_LEN];
+        jar.write_reply(&cookie, &init, &mut out).unwrap();
         let reply = reply_of(&out);
         assert_eq!(reply.receiver_index, init.sender_index);
         let keys = MacKeys::for_receiver(&gateway);
-        assert!(keys.open_cookie_reply(&reply, &init.mac1).is_some());
+        assert_eq!(keys.open_cookie_reply(&reply, &init.mac1), Some(cookie));
 
         let mut other_mac1 = init.mac1;
         other_mac1[0] ^= 1;
@@ -440,16 +464,15 @@ mod tests {
     fn reply_nonces_do_not_repeat() {
         let (_, gateway) = generate_keypair().unwrap();
         let mut jar = CookieJar::new(&gateway).unwrap();
-        let now = Instant::now();
         let init = init_to(&gateway, None);
         let mut nonces = std::collections::HashSet::new();
         for _ in 0..100 {
             let mut out = [0u8; COOKIE_REPLY_LEN];
-            jar.write_reply(now, source(), &init, &mut out).unwrap();
+            jar.write_reply(&[0; COOKIE_LEN], &init, &mut out).unwrap();
             assert!(nonces.insert(reply_of(&out).nonce));
         }
         assert!(matches!(
-            jar.write_reply(now, source(), &init, &mut [0u8; COOKIE_REPLY_LEN - 1]),
+            jar.write_reply(&[0; COOKIE_LEN], &init, &mut [0u8; COOKIE_REPLY_LEN - 1]),
             Err(WireError::BufferTooSmall { .. })
         ));
     }

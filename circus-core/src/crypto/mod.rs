@@ -38,7 +38,7 @@ mod tests;
 use std::time::Duration;
 
 pub use cookie::{
-    COOKIE_SECRET_LIFETIME, COOKIE_USABLE_FOR, Cookie, CookieJar, MacKeys, init_mac2,
+    COOKIE_SECRET_LIFETIME, COOKIE_USABLE_FOR, Cookie, CookieJar, Mac2, MacKeys, init_mac2,
 };
 pub use handshake::{
     Accepted, Established, HandshakeError, Initiator, KnownPeer, Responder, TIMESTAMP_LEN,

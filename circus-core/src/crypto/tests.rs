@@ -343,10 +343,13 @@ fn the_initiator_answers_a_cookie_reply_with_mac2_and_the_same_handshake() {
     let first = as_init(&init_buf[..init_len]);
     assert!(jar.mac1_valid(&first));
     assert_eq!(first.mac2, [0; crate::wire::MAC_LEN], "no cookie yet");
-    assert!(!jar.mac2_valid(now, from, &first));
+    let Mac2::Missing(sent_cookie) = jar.check_mac2(now, from, &first) else {
+        panic!("no mac2 yet");
+    };
 
     let mut reply_buf = [0u8; crate::wire::COOKIE_REPLY_LEN];
-    jar.write_reply(now, from, &first, &mut reply_buf).unwrap();
+    jar.write_reply(&sent_cookie, &first, &mut reply_buf)
+        .unwrap();
     let Ok(crate::wire::Packet::CookieReply(reply)) = Packet::parse(&reply_buf) else {
         panic!("a cookie reply");
     };
@@ -370,7 +373,8 @@ fn the_initiator_answers_a_cookie_reply_with_mac2_and_the_same_handshake() {
     let len = initiator.write_init(Some(&cookie), &mut again_buf).unwrap();
     let again = as_init(&again_buf[..len]);
     assert_eq!((again.noise, again.mac1), (first.noise, first.mac1));
-    assert!(jar.mac2_valid(now, from, &again));
+    assert_eq!(cookie, sent_cookie);
+    assert_eq!(jar.check_mac2(now, from, &again), Mac2::Valid);
 
     // The resent init completes the same pending handshake.
     let mut response_buf = [0u8; 256];

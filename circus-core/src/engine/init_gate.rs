@@ -26,7 +26,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::crypto::{CookieJar, KeyError, PublicKey};
+use crate::crypto::{CookieJar, KeyError, Mac2, PublicKey};
 use crate::wire::HandshakeInit;
 
 /// Inits per second with a valid mac1 that the gateway takes without proof
@@ -103,8 +103,8 @@ impl InitGate {
         if self.under_load_until.is_none_or(|until| now >= until) {
             return Verdict::Process;
         }
-        if !self.cookies.mac2_valid(now, from, init) {
-            return match self.cookies.write_reply(now, from, init, reply) {
+        if let Mac2::Missing(cookie) = self.cookies.check_mac2(now, from, init) {
+            return match self.cookies.write_reply(&cookie, init, reply) {
                 Ok(len) => Verdict::CookieReply(len),
                 // Only a caller's too-small buffer; nothing to send then.
                 Err(_) => Verdict::RateLimited,

@@ -164,6 +164,98 @@ fn unauthenticated_input_gets_no_reply_larger_than_itself() {
     assert_eq!(gateway.session_count(), 0);
 }
 
+/// A flood of inits with a valid mac1 from spoofed sources puts the gateway
+/// under load: the flood gets no reply until then and cookie replies (smaller
+/// than the init) after; a real client answers its cookie reply at once and
+/// connects without waiting for a retry.
+#[test]
+fn under_a_flood_a_client_connects_with_one_cookie_round_trip() {
+    use circus_core::crypto::MacKeys;
+    use circus_core::wire::{COOKIE_REPLY_LEN, HandshakeInit, MAC_LEN, NOISE_INIT_LEN, Packet};
+
+    let (client_secret, client_public) = keypair(1);
+    let (gw_secret, gw_public) = keypair(200);
+    let psk = Psk::from_bytes([7; 32]);
+    let now = Instant::now();
+    let peers = vec![PeerConfig {
+        public: client_public,
+        psk: psk.clone(),
+        tunnel_addrs: vec!["100.64.0.2".parse().expect("prefix")],
+    }];
+    let mut gateway = Gateway::new(Config::default(), gw_secret, peers).expect("config");
+    let mut out = vec![0u8; 2048];
+
+    // The attacker knows the gateway's public key, so its inits pass mac1.
+    let noise = [0x42u8; NOISE_INIT_LEN];
+    let mut flood = HandshakeInit {
+        sender_index: 1,
+        noise: &noise,
+        mac1: [0; MAC_LEN],
+        mac2: [0; MAC_LEN],
+    };
+    flood.mac1 = MacKeys::for_receiver(&gw_public).init_mac1(&flood);
+    let mut flood_bytes = [0u8; HANDSHAKE_INIT_LEN];
+    flood.emit(&mut flood_bytes).expect("emit");
+    let mut replies = 0;
+    for i in 0..1000u32 {
+        let spoofed = SocketAddr::from((i.to_be_bytes(), 1234));
+        gateway.handle_datagram(now, spoofed, &flood_bytes);
+        while let Some(t) = gateway.poll_transmit(now, &mut out) {
+            assert_eq!(t.len, COOKIE_REPLY_LEN, "only cookie replies");
+            assert!(t.len < HANDSHAKE_INIT_LEN);
+            assert_eq!(t.to, spoofed);
+            replies += 1;
+        }
+        if i < 400 {
+            assert_eq!(replies, 0, "no reply before the gateway is under load");
+        }
+    }
+    assert_eq!(replies, 600);
+    let counters = gateway.stats().counters;
+    assert_eq!(counters.cookie_replies, 600);
+    assert_eq!(counters.handshakes_answered, 0);
+
+    // The real client, 10 ms into the flood.
+    let now = now + Duration::from_millis(10);
+    let from: SocketAddr = "198.18.1.2:40000".parse().expect("addr");
+    let mut client = circus_core::engine::Client::new(
+        Config::default(),
+        client_secret,
+        gw_public,
+        psk,
+        now,
+        1_000_000_000,
+    );
+    client.link_add(now, LinkId(0));
+    let mut exchange = |client: &mut circus_core::engine::Client, gateway: &mut Gateway| {
+        let t = client
+            .poll_transmit(now, &mut out)
+            .expect("client sends an init");
+        assert_eq!(t.len, HANDSHAKE_INIT_LEN);
+        let init = out[..t.len].to_vec();
+        gateway.handle_datagram(now, from, &init);
+        let reply = gateway.poll_transmit(now, &mut out).expect("a reply");
+        assert_eq!(reply.to, from);
+        assert!(reply.len < init.len());
+        client.handle_datagram(now, LinkId(0), &out[..reply.len]);
+        Packet::parse(&out[..reply.len]).map(|p| matches!(p, Packet::CookieReply(_)))
+    };
+    assert_eq!(
+        exchange(&mut client, &mut gateway),
+        Ok(true),
+        "a cookie first"
+    );
+    assert!(!client.is_connected());
+    // No time passes: the init goes out again at once, with mac2.
+    assert_eq!(
+        exchange(&mut client, &mut gateway),
+        Ok(false),
+        "then the response"
+    );
+    assert!(client.is_connected());
+    assert_eq!(gateway.stats().counters.handshakes_answered, 1);
+}
+
 #[test]
 fn gateway_serves_two_clients_and_routes_v4_and_v6() {
     let mut sim = Sim::new(

@@ -6,9 +6,10 @@ use std::ops::RangeInclusive;
 
 use circus_core::LinkId;
 use circus_core::wire::{
-    Frame, FrameIter, HandshakeInit, HandshakeResponse, MAX_ACK_RANGES, NOISE_INIT_LEN,
-    NOISE_RESPONSE_LEN, Packet, PayloadHeader, TAG_LEN, TRANSPORT_HEADER_LEN, TransportHeader,
-    WireError, emit_ack,
+    COOKIE_REPLY_LEN, CookieReply, Frame, FrameIter, HANDSHAKE_INIT_LEN, HANDSHAKE_RESPONSE_LEN,
+    HandshakeInit, HandshakeResponse, INIT_HEADER_LEN, MAC_LEN, MAX_ACK_RANGES, NOISE_INIT_LEN,
+    NOISE_RESPONSE_LEN, Packet, PayloadHeader, RESPONSE_HEADER_LEN, TAG_LEN, TRANSPORT_HEADER_LEN,
+    TransportHeader, WireError, emit_ack,
 };
 use proptest::prelude::*;
 
@@ -208,18 +209,37 @@ proptest! {
         counter in any::<u64>(),
         init_noise in prop::collection::vec(any::<u8>(), NOISE_INIT_LEN),
         response_noise in prop::collection::vec(any::<u8>(), NOISE_RESPONSE_LEN),
+        mac1 in any::<[u8; MAC_LEN]>(),
+        mac2 in any::<[u8; MAC_LEN]>(),
+        nonce in any::<[u8; 24]>(),
+        sealed_cookie in any::<[u8; 32]>(),
         sealed in prop::collection::vec(any::<u8>(), TAG_LEN..1600),
     ) {
         let mut buf = vec![0u8; 2048];
 
-        let init = HandshakeInit { sender_index, noise: &init_noise };
-        let len = init.emit(&mut buf).unwrap();
-        prop_assert_eq!(Packet::parse(&buf[..len]), Ok(Packet::HandshakeInit(init)));
+        let init = HandshakeInit { sender_index, noise: &init_noise, mac1, mac2 };
+        let init_len = init.emit(&mut buf).unwrap();
+        prop_assert_eq!(init_len, HANDSHAKE_INIT_LEN);
+        prop_assert_eq!(Packet::parse(&buf[..init_len]), Ok(Packet::HandshakeInit(init)));
+        // The MACs cover the header and what follows it, as laid out.
+        prop_assert_eq!(&buf[..INIT_HEADER_LEN], &init.header()[..]);
+        prop_assert_eq!(&buf[init_len - 2 * MAC_LEN..init_len - MAC_LEN], &mac1[..]);
+        prop_assert_eq!(&buf[init_len - MAC_LEN..init_len], &mac2[..]);
 
-        let response = HandshakeResponse { sender_index, receiver_index, noise: &response_noise };
+        let response = HandshakeResponse { sender_index, receiver_index, noise: &response_noise, mac1 };
         let len = response.emit(&mut buf).unwrap();
-        prop_assert!(len < HandshakeInit::emit(&init, &mut [0u8; 200]).unwrap());
+        prop_assert_eq!(len, HANDSHAKE_RESPONSE_LEN);
+        prop_assert!(len < init_len);
+        prop_assert_eq!(&buf[..RESPONSE_HEADER_LEN], &response.header()[..]);
         prop_assert_eq!(Packet::parse(&buf[..len]), Ok(Packet::HandshakeResponse(response)));
+
+        let reply = CookieReply { receiver_index, nonce, sealed_cookie };
+        let len = reply.emit(&mut buf).unwrap();
+        prop_assert_eq!(len, COOKIE_REPLY_LEN);
+        prop_assert!(len < init_len);
+        prop_assert_eq!(Packet::parse(&buf[..len]), Ok(Packet::CookieReply(reply)));
+        prop_assert!(Packet::parse(&buf[..len - 1]).is_err());
+        prop_assert!(reply.emit(&mut buf[..len - 1]).is_err());
 
         let header = TransportHeader { receiver_index, counter };
         let len = header.emit(&mut buf).unwrap();

@@ -21,7 +21,6 @@
 
 use crate::config::MAX_LINKS;
 use crate::hotplug::{self, InterfaceWatcher};
-use crate::init_limiter::{InitLimiter, is_handshake_init};
 use crate::link_set::{LinkChange, LinkSet};
 use crate::link_socket::{RECV_BATCH, RecvBatch, SEND_BATCH, recv_many, send_many};
 use crate::report;
@@ -418,7 +417,6 @@ pub(crate) async fn run_gateway(
 ) -> Result<(), DriverError> {
     let mut buffers = Buffers::new(tun_device::takes_udp_super_packets(&tun));
     let mut timer = EngineTimer::new();
-    let mut guard = HandshakeGuard::default();
     let mut log = GatewayLog::new(names.len());
     tokio::pin!(shutdown);
     loop {
@@ -449,7 +447,7 @@ pub(crate) async fn run_gateway(
                     };
                     for k in 0..n {
                         if let Some(from) = batch.source(k) {
-                            guard.admit(&mut engine, now, from, batch.datagram(k));
+                            engine.handle_datagram(now, from, batch.datagram(k));
                         }
                     }
                     taken += n;
@@ -459,31 +457,11 @@ pub(crate) async fn run_gateway(
                 }
             }
             Some(reply) = requests.recv() => {
-                let _ = reply.send(report::gateway(&engine, &names, guard.limited, started));
+                let _ = reply.send(report::gateway(&engine, &names, started));
             }
         }
     }
     Ok(())
-}
-
-/// The gateway's datagram intake: handshake inits beyond the
-/// [`InitLimiter`]'s budget are dropped before the engine spends curve
-/// arithmetic on them.
-#[derive(Default)]
-struct HandshakeGuard {
-    limiter: InitLimiter,
-    /// Inits dropped by the limiter.
-    limited: u64,
-}
-
-impl HandshakeGuard {
-    fn admit(&mut self, engine: &mut Gateway, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        if is_handshake_init(datagram) && !self.limiter.allow(now, from.ip()) {
-            self.limited += 1;
-            return;
-        }
-        engine.handle_datagram(now, from, datagram);
-    }
 }
 
 /// Sends what the engine wants sent, [`SEND_BATCH`] datagrams per system

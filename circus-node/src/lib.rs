@@ -14,7 +14,6 @@
 //! - [`link_socket`]: UDP sockets bound to an interface (`SO_BINDTODEVICE`).
 //! - [`link_set`]: the client's links following interface hot-plug.
 //! - [`hotplug`]: interface table and netlink change notifications.
-//! - [`init_limiter`]: the gateway's budget for costly handshake inits.
 //! - [`status`]: the status report and its unix socket.
 //! - [`logs`]: stderr logs filtered by `RUST_LOG`.
 //! - [`prometheus`]: the report as a Prometheus text endpoint.
@@ -23,7 +22,6 @@ pub mod daemon;
 pub mod driver;
 pub mod embed;
 pub mod hotplug;
-pub mod init_limiter;
 pub mod keys;
 pub mod link_set;
 pub mod link_socket;

@@ -49,13 +49,7 @@ pub(crate) fn client(engine: &Client, links: &LinkSet, started: Instant) -> Stat
     }
 }
 
-/// `rate_limited`: handshake inits the daemon dropped before the engine.
-pub(crate) fn gateway(
-    engine: &Gateway,
-    names: &PeerNames,
-    rate_limited: u64,
-    started: Instant,
-) -> StatusReport {
+pub(crate) fn gateway(engine: &Gateway, names: &PeerNames, started: Instant) -> StatusReport {
     let stats = engine.stats();
     let sessions = names
         .iter()
@@ -83,7 +77,10 @@ pub(crate) fn gateway(
         refused: BTreeMap::from([
             ("malformed".to_owned(), c.malformed),
             ("handshake_refused".to_owned(), c.handshakes_refused),
-            ("handshake_rate_limited".to_owned(), rate_limited),
+            ("handshake_bad_mac1".to_owned(), c.inits_bad_mac1),
+            ("handshake_cookie_reply".to_owned(), c.cookie_replies),
+            ("handshake_rate_limited".to_owned(), c.inits_rate_limited),
+            ("handshake_queue_full".to_owned(), c.responses_dropped),
             ("unknown_index".to_owned(), c.unknown_index),
             (
                 "unauthentic".to_owned(),

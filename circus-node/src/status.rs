@@ -25,9 +25,10 @@ pub struct StatusReport {
     pub role: String,
     pub uptime_s: f64,
     /// Datagrams refused, by reason ("malformed", "unknown_index",
-    /// "unauthentic", "replayed", "handshake_refused",
-    /// "handshake_rate_limited"): what hostile or broken input the daemon
-    /// has been shrugging off.
+    /// "unauthentic", "replayed", "handshake_refused", "handshake_bad_mac1",
+    /// "handshake_cookie_reply" (answered with a cookie under load, not
+    /// processed), "handshake_rate_limited", "handshake_queue_full"): what
+    /// hostile or broken input the daemon has been shrugging off.
     pub refused: BTreeMap<String, u64>,
     /// A client has one session (to its gateway); a gateway one per
     /// configured client, connected or not.

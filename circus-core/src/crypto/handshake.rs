@@ -13,14 +13,19 @@
 //! responder (the PSK enters only with message 2); the initiator detects it
 //! on message 2, and the responder learns the session is good when the first
 //! transport packet under the new keys authenticates (see [`Accepted`]).
+//!
+//! Both messages carry mac1 and the init a mac2 ([`super::cookie`]): the
+//! initiator writes them here; the responder's caller checks the init's
+//! before calling [`Responder::respond`], which is where the cost is.
 
 use snow::params::NoiseParams;
 use snow::{Builder, HandshakeState};
 
+use super::cookie::{Cookie, MacKeys, init_mac2};
 use super::{Psk, PublicKey, SessionKeys, StaticSecret};
 use crate::wire::{
-    HANDSHAKE_INIT_LEN, HANDSHAKE_RESPONSE_LEN, HandshakeInit, HandshakeResponse, NOISE_INIT_LEN,
-    NOISE_RESPONSE_LEN, VERSION, WireError,
+    CookieReply, HANDSHAKE_INIT_LEN, HANDSHAKE_RESPONSE_LEN, HandshakeInit, HandshakeResponse,
+    MAC_LEN, NOISE_INIT_LEN, NOISE_RESPONSE_LEN, VERSION, WireError,
 };
 
 const NOISE_PATTERN: &str = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
@@ -56,9 +61,16 @@ pub enum HandshakeError {
         timestamp_ns: u64,
         last_ns: u64,
     },
-    /// The response is not for our pending handshake.
+    /// The response or cookie reply is not for our pending handshake.
     #[error("handshake response for index {got}, ours is {expected}")]
     IndexMismatch { expected: u32, got: u32 },
+    /// The response's mac1 is wrong: not made for us.
+    #[error("handshake response has a wrong mac1")]
+    BadMac1,
+    /// The cookie reply did not decrypt for our last init: forged, or
+    /// answering an init we no longer wait on.
+    #[error("cookie reply failed to authenticate")]
+    BadCookieReply,
     /// The response did not authenticate: forged, corrupted, or the PSK
     /// differs from the gateway's.
     #[error("handshake response failed to authenticate (wrong preshared key?)")]
@@ -86,6 +98,14 @@ pub struct Established {
 pub struct Initiator {
     noise: HandshakeState,
     sender_index: u32,
+    /// Noise message 1, kept so the init can be sent again with a mac2.
+    message: [u8; NOISE_INIT_LEN],
+    /// The init's mac1: a cookie reply must be bound to it.
+    mac1: [u8; MAC_LEN],
+    /// Keys of messages to the gateway (mac1, cookie replies).
+    to_gateway: MacKeys,
+    /// Keys of messages to us (the response's mac1).
+    to_us: MacKeys,
 }
 
 impl std::fmt::Debug for Initiator {
@@ -97,8 +117,9 @@ impl std::fmt::Debug for Initiator {
 }
 
 impl Initiator {
-    /// Writes a handshake init packet into `out` and returns the pending
-    /// handshake with the packet's length ([`HANDSHAKE_INIT_LEN`]).
+    /// Writes a handshake init packet (without mac2) into `out` and returns
+    /// the pending handshake with the packet's length
+    /// ([`HANDSHAKE_INIT_LEN`]).
     ///
     /// `sender_index` is our index for the new session (the gateway echoes
     /// it). `unix_time_ns` must increase from one init to the next, since
@@ -122,18 +143,61 @@ impl Initiator {
             .build_initiator()?;
         let mut message = [0u8; NOISE_INIT_LEN];
         let written = noise.write_message(&encode_timestamp(unix_time_ns), &mut message)?;
-        let init = HandshakeInit {
+        if written != NOISE_INIT_LEN {
+            return Err(WireError::BadLength {
+                what: "handshake init noise message",
+                expected: NOISE_INIT_LEN,
+                actual: written,
+            }
+            .into());
+        }
+        let to_gateway = MacKeys::for_receiver(remote);
+        let mut init = HandshakeInit {
             sender_index,
-            noise: &message[..written],
+            noise: &message,
+            mac1: [0; MAC_LEN],
+            mac2: [0; MAC_LEN],
         };
-        let len = init.emit(out)?;
-        Ok((
-            Self {
-                noise,
-                sender_index,
-            },
-            len,
-        ))
+        init.mac1 = to_gateway.init_mac1(&init);
+        let initiator = Self {
+            noise,
+            sender_index,
+            message,
+            mac1: init.mac1,
+            to_gateway,
+            to_us: MacKeys::for_receiver(&local.public_key()),
+        };
+        let len = initiator.write_init(None, out)?;
+        Ok((initiator, len))
+    }
+
+    /// Writes the init again, with mac2 under `cookie` if given (the one
+    /// the gateway sent to the address this init goes out from); returns
+    /// [`HANDSHAKE_INIT_LEN`].
+    pub fn write_init(&self, cookie: Option<&Cookie>, out: &mut [u8]) -> Result<usize, WireError> {
+        let mut init = HandshakeInit {
+            sender_index: self.sender_index,
+            noise: &self.message,
+            mac1: self.mac1,
+            mac2: [0; MAC_LEN],
+        };
+        if let Some(cookie) = cookie {
+            init.mac2 = init_mac2(cookie, &init);
+        }
+        init.emit(out)
+    }
+
+    /// The cookie in a cookie reply to our init.
+    pub fn open_cookie_reply(&self, reply: &CookieReply) -> Result<Cookie, HandshakeError> {
+        if reply.receiver_index != self.sender_index {
+            return Err(HandshakeError::IndexMismatch {
+                expected: self.sender_index,
+                got: reply.receiver_index,
+            });
+        }
+        self.to_gateway
+            .open_cookie_reply(reply, &self.mac1)
+            .ok_or(HandshakeError::BadCookieReply)
     }
 
     /// Our index for the pending session; responses carry it as
@@ -155,6 +219,9 @@ impl Initiator {
                 expected: self.sender_index,
                 got: response.receiver_index,
             });
+        }
+        if !self.to_us.response_mac1_valid(response) {
+            return Err(HandshakeError::BadMac1);
         }
         let mut payload = [0u8; NOISE_RESPONSE_LEN];
         // snow restores its state when a message fails to authenticate.
@@ -224,6 +291,9 @@ impl Responder {
     /// knows, and newer than that peer's last init, writes the response
     /// into `out` and returns the new session.
     ///
+    /// The init's MACs are not checked here: the caller checks them first
+    /// (see [`super::CookieJar`]), since that is what makes a flood cheap.
+    ///
     /// `local_index` is our index for the session. The response is shorter
     /// than the init, so answering spoofed-source inits amplifies nothing.
     pub fn respond<'p>(
@@ -265,11 +335,13 @@ impl Responder {
         noise.set_psk(usize::from(PSK_POSITION), known.psk.as_bytes())?;
         let mut message = [0u8; NOISE_RESPONSE_LEN];
         let written = noise.write_message(&[], &mut message)?;
-        let response = HandshakeResponse {
+        let mut response = HandshakeResponse {
             sender_index: local_index,
             receiver_index: init.sender_index,
             noise: &message[..written],
+            mac1: [0; MAC_LEN],
         };
+        response.mac1 = MacKeys::for_receiver(&peer).response_mac1(&response);
         let response_len = response.emit(out)?;
         let (initiator_to_responder, responder_to_initiator) = noise.dangerously_get_raw_split();
         Ok(Accepted {

@@ -4,6 +4,8 @@
 //!   pre-shared key, with their base64 text form.
 //! - [`Initiator`] / [`Responder`]: the Noise `IKpsk2` handshake
 //!   (X25519, ChaCha20-Poly1305, BLAKE2s, via snow), one round trip.
+//! - [`MacKeys`] / [`CookieJar`]: the handshake's mac1 and mac2 and the
+//!   gateway's cookie replies (WireGuard's defence against handshake floods).
 //! - [`SessionKeys`]: in-place ChaCha20-Poly1305 per transport packet.
 //! - [`ReplayWindow`]: each counter accepted once, with room for multipath
 //!   reordering.
@@ -25,6 +27,7 @@
 //!   previous keys until the new ones are confirmed by an authenticated
 //!   packet from the initiator (see [`Accepted`]).
 
+mod cookie;
 mod handshake;
 mod keys;
 mod replay;
@@ -34,6 +37,9 @@ mod tests;
 
 use std::time::Duration;
 
+pub use cookie::{
+    COOKIE_SECRET_LIFETIME, COOKIE_USABLE_FOR, Cookie, CookieJar, Mac2, MacKeys, init_mac2,
+};
 pub use handshake::{
     Accepted, Established, HandshakeError, Initiator, KnownPeer, Responder, TIMESTAMP_LEN,
 };
@@ -63,7 +69,7 @@ pub const REJECT_AFTER_MESSAGES: u64 = u64::MAX - (1 << 13);
 /// Resend an unanswered init after this long. Shorter than WireGuard's 5 s
 /// because circus exists to recover from a dead link quickly; 1 s still
 /// exceeds the round trip of the slowest links it bonds (satellite, bad LTE
-/// around 600 ms), and an init is only 114 bytes.
+/// around 600 ms), and an init is only 146 bytes.
 pub const HANDSHAKE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Give up a rekey or connection attempt after this long without a response.

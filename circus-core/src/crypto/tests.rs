@@ -204,10 +204,16 @@ fn a_forged_response_does_not_spoil_the_pending_handshake() {
     let genuine = as_response(&response_buf[..accepted.response_len]);
 
     let garbage = [0x5a; 48];
-    let forged = HandshakeResponse {
+    let mut forged = HandshakeResponse {
         noise: &garbage,
         ..genuine
     };
+    assert!(matches!(
+        initiator.finish(&forged),
+        Err(HandshakeError::BadMac1)
+    ));
+    // mac1 is no secret (the client's public key): a forger can make it.
+    forged.mac1 = MacKeys::for_receiver(&peers.client.public_key()).response_mac1(&forged);
     assert!(matches!(
         initiator.finish(&forged),
         Err(HandshakeError::BadResponse)
@@ -288,6 +294,8 @@ fn garbage_or_misdirected_inits_fail_to_authenticate() {
     let init = HandshakeInit {
         sender_index: 1,
         noise: &garbage,
+        mac1: [0; crate::wire::MAC_LEN],
+        mac2: [0; crate::wire::MAC_LEN],
     };
     let mut out = [0u8; 256];
     let result = peers
@@ -322,4 +330,63 @@ fn short_output_buffers_are_refused_before_any_work() {
         &mut small,
     );
     assert!(matches!(result, Err(HandshakeError::Wire(_))), "{result:?}");
+}
+
+#[test]
+fn the_initiator_answers_a_cookie_reply_with_mac2_and_the_same_handshake() {
+    let peers = peers();
+    let mut jar = CookieJar::new(&peers.gateway_public).unwrap();
+    let now = std::time::Instant::now();
+    let from: std::net::SocketAddr = "198.18.0.2:40000".parse().unwrap();
+    let mut init_buf = [0u8; 256];
+    let (mut initiator, init_len) = start(&peers, T0, &mut init_buf);
+    let first = as_init(&init_buf[..init_len]);
+    assert!(jar.mac1_valid(&first));
+    assert_eq!(first.mac2, [0; crate::wire::MAC_LEN], "no cookie yet");
+    let Mac2::Missing(sent_cookie) = jar.check_mac2(now, from, &first) else {
+        panic!("no mac2 yet");
+    };
+
+    let mut reply_buf = [0u8; crate::wire::COOKIE_REPLY_LEN];
+    jar.write_reply(&sent_cookie, &first, &mut reply_buf)
+        .unwrap();
+    let Ok(crate::wire::Packet::CookieReply(reply)) = Packet::parse(&reply_buf) else {
+        panic!("a cookie reply");
+    };
+    // A reply for another handshake (index or mac1) is refused.
+    let misaddressed = crate::wire::CookieReply {
+        receiver_index: CLIENT_INDEX + 1,
+        ..reply
+    };
+    assert!(matches!(
+        initiator.open_cookie_reply(&misaddressed),
+        Err(HandshakeError::IndexMismatch { .. })
+    ));
+    let (other, _) = start(&peers, T0 + 1, &mut [0u8; 256]);
+    assert!(matches!(
+        other.open_cookie_reply(&reply),
+        Err(HandshakeError::BadCookieReply)
+    ));
+
+    let cookie = initiator.open_cookie_reply(&reply).unwrap();
+    let mut again_buf = [0u8; 256];
+    let len = initiator.write_init(Some(&cookie), &mut again_buf).unwrap();
+    let again = as_init(&again_buf[..len]);
+    assert_eq!((again.noise, again.mac1), (first.noise, first.mac1));
+    assert_eq!(cookie, sent_cookie);
+    assert_eq!(jar.check_mac2(now, from, &again), Mac2::Valid);
+
+    // The resent init completes the same pending handshake.
+    let mut response_buf = [0u8; 256];
+    let accepted = peers
+        .gateway
+        .respond(
+            &again,
+            GATEWAY_INDEX,
+            |_| known(&peers.psk, None),
+            &mut response_buf,
+        )
+        .unwrap();
+    let response = as_response(&response_buf[..accepted.response_len]);
+    assert!(initiator.finish(&response).is_ok());
 }

@@ -13,9 +13,11 @@
 use std::time::{Duration, Instant};
 
 use crate::LinkId;
-use crate::crypto::{Initiator, Psk, PublicKey, REKEY_AFTER_MESSAGES, StaticSecret};
+use crate::crypto::{
+    COOKIE_USABLE_FOR, Cookie, Initiator, Psk, PublicKey, REKEY_AFTER_MESSAGES, StaticSecret,
+};
 use crate::paths::PathState;
-use crate::wire::{HANDSHAKE_INIT_LEN, Packet};
+use crate::wire::Packet;
 
 use super::keys::KeySlot;
 use super::session::{Arrival, Session};
@@ -24,12 +26,11 @@ use super::{Config, Stats, Transmit, gateway::FRESH_SESSION_BIT};
 /// A handshake in progress.
 #[derive(Debug)]
 struct Handshake {
+    /// Holds the init, sent once on every link that is up.
     initiator: Initiator,
     /// Whether the session's data plane starts over with these keys (first
     /// connection, or the old session was lost); a rekey keeps it.
     fresh: bool,
-    /// The init packet, sent once on every link that is up.
-    init: [u8; HANDSHAKE_INIT_LEN],
     /// Links the current init still has to go out on.
     pending_links: Vec<LinkId>,
 }
@@ -54,6 +55,14 @@ struct Recovery {
     since: Instant,
     /// Wait before the next attempt if the current one is unanswered.
     retry: Duration,
+}
+
+/// A cookie the gateway sent to one link's address, for the init's mac2.
+#[derive(Debug, Clone, Copy)]
+struct LinkCookie {
+    link: LinkId,
+    cookie: Cookie,
+    received: Instant,
 }
 
 /// The client side of a circus tunnel: see the [module docs](super).
@@ -82,6 +91,9 @@ pub struct Client {
     recovery: Option<Recovery>,
     /// [`close`](Client::close) was called: nothing but the Close goes out.
     closed: bool,
+    /// The gateway's latest cookie per link (each link sends from its own
+    /// address, and a cookie proves one address); at most one per link.
+    cookies: Vec<LinkCookie>,
     scratch: Vec<u8>,
 }
 
@@ -117,6 +129,7 @@ impl Client {
             fresh: true,
             recovery: None,
             closed: false,
+            cookies: Vec::new(),
             scratch,
         }
     }
@@ -208,6 +221,30 @@ impl Client {
                 // The gateway sends nothing with the new keys until one of
                 // our packets authenticates under them.
                 self.session.confirm_on(link);
+            }
+            Ok(Packet::CookieReply(reply)) => {
+                let Some(h) = &mut self.handshake else {
+                    return;
+                };
+                let Ok(cookie) = h.initiator.open_cookie_reply(&reply) else {
+                    self.session.count_malformed();
+                    return;
+                };
+                // The gateway is under load and did not take the init from
+                // this link: send it again at once, now with proof of our
+                // address, rather than after a retry interval.
+                if !h.pending_links.contains(&link) {
+                    h.pending_links.push(link);
+                }
+                let stored = LinkCookie {
+                    link,
+                    cookie,
+                    received: now,
+                };
+                match self.cookies.iter_mut().find(|c| c.link == link) {
+                    Some(slot) => *slot = stored,
+                    None => self.cookies.push(stored),
+                }
             }
             Ok(Packet::Transport(transport)) => {
                 let opened =
@@ -335,7 +372,6 @@ impl Client {
         let unix = self
             .unix_at_created_ns
             .saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX));
-        let mut init = [0u8; HANDSHAKE_INIT_LEN];
         self.next_init_at = Some(now + self.next_retry());
         // Only fails without OS randomness; the retry timer tries again.
         let Ok((initiator, _len)) = Initiator::start(
@@ -344,7 +380,7 @@ impl Client {
             &self.psk,
             index,
             unix,
-            &mut init,
+            &mut self.scratch,
         ) else {
             return;
         };
@@ -357,7 +393,6 @@ impl Client {
         self.handshake = Some(Handshake {
             initiator,
             fresh,
-            init,
             pending_links,
         });
     }
@@ -373,12 +408,14 @@ impl Client {
         if let Some(h) = &mut self.handshake
             && let Some(link) = h.pending_links.pop()
         {
-            let out = buf.get_mut(..HANDSHAKE_INIT_LEN)?;
-            out.copy_from_slice(&h.init);
-            return Some(Transmit {
-                link,
-                len: HANDSHAKE_INIT_LEN,
-            });
+            let cookie = self
+                .cookies
+                .iter()
+                .find(|c| c.link == link)
+                .filter(|c| now.saturating_duration_since(c.received) < COOKIE_USABLE_FOR)
+                .map(|c| &c.cookie);
+            let len = h.initiator.write_init(cookie, buf).ok()?;
+            return Some(Transmit { link, len });
         }
         let (link, len) = self.session.poll_transmit(now, buf)?;
         Some(Transmit { link, len })

@@ -3,17 +3,22 @@
 //!
 //! Unauthenticated input never creates state and never gets a reply bigger
 //! than itself: garbage, unknown keys and bad inits are dropped silently
-//! (counted); a valid init gets a response smaller than the init and keys
-//! that stay pending until the client's first transport packet under them
-//! authenticates (key confirmation). Only then does a session exist.
+//! (counted); inits pass the [`InitGate`] first (mac1, and under load a
+//! cookie reply instead of the handshake); a valid init gets a response
+//! smaller than the init and keys that stay pending until the client's
+//! first transport packet under them authenticates (key confirmation).
+//! Only then does a session exist.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::crypto::{HandshakeError, KnownPeer, Psk, PublicKey, Responder, StaticSecret};
-use crate::wire::{HANDSHAKE_RESPONSE_LEN, HandshakeInit, Packet, TransportHeader};
+use crate::crypto::{HandshakeError, KeyError, KnownPeer, Psk, PublicKey, Responder, StaticSecret};
+use crate::wire::{
+    COOKIE_REPLY_LEN, HANDSHAKE_RESPONSE_LEN, HandshakeInit, Packet, TransportHeader,
+};
 
+use super::init_gate::{InitGate, Verdict};
 use super::keys::KeySlot;
 use super::route::{IpPrefix, RouteTable, destination};
 use super::session::{Arrival, Session};
@@ -26,9 +31,23 @@ use super::{Config, GatewayCounters, GatewayStats};
 /// opaque to the gateway, so the flag costs no wire format change.
 pub(crate) const FRESH_SESSION_BIT: u32 = 1 << 31;
 
-/// Handshake responses waiting to be sent; more are dropped (the client
-/// retries), which bounds what a flood of valid inits can queue.
-const MAX_PENDING_RESPONSES: usize = 64;
+/// Handshake responses and cookie replies waiting to be sent; more are
+/// dropped (the client retries), which bounds what a flood can queue. Above
+/// the daemon's receive batch (128 datagrams, drained before the next), so
+/// a flood's cookie replies do not push out a real client's.
+const MAX_PENDING_REPLIES: usize = 256;
+
+/// The largest reply to an init: a response or a cookie reply.
+const MAX_REPLY_LEN: usize = HANDSHAKE_RESPONSE_LEN;
+const _: () = assert!(COOKIE_REPLY_LEN <= MAX_REPLY_LEN);
+
+/// A handshake response or cookie reply waiting to be sent.
+#[derive(Debug)]
+struct Reply {
+    to: SocketAddr,
+    len: usize,
+    bytes: [u8; MAX_REPLY_LEN],
+}
 
 /// A client the gateway accepts.
 #[derive(Debug, Clone)]
@@ -58,6 +77,9 @@ pub enum GatewayError {
     /// The Noise responder could not be set up.
     #[error("handshake setup failed: {0}")]
     Handshake(#[from] HandshakeError),
+    /// No randomness for the cookie secret.
+    #[error("cookie secret: {0}")]
+    Cookie(#[from] KeyError),
 }
 
 /// One datagram the gateway wants sent: `buf[..len]` to `to`.
@@ -87,12 +109,13 @@ struct Peer {
 pub struct Gateway {
     config: Config,
     responder: Responder,
+    gate: InitGate,
     peers: Vec<Peer>,
     by_key: HashMap<PublicKey, usize>,
     /// Our session indices (current, previous and pending keys) to peers.
     by_index: HashMap<u32, usize>,
     routes: RouteTable,
-    responses: VecDeque<(SocketAddr, [u8; HANDSHAKE_RESPONSE_LEN])>,
+    replies: VecDeque<Reply>,
     next_index: u32,
     /// Sessions are served round robin, so one busy client cannot starve
     /// the others' transmits and deliveries.
@@ -130,6 +153,7 @@ impl Gateway {
         }
         let scratch = vec![0; config.reorder.max_packet_size + super::OVERHEAD + 64];
         Ok(Self {
+            gate: InitGate::new(&local.public_key())?,
             responder: Responder::new(local)?,
             config,
             peers: peers
@@ -144,7 +168,7 @@ impl Gateway {
             by_key,
             by_index: HashMap::new(),
             routes,
-            responses: VecDeque::with_capacity(MAX_PENDING_RESPONSES),
+            replies: VecDeque::with_capacity(MAX_PENDING_REPLIES),
             next_index: 1,
             transmit_cursor: 0,
             deliver_cursor: 0,
@@ -158,13 +182,39 @@ impl Gateway {
         match Packet::parse(datagram) {
             Ok(Packet::HandshakeInit(init)) => self.on_init(now, from, &init),
             Ok(Packet::Transport(t)) => self.on_transport(now, from, t.header, datagram),
-            Ok(Packet::HandshakeResponse(_)) | Err(_) => self.counters.malformed += 1,
+            Ok(Packet::HandshakeResponse(_) | Packet::CookieReply(_)) | Err(_) => {
+                self.counters.malformed += 1
+            }
         }
     }
 
     fn on_init(&mut self, now: Instant, from: SocketAddr, init: &HandshakeInit<'_>) {
+        if self.replies.len() == MAX_PENDING_REPLIES {
+            self.counters.responses_dropped += 1;
+            return;
+        }
+        let mut reply = [0u8; MAX_REPLY_LEN];
+        match self.gate.judge(now, from, init, &mut reply) {
+            Verdict::Process => {}
+            Verdict::CookieReply(len) => {
+                self.counters.cookie_replies += 1;
+                self.replies.push_back(Reply {
+                    to: from,
+                    len,
+                    bytes: reply,
+                });
+                return;
+            }
+            Verdict::BadMac1 => {
+                self.counters.inits_bad_mac1 += 1;
+                return;
+            }
+            Verdict::RateLimited => {
+                self.counters.inits_rate_limited += 1;
+                return;
+            }
+        }
         let index = self.allocate_index();
-        let mut response = [0u8; HANDSHAKE_RESPONSE_LEN];
         let (by_key, peers) = (&self.by_key, &self.peers);
         let lookup = |key: &PublicKey| {
             by_key.get(key).map(|&i| KnownPeer {
@@ -172,7 +222,7 @@ impl Gateway {
                 last_timestamp_ns: peers[i].last_init_ns,
             })
         };
-        let Ok(accepted) = self.responder.respond(init, index, lookup, &mut response) else {
+        let Ok(accepted) = self.responder.respond(init, index, lookup, &mut reply) else {
             self.counters.handshakes_refused += 1;
             return;
         };
@@ -180,10 +230,6 @@ impl Gateway {
             self.counters.handshakes_refused += 1;
             return;
         };
-        if self.responses.len() == MAX_PENDING_RESPONSES {
-            self.counters.responses_dropped += 1;
-            return;
-        }
         let peer = &mut self.peers[i];
         peer.last_init_ns = Some(accepted.timestamp_ns);
         let slot = KeySlot::new(
@@ -197,7 +243,11 @@ impl Gateway {
             self.by_index.remove(&old.slot.local_index);
         }
         self.by_index.insert(index, i);
-        self.responses.push_back((from, response));
+        self.replies.push_back(Reply {
+            to: from,
+            len: accepted.response_len,
+            bytes: reply,
+        });
         self.counters.handshakes_answered += 1;
     }
 
@@ -324,14 +374,14 @@ impl Gateway {
     }
 
     /// Writes the next datagram into `buf` and says where it goes: pending
-    /// handshake responses first, then sessions in turn.
+    /// handshake responses and cookie replies first, then sessions in turn.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<GatewayTransmit> {
-        if let Some((to, response)) = self.responses.pop_front() {
-            let out = buf.get_mut(..HANDSHAKE_RESPONSE_LEN)?;
-            out.copy_from_slice(&response);
+        if let Some(reply) = self.replies.pop_front() {
+            let out = buf.get_mut(..reply.len)?;
+            out.copy_from_slice(reply.bytes.get(..reply.len)?);
             return Some(GatewayTransmit {
-                to,
-                len: HANDSHAKE_RESPONSE_LEN,
+                to: reply.to,
+                len: reply.len,
             });
         }
         let n = self.peers.len();

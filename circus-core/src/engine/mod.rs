@@ -14,6 +14,8 @@
 //!   session.
 //! - [`gateway`](Gateway): handshake responder; sessions keyed by client
 //!   static key, routed by tunnel address, following link address changes.
+//! - `init_gate`: the gateway's mac1 check, load detection, cookie replies
+//!   and per-source limit in front of the handshake.
 //! - `session`: one peer's data plane (scheduling, acks, recovery, reorder),
 //!   identical on both ends.
 //! - `link`, `keys`, `packet_ring`: per-link bookkeeping, key generations,
@@ -37,6 +39,7 @@ mod client;
 mod fair_queue;
 mod flow;
 mod gateway;
+mod init_gate;
 mod keys;
 mod link;
 mod packet_ring;

@@ -122,8 +122,16 @@ pub struct GatewayCounters {
     pub unauthentic: u64,
     /// TUN packets whose destination is no peer's tunnel address.
     pub unroutable: u64,
-    /// Handshake responses dropped because the response queue was full.
+    /// Handshake inits dropped because the reply queue was full.
     pub responses_dropped: u64,
+    /// Handshake inits without a valid mac1 (not made for this gateway),
+    /// dropped before any other work.
+    pub inits_bad_mac1: u64,
+    /// Cookie replies sent: inits that came under load without proof of
+    /// their source address.
+    pub cookie_replies: u64,
+    /// Proven inits over their source address's rate, under load.
+    pub inits_rate_limited: u64,
 }
 
 /// A snapshot of the gateway: each session with its client's key.

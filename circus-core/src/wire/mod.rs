@@ -13,16 +13,25 @@
 //! refused cleanly instead of being misread.
 //!
 //! ```text
-//! HandshakeInit     (type 1, 114 bytes): sender_index u32, Noise message 1 (108 bytes)
-//! HandshakeResponse (type 2,  58 bytes): sender_index u32, receiver_index u32, Noise message 2 (48 bytes)
+//! HandshakeInit     (type 1, 146 bytes): sender_index u32, Noise message 1 (108 bytes),
+//!                                         mac1 (16 bytes), mac2 (16 bytes)
+//! HandshakeResponse (type 2,  74 bytes): sender_index u32, receiver_index u32,
+//!                                         Noise message 2 (48 bytes), mac1 (16 bytes)
 //! Transport         (type 3, >= 30 bytes): receiver_index u32, counter u64, ciphertext, tag (16 bytes)
+//! CookieReply       (type 4,  62 bytes): receiver_index u32, nonce (24 bytes),
+//!                                         encrypted cookie (16 bytes) and tag (16 bytes)
 //! ```
 //!
 //! The handshake sizes are fixed by the Noise pattern (see [`crate::crypto`]),
-//! so parsing demands the exact length. The response is shorter than the init,
-//! so a spoofed init can never make the gateway reflect more bytes than it
-//! received. The 14-byte transport header is the AEAD associated data and its
-//! counter the AEAD nonce, so it is authenticated without being encrypted.
+//! so parsing demands the exact length. The response and the cookie reply
+//! are shorter than the init, so a spoofed init can never make the gateway
+//! reflect more bytes than it received. The MACs and the cookie reply are
+//! WireGuard's (whitepaper section 5.4): mac1 lets the gateway refuse an init
+//! not meant for it with one keyed hash, before any curve arithmetic; mac2
+//! and the cookie reply let it demand, when under load, that the sender
+//! prove it receives at its source address. The 14-byte transport header is
+//! the AEAD associated data and its counter the AEAD nonce, so it is
+//! authenticated without being encrypted.
 //!
 //! # Transport plaintext
 //!
@@ -60,9 +69,10 @@ pub use ack::{AckFrame, AckRanges, MAX_ACK_RANGES, emit_ack};
 pub use codec::VARINT_MAX;
 pub use frame::{DATA_FRAME_HEADER_LEN, Frame, FrameIter};
 pub use packet::{
-    HANDSHAKE_INIT_LEN, HANDSHAKE_RESPONSE_LEN, HandshakeInit, HandshakeResponse, NOISE_INIT_LEN,
-    NOISE_RESPONSE_LEN, PAYLOAD_HEADER_LEN, Packet, PayloadHeader, TAG_LEN, TRANSPORT_HEADER_LEN,
-    TransportHeader, TransportPacket, VERSION,
+    COOKIE_LEN, COOKIE_NONCE_LEN, COOKIE_REPLY_LEN, CookieReply, HANDSHAKE_INIT_LEN,
+    HANDSHAKE_RESPONSE_LEN, HandshakeInit, HandshakeResponse, INIT_HEADER_LEN, MAC_LEN,
+    NOISE_INIT_LEN, NOISE_RESPONSE_LEN, PAYLOAD_HEADER_LEN, Packet, PayloadHeader,
+    RESPONSE_HEADER_LEN, TAG_LEN, TRANSPORT_HEADER_LEN, TransportHeader, TransportPacket, VERSION,
 };
 
 /// Why bytes could not be parsed, or a value could not be emitted.
@@ -88,8 +98,9 @@ pub enum WireError {
     /// The version byte is not [`VERSION`]: the peer speaks another format.
     #[error("unsupported protocol version {0} (expected {VERSION})")]
     UnsupportedVersion(u8),
-    /// The packet type byte is none of handshake init/response, transport.
-    #[error("unknown packet type {0} (expected 1, 2 or 3)")]
+    /// The packet type byte is none of handshake init/response, transport,
+    /// cookie reply.
+    #[error("unknown packet type {0} (expected 1 to 4)")]
     UnknownPacketType(u8),
     /// The frame type byte is none of padding, ping, data, ack, close.
     #[error("unknown frame type {0} (expected 0 to 4)")]

@@ -1,5 +1,5 @@
-//! Outer packets (handshake init/response, transport) and the transport
-//! plaintext's payload header.
+//! Outer packets (handshake init/response, cookie reply, transport) and the
+//! transport plaintext's payload header.
 
 use super::WireError;
 use super::codec::{Reader, Writer};
@@ -11,6 +11,7 @@ pub const VERSION: u8 = 1;
 const TYPE_HANDSHAKE_INIT: u8 = 1;
 const TYPE_HANDSHAKE_RESPONSE: u8 = 2;
 const TYPE_TRANSPORT: u8 = 3;
+const TYPE_COOKIE_REPLY: u8 = 4;
 
 /// Bytes of Noise IKpsk2 message 1 with its 12-byte timestamp payload:
 /// ephemeral key 32, encrypted static key 32 + 16, encrypted timestamp 12 + 16.
@@ -18,11 +19,24 @@ pub const NOISE_INIT_LEN: usize = 32 + (32 + 16) + (12 + 16);
 /// Bytes of Noise IKpsk2 message 2 with an empty payload: ephemeral key 32,
 /// encrypted empty payload 16.
 pub const NOISE_RESPONSE_LEN: usize = 32 + 16;
-/// Total size of a handshake init packet.
-pub const HANDSHAKE_INIT_LEN: usize = 2 + 4 + NOISE_INIT_LEN;
-/// Total size of a handshake response packet; smaller than the init, so a
-/// response never amplifies a spoofed init.
-pub const HANDSHAKE_RESPONSE_LEN: usize = 2 + 4 + 4 + NOISE_RESPONSE_LEN;
+/// Size of each handshake MAC (keyed BLAKE2s-128, as in WireGuard).
+pub const MAC_LEN: usize = 16;
+/// Size of a cookie: a MAC of the sender's address.
+pub const COOKIE_LEN: usize = MAC_LEN;
+/// Size of the cookie reply's random nonce (XChaCha20-Poly1305).
+pub const COOKIE_NONCE_LEN: usize = 24;
+/// Total size of a handshake init packet: header, Noise message, mac1, mac2.
+pub const HANDSHAKE_INIT_LEN: usize = INIT_HEADER_LEN + NOISE_INIT_LEN + 2 * MAC_LEN;
+/// Total size of a handshake response packet: header, Noise message, mac1.
+/// Smaller than the init, so a response never amplifies a spoofed init.
+pub const HANDSHAKE_RESPONSE_LEN: usize = RESPONSE_HEADER_LEN + NOISE_RESPONSE_LEN + MAC_LEN;
+/// Total size of a cookie reply: header, nonce, encrypted cookie and its tag.
+/// Smaller than the init that caused it.
+pub const COOKIE_REPLY_LEN: usize = 2 + 4 + COOKIE_NONCE_LEN + COOKIE_LEN + TAG_LEN;
+/// Bytes before the init's Noise message: version, type, sender_index.
+pub const INIT_HEADER_LEN: usize = 2 + 4;
+/// Bytes before the response's Noise message: version, type, both indices.
+pub const RESPONSE_HEADER_LEN: usize = 2 + 4 + 4;
 /// Size of the transport header: version, type, receiver_index, counter.
 pub const TRANSPORT_HEADER_LEN: usize = 2 + 4 + 8;
 /// Size of the Poly1305 tag after every transport ciphertext.
@@ -30,14 +44,18 @@ pub const TAG_LEN: usize = 16;
 /// Size of the payload header at the start of every transport plaintext.
 pub const PAYLOAD_HEADER_LEN: usize = 1 + 8;
 
-// Checked at compile time: the no-amplification rule is a property of the format.
+// Checked at compile time: the no-amplification rule is a property of the
+// format. Every reply the gateway sends to an unproven address is smaller
+// than the init that caused it.
 const _: () = assert!(HANDSHAKE_RESPONSE_LEN < HANDSHAKE_INIT_LEN);
+const _: () = assert!(COOKIE_REPLY_LEN < HANDSHAKE_INIT_LEN);
 
 /// A parsed outer packet, borrowing from the datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Packet<'a> {
     HandshakeInit(HandshakeInit<'a>),
     HandshakeResponse(HandshakeResponse<'a>),
+    CookieReply(CookieReply),
     Transport(TransportPacket<'a>),
 }
 
@@ -54,7 +72,9 @@ impl<'a> Packet<'a> {
                 expect_len("handshake init", HANDSHAKE_INIT_LEN, datagram.len())?;
                 Ok(Packet::HandshakeInit(HandshakeInit {
                     sender_index: reader.u32("init sender_index")?,
-                    noise: reader.rest(),
+                    noise: reader.bytes(NOISE_INIT_LEN, "init noise")?,
+                    mac1: reader.array("init mac1")?,
+                    mac2: reader.array("init mac2")?,
                 }))
             }
             TYPE_HANDSHAKE_RESPONSE => {
@@ -62,7 +82,16 @@ impl<'a> Packet<'a> {
                 Ok(Packet::HandshakeResponse(HandshakeResponse {
                     sender_index: reader.u32("response sender_index")?,
                     receiver_index: reader.u32("response receiver_index")?,
-                    noise: reader.rest(),
+                    noise: reader.bytes(NOISE_RESPONSE_LEN, "response noise")?,
+                    mac1: reader.array("response mac1")?,
+                }))
+            }
+            TYPE_COOKIE_REPLY => {
+                expect_len("cookie reply", COOKIE_REPLY_LEN, datagram.len())?;
+                Ok(Packet::CookieReply(CookieReply {
+                    receiver_index: reader.u32("cookie reply receiver_index")?,
+                    nonce: reader.array("cookie reply nonce")?,
+                    sealed_cookie: reader.array("cookie reply cookie")?,
                 }))
             }
             TYPE_TRANSPORT => {
@@ -98,6 +127,11 @@ fn expect_len(what: &'static str, expected: usize, actual: usize) -> Result<(), 
 }
 
 /// First handshake message, client to gateway.
+///
+/// `mac1` covers [`header`](Self::header) and `noise`; `mac2` covers those
+/// and `mac1` (see [`crate::crypto`] for the keys). Both are computed over
+/// the fields rather than raw bytes, so they need no second copy of the
+/// packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HandshakeInit<'a> {
     /// The initiator's index for this session: the gateway puts it in the
@@ -105,9 +139,20 @@ pub struct HandshakeInit<'a> {
     pub sender_index: u32,
     /// Noise message 1, exactly [`NOISE_INIT_LEN`] bytes.
     pub noise: &'a [u8],
+    /// Proves the sender knows the gateway's public key.
+    pub mac1: [u8; MAC_LEN],
+    /// Proves the sender received a cookie at its address; zero without one.
+    pub mac2: [u8; MAC_LEN],
 }
 
 impl HandshakeInit<'_> {
+    /// The packet's bytes before the Noise message.
+    pub fn header(&self) -> [u8; INIT_HEADER_LEN] {
+        let mut header = [VERSION, TYPE_HANDSHAKE_INIT, 0, 0, 0, 0];
+        header[2..].copy_from_slice(&self.sender_index.to_be_bytes());
+        header
+    }
+
     /// Writes the whole packet; returns [`HANDSHAKE_INIT_LEN`].
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         expect_len(
@@ -116,15 +161,20 @@ impl HandshakeInit<'_> {
             self.noise.len(),
         )?;
         let mut writer = Writer::new(buf);
-        writer.u8(VERSION, "handshake init")?;
-        writer.u8(TYPE_HANDSHAKE_INIT, "handshake init")?;
-        writer.u32(self.sender_index, "handshake init")?;
+        writer.bytes(&self.header(), "handshake init")?;
         writer.bytes(self.noise, "handshake init")?;
+        writer.bytes(&self.mac1, "handshake init")?;
+        writer.bytes(&self.mac2, "handshake init")?;
         Ok(writer.len())
     }
 }
 
 /// Second handshake message, gateway to client.
+///
+/// `mac1` covers [`header`](Self::header) and `noise`, keyed by the
+/// client's public key, so the client refuses a stray response without
+/// any curve arithmetic. There is no mac2: the client answers nobody's
+/// handshakes, so it never hands out cookies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HandshakeResponse<'a> {
     /// The responder's index for this session.
@@ -133,9 +183,19 @@ pub struct HandshakeResponse<'a> {
     pub receiver_index: u32,
     /// Noise message 2, exactly [`NOISE_RESPONSE_LEN`] bytes.
     pub noise: &'a [u8],
+    pub mac1: [u8; MAC_LEN],
 }
 
 impl HandshakeResponse<'_> {
+    /// The packet's bytes before the Noise message.
+    pub fn header(&self) -> [u8; RESPONSE_HEADER_LEN] {
+        let mut header = [0; RESPONSE_HEADER_LEN];
+        header[..2].copy_from_slice(&[VERSION, TYPE_HANDSHAKE_RESPONSE]);
+        header[2..6].copy_from_slice(&self.sender_index.to_be_bytes());
+        header[6..].copy_from_slice(&self.receiver_index.to_be_bytes());
+        header
+    }
+
     /// Writes the whole packet; returns [`HANDSHAKE_RESPONSE_LEN`].
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         expect_len(
@@ -144,11 +204,34 @@ impl HandshakeResponse<'_> {
             self.noise.len(),
         )?;
         let mut writer = Writer::new(buf);
-        writer.u8(VERSION, "handshake response")?;
-        writer.u8(TYPE_HANDSHAKE_RESPONSE, "handshake response")?;
-        writer.u32(self.sender_index, "handshake response")?;
-        writer.u32(self.receiver_index, "handshake response")?;
+        writer.bytes(&self.header(), "handshake response")?;
         writer.bytes(self.noise, "handshake response")?;
+        writer.bytes(&self.mac1, "handshake response")?;
+        Ok(writer.len())
+    }
+}
+
+/// The gateway's answer, under load, to an init without a valid mac2: a
+/// cookie for the init's source address, encrypted so that only the
+/// sender of that init can use it (see [`crate::crypto`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieReply {
+    /// The init's `sender_index`, so the client finds its handshake.
+    pub receiver_index: u32,
+    pub nonce: [u8; COOKIE_NONCE_LEN],
+    /// The cookie encrypted, followed by its [`TAG_LEN`]-byte tag.
+    pub sealed_cookie: [u8; COOKIE_LEN + TAG_LEN],
+}
+
+impl CookieReply {
+    /// Writes the whole packet; returns [`COOKIE_REPLY_LEN`].
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        let mut writer = Writer::new(buf);
+        writer.u8(VERSION, "cookie reply")?;
+        writer.u8(TYPE_COOKIE_REPLY, "cookie reply")?;
+        writer.u32(self.receiver_index, "cookie reply")?;
+        writer.bytes(&self.nonce, "cookie reply")?;
+        writer.bytes(&self.sealed_cookie, "cookie reply")?;
         Ok(writer.len())
     }
 }
@@ -265,6 +348,8 @@ mod tests {
         let len = HandshakeInit {
             sender_index: 5,
             noise: &noise,
+            mac1: [1; MAC_LEN],
+            mac2: [2; MAC_LEN],
         }
         .emit(&mut buf)
         .unwrap();
@@ -284,6 +369,8 @@ mod tests {
         let init = HandshakeInit {
             sender_index: 1,
             noise: &[0; 10],
+            mac1: [0; MAC_LEN],
+            mac2: [0; MAC_LEN],
         };
         assert!(matches!(
             init.emit(&mut buf),

@@ -137,6 +137,7 @@ fn unauthenticated_input_gets_no_reply_larger_than_itself() {
         client_secret,
         gw_public,
         psk,
+        vec!["100.64.0.2".parse().expect("prefix")],
         now,
         1_000_000_000,
     );

@@ -318,3 +318,25 @@ fn a_closing_client_frees_its_gateway_session_at_once() {
     assert!(sim.clients[0].engine.poll_transmit(now, &mut buf).is_none());
     assert_eq!(sim.clients[0].engine.poll_timeout(), None);
 }
+
+/// A session whose client falls silent is forgotten `idle_timeout` after
+/// its last packet, not before, by the gateway's timers alone.
+#[test]
+fn silent_client_is_forgotten_after_idle_timeout() {
+    let config = Config {
+        idle_timeout: secs(5.0),
+        ..Config::default()
+    };
+    let mut sim = Sim::new(config, vec![ClientSpec::new(1, &links())]);
+    sim.run_until(secs(1.0));
+    assert_eq!(sim.gateway.session_count(), 1);
+    for link in &mut sim.clients[0].links {
+        link.blackholed = true;
+    }
+    sim.run_until(secs(5.5));
+    assert_eq!(sim.gateway.session_count(), 1, "still within idle_timeout");
+    sim.run_until(secs(6.5));
+    assert_eq!(sim.gateway.session_count(), 0);
+    assert!(!sim.gateway.has_session(&sim.clients[0].public));
+    assert!(sim.gateway.stats().sessions.is_empty());
+}

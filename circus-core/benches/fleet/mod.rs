@@ -2,8 +2,7 @@
 //! set-up shared by the scale benchmark and the memory measurement.
 //!
 //! Configured-but-idle clients are only keys and addresses in the
-//! gateway's table (their keys need not be real curve points: they never
-//! handshake). Active clients are real [`Client`] engines joined to the
+//! gateway's table. Active clients are real [`Client`] engines joined to the
 //! gateway directly, one zero-delay link each, with virtual time; datagrams
 //! go through preallocated slots, so the harness allocates nothing per
 //! packet either.
@@ -21,6 +20,9 @@ use circus_core::engine::{Client, Config, Gateway, IpPrefix, PeerConfig};
 /// Unix time handed to clients for handshake timestamps.
 const UNIX_START_NS: u64 = 1_750_000_000_000_000_000;
 const LINK: LinkId = LinkId(0);
+/// Over how long the clients of one [`Fleet::connect`] start: about the
+/// probe interval of an idle path, so their timers are spread over it.
+const STAGGER: Duration = Duration::from_millis(250);
 /// Datagram slots: more than one batch of sends produces.
 const SLOTS: usize = 4096;
 /// Address of the host behind the gateway the clients talk to.
@@ -109,13 +111,7 @@ impl Fleet {
         let gw_public = gw_secret.public_key();
         let peers = (0..configured)
             .map(|i| PeerConfig {
-                public: if i < active {
-                    secret(i).public_key()
-                } else {
-                    let mut bytes = [0xee; 32];
-                    bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
-                    PublicKey::from_bytes(bytes)
-                },
+                public: secret(i).public_key(),
                 psk: psk(i),
                 tunnel_addrs: vec![IpPrefix::host(IpAddr::V4(tunnel_addr(i)))],
             })
@@ -149,26 +145,31 @@ impl Fleet {
     }
 
     /// Replaces the connected clients by `count` new ones, configured
-    /// clients `first..first + count`, and connects them. The gateway keeps
-    /// the sessions of the clients replaced until they time out.
+    /// clients `first..first + count`, and connects them. They start
+    /// [`STAGGER`] apart in turn, so their timers are spread as real
+    /// clients' are, not all due at once. The gateway keeps the sessions of
+    /// the clients replaced until they time out.
     pub fn connect(&mut self, first: usize, count: usize) {
         self.first = first;
-        self.clients = (first..first + count)
-            .map(|i| {
-                let mut c = Client::new(
-                    self.config.clone(),
-                    secret(i),
-                    self.gw_public,
-                    psk(i),
-                    vec![IpPrefix::host(IpAddr::V4(tunnel_addr(i)))],
-                    self.now,
-                    UNIX_START_NS,
-                );
-                c.link_add(self.now, LINK);
-                c
-            })
-            .collect();
+        self.clients.clear();
         self.by_addr = (0..count).map(|j| (client_addr(first + j), j)).collect();
+        let step = STAGGER / count.max(1) as u32;
+        for i in first..first + count {
+            let mut c = Client::new(
+                self.config.clone(),
+                secret(i),
+                self.gw_public,
+                psk(i),
+                vec![IpPrefix::host(IpAddr::V4(tunnel_addr(i)))],
+                self.now,
+                UNIX_START_NS,
+            );
+            c.link_add(self.now, LINK);
+            self.clients.push(c);
+            self.advance(step);
+            self.run_timers();
+            self.exchange();
+        }
         let keys: Vec<PublicKey> = (first..first + count)
             .map(|i| secret(i).public_key())
             .collect();
@@ -180,15 +181,16 @@ impl Fleet {
                 && keys.iter().all(|k| self.gateway.has_session(k))
             {
                 // A second of probes and acks, so every path is up.
-                for _ in 0..100 {
-                    self.advance(Duration::from_millis(10));
-                    self.run_timers();
-                    self.exchange();
-                }
+                self.run_for(Duration::from_secs(1));
                 return;
             }
         }
-        panic!("clients {first}..{} did not connect", first + count);
+        panic!(
+            "clients {first}..{} did not connect: {} of them did, the gateway has {} sessions",
+            first + count,
+            self.clients.iter().filter(|c| c.is_connected()).count(),
+            self.gateway.session_count()
+        );
     }
 
     pub fn advance(&mut self, d: Duration) {
@@ -279,6 +281,24 @@ impl Fleet {
         self.run_client_timers();
         if self.gateway.poll_timeout().is_some_and(|t| t <= self.now) {
             self.gateway.handle_timeout(self.now);
+        }
+    }
+
+    /// Runs for `d` of virtual time from timer to timer (not in fixed
+    /// steps, which would bunch the clients' timers together).
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            let next = self
+                .clients
+                .iter_mut()
+                .filter_map(Client::poll_timeout)
+                .chain(self.gateway.poll_timeout())
+                .min()
+                .unwrap_or(end);
+            self.now = next.clamp(self.now, end);
+            self.run_timers();
+            self.exchange();
         }
     }
 

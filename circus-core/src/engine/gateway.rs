@@ -85,12 +85,15 @@ struct Pending {
     fresh: bool,
 }
 
+/// A configured client. Pending keys and the session are boxed: they hold
+/// replay windows and queues worth kilobytes, and most of ten thousand
+/// configured clients have neither at any one time.
 #[derive(Debug)]
 struct Peer {
     config: PeerConfig,
     last_init_ns: Option<u64>,
-    pending: Option<Pending>,
-    session: Option<Session>,
+    pending: Option<Box<Pending>>,
+    session: Option<Box<Session>>,
 }
 
 /// The gateway side of circus tunnels: see the [module docs](self).
@@ -115,6 +118,7 @@ pub struct Gateway {
     timers: TimerHeap,
     /// Peers due in the current `handle_timeout` (kept for its capacity).
     due: Vec<usize>,
+    /// Confirmed sessions, counted so `session_count` needs no scan.
     sessions: usize,
     scratch: Vec<u8>,
     counters: GatewayCounters,
@@ -216,7 +220,7 @@ impl Gateway {
             accepted.session.remote_index,
         );
         let fresh = init.sender_index & FRESH_SESSION_BIT != 0;
-        if let Some(old) = peer.pending.replace(Pending { slot, fresh }) {
+        if let Some(old) = peer.pending.replace(Box::new(Pending { slot, fresh })) {
             self.by_index.remove(&old.slot.local_index);
         }
         self.by_index.insert(index, i);
@@ -259,7 +263,7 @@ impl Gateway {
                 return;
             };
             // Confirmed: the client has these keys and our psk.
-            let Some(Pending { slot, fresh }) = peer.pending.take() else {
+            let Some(Pending { slot, fresh }) = peer.pending.take().map(|p| *p) else {
                 return;
             };
             if fresh || peer.session.is_none() {
@@ -270,7 +274,7 @@ impl Gateway {
                 } else {
                     self.sessions += 1;
                 }
-                peer.session = Some(Session::new(now, &self.config, true));
+                peer.session = Some(Box::new(Session::new(now, &self.config, true)));
             }
             let Some(session) = peer.session.as_mut() else {
                 return;

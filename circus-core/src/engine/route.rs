@@ -179,14 +179,13 @@ fn address_at(packet: &[u8], v4: usize, v6: usize) -> Option<IpAddr> {
     }
 }
 
+/// Reads one address of a packet: [`source`] or [`destination`].
+pub(crate) type AddressOf = fn(&[u8]) -> Option<IpAddr>;
+
 /// Cryptokey routing, as WireGuard's allowed IPs: whether `addr` of
 /// `packet` (its [`source`] or [`destination`]) lies in one of `prefixes`.
 /// A packet too short or not IP is never allowed.
-pub(crate) fn allowed(
-    prefixes: &[IpPrefix],
-    addr: fn(&[u8]) -> Option<IpAddr>,
-    packet: &[u8],
-) -> bool {
+pub(crate) fn allowed(prefixes: &[IpPrefix], addr: AddressOf, packet: &[u8]) -> bool {
     addr(packet).is_some_and(|ip| prefixes.iter().any(|p| p.contains(ip)))
 }
 
@@ -324,8 +323,7 @@ mod tests {
         fn random_bytes_never_panic_the_check(packet in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
             let everything: Vec<IpPrefix> = vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()];
             // Each with the header length up to the end of its address.
-            let checks: [(fn(&[u8]) -> Option<IpAddr>, usize, usize); 2] =
-                [(source, 16, 24), (destination, 20, 40)];
+            let checks: [(AddressOf, usize, usize); 2] = [(source, 16, 24), (destination, 20, 40)];
             for (addr, v4_end, v6_end) in checks {
                 let ok = allowed(&everything, addr, &packet);
                 let long_enough = match packet.first().map(|b| b >> 4) {

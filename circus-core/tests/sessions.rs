@@ -137,6 +137,7 @@ fn unauthenticated_input_gets_no_reply_larger_than_itself() {
         client_secret,
         gw_public,
         psk,
+        vec!["100.64.0.2".parse().expect("prefix")],
         now,
         1_000_000_000,
     );
@@ -223,6 +224,7 @@ fn under_a_flood_a_client_connects_with_one_cookie_round_trip() {
         client_secret,
         gw_public,
         psk,
+        vec!["100.64.0.2/32".parse().expect("prefix")],
         now,
         1_000_000_000,
     );
@@ -476,4 +478,26 @@ fn silence_with_the_gateway_alive_keeps_the_session() {
     assert_eq!(sim.gateway.stats().sessions[0].1.totals.handshakes, 1);
     let r = sim.report(up, secs(4.5), secs(7.0));
     assert_eq!(r.lost, Vec::<u64>::new(), "{r:?}");
+}
+
+/// A session whose client falls silent is forgotten `idle_timeout` after
+/// its last packet, not before, by the gateway's timers alone.
+#[test]
+fn silent_client_is_forgotten_after_idle_timeout() {
+    let config = Config {
+        idle_timeout: secs(5.0),
+        ..Config::default()
+    };
+    let mut sim = Sim::new(config, vec![ClientSpec::new(1, &links())]);
+    sim.run_until(secs(1.0));
+    assert_eq!(sim.gateway.session_count(), 1);
+    for link in &mut sim.clients[0].links {
+        link.blackholed = true;
+    }
+    sim.run_until(secs(5.5));
+    assert_eq!(sim.gateway.session_count(), 1, "still within idle_timeout");
+    sim.run_until(secs(6.5));
+    assert_eq!(sim.gateway.session_count(), 0);
+    assert!(!sim.gateway.has_session(&sim.clients[0].public));
+    assert!(sim.gateway.stats().sessions.is_empty());
 }

@@ -57,6 +57,7 @@ pub async fn run_client(
         config.private_key.clone(),
         config.gateway_public_key,
         config.preshared_key.clone(),
+        config.tunnel_prefixes(),
         Instant::now(),
         unix_time_ns(),
     );

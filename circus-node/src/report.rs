@@ -87,6 +87,10 @@ pub(crate) fn gateway(engine: &Gateway, names: &PeerNames, started: Instant) -> 
                 c.unauthentic + session_sum(|s| s.totals.rejected),
             ),
             ("replayed".to_owned(), session_sum(|s| s.totals.replayed)),
+            (
+                "spoofed_source".to_owned(),
+                session_sum(|s| s.totals.dropped_not_allowed),
+            ),
         ]),
         sessions,
     }
@@ -115,6 +119,7 @@ fn dropped(stats: &Stats) -> BTreeMap<String, u64> {
         ("expired".to_owned(), t.dropped_expired),
         ("codel".to_owned(), t.dropped_codel),
         ("gave_up".to_owned(), t.lost),
+        ("not_allowed".to_owned(), t.dropped_not_allowed),
         ("stale".to_owned(), t.stale),
     ])
 }

@@ -27,8 +27,10 @@ pub struct StatusReport {
     /// Datagrams refused, by reason ("malformed", "unknown_index",
     /// "unauthentic", "replayed", "handshake_refused", "handshake_bad_mac1",
     /// "handshake_cookie_reply" (answered with a cookie under load, not
-    /// processed), "handshake_rate_limited", "handshake_queue_full"): what
-    /// hostile or broken input the daemon has been shrugging off.
+    /// processed), "handshake_rate_limited", "handshake_queue_full", and on
+    /// the gateway "spoofed_source": a client's packet from an address that
+    /// is not its own): what hostile or broken input the daemon has been
+    /// shrugging off.
     pub refused: BTreeMap<String, u64>,
     /// A client has one session (to its gateway); a gateway one per
     /// configured client, connected or not.
@@ -46,7 +48,10 @@ pub struct SessionStatus {
     pub tunnel: Counters,
     /// Tunnel packets lost inside circus, by reason: "queue_full",
     /// "too_large", "expired" (no link took them in time), "gave_up" (the
-    /// receiver released a hole as lost), "stale" (arrived after that).
+    /// receiver released a hole as lost), "stale" (arrived after that),
+    /// "not_allowed" (cryptokey routing: from the peer with a source, on
+    /// the gateway, or for a destination, on the client, that is not the
+    /// client's).
     pub dropped: BTreeMap<String, u64>,
     pub links: Vec<LinkStatus>,
 }

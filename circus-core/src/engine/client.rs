@@ -20,6 +20,7 @@ use crate::paths::PathState;
 use crate::wire::Packet;
 
 use super::keys::KeySlot;
+use super::route::{IpPrefix, allowed, destination};
 use super::session::{Arrival, Session};
 use super::{Config, Stats, Transmit, gateway::FRESH_SESSION_BIT};
 
@@ -76,6 +77,9 @@ pub struct Client {
     local: StaticSecret,
     gateway: PublicKey,
     psk: Psk,
+    /// Our own tunnel prefixes: the only destinations the gateway may send
+    /// us packets for.
+    tunnel_addrs: Vec<IpPrefix>,
     /// Unix time at `created`: handshake timestamps are derived from `now`,
     /// so they increase even though the engine reads no clock.
     unix_at_created_ns: u64,
@@ -103,11 +107,17 @@ impl Client {
     /// `unix_time_ns` is the wall-clock time matching `now`; handshake inits
     /// carry timestamps derived from it, and the gateway refuses an init not
     /// newer than the last one it accepted from this client.
+    ///
+    /// `tunnel_addrs` are this client's own tunnel prefixes (its address,
+    /// and any subnet behind it that the gateway routes here): a packet
+    /// from the gateway for any other destination is dropped and counted,
+    /// as WireGuard does with its allowed IPs.
     pub fn new(
         config: Config,
         local: StaticSecret,
         gateway: PublicKey,
         psk: Psk,
+        tunnel_addrs: Vec<IpPrefix>,
         now: Instant,
         unix_time_ns: u64,
     ) -> Self {
@@ -118,6 +128,7 @@ impl Client {
             local,
             gateway,
             psk,
+            tunnel_addrs,
             unix_at_created_ns: unix_time_ns,
             created: now,
             session,
@@ -421,9 +432,12 @@ impl Client {
         Some(Transmit { link, len })
     }
 
-    /// The next tunnel packet for the TUN device, in order.
+    /// The next tunnel packet for the TUN device, in order; packets for a
+    /// destination outside our tunnel prefixes are dropped and counted.
     pub fn poll_deliver(&mut self, buf: &mut [u8]) -> Option<usize> {
-        self.session.poll_deliver(buf)
+        let ours = &self.tunnel_addrs;
+        self.session
+            .poll_deliver(buf, |packet| allowed(ours, destination, packet))
     }
 
     /// When `handle_timeout` must run next (or something is due now).

@@ -8,6 +8,15 @@
 //! smaller than the init and keys that stay pending until the client's
 //! first transport packet under them authenticates (key confirmation).
 //! Only then does a session exist.
+//!
+//! A client may send only from its own tunnel addresses (cryptokey
+//! routing): a decrypted packet with any other source is dropped and
+//! counted, so one client cannot pose as another.
+//!
+//! Work per packet and per timer does not grow with the number of
+//! configured clients: sessions are found by receiver index in a hash map,
+//! sessions with packets to deliver or send wait in [`ReadyQueue`]s, and
+//! their deadlines in a [`TimerHeap`].
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -20,8 +29,10 @@ use crate::wire::{
 
 use super::init_gate::{InitGate, Verdict};
 use super::keys::KeySlot;
-use super::route::{IpPrefix, RouteTable, destination};
+use super::ready::ReadyQueue;
+use super::route::{IpPrefix, RouteTable, allowed, destination, source};
 use super::session::{Arrival, Session};
+use super::timers::TimerHeap;
 use super::{Config, GatewayCounters, GatewayStats};
 
 /// Set in a client's handshake `sender_index` when the handshake starts a new
@@ -96,12 +107,15 @@ struct Pending {
     fresh: bool,
 }
 
+/// A configured client. Pending keys and the session are boxed: they hold
+/// replay windows and queues worth kilobytes, and most of ten thousand
+/// configured clients have neither at any one time.
 #[derive(Debug)]
 struct Peer {
     config: PeerConfig,
     last_init_ns: Option<u64>,
-    pending: Option<Pending>,
-    session: Option<Session>,
+    pending: Option<Box<Pending>>,
+    session: Option<Box<Session>>,
 }
 
 /// The gateway side of circus tunnels: see the [module docs](self).
@@ -117,10 +131,18 @@ pub struct Gateway {
     routes: RouteTable,
     replies: VecDeque<Reply>,
     next_index: u32,
-    /// Sessions are served round robin, so one busy client cannot starve
-    /// the others' transmits and deliveries.
-    transmit_cursor: usize,
-    deliver_cursor: usize,
+    /// Sessions that may have datagrams to send, and packets to deliver,
+    /// served round robin so one busy client cannot starve the others.
+    sendable: ReadyQueue,
+    deliverable: ReadyQueue,
+    /// Sessions whose deadline may have moved since it was last armed:
+    /// recomputed once per `poll_timeout`, not once per packet.
+    retime: ReadyQueue,
+    timers: TimerHeap,
+    /// Peers due in the current `handle_timeout` (kept for its capacity).
+    due: Vec<usize>,
+    /// Confirmed sessions, counted so `session_count` needs no scan.
+    sessions: usize,
     scratch: Vec<u8>,
     counters: GatewayCounters,
 }
@@ -152,6 +174,7 @@ impl Gateway {
             }
         }
         let scratch = vec![0; config.reorder.max_packet_size + super::OVERHEAD + 64];
+        let n = peers.len();
         Ok(Self {
             gate: InitGate::new(&local.public_key())?,
             responder: Responder::new(local)?,
@@ -170,8 +193,12 @@ impl Gateway {
             routes,
             replies: VecDeque::with_capacity(MAX_PENDING_REPLIES),
             next_index: 1,
-            transmit_cursor: 0,
-            deliver_cursor: 0,
+            sendable: ReadyQueue::new(n),
+            deliverable: ReadyQueue::new(n),
+            retime: ReadyQueue::new(n),
+            timers: TimerHeap::new(n),
+            due: Vec::new(),
+            sessions: 0,
             scratch,
             counters: GatewayCounters::default(),
         })
@@ -239,7 +266,7 @@ impl Gateway {
             accepted.session.remote_index,
         );
         let fresh = init.sender_index & FRESH_SESSION_BIT != 0;
-        if let Some(old) = peer.pending.replace(Pending { slot, fresh }) {
+        if let Some(old) = peer.pending.replace(Box::new(Pending { slot, fresh })) {
             self.by_index.remove(&old.slot.local_index);
         }
         self.by_index.insert(index, i);
@@ -286,7 +313,7 @@ impl Gateway {
                 return;
             };
             // Confirmed: the client has these keys and our psk.
-            let Some(Pending { slot, fresh }) = peer.pending.take() else {
+            let Some(Pending { slot, fresh }) = peer.pending.take().map(|p| *p) else {
                 return;
             };
             if fresh || peer.session.is_none() {
@@ -294,8 +321,10 @@ impl Gateway {
                     for index in old.keys.indices() {
                         self.by_index.remove(&index);
                     }
+                } else {
+                    self.sessions += 1;
                 }
-                peer.session = Some(Session::new(now, &self.config, true));
+                peer.session = Some(Box::new(Session::new(now, &self.config, true)));
             }
             let Some(session) = peer.session.as_mut() else {
                 return;
@@ -327,13 +356,21 @@ impl Gateway {
         let plaintext = &self.scratch[..len];
         let closed =
             session.handle_plaintext(now, Arrival::Remote(from), datagram.len(), plaintext);
-        if closed {
+        // A session whose confirming packet did not even parse has never
+        // heard from its client: it goes as it came.
+        if closed || session.last_received.is_none() {
             self.drop_session(i);
+        } else {
+            self.sendable.push(i);
+            self.deliverable.push(i);
+            self.retime.push(i);
         }
     }
 
     fn drop_session(&mut self, i: usize) {
         if let Some(old) = self.peers[i].session.take() {
+            self.sessions -= 1;
+            self.timers.disarm(i);
             for index in old.keys.indices() {
                 self.by_index.remove(&index);
             }
@@ -349,27 +386,60 @@ impl Gateway {
             return;
         };
         match self.peers[i].session.as_mut() {
-            Some(session) => session.handle_tun_packet(now, packet),
+            Some(session) => {
+                session.handle_tun_packet(now, packet);
+                self.sendable.push(i);
+                self.retime.push(i);
+            }
             None => self.counters.unroutable += 1,
         }
     }
 
-    /// Runs timers of every session; forgets sessions idle past
+    /// Runs the timers that are due; forgets sessions idle past
     /// `idle_timeout`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for i in 0..self.peers.len() {
-            let Some(session) = self.peers[i].session.as_mut() else {
-                continue;
-            };
-            if let Some(expired) = session.handle_timeout(now) {
-                self.by_index.remove(&expired);
-            }
-            let idle = session
-                .last_received
-                .is_none_or(|t| now.saturating_duration_since(t) >= self.config.idle_timeout);
-            if idle {
-                self.drop_session(i);
-            }
+        self.retime_sessions();
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        while let Some(i) = self.timers.pop_due(now) {
+            due.push(i);
+        }
+        for &i in &due {
+            self.run_timers(now, i);
+        }
+        self.due = due;
+    }
+
+    fn run_timers(&mut self, now: Instant, i: usize) {
+        let Some(session) = self.peers[i].session.as_mut() else {
+            return;
+        };
+        if let Some(expired) = session.handle_timeout(now) {
+            self.by_index.remove(&expired);
+        }
+        let idle = session
+            .last_received
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.config.idle_timeout);
+        if idle {
+            self.drop_session(i);
+        } else {
+            // Timers release held packets, resends and probes.
+            self.sendable.push(i);
+            self.deliverable.push(i);
+            self.retime.push(i);
+        }
+    }
+
+    /// Re-arms the deadline of every session that changed since the last
+    /// call.
+    fn retime_sessions(&mut self) {
+        let idle = self.config.idle_timeout;
+        while let Some(i) = self.retime.pop_front() {
+            let deadline = self.peers[i].session.as_mut().and_then(|s| {
+                let forget = s.last_received.map(|t| t + idle);
+                s.poll_timeout().into_iter().chain(forget).min()
+            });
+            self.timers.arm(i, deadline);
         }
     }
 
@@ -384,53 +454,52 @@ impl Gateway {
                 len: reply.len,
             });
         }
-        let n = self.peers.len();
-        for k in 0..n {
-            let i = (self.transmit_cursor + k) % n;
+        while let Some(i) = self.sendable.front() {
             let Some(session) = self.peers[i].session.as_mut() else {
+                self.sendable.pop_front();
                 continue;
             };
+            self.retime.push(i);
             while let Some((link, len)) = session.poll_transmit(now, buf) {
                 // Links are learned from the client's packets, so every link
                 // has an address; the check only guards the invariant.
                 if let Some(to) = session.remote(link) {
-                    self.transmit_cursor = (i + 1) % n;
+                    self.sendable.rotate();
                     return Some(GatewayTransmit { to, len });
                 }
             }
+            self.sendable.pop_front();
         }
         None
     }
 
     /// The next tunnel packet for the TUN device (sessions in turn, each in
-    /// order).
+    /// order). A packet whose source is not among its client's tunnel
+    /// addresses is dropped and counted (`dropped_not_allowed`).
     pub fn poll_deliver(&mut self, buf: &mut [u8]) -> Option<usize> {
-        let n = self.peers.len();
-        for k in 0..n {
-            let i = (self.deliver_cursor + k) % n;
-            if let Some(len) = self.peers[i]
-                .session
-                .as_mut()
-                .and_then(|s| s.poll_deliver(buf))
-            {
-                self.deliver_cursor = (i + 1) % n;
+        while let Some(i) = self.deliverable.front() {
+            let Peer {
+                config, session, ..
+            } = &mut self.peers[i];
+            let Some(session) = session.as_mut() else {
+                self.deliverable.pop_front();
+                continue;
+            };
+            let theirs = &config.tunnel_addrs;
+            if let Some(len) = session.poll_deliver(buf, |p| allowed(theirs, source, p)) {
+                self.retime.push(i);
+                self.deliverable.rotate();
                 return Some(len);
             }
+            self.deliverable.pop_front();
         }
         None
     }
 
     /// When `handle_timeout` must run next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let idle = self.config.idle_timeout;
-        self.peers
-            .iter_mut()
-            .filter_map(|p| p.session.as_mut())
-            .flat_map(|s| {
-                let forget = s.last_received.map(|t| t + idle);
-                s.poll_timeout().into_iter().chain(forget)
-            })
-            .min()
+        self.retime_sessions();
+        self.timers.next()
     }
 
     /// Whether the client with key `public` has a confirmed session.
@@ -442,10 +511,11 @@ impl Gateway {
 
     /// Number of confirmed sessions.
     pub fn session_count(&self) -> usize {
-        self.peers.iter().filter(|p| p.session.is_some()).count()
+        self.sessions
     }
 
-    /// Per-session stats and gateway-wide counters.
+    /// Per-session stats and gateway-wide counters (a scan of every
+    /// configured client: for metrics, not per packet).
     pub fn stats(&self) -> GatewayStats {
         GatewayStats {
             sessions: self

@@ -20,10 +20,15 @@
 //!   identical on both ends.
 //! - `link`, `keys`, `packet_ring`: per-link bookkeeping, key generations,
 //!   the preallocated transmit queue and resend store.
+//! - `ready`, `timers`: the gateway's queues of sessions with work and heap
+//!   of session deadlines, so its cost per event does not grow with the
+//!   number of configured clients.
 //! - `resend_queue`: what waits to be resent, light flows' first.
 //! - `fair_queue`, `flow`: the send queue's fq_codel-style scheduling
 //!   (flow-fair, sparse flows first, CoDel per flow) and flow hashing.
-//! - [`route`](IpPrefix): tunnel prefixes and destination lookup.
+//! - [`route`](IpPrefix): tunnel prefixes, destination lookup and the
+//!   cryptokey-routing check (a peer sends only from, and receives only
+//!   for, its own prefixes).
 //! - [`stats`](Stats): counters and estimates for metrics and tests.
 //!
 //! # Behaviour in brief
@@ -43,10 +48,12 @@ mod init_gate;
 mod keys;
 mod link;
 mod packet_ring;
+mod ready;
 mod resend_queue;
 mod route;
 mod session;
 mod stats;
+mod timers;
 
 use std::time::Duration;
 

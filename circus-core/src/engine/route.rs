@@ -154,17 +154,39 @@ impl From<IpAddr> for IpPrefix {
 /// Destination address of a raw IPv4 or IPv6 packet, or `None` when the
 /// packet is too short or not IP (such packets are dropped, never routed).
 pub fn destination(packet: &[u8]) -> Option<IpAddr> {
+    address_at(packet, 16, 24)
+}
+
+/// Source address of a raw IPv4 or IPv6 packet, or `None` when the packet
+/// is too short or not IP.
+pub fn source(packet: &[u8]) -> Option<IpAddr> {
+    address_at(packet, 12, 8)
+}
+
+/// The address at byte `v4` of an IPv4 header or byte `v6` of an IPv6 one,
+/// by the version nibble.
+fn address_at(packet: &[u8], v4: usize, v6: usize) -> Option<IpAddr> {
     match packet.first()? >> 4 {
         4 => {
-            let b: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
+            let b: [u8; 4] = packet.get(v4..v4 + 4)?.try_into().ok()?;
             Some(IpAddr::from(b))
         }
         6 => {
-            let b: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
+            let b: [u8; 16] = packet.get(v6..v6 + 16)?.try_into().ok()?;
             Some(IpAddr::from(b))
         }
         _ => None,
     }
+}
+
+/// Reads one address of a packet: [`source`] or [`destination`].
+pub(crate) type AddressOf = fn(&[u8]) -> Option<IpAddr>;
+
+/// Cryptokey routing, as WireGuard's allowed IPs: whether `addr` of
+/// `packet` (its [`source`] or [`destination`]) lies in one of `prefixes`.
+/// A packet too short or not IP is never allowed.
+pub(crate) fn allowed(prefixes: &[IpPrefix], addr: AddressOf, packet: &[u8]) -> bool {
+    addr(packet).is_some_and(|ip| prefixes.iter().any(|p| p.contains(ip)))
 }
 
 /// Maps tunnel addresses to an owner index (the gateway's peer slot).
@@ -247,7 +269,70 @@ mod tests {
         v6[39] = 2;
         assert_eq!(destination(&v6), Some("fd00::2".parse().unwrap()));
         assert_eq!(destination(&v4[..19]), None);
+        assert_eq!(source(&v4[..15]), None);
         assert_eq!(destination(&[0x10; 64]), None);
         assert_eq!(destination(&[]), None);
+    }
+
+    #[test]
+    fn reads_source_of_v4_and_v6() {
+        let mut v4 = [0u8; 20];
+        v4[0] = 0x45;
+        v4[12..16].copy_from_slice(&[100, 64, 0, 3]);
+        assert_eq!(source(&v4), Some("100.64.0.3".parse().unwrap()));
+        let mut v6 = [0u8; 40];
+        v6[0] = 0x60;
+        v6[8] = 0xfd;
+        v6[23] = 3;
+        assert_eq!(source(&v6), Some("fd00::3".parse().unwrap()));
+        assert_eq!(source(&v6[..23]), None);
+    }
+
+    #[test]
+    fn allows_only_addresses_inside_the_prefixes() {
+        let prefixes: Vec<IpPrefix> = vec![
+            "100.64.0.2".parse().unwrap(),
+            "10.20.0.0/16".parse().unwrap(),
+            "fd00::2".parse().unwrap(),
+        ];
+        let v4 = |src: [u8; 4]| {
+            let mut p = [0u8; 20];
+            p[0] = 0x45;
+            p[12..16].copy_from_slice(&src);
+            p
+        };
+        assert!(allowed(&prefixes, source, &v4([100, 64, 0, 2])));
+        assert!(allowed(&prefixes, source, &v4([10, 20, 7, 7])));
+        assert!(!allowed(&prefixes, source, &v4([100, 64, 0, 3])));
+        assert!(!allowed(&prefixes, destination, &v4([100, 64, 0, 2])));
+        let mut v6 = [0u8; 40];
+        v6[0] = 0x60;
+        v6[8] = 0xfd;
+        v6[23] = 2;
+        assert!(allowed(&prefixes, source, &v6));
+        v6[23] = 3;
+        assert!(!allowed(&prefixes, source, &v6));
+        assert!(!allowed(&prefixes, source, &[]));
+        assert!(!allowed(&[], source, &v4([100, 64, 0, 2])));
+    }
+
+    proptest::proptest! {
+        /// Any bytes at all: the check answers, it never panics, and what
+        /// is too short to hold the address is refused.
+        #[test]
+        fn random_bytes_never_panic_the_check(packet in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let everything: Vec<IpPrefix> = vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()];
+            // Each with the header length up to the end of its address.
+            let checks: [(AddressOf, usize, usize); 2] = [(source, 16, 24), (destination, 20, 40)];
+            for (addr, v4_end, v6_end) in checks {
+                let ok = allowed(&everything, addr, &packet);
+                let long_enough = match packet.first().map(|b| b >> 4) {
+                    Some(4) => packet.len() >= v4_end,
+                    Some(6) => packet.len() >= v6_end,
+                    _ => false,
+                };
+                proptest::prop_assert_eq!(ok, long_enough);
+            }
+        }
     }
 }

@@ -463,12 +463,24 @@ impl Session {
         }
     }
 
-    /// Next tunnel packet to deliver locally, in order.
-    pub(crate) fn poll_deliver(&mut self, buf: &mut [u8]) -> Option<usize> {
-        let len = self.reorder.poll_deliver(self.now, buf)?;
-        self.totals.delivered += 1;
-        self.totals.delivered_bytes += len as u64;
-        Some(len)
+    /// Next tunnel packet to deliver locally, in order. Packets `allowed`
+    /// refuses (cryptokey routing, see [`Totals::dropped_not_allowed`]) are
+    /// dropped and counted instead.
+    pub(crate) fn poll_deliver(
+        &mut self,
+        buf: &mut [u8],
+        allowed: impl Fn(&[u8]) -> bool,
+    ) -> Option<usize> {
+        loop {
+            let len = self.reorder.poll_deliver(self.now, buf)?;
+            if !buf.get(..len).is_some_and(&allowed) {
+                self.totals.dropped_not_allowed += 1;
+                continue;
+            }
+            self.totals.delivered += 1;
+            self.totals.delivered_bytes += len as u64;
+            return Some(len);
+        }
     }
 
     /// The earliest time this session needs `handle_timeout` (or has acks or

@@ -69,6 +69,12 @@ pub struct Totals {
     pub dropped_codel: u64,
     /// TUN packets dropped because they exceed the configured maximum size.
     pub dropped_too_large: u64,
+    /// Decrypted tunnel packets dropped by cryptokey routing (WireGuard's
+    /// allowed IPs): the peer may not send them. On the gateway, a source
+    /// address outside the client's tunnel prefixes (a client spoofing
+    /// another's address); on the client, a destination outside its own
+    /// prefixes. Packets too short to hold the address count too.
+    pub dropped_not_allowed: u64,
     /// Queued packets dropped because no link could take them in time.
     pub dropped_expired: u64,
     /// Resends of packets whose link lost them or failed.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use circus_core::LinkId;
 use circus_core::crypto::{Psk, PublicKey, StaticSecret};
-use circus_core::engine::{Client, Config, Gateway, PeerConfig};
+use circus_core::engine::{Client, Config, Gateway, IpPrefix, PeerConfig};
 use circus_core::paths::PathState;
 use circus_core::wire::Packet;
 
@@ -261,6 +261,10 @@ pub struct ClientSpec {
     pub gateway_psk: Psk,
     /// Whether the gateway knows this client at all.
     pub known: bool,
+    /// Prefixes the gateway routes to this client besides its
+    /// [`tunnel_prefixes`], which the client itself does not claim (a
+    /// gateway configured wider than the client).
+    pub gateway_only_routes: Vec<IpPrefix>,
     pub links: Vec<LinkSpec>,
 }
 
@@ -275,6 +279,7 @@ impl ClientSpec {
             psk: psk.clone(),
             gateway_psk: psk,
             known: true,
+            gateway_only_routes: Vec::new(),
             links: links.to_vec(),
         }
     }
@@ -294,6 +299,16 @@ pub fn keypair(seed: u8) -> (StaticSecret, PublicKey) {
 /// The tunnel address of client `i`: 100.64.0.(i+2).
 pub fn tunnel_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(100, 64, 0, 2 + i as u8)
+}
+
+/// Client `i`'s tunnel prefixes: [`tunnel_addr`] and fd00::(i+2).
+pub fn tunnel_prefixes(i: usize) -> Vec<IpPrefix> {
+    vec![
+        std::net::IpAddr::V4(tunnel_addr(i)).into(),
+        format!("fd00::{}/128", i + 2)
+            .parse()
+            .expect("valid prefix"),
+    ]
 }
 
 /// Address the simulated Internet host behind the gateway uses.
@@ -334,12 +349,10 @@ impl Sim {
             .map(|(i, c)| PeerConfig {
                 public: c.public,
                 psk: c.gateway_psk.clone(),
-                tunnel_addrs: vec![
-                    std::net::IpAddr::V4(tunnel_addr(i)).into(),
-                    format!("fd00::{}/128", i + 2)
-                        .parse()
-                        .expect("valid prefix"),
-                ],
+                tunnel_addrs: tunnel_prefixes(i)
+                    .into_iter()
+                    .chain(c.gateway_only_routes.iter().copied())
+                    .collect(),
             })
             .collect();
         let gateway_setup = (config.clone(), gw_secret, peers);
@@ -353,6 +366,7 @@ impl Sim {
                     spec.secret.clone(),
                     gw_public,
                     spec.psk.clone(),
+                    tunnel_prefixes(i),
                     start,
                     UNIX_START_NS,
                 );
@@ -420,6 +434,7 @@ impl Sim {
             c.secret.clone(),
             self.gateway_public,
             c.psk.clone(),
+            tunnel_prefixes(i),
             self.now,
             unix,
         );

@@ -139,6 +139,7 @@ impl CircusSim {
             client_secret,
             gateway_public,
             Psk::from_bytes(PSK),
+            vec![IpPrefix::host(IpAddr::V4(CLIENT_TUNNEL_ADDRESS))],
             base,
             UNIX_TIME_AT_START_NS,
         );

@@ -90,6 +90,7 @@ impl SystemUnderTest for Circus {
             gateway_public_key: gateway_public,
             preshared_key: circus_node::keys::no_psk(),
             policy,
+            routes: Vec::new(),
             tun: TunConfig {
                 name: CLIENT_TUN.into(),
                 address: tunnel_net(CLIENT_TUNNEL),

@@ -17,7 +17,7 @@ use crate::keys::{Psk, PublicKey, StaticSecret};
 use circus_core::engine::IpPrefix;
 use circus_core::scheduler::Policy;
 use schema::{ClientFile, GatewayFile, LinkSection, ObserveSection, TunSection};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use toml::Spanned;
@@ -44,6 +44,10 @@ pub struct ClientConfig {
     pub preshared_key: Psk,
     /// How packets are spread over the links.
     pub policy: Policy,
+    /// Prefixes behind this client that the gateway routes to it besides
+    /// its tunnel address (a site's LAN). Packets from the gateway are
+    /// delivered only for the tunnel address and these.
+    pub routes: Vec<IpPrefix>,
     pub tun: TunConfig,
     pub observe: ObserveConfig,
     /// In file order; a link's position is its `LinkId` on the wire.
@@ -127,6 +131,16 @@ pub enum Role {
 }
 
 impl ClientConfig {
+    /// This client's own tunnel prefixes: its address and its
+    /// [`routes`](Self::routes), the only destinations it accepts packets
+    /// for from the gateway.
+    pub fn tunnel_prefixes(&self) -> Vec<IpPrefix> {
+        let own = IpPrefix::host(IpAddr::V4(self.tun.address.addr));
+        std::iter::once(own)
+            .chain(self.routes.iter().copied())
+            .collect()
+    }
+
     /// Reads and validates a client file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = read(path)?;
@@ -188,6 +202,12 @@ impl ClientConfig {
                 file.preshared_key_file.as_ref(),
             )?,
             policy: ctx.policy(file.policy.as_ref())?,
+            routes: file
+                .routes
+                .iter()
+                .enumerate()
+                .map(|(n, r)| ctx.parse(&format!("routes[{n}]"), r, EXPECT_ROUTE))
+                .collect::<Result<_, _>>()?,
             tun: ctx.tun(&file.tun, "circus0")?,
             observe: ctx.observe(&file.observe, Role::Client)?,
             links,

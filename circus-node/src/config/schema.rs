@@ -22,6 +22,9 @@ pub(super) struct ClientFile {
     /// Default gateway endpoint for links that do not name their own.
     pub gateway: Option<Spanned<String>>,
     pub policy: Option<Spanned<String>>,
+    /// Prefixes behind this client besides its tunnel address.
+    #[serde(default)]
+    pub routes: Vec<Spanned<String>>,
     pub tun: TunSection,
     #[serde(default)]
     pub observe: ObserveSection,

@@ -54,6 +54,26 @@ fn valid_client_file_parses_with_defaults() {
 }
 
 #[test]
+fn client_routes_join_the_tunnel_address_as_its_own_prefixes() {
+    let cfg = ClientConfig::parse(Path::new("client.toml"), &client_text("", TWO_LINKS)).unwrap();
+    assert_eq!(
+        cfg.tunnel_prefixes(),
+        vec!["100.64.0.2/32".parse::<IpPrefix>().unwrap()],
+        "the host, not the whole tunnel subnet"
+    );
+    let text = client_text("routes = [\"10.20.0.0/16\", \"fd00::2\"]", TWO_LINKS);
+    let cfg = ClientConfig::parse(Path::new("client.toml"), &text).unwrap();
+    let prefixes: Vec<String> = cfg
+        .tunnel_prefixes()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(prefixes, ["100.64.0.2/32", "10.20.0.0/16", "fd00::2/128"]);
+    let err = client_err(&client_text("routes = [\"10.20.0.0/99\"]", TWO_LINKS));
+    assert!(err.contains("key `routes[0]`"), "{err}");
+}
+
+#[test]
 fn top_level_gateway_is_the_default_for_links() {
     let text = client_text(
         "gateway = \"198.18.9.9:1\"",

@@ -245,6 +245,7 @@ pub fn client_config(
         gateway_public_key: gateway,
         preshared_key: circus_node::keys::no_psk(),
         policy: Default::default(),
+        routes: Vec::new(),
         tun: TunConfig {
             name: "cnd-tun".into(),
             address: Ipv4Prefix {

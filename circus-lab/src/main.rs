@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -9,8 +10,10 @@ use circus_lab::bench::baseline::Baseline;
 use circus_lab::bench::{suite, throughput};
 use circus_lab::report::{Outcome, summary_table, write_report};
 use circus_lab::runner::{self, output};
+use circus_lab::scenario::units::parse_duration;
 use circus_lab::scenario::{Scenario, SystemKind};
 use circus_lab::sim;
+use circus_lab::soak::{self, SoakConfig};
 use circus_lab::topology::require_netns;
 use indicatif::ProgressBar;
 
@@ -79,9 +82,46 @@ enum Command {
         update: bool,
         /// Instead of the suite, measure UDP and TCP goodput of one link
         /// against circus over two (unimpaired, then TCP over two equal
-        /// 20 Mbit/s links).
+        /// 20 Mbit/s links), and circus's UDP goodput offered 0.25x to 4x
+        /// its peak; prints a table and writes
+        /// reports/throughput/<timestamp>/throughput.json.
         #[arg(long, conflicts_with = "update")]
         throughput: bool,
+        /// Also soak the daemons through scenarios/flappy.toml for 10
+        /// minutes (see `soak`); too long for CI.
+        #[arg(long, conflicts_with_all = ["update", "throughput"])]
+        long: bool,
+    },
+    /// Run the real daemons through a flapping scenario for a long time and
+    /// fail if their memory, descriptors or threads keep growing.
+    ///
+    /// Starts `circus-node client` and `circus-node gateway` as processes in
+    /// the client and gateway namespaces (the lab's circus configs), plays
+    /// the scenario's traffic and link events again and again for --for
+    /// (whole passes), and every --every reads each daemon's VmRSS and
+    /// Threads (/proc/PID/status), its open descriptors (/proc/PID/fd) and
+    /// its status (handshakes, tunnel packets). Writes samples.csv,
+    /// soak.json, the configs and the daemons' logs to
+    /// reports/<scenario>/<timestamp>-soak/ or --out. A figure grows when,
+    /// after the first fifth of the samples (warm-up), both the median of
+    /// the last third exceeds that of the first third and the least-squares
+    /// slope projected over the run exceed its tolerance: RSS 2 MiB or 10 %,
+    /// descriptors 3, threads 2. Exits non-zero naming each such figure.
+    Soak {
+        /// Scenario file (TOML); one with link events (flaps) makes sense.
+        scenario: PathBuf,
+        /// How long to soak, e.g. 30m, 90s, 2h.
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_soak_duration)]
+        duration: Duration,
+        /// Time between samples.
+        #[arg(long, default_value = "5s", value_parser = parse_soak_duration)]
+        every: Duration,
+        /// The circus-node binary [default: circus-node next to circus-lab].
+        #[arg(long)]
+        node: Option<PathBuf>,
+        /// Output directory instead of reports/<scenario>/<timestamp>-soak/.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Check scenario files and print what they describe; runs nothing.
     Validate {
@@ -114,12 +154,37 @@ fn main() -> ExitCode {
             sim_only,
             update,
             throughput: false,
-        } => bench(
-            &baseline,
-            &scenarios,
-            if sim_only { &[] } else { &real },
-            update,
-        ),
+            long,
+        } => {
+            let suite = bench(
+                &baseline,
+                &scenarios,
+                if sim_only { &[] } else { &real },
+                update,
+            );
+            if !long {
+                return suite;
+            }
+            let soaked = soak(
+                &scenarios.join("flappy.toml"),
+                Duration::from_secs(10 * 60),
+                Duration::from_secs(5),
+                None,
+                None,
+            );
+            if suite == ExitCode::SUCCESS {
+                soaked
+            } else {
+                suite
+            }
+        }
+        Command::Soak {
+            scenario,
+            duration,
+            every,
+            node,
+            out,
+        } => soak(&scenario, duration, every, node, out),
     }
 }
 
@@ -194,12 +259,85 @@ fn throughput() -> ExitCode {
     if let Err(e) = require_netns() {
         return fail(e);
     }
-    match throughput::measure(&ProgressBar::new(0)) {
-        Ok(t) => {
-            print!("{}", throughput::render(&t));
+    let t = match throughput::measure(&ProgressBar::new(0)) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    print!("{}", throughput::render(&t));
+    let dir = output::default_report_dir("throughput", "");
+    let json = dir.join("throughput.json");
+    let written = serde_json::to_string_pretty(&t)
+        .map_err(std::io::Error::other)
+        .and_then(|text| std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&json, text)));
+    match written {
+        Ok(()) => {
+            println!("figures: {}", json.display());
             ExitCode::SUCCESS
         }
-        Err(e) => fail(e),
+        Err(e) => fail(format!("{}: {e}", json.display())),
+    }
+}
+
+fn soak(
+    file: &Path,
+    duration: Duration,
+    every: Duration,
+    node: Option<PathBuf>,
+    out: Option<PathBuf>,
+) -> ExitCode {
+    let scenario = match Scenario::load(file) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = require_netns() {
+        return fail(e);
+    }
+    let node = match node.map_or_else(soak::default_node, Ok) {
+        Ok(node) => node,
+        Err(e) => return fail(e),
+    };
+    let config = SoakConfig {
+        duration,
+        every,
+        node,
+        out: out.unwrap_or_else(|| output::default_report_dir(&scenario.name, "-soak")),
+    };
+    eprintln!(
+        "circus-lab: soaking {} for {duration:?} ({:?} per pass), a sample every {every:?}, into {}",
+        scenario.name,
+        scenario.duration,
+        config.out.display()
+    );
+    let report = match soak::run(&scenario, &config, &ProgressBar::new(0)) {
+        Ok(report) => report,
+        Err(e) => return fail(e),
+    };
+    print!("{}", report.render());
+    println!("samples: {}", config.out.join("samples.csv").display());
+    let grown = report.grown();
+    if grown.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    for figure in grown {
+        eprintln!(
+            "circus-lab: {} grows: {:.0} -> {:.0} (medians of the first and last thirds), {:.0} per hour",
+            figure.name,
+            figure.growth.as_ref().map_or(0.0, |g| g.first_third_median),
+            figure.growth.as_ref().map_or(0.0, |g| g.last_third_median),
+            figure.growth.as_ref().map_or(0.0, |g| g.slope_per_hour),
+        );
+    }
+    ExitCode::FAILURE
+}
+
+/// Parses a soak duration: the scenario units ("90s", "2min") plus "30m"
+/// and "2h", as people write them on a command line.
+fn parse_soak_duration(text: &str) -> Result<Duration, String> {
+    let minutes = |n: &str, per: u64| parse_duration(&format!("{n}min")).map(|d| d * per as u32);
+    match (text.strip_suffix('m'), text.strip_suffix('h')) {
+        (Some(n), _) => minutes(n, 1),
+        (_, Some(n)) => minutes(n, 60),
+        _ => parse_duration(text),
     }
 }
 

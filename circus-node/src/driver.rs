@@ -14,10 +14,14 @@
 //! the batch and sent [`SEND_BATCH`] datagrams per `sendmmsg`, so the peer
 //! (in the lab, the emulator's real-time threads) is woken once per batch,
 //! not once per packet; what it delivers goes to the TUN device one
-//! super-packet per run of a flow's packets ([`vnet`]). A batch is one instant for the engine: its
-//! packets had all arrived when the loop woke, so a loop delayed by a busy
-//! CPU must not make the engine think the later ones came late (the
-//! reorder buffer would give up on holes they fill).
+//! super-packet per run of a flow's packets ([`vnet`]). The client reads
+//! its TUN device only while the engine's send queue has room
+//! ([`may_read_tun`]): overload is left to the kernel to drop.
+//!
+//! A batch is one instant for the engine: its packets had all arrived when
+//! the loop woke, so a loop delayed by a busy CPU must not make the engine
+//! think the later ones came late (the reorder buffer would give up on
+//! holes they fill).
 
 use crate::config::MAX_LINKS;
 use crate::hotplug::{self, InterfaceWatcher};
@@ -28,7 +32,7 @@ use crate::status::ReportRequest;
 use crate::tun_device;
 use crate::vnet::{self, TunWriter};
 use circus_core::LinkId;
-use circus_core::engine::{Client, Gateway};
+use circus_core::engine::{Client, Gateway, QueueDepth};
 use circus_core::paths::PathState;
 use socket2::SockAddr;
 use std::future::Future;
@@ -185,6 +189,20 @@ fn write_delivered(
     buffers.tun_out.flush(write);
 }
 
+/// Backpressure on the TUN device: whether the client reads it, given how
+/// full the engine's send queue is. A batch stops reading when the queue
+/// is full, and reading resumes once it is down to half: offered more than
+/// the links or the CPU carry, the excess stays in the kernel, which drops
+/// it at the device's queue, instead of being read, copied and then
+/// dropped from the engine's queue (a read and a copy for nothing, about
+/// half the client's work at 3x overload). Half, not "one free slot", so
+/// that reads come in whole batches between sends rather than one packet
+/// per turn of the loop; half of the queue still holds several
+/// milliseconds of sending at full speed, so the links never wait.
+fn may_read_tun(queue: QueueDepth) -> bool {
+    queue.queued <= queue.limit / 2
+}
+
 /// A packet already waiting on the TUN device, without blocking.
 fn try_read_tun(tun: &tun::AsyncDevice, buf: &mut [u8]) -> Option<usize> {
     let device: &tun::Device = tun;
@@ -193,25 +211,34 @@ fn try_read_tun(tun: &tun::AsyncDevice, buf: &mut [u8]) -> Option<usize> {
 
 /// Hands `handle` the packet whose read completed with `first` and up to
 /// [`BATCH`]` - 1` more already waiting on the device, all at one instant
-/// (see the module doc). `buf` is the buffer `first` was read into.
+/// (see the module doc), while `handle` returns true (the engine has room
+/// for more).
+/// `buf` is the buffer `first` was read into.
 fn read_tun_batch(
     tun: &tun::AsyncDevice,
     buf: &mut [u8],
     first: io::Result<usize>,
-    mut handle: impl FnMut(Instant, &[u8]),
+    mut handle: impl FnMut(Instant, &[u8]) -> bool,
 ) -> Result<(), DriverError> {
     let n = first.map_err(DriverError::Tun)?;
     let now = Instant::now();
     let mut take = |frame: &mut [u8]| match vnet::packet_read(frame) {
         Some(packet) => handle(now, packet),
-        None => tracing::debug!(len = frame.len(), "TUN read with an offload header dropped"),
+        None => {
+            tracing::debug!(len = frame.len(), "TUN read with an offload header dropped");
+            true
+        }
     };
-    take(&mut buf[..n]);
+    if !take(&mut buf[..n]) {
+        return Ok(());
+    }
     for _ in 1..BATCH {
         let Some(n) = try_read_tun(tun, buf) else {
             break;
         };
-        take(&mut buf[..n]);
+        if !take(&mut buf[..n]) {
+            break;
+        }
     }
     Ok(())
 }
@@ -264,9 +291,10 @@ pub(crate) async fn run_client(
                 break;
             }
             () = timer.expired() => engine.handle_timeout(Instant::now()),
-            read = tun.recv(&mut buffers.tun_in) => {
+            read = tun.recv(&mut buffers.tun_in), if may_read_tun(engine.send_queue()) => {
                 read_tun_batch(&tun, &mut buffers.tun_in, read, |now, packet| {
                     engine.handle_tun_packet(now, packet);
+                    !engine.send_queue().is_full()
                 })?;
             }
             link = std::future::poll_fn(|cx| links.poll_recv_batch(cx, &mut buffers.received)) => {
@@ -429,6 +457,7 @@ pub(crate) async fn run_gateway(
             read = tun.recv(&mut buffers.tun_in) => {
                 read_tun_batch(&tun, &mut buffers.tun_in, read, |now, packet| {
                     engine.handle_tun_packet(now, packet);
+                    true
                 })?;
             }
             ready = socket.readable() => {
@@ -505,4 +534,27 @@ fn flush_gateway(
         }
     }
     write_delivered(tun, buffers, |out| engine.poll_deliver(out));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tun_is_read_until_the_queue_is_full_and_again_from_half() {
+        let depth = |queued| QueueDepth { queued, limit: 512 };
+        assert!(may_read_tun(depth(0)));
+        assert!(may_read_tun(depth(256)));
+        assert!(!may_read_tun(depth(257)));
+        assert!(!may_read_tun(depth(512)));
+        // A queue of one packet is read whenever it is empty.
+        assert!(may_read_tun(QueueDepth {
+            queued: 0,
+            limit: 1
+        }));
+        assert!(!may_read_tun(QueueDepth {
+            queued: 1,
+            limit: 1
+        }));
+    }
 }

@@ -347,6 +347,61 @@ impl Fnv {
 /// tunnel while link 0 is silently blackholed and restored and link 1
 /// loses carrier: the data arrives intact and in order, and the echoes come
 /// back unaltered and (all but 1 %) complete.
+/// Packets the kernel dropped at the client's TUN device because the
+/// daemon did not read them in time.
+fn client_tun_drops(client_ns: &Netns) -> u64 {
+    let out = std::process::Command::new("ip")
+        .args(["-n", &client_ns.name, "-j", "-s", "link", "show", "cnd-tun"])
+        .output()
+        .unwrap();
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    links[0]["stats64"]["tx"]["dropped"].as_u64().unwrap()
+}
+
+/// Offered far more than the tunnel carries, the client reads its TUN
+/// device only while its send queue has room: the kernel drops the excess
+/// at the device, and the engine's queue never overflows (no packet is read
+/// and copied only to be dropped), while the tunnel keeps carrying.
+#[test]
+fn overload_is_shed_at_the_tun_device_not_in_the_send_queue() {
+    if !require_netns() {
+        return;
+    }
+    let p = pair("flood");
+    let drops_before = client_tun_drops(&p.client_ns);
+    let sent = p.client_ns.run(|| {
+        let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let to = SocketAddr::from((GATEWAY_TUNNEL, 9));
+        let payload = [0u8; 1200];
+        let end = Instant::now() + Duration::from_secs(1);
+        let mut sent = 0u64;
+        while Instant::now() < end {
+            for _ in 0..64 {
+                sent += u64::from(udp.send_to(&payload, to).is_ok());
+            }
+        }
+        sent
+    });
+    let shed = client_tun_drops(&p.client_ns) - drops_before;
+    let report = p.client.status().unwrap();
+    let session = &report.sessions[0];
+    let overflowed = session.dropped.get("queue_full").copied().unwrap_or(0);
+    assert!(
+        shed > 0,
+        "{sent} packets offered in 1 s did not overload the tunnel ({} carried)",
+        session.tunnel.packets_sent
+    );
+    assert_eq!(
+        overflowed, 0,
+        "the send queue overflowed {overflowed} times: packets were read and dropped"
+    );
+    assert!(
+        session.tunnel.packets_sent > 10_000,
+        "the tunnel carried only {} of {sent} packets",
+        session.tunnel.packets_sent
+    );
+}
+
 #[test]
 fn tcp_transfer_survives_link_failures() {
     if !require_netns() {

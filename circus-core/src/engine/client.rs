@@ -22,7 +22,7 @@ use crate::wire::Packet;
 use super::keys::KeySlot;
 use super::route::{IpPrefix, allowed, destination};
 use super::session::{Arrival, Session};
-use super::{Config, Stats, Transmit, gateway::FRESH_SESSION_BIT};
+use super::{Config, QueueDepth, Stats, Transmit, gateway::FRESH_SESSION_BIT};
 
 /// A handshake in progress.
 #[derive(Debug)]
@@ -193,6 +193,16 @@ impl Client {
     /// Whether a handshake completed and the session is not presumed lost.
     pub fn is_connected(&self) -> bool {
         self.session.keys.current_ref().is_some() && !self.fresh
+    }
+
+    /// How full the send queue is. While it is full,
+    /// [`handle_tun_packet`](Self::handle_tun_packet) drops a queued packet
+    /// for each one it takes: a driver that stops reading its TUN device
+    /// meanwhile sheds overload where it costs nothing (the kernel drops
+    /// at the device's queue) instead of spending a read and a copy on
+    /// every packet, then dropping one.
+    pub fn send_queue(&self) -> QueueDepth {
+        self.session.send_queue()
     }
 
     /// Queues an IP packet read from the TUN device. Dropped (and counted)

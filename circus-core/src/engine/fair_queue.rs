@@ -217,9 +217,13 @@ impl FairQueue {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.packets
+    }
+
+    /// Most packets queued at once.
+    pub(crate) fn limit(&self) -> usize {
+        self.params.limit
     }
 
     pub(crate) fn is_full(&self) -> bool {

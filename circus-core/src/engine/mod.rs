@@ -60,7 +60,9 @@ use std::time::Duration;
 pub use client::Client;
 pub use gateway::{Gateway, GatewayError, GatewayTransmit, PeerConfig};
 pub use route::{IpPrefix, PrefixError, destination};
-pub use stats::{GatewayCounters, GatewayStats, LinkCounters, LinkStats, Stats, Totals};
+pub use stats::{
+    GatewayCounters, GatewayStats, LinkCounters, LinkStats, QueueDepth, Stats, Totals,
+};
 
 use crate::LinkId;
 use crate::crypto;

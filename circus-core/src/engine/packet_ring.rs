@@ -14,6 +14,7 @@
 use std::time::{Duration, Instant};
 
 use super::fair_queue::{FairQueue, FqParams, QueueDrops};
+use super::stats::QueueDepth;
 
 #[derive(Debug, Clone, Copy)]
 struct SlotMeta {
@@ -194,10 +195,12 @@ impl PacketRing {
         self.queue.slot_len(slot)
     }
 
-    /// Packets waiting to be sent.
-    #[cfg(test)]
-    pub(crate) fn queued(&self) -> usize {
-        self.queue.len()
+    /// How full the send queue is.
+    pub(crate) fn depth(&self) -> QueueDepth {
+        QueueDepth {
+            queued: self.queue.len(),
+            limit: self.queue.limit(),
+        }
     }
 
     /// Drops in the send queue so far, by rule.
@@ -311,6 +314,24 @@ mod tests {
         ring.take_unsent(now)
     }
 
+    /// The driver stops reading its TUN device on `is_full` (backpressure):
+    /// the depth must say full exactly when the next push would drop.
+    #[test]
+    fn depth_says_full_exactly_when_a_push_would_drop() {
+        let now = Instant::now();
+        let mut ring = PacketRing::new(now, 4, fq(2), 8);
+        let depth = |ring: &PacketRing| (ring.depth().queued, ring.depth().is_full());
+        assert_eq!(depth(&ring), (0, false));
+        ring.push(now, b"a", 0).unwrap();
+        assert_eq!(depth(&ring), (1, false));
+        ring.push(now, b"b", 1).unwrap();
+        assert_eq!(depth(&ring), (2, true));
+        assert_eq!(ring.drops().overflow, 0);
+        send(&mut ring, now).unwrap();
+        assert_eq!(depth(&ring), (1, false));
+        assert_eq!(ring.depth().limit, 2);
+    }
+
     #[test]
     fn queues_bounded_and_numbers_at_send_time() {
         let now = Instant::now();
@@ -321,7 +342,7 @@ mod tests {
         // Full: the head of the longest flow ("a") makes room.
         assert_eq!(ring.push(now, b"c", 1), Ok(()));
         assert_eq!(ring.drops().overflow, 1);
-        assert_eq!(ring.queued(), 2);
+        assert_eq!(ring.depth().queued, 2);
         let first = send(&mut ring, now).unwrap();
         let second = send(&mut ring, now).unwrap();
         assert_eq!((first, second), (0, 1));

@@ -46,7 +46,7 @@ use super::keys::{KeyRing, OpenError};
 use super::link::LinkSlot;
 use super::packet_ring::{PacketRing, PushError};
 use super::resend_queue::{Resend, ResendQueue};
-use super::stats::{LinkStats, Stats, Totals};
+use super::stats::{LinkStats, QueueDepth, Stats, Totals};
 
 /// Reason code of the Close a client sends when it shuts down.
 const CLOSE_SHUTDOWN: u8 = 0;
@@ -258,6 +258,11 @@ impl Session {
     /// Counts a datagram that is not a packet this side accepts.
     pub(crate) fn count_malformed(&mut self) {
         self.totals.rejected += 1;
+    }
+
+    /// How full the send queue is.
+    pub(crate) fn send_queue(&self) -> QueueDepth {
+        self.ring.depth()
     }
 
     /// Queues a packet from the local TUN side.

@@ -54,6 +54,23 @@ pub struct LinkStats {
     pub counters: LinkCounters,
 }
 
+/// How full the send queue is: what a driver needs to stop reading its
+/// TUN device while the queue is full (see [`Client::send_queue`](super::Client::send_queue)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Packets waiting to be sent.
+    pub queued: usize,
+    /// Most packets the queue holds ([`Config::queue_packets`](super::Config::queue_packets)).
+    pub limit: usize,
+}
+
+impl QueueDepth {
+    /// Whether the next packet queued would drop another.
+    pub fn is_full(&self) -> bool {
+        self.queued >= self.limit
+    }
+}
+
 /// Session-wide counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {

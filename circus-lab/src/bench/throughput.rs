@@ -16,6 +16,12 @@
 //!   is far lower and says more about offloads than about circus.
 //! - Bonding: two equal rate-limited links; one link without a tunnel
 //!   against circus over both.
+//! - Overload: circus offered 0.25x to 4x its UDP peak ([`LOAD_FACTORS`]).
+//!   Goodput should climb to the peak and stay there: a tunnel that reads
+//!   more than it can send and drops it after spending work on it carries
+//!   less the more it is offered (issue 19: 950 Mbit/s at 5 Gbit/s offered
+//!   against a 1.5 Gbit/s peak, before the client read its TUN device
+//!   only while its send queue had room).
 //!
 //! The bench's scenarios run the link emulator at normal priority
 //! (`emulator_realtime = false`): at real-time priority it preempts the
@@ -28,6 +34,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
+use serde::Serialize;
 
 use crate::runner::{self, RunError};
 use crate::scenario::{Scenario, ScenarioError, SystemKind};
@@ -58,6 +65,9 @@ const UDP_RAMP: Duration = Duration::from_secs(1);
 /// alternating puts both systems under whatever load passes by.
 const UDP_ROUNDS: usize = 2;
 
+/// Offered loads of the overload curve, as multiples of circus's peak.
+pub const LOAD_FACTORS: [f64; 8] = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0];
+
 /// Why the throughput comparison could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ThroughputError {
@@ -74,7 +84,7 @@ pub enum ThroughputError {
 }
 
 /// Goodput of the two systems on one scenario.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Comparison {
     pub single_link_mbps: f64,
     pub circus_mbps: f64,
@@ -87,11 +97,23 @@ impl Comparison {
     }
 }
 
+/// circus's UDP goodput at one offered load.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct LoadPoint {
+    /// Offered load as a multiple of the peak.
+    pub factor: f64,
+    pub offered_mbps: f64,
+    pub goodput_mbps: f64,
+}
+
 /// All comparisons.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Throughput {
     /// UDP goodput, unimpaired links.
     pub udp: Comparison,
+    /// circus's UDP goodput against offered load, unimpaired links, from
+    /// below its peak to far above it.
+    pub overload: Vec<LoadPoint>,
     /// TCP goodput, unimpaired links.
     pub unimpaired: Comparison,
     /// TCP goodput, two equal rate-limited links.
@@ -145,31 +167,58 @@ pub fn udp_load(rate_bps: u64) -> UdpLoad {
     }
 }
 
+/// Goodput of `system` on `scenario` with a UDP load of `rate_bps` offered.
+fn udp_goodput(
+    scenario: &Scenario,
+    system: SystemKind,
+    rate_bps: u64,
+    progress: &ProgressBar,
+) -> Result<f64, ThroughputError> {
+    let load = udp_load(rate_bps);
+    let log = runner::udp_goodput(scenario, system, &load, UDP_RAMP, progress).map_err(Box::new)?;
+    tracing::debug!(system = system.as_str(), ?log, "UDP load");
+    Some(log.received.goodput_mbps())
+        .filter(|g| *g > 0.0)
+        .ok_or(ThroughputError::NoGoodput {
+            what: "UDP",
+            system: system.as_str(),
+            scenario: scenario.name.clone(),
+        })
+}
+
 fn compare_udp(scenario: &Scenario, progress: &ProgressBar) -> Result<Comparison, ThroughputError> {
-    let goodput = |system: SystemKind, rate_bps: u64| -> Result<f64, ThroughputError> {
-        let load = udp_load(rate_bps);
-        let log =
-            runner::udp_goodput(scenario, system, &load, UDP_RAMP, progress).map_err(Box::new)?;
-        tracing::debug!(system = system.as_str(), ?log, "UDP load");
-        Some(log.received.goodput_mbps())
-            .filter(|g| *g > 0.0)
-            .ok_or(ThroughputError::NoGoodput {
-                what: "UDP",
-                system: system.as_str(),
-                scenario: scenario.name.clone(),
-            })
-    };
     let mut best = Comparison {
         single_link_mbps: 0.0,
         circus_mbps: 0.0,
     };
     for _ in 0..UDP_ROUNDS {
-        let single_link = udp_peak(|rate| goodput(SystemKind::SingleLink, rate))?;
+        let single_link =
+            udp_peak(|rate| udp_goodput(scenario, SystemKind::SingleLink, rate, progress))?;
         best.single_link_mbps = best.single_link_mbps.max(single_link);
-        let circus = udp_peak(|rate| goodput(SystemKind::Circus, rate))?;
+        let circus = udp_peak(|rate| udp_goodput(scenario, SystemKind::Circus, rate, progress))?;
         best.circus_mbps = best.circus_mbps.max(circus);
     }
     Ok(best)
+}
+
+/// circus's goodput at each of [`LOAD_FACTORS`] times `peak_mbps` offered.
+fn overload_curve(
+    scenario: &Scenario,
+    peak_mbps: f64,
+    progress: &ProgressBar,
+) -> Result<Vec<LoadPoint>, ThroughputError> {
+    LOAD_FACTORS
+        .iter()
+        .map(|&factor| {
+            let offered_mbps = factor * peak_mbps;
+            let rate_bps = (offered_mbps * 1e6) as u64;
+            Ok(LoadPoint {
+                factor,
+                offered_mbps,
+                goodput_mbps: udp_goodput(scenario, SystemKind::Circus, rate_bps, progress)?,
+            })
+        })
+        .collect()
 }
 
 /// A system's peak UDP goodput in Mbit/s, from `goodput` at offered loads
@@ -204,11 +253,13 @@ fn udp_peak<E>(mut goodput: impl FnMut(u64) -> Result<f64, E>) -> Result<f64, E>
     Ok(best)
 }
 
-/// Runs all comparisons in real namespaces (about two and a half minutes).
+/// Runs all comparisons in real namespaces (about three and a half minutes).
 pub fn measure(progress: &ProgressBar) -> Result<Throughput, ThroughputError> {
     let unimpaired = scenario("throughput-unimpaired", None)?;
+    let udp = compare_udp(&unimpaired, progress)?;
     Ok(Throughput {
-        udp: compare_udp(&unimpaired, progress)?,
+        udp,
+        overload: overload_curve(&unimpaired, udp.circus_mbps, progress)?,
         unimpaired: compare(&unimpaired, progress)?,
         equal_links: compare(
             &scenario("throughput-equal-links", Some("20mbit"))?,
@@ -233,7 +284,7 @@ pub fn render(t: &Throughput) -> String {
             "one link", "circus", "ratio"
         )
     };
-    format!(
+    let mut out = format!(
         "{}{}{}{}{}{}",
         header("UDP goodput, Mbit/s"),
         row("unimpaired links (tunnel cost)", &t.udp),
@@ -243,7 +294,21 @@ pub fn render(t: &Throughput) -> String {
         header("TCP goodput, Mbit/s"),
         row("unimpaired links (tunnel cost)", &t.unimpaired),
         row("two equal 20 Mbit/s links (bonding)", &t.equal_links),
-    )
+    );
+    out += &format!(
+        "\ncircus under load (UDP, unimpaired links; peak {:.1} Mbit/s)\n{:>12} {:>16} {:>16} {:>9}\n",
+        t.udp.circus_mbps, "offered", "offered Mbit/s", "goodput Mbit/s", "of peak"
+    );
+    for p in &t.overload {
+        out += &format!(
+            "{:>11.2}x {:>16.1} {:>16.1} {:>7.0} %\n",
+            p.factor,
+            p.offered_mbps,
+            p.goodput_mbps,
+            p.goodput_mbps / t.udp.circus_mbps * 100.0
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -328,9 +393,19 @@ mod tests {
         };
         let text = render(&Throughput {
             udp: c,
+            overload: vec![LoadPoint {
+                factor: 3.0,
+                offered_mbps: 255.0,
+                goodput_mbps: 80.75,
+            }],
             unimpaired: c,
             equal_links: c,
         });
         assert!(text.contains("85 %"), "{text}");
+        // 3x the peak offered, 95 % of the peak carried.
+        assert!(
+            text.contains("3.00x            255.0             80.8      95 %"),
+            "{text}"
+        );
     }
 }

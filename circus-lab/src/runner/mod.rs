@@ -260,7 +260,7 @@ pub fn with_system<T>(
 /// Runs the traffic of both directions and the timeline; returns the
 /// scenario's time zero and each direction's logs (download `None` when
 /// the scenario sends nothing that way).
-fn measure(
+pub(crate) fn measure(
     scenario: &Scenario,
     topology: &Topology,
     emulation: &Emulation,

@@ -27,11 +27,11 @@ use crate::topology::{NextHop, Role, Topology};
 /// The gateway's UDP port on every link address.
 const GATEWAY_PORT: u16 = 51820;
 /// The client's TUN device.
-const CLIENT_TUN: &str = "circus0";
+pub(crate) const CLIENT_TUN: &str = "circus0";
 const CLIENT_TUNNEL: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
 const GATEWAY_TUNNEL: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 1);
 /// How long the handshake and the first probes of every link may take.
-const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 
 /// The circus system.
 #[derive(Default)]
@@ -50,66 +50,7 @@ impl SystemUnderTest for Circus {
             system: "circus",
             message,
         };
-        let policy = match &scenario.policy {
-            Some(name) => name.parse::<Policy>().map_err(|e| failed(e.to_string()))?,
-            None => Policy::default(),
-        };
-        let (gateway_secret, gateway_public) =
-            generate_keypair().map_err(|e| failed(e.to_string()))?;
-        let (client_secret, client_public) =
-            generate_keypair().map_err(|e| failed(e.to_string()))?;
-        let observe = |role: &str| ObserveConfig {
-            status_socket: Some(topology.run_dir().join(format!("{role}.sock"))),
-            metrics_listen: None,
-        };
-        let tunnel_net = |addr| Ipv4Prefix { addr, len: 10 };
-
-        let gateway_config = GatewayConfig {
-            private_key: gateway_secret,
-            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, GATEWAY_PORT)),
-            policy,
-            tun: TunConfig {
-                name: "circus-gw".into(),
-                address: tunnel_net(GATEWAY_TUNNEL),
-                mtu: None,
-            },
-            observe: observe("gateway"),
-            clients: vec![PeerEntry {
-                name: "lab-client".into(),
-                public_key: client_public,
-                preshared_key: circus_node::keys::no_psk(),
-                tunnel_addresses: vec![
-                    format!("{CLIENT_TUNNEL}/32")
-                        .parse()
-                        .map_err(|e| failed(format!("tunnel address: {e:?}")))?,
-                ],
-            }],
-        };
-        let client_config = ClientConfig {
-            private_key: client_secret,
-            gateway_public_key: gateway_public,
-            preshared_key: circus_node::keys::no_psk(),
-            policy,
-            routes: Vec::new(),
-            tun: TunConfig {
-                name: CLIENT_TUN.into(),
-                address: tunnel_net(CLIENT_TUNNEL),
-                mtu: None,
-            },
-            observe: observe("client"),
-            links: topology
-                .links()
-                .iter()
-                .zip(&scenario.links)
-                .map(|(link, spec)| LinkConfig {
-                    name: spec.name.clone(),
-                    interface: link.client_interface.clone(),
-                    gateway: SocketAddr::from((link.gateway_address, GATEWAY_PORT)),
-                    mtu: 1500,
-                })
-                .collect(),
-        };
-
+        let (gateway_config, client_config) = lab_configs(topology, scenario)?;
         // Each daemon lives on a thread inside its role's namespace.
         let in_netns =
             |role| move |job: DaemonJob| topology.netns(role).spawn("circus-node", job).map(drop);
@@ -121,9 +62,7 @@ impl SystemUnderTest for Circus {
         let links = topology.links().len();
         client
             .wait_until("every link to come up", CONNECT_LIMIT, |report| {
-                report.sessions.iter().any(|s| {
-                    s.connected && s.links.iter().filter(|l| l.state == "up").count() == links
-                })
+                every_link_up(report, links)
             })
             .map_err(embed_failed)?;
         topology.route_client(
@@ -155,4 +94,85 @@ impl SystemUnderTest for Circus {
         client.map_err(|e| failed(format!("client: {e}")))?;
         gateway.map_err(|e| failed(format!("gateway: {e}")))
     }
+}
+
+/// The gateway's and the client's configs for a lab run on `topology`: new
+/// keys, one client link per lab link, status sockets in the topology's run
+/// directory (removed on every way out). Shared with the soak, which runs the
+/// same daemons as processes.
+pub(crate) fn lab_configs(
+    topology: &Topology,
+    scenario: &Scenario,
+) -> Result<(GatewayConfig, ClientConfig), SystemError> {
+    let failed = |message: String| SystemError::Failed {
+        system: "circus",
+        message,
+    };
+    let policy = match &scenario.policy {
+        Some(name) => name.parse::<Policy>().map_err(|e| failed(e.to_string()))?,
+        None => Policy::default(),
+    };
+    let (gateway_secret, gateway_public) = generate_keypair().map_err(|e| failed(e.to_string()))?;
+    let (client_secret, client_public) = generate_keypair().map_err(|e| failed(e.to_string()))?;
+    let observe = |role: &str| ObserveConfig {
+        status_socket: Some(topology.run_dir().join(format!("{role}.sock"))),
+        metrics_listen: None,
+    };
+    let tunnel_net = |addr| Ipv4Prefix { addr, len: 10 };
+
+    let gateway_config = GatewayConfig {
+        private_key: gateway_secret,
+        listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, GATEWAY_PORT)),
+        policy,
+        tun: TunConfig {
+            name: "circus-gw".into(),
+            address: tunnel_net(GATEWAY_TUNNEL),
+            mtu: None,
+        },
+        observe: observe("gateway"),
+        clients: vec![PeerEntry {
+            name: "lab-client".into(),
+            public_key: client_public,
+            preshared_key: circus_node::keys::no_psk(),
+            tunnel_addresses: vec![
+                format!("{CLIENT_TUNNEL}/32")
+                    .parse()
+                    .map_err(|e| failed(format!("tunnel address: {e:?}")))?,
+            ],
+        }],
+    };
+    let client_config = ClientConfig {
+        private_key: client_secret,
+        gateway_public_key: gateway_public,
+        preshared_key: circus_node::keys::no_psk(),
+        policy,
+        routes: Vec::new(),
+        tun: TunConfig {
+            name: CLIENT_TUN.into(),
+            address: tunnel_net(CLIENT_TUNNEL),
+            mtu: None,
+        },
+        observe: observe("client"),
+        links: topology
+            .links()
+            .iter()
+            .zip(&scenario.links)
+            .map(|(link, spec)| LinkConfig {
+                name: spec.name.clone(),
+                interface: link.client_interface.clone(),
+                gateway: SocketAddr::from((link.gateway_address, GATEWAY_PORT)),
+                mtu: 1500,
+            })
+            .collect(),
+    };
+    Ok((gateway_config, client_config))
+}
+
+/// Whether the client's `report` shows its session connected with all
+/// `links` up: the tunnel is ready for the lab's traffic.
+pub(crate) fn every_link_up(report: &status::StatusReport, links: usize) -> bool {
+    report
+        .sessions
+        .iter()
+        .any(|s| s.connected && s.links.iter().filter(|l| l.state == "up").count() == links)
 }

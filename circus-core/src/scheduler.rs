@@ -8,12 +8,17 @@
 //!
 //! Policies:
 //! - `balanced` (default): the one link that delivers soonest, in the spirit
-//!   of ECF/BLEST: estimated one-way delay (srtt/2) plus the time to drain
-//!   what is queued ahead of the packet at the link's measured rate. A slow
-//!   link only gets traffic once the fast ones are saturated, so a 600 ms
-//!   link never holds back a 20 ms one. Healthy links (`Up`, loss below
-//!   [`LOSSY_THRESHOLD`]) come first; suspect or lossy ones only when no
-//!   healthy link can send.
+//!   of ECF ("earliest completion first") and BLEST: estimated one-way delay
+//!   (srtt/2) plus the time to drain what is queued ahead of the packet at
+//!   the link's measured rate, plus the expected cost of a loss. When that
+//!   link has no room the packet waits for it, unless a slower link would
+//!   deliver it no later than the soonest link delivers the whole backlog
+//!   waiting in the engine, give or take one of that link's round trips
+//!   (see [`Scheduler::pick`]). So a slow link adds its capacity only while
+//!   the backlog is deep enough to hide its delay, and a 600 ms link never
+//!   turns a 20 ms link's flows into 600 ms ones. Healthy links (`Up`, loss
+//!   below [`LOSSY_THRESHOLD`]) come first; suspect or lossy ones only when
+//!   no healthy link is usable.
 //! - `adaptive`: the soonest link, healthy or not, plus a duplicate on the
 //!   best other link while the first is suspect or lossy, so a link that dies
 //!   silently loses nothing while it is being judged.
@@ -224,6 +229,14 @@ impl PathView {
         let drain = Duration::from_nanos(u64::try_from(drain_nanos).unwrap_or(u64::MAX));
         self.srtt / 2 + drain
     }
+
+    /// [`estimated_delivery`](Self::estimated_delivery) plus the expected
+    /// delay of a loss: a lost packet arrives a resend later, about one
+    /// round trip of the link. A link losing 10 % at 500 ms round trip is
+    /// 50 ms slower than its delay says.
+    fn expected_delivery(&self, len: usize) -> Duration {
+        self.estimated_delivery(len) + self.srtt.mul_f32(self.loss_rate.clamp(0.0, 1.0))
+    }
 }
 
 /// The links chosen for one packet: a small copyable set, no allocation.
@@ -308,19 +321,32 @@ impl Scheduler {
         self.policy
     }
 
-    /// Chooses the link(s) for a packet of `len` bytes. Only the first
+    /// Chooses the link(s) for a packet of `len` bytes, the first of
+    /// `backlog` bytes waiting in the engine for a link. Only the first
     /// [`MAX_LINKS`] views are considered; never picks a link that is not
-    /// usable or cannot send; empty when no link qualifies.
-    pub fn pick(&mut self, paths: &[PathView], len: usize) -> Selection {
+    /// usable or cannot send; empty when no link qualifies, or (balanced)
+    /// when the packet is better off waiting for the soonest link.
+    ///
+    /// Balanced waits for the soonest link `best` while it has no room,
+    /// unless another link delivers the packet by `best`'s delivery of the
+    /// whole backlog plus one `best` min RTT. Without the backlog term a
+    /// full fast link would spill every packet onto a slow one, and the
+    /// receiver's reorder buffer would hold the fast link's packets for the
+    /// slow one's: TCP through two clean 20 Mbit/s links of 10 and 300 ms
+    /// got half of what the 10 ms link alone gave. With it, the slow link is
+    /// used once the backlog would take longer to drain through the fast
+    /// link than the slow one takes to deliver. The round trip of slack lets
+    /// links of similar delay (25 and 35 ms) add up even though the engine's
+    /// CoDel keeps the backlog short: it at most doubles the round trip TCP
+    /// sees on the soonest link, for the second link's capacity.
+    pub fn pick(&mut self, paths: &[PathView], len: usize, backlog: u64) -> Selection {
         let paths = &paths[..paths.len().min(MAX_LINKS)];
         let candidates = || paths.iter().filter(|v| v.is_candidate());
         let mut selection = Selection::EMPTY;
         match self.policy {
             Policy::Balanced => {
-                if let Some(best) = candidates()
-                    .min_by_key(|v| (!v.is_healthy(), v.estimated_delivery(len), v.link))
-                {
-                    selection.push(best.link);
+                if let Some(link) = worth_sending_now(paths, len, backlog) {
+                    selection.push(link);
                 }
             }
             Policy::Adaptive => {
@@ -413,6 +439,29 @@ impl Scheduler {
     }
 }
 
+/// The link a bulk packet of `len` bytes, ahead of `backlog` more, goes on
+/// now under the balanced policy, or `None` to wait (see [`Scheduler::pick`]).
+fn worth_sending_now(paths: &[PathView], len: usize, backlog: u64) -> Option<LinkId> {
+    let key = |v: &&PathView| (!v.is_healthy(), v.expected_delivery(len), v.link);
+    let best = paths
+        .iter()
+        .filter(|v| v.state.is_usable())
+        .min_by_key(key)?;
+    if best.can_send {
+        return Some(best.link);
+    }
+    let whole_backlog = usize::try_from(backlog)
+        .unwrap_or(usize::MAX)
+        .saturating_add(len);
+    let deadline = best.expected_delivery(whole_backlog) + best.min_rtt;
+    paths
+        .iter()
+        .filter(|v| v.is_candidate() && (v.is_healthy() || !best.is_healthy()))
+        .filter(|v| v.expected_delivery(len) <= deadline)
+        .min_by_key(key)
+        .map(|v| v.link)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,7 +486,7 @@ mod tests {
 
     fn pick(policy: Policy, paths: &[PathView]) -> Vec<u8> {
         Scheduler::new(policy)
-            .pick(paths, 1200)
+            .pick(paths, 1200, 0)
             .iter()
             .map(|l| l.0)
             .collect()
@@ -520,9 +569,36 @@ mod tests {
         // Loaded up to its cap the fast link still delivers sooner...
         fast.bytes_in_flight = 2 * fast.window - 1200;
         assert_eq!(pick(Policy::Balanced, &[slow, fast]), vec![0]);
-        // ...and the slow one is used only once the fast one is full.
+        // ...and once it is full, the packet waits for it rather than take
+        // 300 ms on the slow one...
         fast.can_send = false;
-        assert_eq!(pick(Policy::Balanced, &[slow, fast]), vec![1]);
+        assert!(pick(Policy::Balanced, &[slow, fast]).is_empty());
+        // ...until the backlog would take longer than that to drain through
+        // the fast link (2.5 MB/s: 40 ms per 100 kB, plus its 20 ms round
+        // trip of slack).
+        let with_backlog = |backlog| {
+            Scheduler::new(Policy::Balanced)
+                .pick(&[slow, fast], 1200, backlog)
+                .iter()
+                .map(|l| l.0)
+                .collect::<Vec<_>>()
+        };
+        assert!(with_backlog(500_000).is_empty());
+        assert_eq!(with_backlog(700_000), vec![1]);
+    }
+
+    #[test]
+    fn a_lossy_link_counts_its_resends() {
+        let clean = link(0, 100);
+        let mut lossy = link(1, 80);
+        assert_eq!(pick(Policy::Balanced, &[clean, lossy]), vec![1]);
+        // 8 % loss: 40 + 6.4 ms expected, against 50 ms.
+        lossy.loss_rate = 0.08;
+        assert_eq!(pick(Policy::Balanced, &[clean, lossy]), vec![1]);
+        // At 90 ms it is 45 + 7.2 ms: sooner than 50 by its delay alone,
+        // later with the resends.
+        lossy.srtt = 90 * MS;
+        assert_eq!(pick(Policy::Balanced, &[clean, lossy]), vec![0]);
     }
 
     #[test]
@@ -552,13 +628,13 @@ mod tests {
         fast.state = PathState::Up;
         fast.loss_rate = 0.3;
         assert_eq!(pick(Policy::Balanced, &[fast, slow]), vec![1]);
+        // A healthy link with no room is waited for rather than a lossy one
+        // used; with no healthy link usable, lossy beats nothing.
         let mut slow_full = slow;
         slow_full.can_send = false;
-        assert_eq!(
-            pick(Policy::Balanced, &[fast, slow_full]),
-            vec![0],
-            "lossy beats nothing"
-        );
+        assert!(pick(Policy::Balanced, &[fast, slow_full]).is_empty());
+        slow_full.state = PathState::Probing;
+        assert_eq!(pick(Policy::Balanced, &[fast, slow_full]), vec![0]);
     }
 
     #[test]
@@ -600,7 +676,7 @@ mod tests {
         let paths = [link(3, 20), link(1, 40), link(7, 80)];
         let mut scheduler = Scheduler::new(Policy::RoundRobin);
         let picks: Vec<u8> = (0..4)
-            .map(|_| scheduler.pick(&paths, 100).as_slice()[0].0)
+            .map(|_| scheduler.pick(&paths, 100, 0).as_slice()[0].0)
             .collect();
         assert_eq!(picks, vec![1, 3, 7, 1]);
     }

@@ -188,6 +188,8 @@ pub(crate) struct FairQueue {
     len: Vec<u16>,
     queued_at: Vec<Instant>,
     packets: usize,
+    /// Bytes queued, all flows together.
+    bytes: u64,
     /// Flow whose head [`peek`](Self::peek) chose.
     chosen: Option<u16>,
     drops: QueueDrops,
@@ -212,6 +214,7 @@ impl FairQueue {
             len: vec![0; slots],
             queued_at: vec![now; slots],
             packets: 0,
+            bytes: 0,
             chosen: None,
             drops: QueueDrops::default(),
         }
@@ -224,6 +227,12 @@ impl FairQueue {
     /// Most packets queued at once.
     pub(crate) fn limit(&self) -> usize {
         self.params.limit
+    }
+
+    /// Bytes queued: the backlog the scheduler weighs against a slow link's
+    /// delay.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     pub(crate) fn is_full(&self) -> bool {
@@ -280,6 +289,7 @@ impl FairQueue {
         flow.packets += 1;
         flow.bytes += u32::from(len);
         self.packets += 1;
+        self.bytes += u64::from(len);
         if flow.list == OnList::No {
             // A sparse flow (no backlog, not in the rotation): served first.
             flow.list = OnList::New;
@@ -315,6 +325,7 @@ impl FairQueue {
         flow.packets -= 1;
         flow.bytes -= u32::from(self.len[slot as usize]);
         self.packets -= 1;
+        self.bytes -= u64::from(self.len[slot as usize]);
         if self.chosen == Some(f) {
             self.chosen = None;
         }
@@ -370,6 +381,13 @@ impl FairQueue {
             self.flows[usize::from(f)].list = OnList::Old;
             self.old_flows.push_back(f);
         }
+    }
+
+    /// The storage slot of the packet [`peek`](Self::peek) (or
+    /// [`peek_light`](Self::peek_light)) chose.
+    pub(crate) fn chosen_slot(&self) -> Option<u32> {
+        let head = self.flows[usize::from(self.chosen?)].head;
+        (head != NONE).then_some(head)
     }
 
     /// Whether the packet [`peek`](Self::peek) chose belongs to a light flow:

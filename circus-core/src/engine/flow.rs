@@ -77,6 +77,52 @@ fn ipv6(p: &[u8]) -> Option<u32> {
     Some(finish(h))
 }
 
+/// Whether `packet` is a bare TCP acknowledgement: TCP over IPv4 or IPv6
+/// (no extension headers), not a fragment, no payload, and none of SYN, FIN,
+/// RST set. Such an ack is cumulative: losing it costs nothing the next one
+/// does not repair, so it is not worth a second copy on the same link (an
+/// ack stream is light by rate; on one link, two copies of each ack of a
+/// 40 Mbit/s download took a tenth of the uplink).
+pub(crate) fn is_pure_tcp_ack(packet: &[u8]) -> bool {
+    let (header_len, payload_len) = match packet.first().map(|b| b >> 4) {
+        Some(4) => {
+            let ihl = usize::from(packet[0] & 0x0f) * 4;
+            let Some(header) = packet.get(..20) else {
+                return false;
+            };
+            let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
+            let fragment = u16::from_be_bytes([header[6], header[7]]) & 0x3fff != 0;
+            if header[9] != 6 || fragment || ihl < 20 || total < ihl {
+                return false;
+            }
+            (ihl, total - ihl)
+        }
+        Some(6) => {
+            let Some(header) = packet.get(..40) else {
+                return false;
+            };
+            if header[6] != 6 {
+                return false;
+            }
+            (40, usize::from(u16::from_be_bytes([header[4], header[5]])))
+        }
+        _ => return false,
+    };
+    let Some(tcp) = packet.get(header_len..header_len + 20) else {
+        return false;
+    };
+    let data_offset = usize::from(tcp[12] >> 4) * 4;
+    let flags = tcp[13];
+    const FIN: u8 = 0x01;
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const ACK: u8 = 0x10;
+    data_offset >= 20
+        && payload_len == data_offset
+        && flags & ACK != 0
+        && flags & (FIN | SYN | RST) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,7 +182,49 @@ mod tests {
         assert_eq!(flow_hash(&[0x44; 40]), 0, "ihl below 5");
     }
 
+    /// An IPv4 TCP segment with `payload` bytes of data and `flags`.
+    fn tcp4(flags: u8, payload: usize) -> Vec<u8> {
+        let mut p = v4([10, 0, 0, 1], [10, 0, 0, 2], 6, 1000, 80);
+        p.resize(40 + payload, 0);
+        p[2..4].copy_from_slice(&((40 + payload) as u16).to_be_bytes());
+        p[32] = 5 << 4;
+        p[33] = flags;
+        p
+    }
+
+    #[test]
+    fn only_bare_tcp_acks_are_pure_acks() {
+        assert!(is_pure_tcp_ack(&tcp4(0x10, 0)));
+        assert!(is_pure_tcp_ack(&tcp4(0x18, 0)), "PSH does not matter");
+        assert!(!is_pure_tcp_ack(&tcp4(0x10, 1)), "carries data");
+        assert!(!is_pure_tcp_ack(&tcp4(0x12, 0)), "SYN-ACK");
+        assert!(!is_pure_tcp_ack(&tcp4(0x11, 0)), "FIN");
+        assert!(!is_pure_tcp_ack(&tcp4(0x14, 0)), "RST");
+        assert!(!is_pure_tcp_ack(&tcp4(0x00, 0)), "no ACK flag");
+        let mut fragment = tcp4(0x10, 0);
+        fragment[6] = 0x20;
+        assert!(!is_pure_tcp_ack(&fragment));
+        let mut udp = tcp4(0x10, 0);
+        udp[9] = 17;
+        assert!(!is_pure_tcp_ack(&udp));
+        let mut v6 = vec![0u8; 60];
+        v6[0] = 0x60;
+        v6[4..6].copy_from_slice(&20u16.to_be_bytes());
+        v6[6] = 6;
+        v6[52] = 5 << 4;
+        v6[53] = 0x10;
+        assert!(is_pure_tcp_ack(&v6));
+        v6[4..6].copy_from_slice(&21u16.to_be_bytes());
+        assert!(!is_pure_tcp_ack(&v6));
+        assert!(!is_pure_tcp_ack(&tcp4(0x10, 0)[..39]), "truncated");
+    }
+
     proptest! {
+        #[test]
+        fn pure_ack_check_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = is_pure_tcp_ack(&bytes);
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
             let _ = flow_hash(&bytes);

@@ -14,6 +14,7 @@
 use std::time::{Duration, Instant};
 
 use super::fair_queue::{FairQueue, FqParams, QueueDrops};
+use super::flow::is_pure_tcp_ack;
 use super::stats::QueueDepth;
 
 #[derive(Debug, Clone, Copy)]
@@ -158,6 +159,15 @@ impl PacketRing {
         self.queue.chosen_is_light(now)
     }
 
+    /// Whether the packet last peeked is a bare TCP ack (see
+    /// [`is_pure_tcp_ack`]).
+    pub(crate) fn unsent_is_pure_ack(&self) -> bool {
+        self.queue.chosen_slot().is_some_and(|slot| {
+            let len = usize::from(self.queue.slot_len(slot));
+            is_pure_tcp_ack(self.bytes(slot, len))
+        })
+    }
+
     /// Takes the packet [`peek_unsent`](Self::peek_unsent) chose at `now`
     /// and gives it the next sequence number.
     pub(crate) fn take_unsent(&mut self, now: Instant) -> Option<u64> {
@@ -201,6 +211,11 @@ impl PacketRing {
             queued: self.queue.len(),
             limit: self.queue.limit(),
         }
+    }
+
+    /// Bytes waiting to be sent.
+    pub(crate) fn queued_bytes(&self) -> u64 {
+        self.queue.bytes()
     }
 
     /// Drops in the send queue so far, by rule.

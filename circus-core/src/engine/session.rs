@@ -637,9 +637,8 @@ impl Session {
             // The send queue picks the flow whose turn it is and applies its
             // drop rules (CoDel, max age).
             let len = self.ring.peek_unsent(now)?;
-            let copies = self.scheduler.light_flow_copies();
             let links = if self.ring.unsent_is_light(now) {
-                self.pick(len, copies, true, None)
+                self.pick(len, self.light_copies(), true, None)
             } else {
                 // A bulk packet goes after a waiting resend, and when it
                 // cannot go, a light flow's packet may still go out of turn.
@@ -653,7 +652,7 @@ impl Session {
                 }
                 bulk.or_else(|| {
                     let len = self.ring.peek_unsent_light(now)?;
-                    self.pick(len, copies, true, None)
+                    self.pick(len, self.light_copies(), true, None)
                 })
             };
             // Nothing usable or every link's window full: keep it queued
@@ -693,16 +692,36 @@ impl Session {
                     .push(PathView::new(slot.id, &slot.path, bytes, urgent));
             }
         }
-        let selection = if copies != Copies::ONE {
+        // Light packets and resends go on the soonest link(s) with room;
+        // only bulk ones may wait for a better link (`Scheduler::pick`).
+        let selection = if urgent || copies != Copies::ONE {
             self.scheduler
                 .pick_soonest(&self.views, bytes, copies, self.bulk_waits())
         } else {
-            self.scheduler.pick(&self.views, bytes)
+            let backlog = self.ring.queued_bytes().saturating_sub(len as u64);
+            self.scheduler.pick(&self.views, bytes, backlog)
         };
         if selection.is_empty() && avoid.is_some() {
             return self.pick(len, copies, urgent, None);
         }
         (!selection.is_empty()).then_some(selection)
+    }
+
+    /// Copies of the light flow's packet just peeked: as the policy says,
+    /// but at most one per link for a bare TCP ack. The next ack repairs a
+    /// lost one, so a second copy on the same link buys nothing, while a
+    /// copy on each link still lets the ack take the soonest one (an ack
+    /// held back by a slower link holds the sender back).
+    fn light_copies(&self) -> Copies {
+        let copies = self.scheduler.light_flow_copies();
+        if self.ring.unsent_is_pure_ack() {
+            Copies {
+                per_link: 1,
+                ..copies
+            }
+        } else {
+            copies
+        }
     }
 
     /// Whether bulk packets waited for room within [`BULK_WAIT_MEMORY`].

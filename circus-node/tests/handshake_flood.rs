@@ -16,6 +16,7 @@ mod common;
 
 use circus_core::crypto::{MacKeys, PublicKey};
 use circus_core::wire::{COOKIE_REPLY_LEN, HANDSHAKE_INIT_LEN, HandshakeInit, MAC_LEN};
+use common::capture::packet_socket;
 use common::*;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -190,20 +191,6 @@ fn capture(
     stop: Arc<AtomicBool>,
     ready: std::sync::mpsc::Sender<()>,
 ) -> Vec<Reply> {
-    // ETH_P_ALL: the kernel hands outgoing frames only to taps of all
-    // protocols, not to an ETH_P_IP socket.
-    const ETH_P_ALL: u16 = 0x0003;
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM,
-            i32::from(ETH_P_ALL.to_be()),
-        )
-    };
-    assert!(fd >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
-    // SAFETY: `fd` is a fresh, valid descriptor owned from here on.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // Classic BPF on the IPv4 header: UDP, destination in 198.19.0.0/16,
     // source port the gateway's.
     let filter = [
@@ -218,50 +205,7 @@ fn capture(
         bpf(0x06, 0, 0, 0xffff), // accept
         bpf(0x06, 0, 0, 0),      // drop
     ];
-    let program = libc::sock_fprog {
-        len: filter.len() as u16,
-        filter: filter.as_ptr().cast_mut(),
-    };
-    // SAFETY: attaching a valid filter program that outlives the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&raw const program).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as u32,
-        )
-    };
-    assert_eq!(rc, 0, "filter: {}", std::io::Error::last_os_error());
-    let index = nix::net::if_::if_nametoindex(interface).expect("interface index");
-    // SAFETY: zeroed sockaddr_ll is valid; the fields set below are all bind needs.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = ETH_P_ALL.to_be();
-    addr.sll_ifindex = index as i32;
-    // SAFETY: `addr` is a valid sockaddr_ll of the size given.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&raw const addr).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    assert_eq!(rc, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
-    let timeout = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 50_000,
-    };
-    // SAFETY: setting SO_RCVTIMEO with a valid timeval.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const timeout).cast(),
-            std::mem::size_of::<libc::timeval>() as u32,
-        );
-    }
+    let fd = packet_socket(interface, &filter);
     let _ = ready.send(());
     let mut replies = Vec::new();
     let mut buf = [0u8; 2048];

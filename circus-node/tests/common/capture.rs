@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Captures the UDP payloads sent to the gateway port through one
-/// interface (AF_PACKET, both directions: run it in the namespace that has
-/// the interface), so a test can replay and mutate real packets. Stops when
-/// `stop` is set or after 2000 datagrams.
-pub fn capture(interface: &str, stop: Arc<AtomicBool>) -> Vec<Vec<u8>> {
+/// An AF_PACKET socket on `interface` seeing frames both ways (run it in
+/// the namespace that has the interface), keeping only what the classic BPF
+/// `filter` accepts (everything if empty), with reads that time out after
+/// 50 ms so a capture loop can check its stop flag.
+pub fn packet_socket(interface: &str, filter: &[libc::sock_filter]) -> OwnedFd {
     // ETH_P_ALL: the kernel hands outgoing frames only to taps of all
     // protocols, not to an ETH_P_IP socket.
     const ETH_P_ALL: u16 = 0x0003;
@@ -31,6 +31,23 @@ pub fn capture(interface: &str, stop: Arc<AtomicBool>) -> Vec<Vec<u8>> {
     );
     // SAFETY: `fd` is a fresh, valid descriptor owned from here on.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    if !filter.is_empty() {
+        let program = libc::sock_fprog {
+            len: u16::try_from(filter.len()).expect("filter length"),
+            filter: filter.as_ptr().cast_mut(),
+        };
+        // SAFETY: attaching a valid filter program that outlives the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&raw const program).cast(),
+                std::mem::size_of::<libc::sock_fprog>() as u32,
+            )
+        };
+        assert_eq!(rc, 0, "filter: {}", std::io::Error::last_os_error());
+    }
     let index = nix::net::if_::if_nametoindex(interface).expect("interface index");
     // SAFETY: zeroed sockaddr_ll is valid; the fields set below are all bind needs.
     let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
@@ -60,6 +77,15 @@ pub fn capture(interface: &str, stop: Arc<AtomicBool>) -> Vec<Vec<u8>> {
             std::mem::size_of::<libc::timeval>() as u32,
         );
     }
+    fd
+}
+
+/// Captures the UDP payloads sent to the gateway port through one
+/// interface (AF_PACKET, both directions: run it in the namespace that has
+/// the interface), so a test can replay and mutate real packets. Stops when
+/// `stop` is set or after 2000 datagrams.
+pub fn capture(interface: &str, stop: Arc<AtomicBool>) -> Vec<Vec<u8>> {
+    let fd = packet_socket(interface, &[]);
     let mut captured = Vec::new();
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::Relaxed) && captured.len() < 2000 {

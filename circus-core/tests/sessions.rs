@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use circus_core::LinkId;
-use circus_core::crypto::Psk;
+use circus_core::crypto::{Psk, PublicKey, StaticSecret};
 use circus_core::engine::{Config, Gateway, PeerConfig};
 use circus_core::wire::HANDSHAKE_INIT_LEN;
 use harness::{ClientSpec, LinkSpec, SERVER_ADDR, Sim, keypair, test_packet};
@@ -81,20 +81,45 @@ fn unknown_key_gets_no_reply_and_no_session() {
     );
 }
 
-/// Garbage, truncated and replayed handshakes get no reply and leave no
-/// state; a valid init gets a reply smaller than itself.
-#[test]
-fn unauthenticated_input_gets_no_reply_larger_than_itself() {
+/// A gateway that knows one client (keys 1 and 200, tunnel address
+/// 100.64.0.2), for tests that speak to it packet by packet.
+struct OneClientGateway {
+    client_secret: StaticSecret,
+    gw_public: PublicKey,
+    psk: Psk,
+    now: Instant,
+    gateway: Gateway,
+}
+
+fn one_client_gateway() -> OneClientGateway {
     let (client_secret, client_public) = keypair(1);
     let (gw_secret, gw_public) = keypair(200);
     let psk = Psk::from_bytes([7; 32]);
-    let now = Instant::now();
     let peers = vec![PeerConfig {
         public: client_public,
         psk: psk.clone(),
         tunnel_addrs: vec!["100.64.0.2".parse().expect("prefix")],
     }];
-    let mut gateway = Gateway::new(Config::default(), gw_secret, peers).expect("config");
+    OneClientGateway {
+        client_secret,
+        gw_public,
+        psk,
+        now: Instant::now(),
+        gateway: Gateway::new(Config::default(), gw_secret, peers).expect("config"),
+    }
+}
+
+/// Garbage, truncated and replayed handshakes get no reply and leave no
+/// state; a valid init gets a reply smaller than itself.
+#[test]
+fn unauthenticated_input_gets_no_reply_larger_than_itself() {
+    let OneClientGateway {
+        client_secret,
+        gw_public,
+        psk,
+        now,
+        mut gateway,
+    } = one_client_gateway();
     let from: SocketAddr = "198.18.1.2:40000".parse().expect("addr");
     let mut out = vec![0u8; 2048];
 
@@ -174,16 +199,13 @@ fn under_a_flood_a_client_connects_with_one_cookie_round_trip() {
     use circus_core::crypto::MacKeys;
     use circus_core::wire::{COOKIE_REPLY_LEN, HandshakeInit, MAC_LEN, NOISE_INIT_LEN, Packet};
 
-    let (client_secret, client_public) = keypair(1);
-    let (gw_secret, gw_public) = keypair(200);
-    let psk = Psk::from_bytes([7; 32]);
-    let now = Instant::now();
-    let peers = vec![PeerConfig {
-        public: client_public,
-        psk: psk.clone(),
-        tunnel_addrs: vec!["100.64.0.2".parse().expect("prefix")],
-    }];
-    let mut gateway = Gateway::new(Config::default(), gw_secret, peers).expect("config");
+    let OneClientGateway {
+        client_secret,
+        gw_public,
+        psk,
+        now,
+        mut gateway,
+    } = one_client_gateway();
     let mut out = vec![0u8; 2048];
 
     // The attacker knows the gateway's public key, so its inits pass mac1.

@@ -17,6 +17,7 @@ mod common;
 use circus_core::crypto::{MacKeys, PublicKey};
 use circus_core::wire::{COOKIE_REPLY_LEN, HANDSHAKE_INIT_LEN, HandshakeInit, MAC_LEN};
 use common::capture::packet_socket;
+use common::junk::Junk;
 use common::*;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -31,18 +32,6 @@ const QUIET_FOR: Duration = Duration::from_millis(500);
 /// Then full rate for this long; the client starts `CLIENT_AFTER` into it.
 const FLOOD_FOR: Duration = Duration::from_secs(3);
 const CLIENT_AFTER: Duration = Duration::from_millis(500);
-
-/// xorshift64: reproducible randomness without a dependency.
-struct Junk(u64);
-
-impl Junk {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// What the flood sent.
 #[derive(Debug)]

@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod capture;
+pub mod junk;
 pub mod ping;
 
 use circus_core::crypto::{PublicKey, StaticSecret, generate_keypair};

@@ -225,7 +225,9 @@ impl PathView {
         let pipe = u128::from(self.window.max(1));
         let ahead = u128::from(self.bytes_in_flight) + len as u128;
         let queued = ahead.saturating_sub(pipe);
-        let drain_nanos = self.min_rtt.as_nanos() * queued / pipe;
+        // A link with no min RTT measured yet (zero) still takes time to
+        // drain a queue; without the floor any backlog would drain at once.
+        let drain_nanos = self.min_rtt.as_nanos().max(1_000) * queued / pipe;
         let drain = Duration::from_nanos(u64::try_from(drain_nanos).unwrap_or(u64::MAX));
         self.srtt / 2 + drain
     }

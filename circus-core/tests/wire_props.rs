@@ -45,6 +45,7 @@ enum FrameModel {
     Ack {
         link: u8,
         ack_delay_us: u32,
+        sent_at_us: u32,
         ranges: Vec<RangeInclusive<u64>>,
     },
     Close {
@@ -72,6 +73,7 @@ impl FrameModel {
             Frame::Ack(ack) => FrameModel::Ack {
                 link: ack.link().0,
                 ack_delay_us: ack.ack_delay_us(),
+                sent_at_us: ack.sent_at_us(),
                 ranges: ack.ranges().collect(),
             },
             Frame::Close { reason } => FrameModel::Close { reason: *reason },
@@ -94,8 +96,15 @@ impl FrameModel {
             FrameModel::Ack {
                 link,
                 ack_delay_us,
+                sent_at_us,
                 ranges,
-            } => emit_ack(buf, LinkId(*link), *ack_delay_us, ranges.iter().cloned()),
+            } => emit_ack(
+                buf,
+                LinkId(*link),
+                *ack_delay_us,
+                *sent_at_us,
+                ranges.iter().cloned(),
+            ),
             FrameModel::Close { reason } => Frame::Close { reason: *reason }.emit(buf),
             FrameModel::Padding { len } => Frame::Padding { len: *len }.emit(buf),
         }
@@ -118,14 +127,16 @@ fn inner_frame() -> impl Strategy<Value = FrameModel> {
         (
             any::<u8>(),
             any::<u32>(),
+            any::<u32>(),
             ack_ranges().prop_map(|mut r| {
                 r.truncate(MAX_ACK_RANGES);
                 r
             })
         )
-            .prop_map(|(link, ack_delay_us, ranges)| FrameModel::Ack {
+            .prop_map(|(link, ack_delay_us, sent_at_us, ranges)| FrameModel::Ack {
                 link,
                 ack_delay_us,
+                sent_at_us,
                 ranges
             }),
         any::<u8>().prop_map(|reason| FrameModel::Close { reason }),
@@ -168,9 +179,10 @@ proptest! {
         space in 0usize..400,
         link in any::<u8>(),
         ack_delay_us in any::<u32>(),
+        sent_at_us in any::<u32>(),
     ) {
         let mut buf = vec![0u8; space];
-        match emit_ack(&mut buf, LinkId(link), ack_delay_us, ranges.iter().cloned()) {
+        match emit_ack(&mut buf, LinkId(link), ack_delay_us, sent_at_us, ranges.iter().cloned()) {
             Ok(len) => {
                 prop_assert!(len <= space);
                 let Some(Ok(Frame::Ack(ack))) = FrameIter::new(&buf[..len]).next() else {
@@ -183,10 +195,11 @@ proptest! {
                 prop_assert_eq!(ack.range_count(), parsed.len());
                 prop_assert_eq!(ack.link(), LinkId(link));
                 prop_assert_eq!(ack.ack_delay_us(), ack_delay_us);
+                prop_assert_eq!(ack.sent_at_us(), sent_at_us);
                 // Truncation only when the next range really did not fit.
                 if parsed.len() < ranges.len().min(MAX_ACK_RANGES) {
                     let mut bigger = vec![0u8; 1 << 14];
-                    let full = emit_ack(&mut bigger, LinkId(link), ack_delay_us,
+                    let full = emit_ack(&mut bigger, LinkId(link), ack_delay_us, sent_at_us,
                         ranges[..=parsed.len()].iter().cloned()).unwrap();
                     prop_assert!(full > space);
                 }
@@ -194,7 +207,7 @@ proptest! {
             Err(WireError::BufferTooSmall { .. }) => {
                 // Not even the first range fits: the fixed part alone needs more.
                 let mut bigger = vec![0u8; 64];
-                let first_only = emit_ack(&mut bigger, LinkId(link), ack_delay_us,
+                let first_only = emit_ack(&mut bigger, LinkId(link), ack_delay_us, sent_at_us,
                     ranges[..1].iter().cloned()).unwrap();
                 prop_assert!(first_only > space);
             }

@@ -365,6 +365,7 @@ impl Session {
             ..
         } = self;
         let slot = &mut links[j];
+        slot.path.on_ack_stamp(now, ack.sent_at_us());
         let outcome = slot.path.on_ack(
             now,
             ack.ranges(),
@@ -782,6 +783,7 @@ impl Session {
                 &mut buf[off..off + room],
                 link.id,
                 delay_us,
+                link.path.clock_us(now),
                 link.acks.ranges(),
             ) {
                 off += n;

@@ -35,13 +35,15 @@
 //!
 //! Files: [`Path`] (sender side, `path.rs`) built from `rtt.rs`, `sent.rs`
 //! (packets in flight and loss detection), `rate.rs` (delivery rate),
-//! `silence.rs` (when unanswered packets mean death) and `flaps.rs` (flap
-//! damping); [`AckTracker`] (receiver side, `ack_tracker.rs`).
+//! `silence.rs` (when unanswered packets mean death), `flaps.rs` (flap
+//! damping) and `return_delay.rs` (queueing on the way back, which the
+//! in-flight cap allows for); [`AckTracker`] (receiver side, `ack_tracker.rs`).
 
 mod ack_tracker;
 mod flaps;
 mod path;
 mod rate;
+mod return_delay;
 mod rtt;
 mod sent;
 mod silence;

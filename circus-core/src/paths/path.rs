@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::flaps::FlapDamping;
 use super::rate::DeliveryRate;
+use super::return_delay::ReturnDelay;
 use super::rtt::RttEstimator;
 use super::sent::{Fate, SentPacket, SentPackets};
 use super::silence::{Evidence, SilenceOdds};
@@ -75,6 +76,9 @@ pub struct Path {
     sent: SentPackets,
     rtt: RttEstimator,
     rate: DeliveryRate,
+    return_delay: ReturnDelay,
+    /// Origin of this end's clock as stamped on acks ([`Path::clock_us`]).
+    clock_origin: Instant,
     fates: Fates,
     largest_acked: Option<u64>,
     /// When the oldest pending packet below `largest_acked` becomes lost by
@@ -159,6 +163,8 @@ impl Path {
             sent: SentPackets::new(config.max_tracked_packets),
             rtt: RttEstimator::new(config.initial_rtt),
             rate: DeliveryRate::new(),
+            return_delay: ReturnDelay::default(),
+            clock_origin: now,
             fates: Fates {
                 bytes_in_flight: 0,
                 loss_rate: 0.0,
@@ -387,14 +393,39 @@ impl Path {
 
     /// Most bytes allowed in flight: [`PathConfig::in_flight_window_eighths`]
     /// of [`window`](Path::window), or for `urgent` packets (light flows,
-    /// resends) [`PathConfig::urgent_window_eighths`].
+    /// resends) [`PathConfig::urgent_window_eighths`], plus what the link
+    /// delivers while acks wait on the way back ([`Path::return_delay`]):
+    /// without it a busy reverse direction holds this one below capacity.
     pub fn in_flight_cap(&self, urgent: bool) -> u64 {
         let eighths = if urgent {
             self.config.urgent_window_eighths
         } else {
             self.config.in_flight_window_eighths
         };
-        self.window().saturating_mul(u64::from(eighths)) / 8
+        let ack_wait = u128::from(self.delivery_rate())
+            * self.return_delay().min(self.min_rtt()).as_nanos()
+            / 2_000_000_000;
+        (self.window().saturating_mul(u64::from(eighths)) / 8)
+            .saturating_add(u64::try_from(ack_wait).unwrap_or(u64::MAX))
+    }
+
+    /// Queueing delay of this link's acks on their way back, beyond the
+    /// fastest seen (see `return_delay.rs`).
+    pub fn return_delay(&self) -> Duration {
+        self.return_delay.delay()
+    }
+
+    /// This end's clock for the stamp on the acks it sends on this link:
+    /// microseconds since the link was created, wrapping.
+    pub fn clock_us(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.clock_origin).as_micros() as u32
+    }
+
+    /// An ack frame stamped `sent_at_us` by the peer's clock arrived at
+    /// `now`: one sample of the return delay.
+    pub fn on_ack_stamp(&mut self, now: Instant, sent_at_us: u32) {
+        self.return_delay
+            .on_ack(now, self.clock_us(now), sent_at_us);
     }
 
     /// Whether `bytes` more may be put in flight without overfilling the link
@@ -644,6 +675,7 @@ impl Path {
                 fates.good_probes = 0;
                 self.loss_time = None;
                 self.rtt.restart();
+                self.return_delay.restart();
                 self.flaps
                     .on_failure(now, previous.is_usable(), &self.config);
             }
@@ -1023,6 +1055,35 @@ mod tests {
             link.path.can_send(1200, false),
             "the flow fits in its window"
         );
+    }
+
+    #[test]
+    fn the_cap_allows_for_half_the_wait_of_acks_on_the_way_back_up_to_one_min_rtt() {
+        let mut link = Link::new(30 * MS);
+        link.run(2000 * MS, true);
+        let (rate, min_rtt) = (link.path.delivery_rate(), link.path.min_rtt());
+        let steady = link.path.in_flight_cap(false);
+        // Acks stamped by a peer whose clock is 5 s ahead, arriving 10 ms
+        // after being stamped, then `queue` later than that.
+        let mut acks_delayed_by = |queue: Duration| {
+            for _ in 0..200 {
+                link.now += MS;
+                let local = link.path.clock_us(link.now);
+                let stamp = local.wrapping_add(5_000_000 - 10_000) - queue.as_micros() as u32;
+                link.path.on_ack_stamp(link.now, stamp);
+            }
+            link.path.in_flight_cap(false)
+        };
+        assert_eq!(acks_delayed_by(Duration::ZERO), steady);
+        let grown = acks_delayed_by(20 * MS) - steady;
+        let expected = rate * 10 / 1000;
+        assert!(
+            grown.abs_diff(expected) <= expected / 50,
+            "{grown} vs {expected}"
+        );
+        let most = acks_delayed_by(200 * MS) - steady;
+        let bound = rate * min_rtt.as_micros() as u64 / 2_000_000;
+        assert!(most.abs_diff(bound) <= bound / 50, "{most} vs {bound}");
     }
 
     #[test]

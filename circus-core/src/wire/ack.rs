@@ -4,7 +4,8 @@
 //! the link id:
 //!
 //! ```text
-//! link u8, ack_delay_us varint, largest varint, extra_range_count u8,
+//! link u8, ack_delay_us varint, sent_at_us u32, largest varint,
+//! extra_range_count u8,
 //! first_range varint                   (largest - smallest of the first range)
 //! (gap varint, range_len varint) * extra_range_count
 //! ```
@@ -14,6 +15,12 @@
 //! `range_len + 1` numbers. Varints keep a typical ack of a busy link to a
 //! dozen bytes, so acks can be sent every few packets on every link, which is
 //! what lets a silent link be judged within a few RTTs.
+//!
+//! `sent_at_us` is the acker's clock when it sent the frame (microseconds,
+//! wrapping, from an origin of its own). The clocks of the two ends are not
+//! related, but how much later than usual acks arrive is: that is the
+//! queueing delay on the way back, which the sender must allow for in flight
+//! (see `paths::ReturnDelay`) without taking it for a full forward link.
 
 use std::ops::RangeInclusive;
 
@@ -32,6 +39,7 @@ pub const MAX_ACK_RANGES: usize = 1 + u8::MAX as usize;
 pub struct AckFrame<'a> {
     link: LinkId,
     ack_delay_us: u32,
+    sent_at_us: u32,
     largest: u64,
     first_range: u64,
     extra_ranges: u8,
@@ -49,6 +57,12 @@ impl<'a> AckFrame<'a> {
     /// sender can subtract it from the RTT sample (RFC 9002, 5.3).
     pub fn ack_delay_us(&self) -> u32 {
         self.ack_delay_us
+    }
+
+    /// The acker's clock when it sent this frame, in microseconds from an
+    /// origin of its own, wrapping.
+    pub fn sent_at_us(&self) -> u32 {
+        self.sent_at_us
     }
 
     /// The largest acknowledged path packet number.
@@ -74,7 +88,8 @@ impl<'a> AckFrame<'a> {
     pub(super) fn encoded_len(&self) -> usize {
         // The values were decoded from varints, so they re-encode.
         let varint = |value: u64| varint_len(value).unwrap_or(8);
-        3 + varint(u64::from(self.ack_delay_us))
+        3 + 4
+            + varint(u64::from(self.ack_delay_us))
             + varint(self.largest)
             + varint(self.first_range)
             + self.encoded_extra.len()
@@ -84,6 +99,7 @@ impl<'a> AckFrame<'a> {
         writer.u8(FRAME_ACK, "ack frame")?;
         writer.u8(self.link.0, "ack link")?;
         writer.varint(u64::from(self.ack_delay_us), "ack delay")?;
+        writer.u32(self.sent_at_us, "ack sent at")?;
         writer.varint(self.largest, "ack largest")?;
         writer.u8(self.extra_ranges, "ack range count")?;
         writer.varint(self.first_range, "ack first range")?;
@@ -95,6 +111,7 @@ impl<'a> AckFrame<'a> {
         let link = LinkId(reader.u8("ack link")?);
         let delay = reader.varint("ack delay")?;
         let ack_delay_us = u32::try_from(delay).map_err(|_| WireError::AckDelayTooLarge(delay))?;
+        let sent_at_us = reader.u32("ack sent at")?;
         let largest = reader.varint("ack largest")?;
         let extra_ranges = reader.u8("ack range count")?;
         let first_range = reader.varint("ack first range")?;
@@ -112,6 +129,7 @@ impl<'a> AckFrame<'a> {
         Ok(AckFrame {
             link,
             ack_delay_us,
+            sent_at_us,
             largest,
             first_range,
             extra_ranges,
@@ -170,6 +188,7 @@ pub fn emit_ack<I>(
     buf: &mut [u8],
     link: LinkId,
     ack_delay_us: u32,
+    sent_at_us: u32,
     ranges: I,
 ) -> Result<usize, WireError>
 where
@@ -185,6 +204,7 @@ where
     writer.u8(FRAME_ACK, "ack frame")?;
     writer.u8(link.0, "ack link")?;
     writer.varint(u64::from(ack_delay_us), "ack delay")?;
+    writer.u32(sent_at_us, "ack sent at")?;
     writer.varint(largest, "ack largest")?;
     let count_at = writer.len();
     writer.u8(0, "ack range count")?;
@@ -235,10 +255,11 @@ mod tests {
     fn ranges_round_trip_highest_first() {
         let ranges = [90..=100, 50..=60, 0..=0];
         let mut buf = [0u8; 64];
-        let len = emit_ack(&mut buf, LinkId(2), 250, ranges.clone()).unwrap();
+        let len = emit_ack(&mut buf, LinkId(2), 250, 0xdead_beef, ranges.clone()).unwrap();
         let ack = parse_ack(&buf[..len]);
         assert_eq!(ack.link(), LinkId(2));
         assert_eq!(ack.ack_delay_us(), 250);
+        assert_eq!(ack.sent_at_us(), 0xdead_beef);
         assert_eq!(ack.largest(), 100);
         assert_eq!(ack.ranges().collect::<Vec<_>>(), ranges);
         assert_eq!(Frame::Ack(ack).encoded_len(), len);
@@ -258,7 +279,7 @@ mod tests {
             }],
         ] {
             assert_eq!(
-                emit_ack(&mut buf, LinkId(0), 0, bad.clone()),
+                emit_ack(&mut buf, LinkId(0), 0, 0, bad.clone()),
                 Err(WireError::InvalidAckRanges),
                 "{bad:?}"
             );
@@ -267,8 +288,9 @@ mod tests {
 
     #[test]
     fn a_range_below_zero_is_refused_on_parse() {
-        // largest 3, first range 1 (2..=3), then gap 0 -> next largest 0, len 5.
-        let bytes = [FRAME_ACK, 0, 0, 3, 1, 1, 0, 5];
+        // sent at 0, largest 3, first range 1 (2..=3), then gap 0 -> next
+        // largest 0, len 5.
+        let bytes = [FRAME_ACK, 0, 0, 0, 0, 0, 0, 3, 1, 1, 0, 5];
         assert_eq!(
             FrameIter::new(&bytes).next(),
             Some(Err(WireError::AckRangeUnderflow))
@@ -279,7 +301,7 @@ mod tests {
     fn truncation_keeps_the_highest_ranges() {
         let ranges: Vec<_> = (0..100u64).rev().map(|i| i * 10..=i * 10 + 5).collect();
         let mut buf = [0u8; 20];
-        let len = emit_ack(&mut buf, LinkId(1), 0, ranges.clone()).unwrap();
+        let len = emit_ack(&mut buf, LinkId(1), 0, 7, ranges.clone()).unwrap();
         let parsed: Vec<_> = parse_ack(&buf[..len]).ranges().collect();
         assert!(parsed.len() > 1 && parsed.len() < ranges.len());
         assert_eq!(parsed, ranges[..parsed.len()]);

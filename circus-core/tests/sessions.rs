@@ -523,3 +523,57 @@ fn silent_client_is_forgotten_after_idle_timeout() {
     assert!(!sim.gateway.has_session(&sim.clients[0].public));
     assert!(sim.gateway.stats().sessions.is_empty());
 }
+
+/// A connecting client whose inits are lost (a gateway not yet up, or one
+/// whose socket overflows under a flood) retries after 100 ms, doubling up
+/// to `handshake_retry`: a lost init costs a tenth of a second, not one.
+#[test]
+fn unanswered_inits_are_retried_after_100_ms_doubling_to_handshake_retry() {
+    let OneClientGateway {
+        client_secret,
+        gw_public,
+        psk,
+        now: start,
+        ..
+    } = one_client_gateway();
+    let config = Config::default();
+    let cap = config.handshake_retry;
+    let mut client = circus_core::engine::Client::new(
+        config,
+        client_secret,
+        gw_public,
+        psk,
+        vec!["100.64.0.2".parse().expect("prefix")],
+        start,
+        1_000_000_000,
+    );
+    client.link_add(start, LinkId(0));
+    let mut out = vec![0u8; 2048];
+    let mut sent_at = Vec::new();
+    let mut now = start;
+    while now < start + secs(4.0) {
+        client.handle_timeout(now);
+        while let Some(t) = client.poll_transmit(now, &mut out) {
+            if t.len == HANDSHAKE_INIT_LEN {
+                sent_at.push(now - start);
+            }
+        }
+        now = client
+            .poll_timeout()
+            .map_or(now + secs(0.01), |t| t.max(now + secs(0.001)));
+    }
+    let gaps: Vec<Duration> = sent_at.windows(2).map(|w| w[1] - w[0]).collect();
+    let expected: Vec<Duration> = [0.1, 0.2, 0.4, 0.8]
+        .into_iter()
+        .map(secs)
+        .chain(std::iter::repeat(cap))
+        .take(gaps.len())
+        .collect();
+    assert!(gaps.len() >= 5, "{sent_at:?}");
+    for (gap, want) in gaps.iter().zip(&expected) {
+        assert!(
+            gap.abs_diff(*want) <= secs(0.002),
+            "gaps {gaps:?}, want {expected:?}"
+        );
+    }
+}

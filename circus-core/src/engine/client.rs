@@ -36,16 +36,19 @@ struct Handshake {
     pending_links: Vec<LinkId>,
 }
 
-/// First retry delay of a handshake started because every link went
-/// silent; it doubles after each unanswered attempt, up to
-/// `handshake_retry`.
+/// First retry delay of a handshake the tunnel waits for (the first
+/// connect, or one started because every link went silent); it doubles
+/// after each unanswered attempt, up to `handshake_retry`. A rekey of a
+/// working session is in no hurry and retries at `handshake_retry`.
 ///
 /// 100 ms: a restarted gateway is back in service within that much of its
-/// return plus a round trip while the backoff is short, and an outage that
-/// lasts has the attempts slow to one per `handshake_retry` within a
-/// second. Four inits per link in the first second stay within the
-/// gateway's per-source budget (8 per second, burst 16).
-const RECOVERY_FIRST_RETRY: Duration = Duration::from_millis(100);
+/// return plus a round trip while the backoff is short, an init lost to a
+/// gateway whose socket overflows under a flood costs 100 ms rather than a
+/// second, and an outage that lasts has the attempts slow to one per
+/// `handshake_retry` within a second. Four inits per link in the first
+/// second stay within the gateway's per-source budget (8 per second,
+/// burst 16).
+const CONNECT_FIRST_RETRY: Duration = Duration::from_millis(100);
 
 /// A session presumed lost because every link went silent: a fresh
 /// handshake runs while the old session keeps probing.
@@ -54,8 +57,6 @@ struct Recovery {
     /// When the silence was noticed: an authenticated packet of the old
     /// session after this shows the gateway still has it.
     since: Instant,
-    /// Wait before the next attempt if the current one is unanswered.
-    retry: Duration,
 }
 
 /// A cookie the gateway sent to one link's address, for the init's mac2.
@@ -93,6 +94,9 @@ pub struct Client {
     fresh: bool,
     /// Set while a silence of every link has a fresh handshake running.
     recovery: Option<Recovery>,
+    /// Wait before the next attempt of a handshake the tunnel waits for
+    /// (see [`CONNECT_FIRST_RETRY`]).
+    connect_retry: Duration,
     /// [`close`](Client::close) was called: nothing but the Close goes out.
     closed: bool,
     /// The gateway's latest cookie per link (each link sends from its own
@@ -139,6 +143,7 @@ impl Client {
             next_index: (unix_time_ns / 1000) as u32 & !FRESH_SESSION_BIT,
             fresh: true,
             recovery: None,
+            connect_retry: CONNECT_FIRST_RETRY,
             closed: false,
             cookies: Vec::new(),
             scratch,
@@ -230,6 +235,7 @@ impl Client {
                 self.handshake = None;
                 self.next_init_at = None;
                 self.recovery = None;
+                self.connect_retry = CONNECT_FIRST_RETRY;
                 if fresh && self.session.keys.current_ref().is_some() {
                     self.restart_session(now);
                 }
@@ -353,10 +359,8 @@ impl Client {
             None if self.is_connected() && self.session.all_links_silent() => {
                 // A rekey under way is superseded: it would not restart
                 // the data plane, and a restarted gateway's must.
-                self.recovery = Some(Recovery {
-                    since: now,
-                    retry: RECOVERY_FIRST_RETRY,
-                });
+                self.recovery = Some(Recovery { since: now });
+                self.connect_retry = CONNECT_FIRST_RETRY;
                 self.fresh = true;
                 self.next_init_at = Some(now);
             }
@@ -364,18 +368,17 @@ impl Client {
         }
     }
 
-    /// When to resend an unanswered init: `handshake_retry`, or the
-    /// recovery's backoff, doubled for the attempt after.
+    /// When to resend an unanswered init: `handshake_retry` for a rekey of
+    /// a working session, else the connect backoff, doubled for the attempt
+    /// after.
     fn next_retry(&mut self) -> Duration {
         let cap = self.config.handshake_retry;
-        match &mut self.recovery {
-            Some(r) => {
-                let retry = r.retry.min(cap);
-                r.retry = (retry * 2).min(cap);
-                retry
-            }
-            None => cap,
+        if self.is_connected() && self.recovery.is_none() {
+            return cap;
         }
+        let retry = self.connect_retry.min(cap);
+        self.connect_retry = (retry * 2).min(cap);
+        retry
     }
 
     /// Starts (or restarts) a handshake if one is due.

@@ -13,6 +13,7 @@
 use crate::config::LinkConfig;
 use crate::hotplug::InterfaceState;
 use crate::link_socket::{self, RecvBatch};
+use crate::resolve;
 use circus_core::LinkId;
 use socket2::{SockAddr, SockRef};
 use std::collections::BTreeMap;
@@ -103,6 +104,12 @@ impl LinkSet {
         self.slots.is_empty()
     }
 
+    /// Every link's config, in link order (gateway addresses as they are
+    /// now, after any new lookup of a host name).
+    pub fn configs(&self) -> Vec<LinkConfig> {
+        self.slots.iter().map(|s| s.config.clone()).collect()
+    }
+
     pub fn config(&self, link: LinkId) -> Option<&LinkConfig> {
         self.slots.get(usize::from(link.0)).map(|s| &s.config)
     }
@@ -113,6 +120,55 @@ impl LinkSet {
             Some(Slot { socket: None, .. }) => LocalState::Down,
             Some(_) => LocalState::Up,
         }
+    }
+
+    /// Whether some link whose gateway has a host name could send, but not
+    /// to the address family it has (a link with only IPv6 given an IPv4
+    /// address): a fresh lookup may offer the other family.
+    pub fn wrong_family(&self) -> bool {
+        self.slots.iter().any(|s| {
+            s.config.gateway_host.is_some()
+                && s.seen.as_ref().is_some_and(|i| {
+                    i.running && !i.addresses.is_empty() && !i.can_reach(s.config.gateway)
+                })
+        })
+    }
+
+    /// Points `link` at one of `addrs`, the gateway's name looked up again
+    /// ([`resolve::prefer`]); returns whether its address changed. A new
+    /// address is a new path to the engine: the link is removed here, and
+    /// the next [`reconcile`](Self::reconcile) opens a socket of the new
+    /// family and adds it again.
+    pub fn regateway(
+        &mut self,
+        link: LinkId,
+        addrs: &[SocketAddr],
+        mut tell_engine: impl FnMut(LinkId, LinkChange),
+    ) -> bool {
+        let Some(slot) = self.slots.get_mut(usize::from(link.0)) else {
+            return false;
+        };
+        let seen = slot.seen.as_ref();
+        let usable = |a: SocketAddr| seen.is_some_and(|i| i.can_reach(a));
+        let Some(addr) = resolve::prefer(addrs, slot.config.gateway, usable) else {
+            return false;
+        };
+        if addr == slot.config.gateway {
+            return false;
+        }
+        tracing::info!(link = %slot.config.name, from = %slot.config.gateway, to = %addr,
+            "the gateway's host name gives a new address");
+        slot.config.gateway = addr;
+        slot.gateway = addr.into();
+        slot.socket = None;
+        // Forces the next reconcile to look at the link afresh.
+        slot.seen = None;
+        if slot.registered {
+            slot.registered = false;
+            slot.engine_up = false;
+            tell_engine(link, LinkChange::Remove);
+        }
+        true
     }
 
     /// Brings sockets in line with `interfaces` and reports, in order, what
@@ -315,6 +371,7 @@ mod tests {
             name: "lo-link".into(),
             interface: "lo".into(),
             gateway,
+            gateway_host: None,
             mtu: 1500,
         }
     }

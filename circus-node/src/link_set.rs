@@ -387,6 +387,51 @@ mod tests {
         )])
     }
 
+    /// A link whose gateway name gave an IPv4 address while its interface
+    /// has only IPv6 asks for a new lookup, takes the IPv6 address from it,
+    /// and is a new path to the engine.
+    #[tokio::test]
+    async fn a_new_lookup_moves_a_link_to_the_family_it_can_use() {
+        let gateway = UdpSocket::bind("[::1]:0").await.unwrap();
+        let port = gateway.local_addr().unwrap().port();
+        let v4 = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut set = LinkSet::new(&[LinkConfig {
+            gateway_host: Some("localhost".into()),
+            ..loopback_link(v4)
+        }]);
+        let only_v6 = table(1, true, Some(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
+        let mut changes = Vec::new();
+        set.reconcile(&only_v6, |link, change| changes.push((link, change)));
+        assert_eq!(changes, [], "cannot reach an IPv4 address");
+        assert!(set.wrong_family());
+
+        let v6 = gateway.local_addr().unwrap();
+        assert!(!set.regateway(LinkId(0), &[v4], |_, _| {}), "same answer");
+        assert!(set.regateway(LinkId(0), &[v4, v6], |_, _| {}));
+        assert_eq!(set.config(LinkId(0)).unwrap().gateway, v6);
+        assert!(!set.wrong_family());
+        set.reconcile(&only_v6, |link, change| changes.push((link, change)));
+        if set.local_state(LinkId(0)) == LocalState::Down
+            && !nix::unistd::Uid::effective().is_root()
+        {
+            eprintln!("skipped: SO_BINDTODEVICE needs CAP_NET_RAW");
+            return;
+        }
+        assert_eq!(changes, [(LinkId(0), LinkChange::Add)]);
+        assert!(set.send(LinkId(0), b"v6"));
+        let mut buf = [0u8; 8];
+        let (n, _) = gateway.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"v6");
+
+        // Registered now: moving again removes the old path first.
+        let other = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port.wrapping_add(1)));
+        changes.clear();
+        assert!(set.regateway(LinkId(0), &[other], |link, change| {
+            changes.push((link, change))
+        }));
+        assert_eq!(changes, [(LinkId(0), LinkChange::Remove)]);
+    }
+
     #[tokio::test]
     async fn follows_interface_changes_and_carries_datagrams() {
         let gateway = UdpSocket::bind("127.0.0.1:0").await.unwrap();

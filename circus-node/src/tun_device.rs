@@ -193,4 +193,24 @@ mod tests {
         };
         assert_eq!(tun_mtu(&fixed, &links), 1280);
     }
+
+    #[test]
+    fn ipv6_needs_an_mtu_of_1280() {
+        let tun = TunConfig {
+            name: "t".into(),
+            address: crate::config::TunAddresses {
+                v4: None,
+                v6: Some("fd00:64::2/64".parse().unwrap()),
+            },
+            mtu: None,
+        };
+        let Err(err) = open(&tun, IPV6_MIN_MTU - 1) else {
+            panic!("a TUN device with IPv6 and mtu 1279 was created");
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains("mtu 1279, below IPv6's minimum of 1280"),
+            "{err}"
+        );
+    }
 }

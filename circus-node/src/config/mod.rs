@@ -443,11 +443,13 @@ impl Ctx<'_> {
 
     /// `tun.address`: one address or a list of at most one per family.
     fn tun_addresses(&self, value: &Spanned<OneOrMany>) -> Result<TunAddresses, ConfigError> {
-        let (entries, key): (Vec<Spanned<String>>, fn(usize) -> String) = match value.get_ref() {
-            OneOrMany::One(text) => (vec![Spanned::new(value.span(), text.clone())], |_| {
-                "tun.address".to_owned()
-            }),
-            OneOrMany::Many(list) => (list.clone(), |i| format!("tun.address[{i}]")),
+        let entries = match value.get_ref() {
+            OneOrMany::One(text) => vec![Spanned::new(value.span(), text.clone())],
+            OneOrMany::Many(list) => list.clone(),
+        };
+        let key = |i: usize| match value.get_ref() {
+            OneOrMany::One(_) => "tun.address".to_owned(),
+            OneOrMany::Many(_) => format!("tun.address[{i}]"),
         };
         TunAddresses::parse(entries.iter().map(|e| e.get_ref().as_str())).map_err(|e| match e {
             TunAddressError::Malformed { index } => {

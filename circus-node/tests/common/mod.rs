@@ -371,7 +371,8 @@ pub fn echo_stream(
     size: usize,
 ) -> EchoResult {
     ns.run(move || {
-        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let any = if to.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+        let socket = std::net::UdpSocket::bind(any).unwrap();
         let mut seen = vec![false; count as usize];
         let mut received = 0;
         let mut buf = vec![0u8; 65536];

@@ -2,7 +2,8 @@
 //!
 //! One task owns the engine and all its IO, in the shape quinn's driver has:
 //! wait for whichever comes first (a TUN packet, a datagram, the engine's
-//! timer, an interface change, a status request), feed it to the engine
+//! timer, an interface change, the end of a lookup of the gateway's host
+//! name, which runs on the blocking pool, a status request), feed it to the engine
 //! with the current time, then drain everything the engine wants sent or
 //! delivered, and re-arm the single timer only if its deadline moved.
 //!

@@ -126,6 +126,9 @@ fn veth6(client: &Netns, a: &str, gateway: &Netns, b: &str, subnet: u8) -> IpAdd
     format!("{net}1").parse().unwrap()
 }
 
+/// A link with only IPv6 addresses, whose gateway is a name with an A and
+/// an AAAA record, given the A record (as the config's lookup may): the
+/// daemon looks the name up again and takes the AAAA record.
 #[test]
 fn a_link_with_only_ipv6_works_beside_an_ipv4_one() {
     if !require_netns() {
@@ -135,18 +138,27 @@ fn a_link_with_only_ipv6_works_beside_an_ipv4_one() {
     let gateway_ns = Netns::new("v6g");
     veth(&client_ns, "cl0", &gateway_ns, "gl0", 0);
     let gateway_v6 = veth6(&client_ns, "cl1", &gateway_ns, "gl1", 1);
+    let hosts = hosts_file(
+        "v6",
+        &format!("198.18.1.1 circus-gw.test\n{gateway_v6} circus-gw.test\n"),
+    );
     let (gateway_secret, gateway_public) = circus_core::crypto::generate_keypair().unwrap();
     let id = ClientIdentity::new(2);
     let mut gateway_config = gateway_config(&gateway_secret, &[&id]);
     gateway_config.listen = addr("::", GATEWAY_PORT);
     let mut client_config = client_config(&id, gateway_public, &[("cl0", 0), ("cl1", 1)]);
-    client_config.links[1].gateway = SocketAddr::new(gateway_v6, GATEWAY_PORT);
+    client_config.links[1].gateway_host = Some("circus-gw.test".into());
+    assert_eq!(
+        client_config.links[1].gateway,
+        addr("198.18.1.1", GATEWAY_PORT),
+        "starts with the A record"
+    );
     // Every packet on both links both ways, so each link must carry all
     // of them (balanced would favour whichever link answered faster).
     gateway_config.policy = "redundant".parse().unwrap();
     client_config.policy = gateway_config.policy;
     let gateway = start_gateway(&gateway_ns, gateway_config);
-    let client = start_client(&client_ns, client_config);
+    let client = start_client_with_hosts(&client_ns, client_config, &hosts);
     client.wait_connected();
     client.wait("both links up", Duration::from_secs(5), |r| {
         r.sessions[0]
@@ -186,6 +198,35 @@ fn a_link_with_only_ipv6_works_beside_an_ipv4_one() {
         endpoints[0].starts_with("198.18.0.2:") && endpoints[1].starts_with("[fd00:18:1::2]:"),
         "{endpoints:?}"
     );
+    drop(client);
+    std::fs::remove_file(&hosts).unwrap();
+}
+
+/// A hosts file for one test, in the temporary directory.
+fn hosts_file(tag: &str, content: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("cnd-hosts-{}-{tag}", std::process::id()));
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+/// Starts a client in `ns` that resolves names through `hosts`, and waits
+/// until its status socket answers.
+fn start_client_with_hosts(
+    ns: &Netns,
+    config: circus_node::config::ClientConfig,
+    hosts: &Path,
+) -> Daemon {
+    let hosts = hosts.to_owned();
+    let client = Daemon::client(config, |job| {
+        ns.spawn(move || {
+            use_hosts_file(&hosts);
+            job()
+        });
+        Ok::<_, std::convert::Infallible>(())
+    })
+    .unwrap();
+    client.wait("status socket answers", Duration::from_secs(10), |_| true);
+    client
 }
 
 /// Puts the calling thread in a mount namespace of its own in which
@@ -222,8 +263,7 @@ fn gateway_by_host_name_is_reached_and_followed_when_it_moves() {
     veth(&client_ns, "cl0", &gateway_ns, "gl0", 0);
     // Deleting the first address must not delete the second.
     gateway_ns.sysctl("net.ipv4.conf.all.promote_secondaries=1");
-    let hosts: PathBuf = std::env::temp_dir().join(format!("cnd-hosts-{}", std::process::id()));
-    std::fs::write(&hosts, "198.18.0.1 circus-gw.test\n").unwrap();
+    let hosts = hosts_file("move", "198.18.0.1 circus-gw.test\n");
     let (gateway_secret, gateway_public) = circus_core::crypto::generate_keypair().unwrap();
     let id = ClientIdentity::new(2);
     let gateway = start_gateway(&gateway_ns, gateway_config(&gateway_secret, &[&id]));
@@ -255,15 +295,7 @@ fn gateway_by_host_name_is_reached_and_followed_when_it_moves() {
     let config = parse(text).unwrap();
     assert_eq!(config.links[0].gateway, addr("198.18.0.1", GATEWAY_PORT));
 
-    let daemon_hosts = hosts.clone();
-    let client = Daemon::client(config, |job| {
-        client_ns.spawn(move || {
-            use_hosts_file(&daemon_hosts);
-            job()
-        });
-        Ok::<_, std::convert::Infallible>(())
-    })
-    .unwrap();
+    let client = start_client_with_hosts(&client_ns, config, &hosts);
     client.wait_connected();
     gateway.wait_connected();
 

@@ -2,7 +2,8 @@
 //!
 //! One task owns the engine and all its IO, in the shape quinn's driver has:
 //! wait for whichever comes first (a TUN packet, a datagram, the engine's
-//! timer, an interface change, a status request), feed it to the engine
+//! timer, an interface change, the end of a lookup of the gateway's host
+//! name, which runs on the blocking pool, a status request), feed it to the engine
 //! with the current time, then drain everything the engine wants sent or
 //! delivered, and re-arm the single timer only if its deadline moved.
 //!
@@ -26,8 +27,9 @@
 use crate::config::MAX_LINKS;
 use crate::hotplug::{self, InterfaceWatcher};
 use crate::link_set::{LinkChange, LinkSet};
-use crate::link_socket::{RECV_BATCH, RecvBatch, SEND_BATCH, recv_many, send_many};
+use crate::link_socket::{self, RECV_BATCH, RecvBatch, SEND_BATCH, recv_many, send_many};
 use crate::report;
+use crate::resolve::{Resolver, ResolverEvent};
 use crate::status::ReportRequest;
 use crate::tun_device;
 use crate::vnet::{self, TunWriter};
@@ -275,6 +277,7 @@ pub(crate) async fn run_client(
         Ok(())
     };
     reconcile(&mut engine, &mut links)?;
+    let mut resolver = Resolver::new(&links.configs());
     let mut log = ClientLog::default();
     tokio::pin!(shutdown);
     loop {
@@ -314,12 +317,47 @@ pub(crate) async fn run_client(
                 }
             }
             () = watcher.changed() => reconcile(&mut engine, &mut links)?,
+            event = resolver.next() => match event {
+                ResolverEvent::Check => {
+                    resolver.check(Instant::now(), gateway_lost(&engine, &links), links.wrong_family());
+                }
+                ResolverEvent::Done(lookups) => {
+                    let now = Instant::now();
+                    let mut changed = false;
+                    for (i, lookup) in lookups.into_iter().enumerate() {
+                        let link = LinkId(i as u8);
+                        match lookup {
+                            Some(Ok(addrs)) => {
+                                changed |= links.regateway(link, &addrs, |link, _| engine.link_remove(now, link));
+                            }
+                            Some(Err(e)) => tracing::warn!(host = resolver.name(i).unwrap_or("?"), error = %e,
+                                "cannot resolve the gateway's host name; trying again later"),
+                            None => {}
+                        }
+                    }
+                    resolver.finished(now, changed);
+                    if changed {
+                        reconcile(&mut engine, &mut links)?;
+                    }
+                }
+            },
             Some(reply) = requests.recv() => {
                 let _ = reply.send(report::client(&engine, &links, started));
             }
         }
     }
     Ok(())
+}
+
+/// Whether no link has the gateway: none is up, or merely suspect (a link
+/// still probing has not found it yet, one that is down has lost it).
+fn gateway_lost(engine: &Client, links: &LinkSet) -> bool {
+    !(0..links.len()).any(|i| {
+        matches!(
+            engine.link_state(LinkId(i as u8)),
+            Some(PathState::Up | PathState::Suspect)
+        )
+    })
 }
 
 /// Sends what the engine wants sent, [`SEND_BATCH`] datagrams per system
@@ -446,9 +484,18 @@ pub(crate) async fn run_gateway(
     let mut buffers = Buffers::new(tun_device::takes_udp_super_packets(&tun));
     let mut timer = EngineTimer::new();
     let mut log = GatewayLog::new(names.len());
+    // A `[::]` listener also serves IPv4 clients (see `link_socket`).
+    let socket_v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
     tokio::pin!(shutdown);
     loop {
-        flush_gateway(&mut engine, &socket, &tun, &mut buffers, Instant::now());
+        flush_gateway(
+            &mut engine,
+            &socket,
+            socket_v6,
+            &tun,
+            &mut buffers,
+            Instant::now(),
+        );
         timer.set(engine.poll_timeout());
         log.observe(&engine, &names);
         tokio::select! {
@@ -476,7 +523,7 @@ pub(crate) async fn run_gateway(
                     };
                     for k in 0..n {
                         if let Some(from) = batch.source(k) {
-                            engine.handle_datagram(now, from, batch.datagram(k));
+                            engine.handle_datagram(now, link_socket::canonical(from), batch.datagram(k));
                         }
                     }
                     taken += n;
@@ -498,6 +545,7 @@ pub(crate) async fn run_gateway(
 fn flush_gateway(
     engine: &mut Gateway,
     socket: &UdpSocket,
+    socket_v6: bool,
     tun: &tun::AsyncDevice,
     buffers: &mut Buffers,
     now: Instant,
@@ -511,7 +559,7 @@ fn flush_gateway(
             let Some(t) = engine.poll_transmit(now, slot) else {
                 break;
             };
-            to[batch.count] = Some(t.to.into());
+            to[batch.count] = Some(link_socket::destination(t.to, socket_v6).into());
             batch.push(t.len);
         }
         if batch.count == 0 {

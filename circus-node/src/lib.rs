@@ -14,6 +14,7 @@
 //! - [`link_socket`]: UDP sockets bound to an interface (`SO_BINDTODEVICE`).
 //! - [`link_set`]: the client's links following interface hot-plug.
 //! - [`hotplug`]: interface table and netlink change notifications.
+//! - [`resolve`]: gateway host names, looked up again when the gateway is lost.
 //! - [`status`]: the status report and its unix socket.
 //! - [`logs`]: stderr logs filtered by `RUST_LOG`.
 //! - [`prometheus`]: the report as a Prometheus text endpoint.
@@ -28,6 +29,7 @@ pub mod link_socket;
 pub mod logs;
 pub mod prometheus;
 mod report;
+pub mod resolve;
 pub mod status;
 pub mod tun_device;
 pub mod vnet;

@@ -13,6 +13,7 @@
 use crate::config::LinkConfig;
 use crate::hotplug::InterfaceState;
 use crate::link_socket::{self, RecvBatch};
+use crate::resolve;
 use circus_core::LinkId;
 use socket2::{SockAddr, SockRef};
 use std::collections::BTreeMap;
@@ -103,6 +104,12 @@ impl LinkSet {
         self.slots.is_empty()
     }
 
+    /// Every link's config, in link order (gateway addresses as they are
+    /// now, after any new lookup of a host name).
+    pub fn configs(&self) -> Vec<LinkConfig> {
+        self.slots.iter().map(|s| s.config.clone()).collect()
+    }
+
     pub fn config(&self, link: LinkId) -> Option<&LinkConfig> {
         self.slots.get(usize::from(link.0)).map(|s| &s.config)
     }
@@ -113,6 +120,55 @@ impl LinkSet {
             Some(Slot { socket: None, .. }) => LocalState::Down,
             Some(_) => LocalState::Up,
         }
+    }
+
+    /// Whether some link whose gateway has a host name could send, but not
+    /// to the address family it has (a link with only IPv6 given an IPv4
+    /// address): a fresh lookup may offer the other family.
+    pub fn wrong_family(&self) -> bool {
+        self.slots.iter().any(|s| {
+            s.config.gateway_host.is_some()
+                && s.seen.as_ref().is_some_and(|i| {
+                    i.running && !i.addresses.is_empty() && !i.can_reach(s.config.gateway)
+                })
+        })
+    }
+
+    /// Points `link` at one of `addrs`, the gateway's name looked up again
+    /// ([`resolve::prefer`]); returns whether its address changed. A new
+    /// address is a new path to the engine: the link is removed here, and
+    /// the next [`reconcile`](Self::reconcile) opens a socket of the new
+    /// family and adds it again.
+    pub fn regateway(
+        &mut self,
+        link: LinkId,
+        addrs: &[SocketAddr],
+        mut tell_engine: impl FnMut(LinkId, LinkChange),
+    ) -> bool {
+        let Some(slot) = self.slots.get_mut(usize::from(link.0)) else {
+            return false;
+        };
+        let seen = slot.seen.as_ref();
+        let usable = |a: SocketAddr| seen.is_some_and(|i| i.can_reach(a));
+        let Some(addr) = resolve::prefer(addrs, slot.config.gateway, usable) else {
+            return false;
+        };
+        if addr == slot.config.gateway {
+            return false;
+        }
+        tracing::info!(link = %slot.config.name, from = %slot.config.gateway, to = %addr,
+            "the gateway's host name gives a new address");
+        slot.config.gateway = addr;
+        slot.gateway = addr.into();
+        slot.socket = None;
+        // Forces the next reconcile to look at the link afresh.
+        slot.seen = None;
+        if slot.registered {
+            slot.registered = false;
+            slot.engine_up = false;
+            tell_engine(link, LinkChange::Remove);
+        }
+        true
     }
 
     /// Brings sockets in line with `interfaces` and reports, in order, what
@@ -315,6 +371,7 @@ mod tests {
             name: "lo-link".into(),
             interface: "lo".into(),
             gateway,
+            gateway_host: None,
             mtu: 1500,
         }
     }
@@ -328,6 +385,51 @@ mod tests {
                 addresses: addr.into_iter().collect(),
             },
         )])
+    }
+
+    /// A link whose gateway name gave an IPv4 address while its interface
+    /// has only IPv6 asks for a new lookup, takes the IPv6 address from it,
+    /// and is a new path to the engine.
+    #[tokio::test]
+    async fn a_new_lookup_moves_a_link_to_the_family_it_can_use() {
+        let gateway = UdpSocket::bind("[::1]:0").await.unwrap();
+        let port = gateway.local_addr().unwrap().port();
+        let v4 = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut set = LinkSet::new(&[LinkConfig {
+            gateway_host: Some("localhost".into()),
+            ..loopback_link(v4)
+        }]);
+        let only_v6 = table(1, true, Some(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
+        let mut changes = Vec::new();
+        set.reconcile(&only_v6, |link, change| changes.push((link, change)));
+        assert_eq!(changes, [], "cannot reach an IPv4 address");
+        assert!(set.wrong_family());
+
+        let v6 = gateway.local_addr().unwrap();
+        assert!(!set.regateway(LinkId(0), &[v4], |_, _| {}), "same answer");
+        assert!(set.regateway(LinkId(0), &[v4, v6], |_, _| {}));
+        assert_eq!(set.config(LinkId(0)).unwrap().gateway, v6);
+        assert!(!set.wrong_family());
+        set.reconcile(&only_v6, |link, change| changes.push((link, change)));
+        if set.local_state(LinkId(0)) == LocalState::Down
+            && !nix::unistd::Uid::effective().is_root()
+        {
+            eprintln!("skipped: SO_BINDTODEVICE needs CAP_NET_RAW");
+            return;
+        }
+        assert_eq!(changes, [(LinkId(0), LinkChange::Add)]);
+        assert!(set.send(LinkId(0), b"v6"));
+        let mut buf = [0u8; 8];
+        let (n, _) = gateway.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"v6");
+
+        // Registered now: moving again removes the old path first.
+        let other = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port.wrapping_add(1)));
+        changes.clear();
+        assert!(set.regateway(LinkId(0), &[other], |link, change| {
+            changes.push((link, change))
+        }));
+        assert_eq!(changes, [(LinkId(0), LinkChange::Remove)]);
     }
 
     #[tokio::test]

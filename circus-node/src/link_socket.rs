@@ -41,17 +41,42 @@ pub fn bind_to_interface(interface: &str, peer: SocketAddr) -> io::Result<UdpSoc
     UdpSocket::from_std(socket.into())
 }
 
-/// The gateway's one listening socket.
+/// The gateway's one listening socket. An IPv6 one also takes IPv4
+/// (`IPV6_V6ONLY` off, whatever the system default), so `[::]:51820`
+/// serves clients of both families; their IPv4 addresses then appear
+/// v4-mapped, which [`canonical`] and [`destination`] translate.
 pub fn bind_listener(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::DGRAM.cloexec(),
         Some(Protocol::UDP),
     )?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
     set_buffers(&socket);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     UdpSocket::from_std(socket.into())
+}
+
+/// A datagram's source as the engine should see it: an IPv4 client reaching
+/// a dual-stack socket arrives as `[::ffff:a.b.c.d]`, and is the same peer
+/// as `a.b.c.d` (its cookie, its session, what the status shows).
+pub fn canonical(from: SocketAddr) -> SocketAddr {
+    SocketAddr::new(from.ip().to_canonical(), from.port())
+}
+
+/// Where to address a datagram for `to` on a socket of the family
+/// `socket_v6`: an IPv6 socket reaches an IPv4 peer at its v4-mapped
+/// address.
+pub fn destination(to: SocketAddr, socket_v6: bool) -> SocketAddr {
+    match to {
+        SocketAddr::V4(v4) if socket_v6 => {
+            SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
+        }
+        other => other,
+    }
 }
 
 /// Best effort: with CAP_NET_ADMIN the size is forced past the system's
@@ -282,6 +307,38 @@ pub fn recv_many(socket: &impl AsRawFd, batch: &mut RecvBatch) -> io::Result<usi
 #[cfg(test)]
 mod send_many_tests {
     use super::*;
+
+    #[test]
+    fn v4_mapped_addresses_are_one_peer() {
+        let mapped: SocketAddr = "[::ffff:198.18.0.2]:4000".parse().unwrap();
+        let v4: SocketAddr = "198.18.0.2:4000".parse().unwrap();
+        let v6: SocketAddr = "[fd00::2]:4000".parse().unwrap();
+        assert_eq!(canonical(mapped), v4);
+        assert_eq!(canonical(v4), v4);
+        assert_eq!(canonical(v6), v6);
+        assert_eq!(destination(v4, true), mapped);
+        assert_eq!(destination(v4, false), v4);
+        assert_eq!(destination(v6, true), v6);
+    }
+
+    /// A `[::]` listener hears an IPv4 sender, and its answer, sent to the
+    /// canonical address, reaches it.
+    #[tokio::test]
+    async fn dual_stack_listener_serves_ipv4_peers() {
+        let listener = bind_listener("[::]:0".parse().unwrap()).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"hi", ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = listener.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"hi");
+        let from = canonical(from);
+        assert_eq!(from, client.local_addr().unwrap());
+        let to = SockAddr::from(destination(from, true));
+        assert_eq!(send_many(&listener, &[(b"back", &to)]), 1);
+        let n = client.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"back");
+    }
 
     #[test]
     fn sends_more_than_one_batch_in_order() {

@@ -158,8 +158,14 @@ fn describe_client(config: &ClientConfig) -> String {
     );
     for (i, link) in config.links.iter().enumerate() {
         out += &format!(
-            "link {i} {}: interface {} to {} (mtu {})\n",
-            link.name, link.interface, link.gateway, link.mtu
+            "link {i} {}: interface {} to {}{} (mtu {})\n",
+            link.name,
+            link.interface,
+            link.gateway,
+            link.gateway_host
+                .as_ref()
+                .map_or(String::new(), |h| format!(" ({h})")),
+            link.mtu
         );
     }
     out + &describe_observe(&config.observe)

@@ -138,3 +138,40 @@ fn status_without_a_daemon_says_so() {
         stderr(&out)
     );
 }
+
+/// A gateway host name that does not resolve stops `--check` (and so the
+/// daemon's start) with the key and the name; one that does is shown
+/// with its address.
+#[test]
+fn check_resolves_gateway_host_names() {
+    let path = std::env::temp_dir().join(format!("cnd-cli-name-{}.toml", std::process::id()));
+    let text = |gateway: &str| {
+        format!(
+            "private_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n\
+             gateway_public_key = \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\"\n\
+             gateway = \"{gateway}\"\n[tun]\naddress = [\"100.64.0.2/10\", \"fd00:64::2/64\"]\n\
+             [[link]]\ninterface = \"eth0\"\n"
+        )
+    };
+    std::fs::write(&path, text("circus-test.invalid:51820")).unwrap();
+    let out = circus_node(&["client", "-c", path.to_str().unwrap(), "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:3:11: key `gateway`: cannot resolve host name \"circus-test.invalid\"",
+            path.display()
+        )),
+        "{err}"
+    );
+    std::fs::write(&path, text("localhost:51820")).unwrap();
+    let out = circus_node(&["client", "-c", path.to_str().unwrap(), "--check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("tun circus0 100.64.0.2/10, fd00:64::2/64 mtu "),
+        "{shown}"
+    );
+    assert!(shown.contains(":51820 (localhost) (mtu 1500)"), "{shown}");
+    std::fs::remove_file(&path).unwrap();
+}

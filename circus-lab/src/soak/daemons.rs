@@ -295,7 +295,11 @@ pub fn client_toml(config: &ClientConfig) -> Table {
         let mut table = Table::new();
         table.insert("name".into(), link.name.clone().into());
         table.insert("interface".into(), link.interface.clone().into());
-        table.insert("gateway".into(), link.gateway.to_string().into());
+        let gateway = match &link.gateway_host {
+            Some(host) => format!("{host}:{}", link.gateway.port()),
+            None => link.gateway.to_string(),
+        };
+        table.insert("gateway".into(), gateway.into());
         table.insert("mtu".into(), i64::from(link.mtu).into());
         Value::Table(table)
     });
@@ -310,7 +314,8 @@ fn common(private_key: &str, policy: &str, tun: &TunConfig, observe: &ObserveCon
     file.insert("policy".into(), policy.into());
     let mut tun_table = Table::new();
     tun_table.insert("name".into(), tun.name.clone().into());
-    tun_table.insert("address".into(), tun.address.to_string().into());
+    let addresses = tun.address.entries().into_iter().map(Value::from);
+    tun_table.insert("address".into(), Value::Array(addresses.collect()));
     if let Some(mtu) = tun.mtu {
         tun_table.insert("mtu".into(), i64::from(mtu).into());
     }
@@ -331,15 +336,15 @@ mod tests {
     use super::*;
     use circus_core::crypto::generate_keypair;
     use circus_core::scheduler::Policy;
-    use circus_node::config::{Ipv4Prefix, LinkConfig, PeerEntry};
+    use circus_node::config::{LinkConfig, PeerEntry, TunAddresses};
     use std::net::{Ipv4Addr, SocketAddr};
 
     fn tun(last: u8) -> TunConfig {
         TunConfig {
             name: format!("circus{last}"),
-            address: Ipv4Prefix {
-                addr: Ipv4Addr::new(100, 64, 0, last),
-                len: 10,
+            address: TunAddresses {
+                v4: Some(format!("100.64.0.{last}/10").parse().unwrap()),
+                v6: Some(format!("fd00:64::{last}/64").parse().unwrap()),
             },
             mtu: Some(1400),
         }
@@ -372,6 +377,7 @@ mod tests {
                     name: format!("link{i}"),
                     interface: format!("veth{i}"),
                     gateway: SocketAddr::from((Ipv4Addr::new(198, 18, i, 1), 51820)),
+                    gateway_host: None,
                     mtu: 1500 - u16::from(i),
                 })
                 .collect(),

@@ -14,7 +14,8 @@ use std::time::Duration;
 use circus_core::crypto::generate_keypair;
 use circus_core::scheduler::Policy;
 use circus_node::config::{
-    ClientConfig, GatewayConfig, Ipv4Prefix, LinkConfig, ObserveConfig, PeerEntry, TunConfig,
+    ClientConfig, GatewayConfig, Ipv4Prefix, LinkConfig, ObserveConfig, PeerEntry, TunAddresses,
+    TunConfig,
 };
 use circus_node::embed::{Daemon, DaemonJob, EmbedError};
 use circus_node::status;
@@ -118,7 +119,7 @@ pub(crate) fn lab_configs(
         status_socket: Some(topology.run_dir().join(format!("{role}.sock"))),
         metrics_listen: None,
     };
-    let tunnel_net = |addr| Ipv4Prefix { addr, len: 10 };
+    let tunnel_net = |addr| TunAddresses::v4(Ipv4Prefix { addr, len: 10 });
 
     let gateway_config = GatewayConfig {
         private_key: gateway_secret,
@@ -161,6 +162,7 @@ pub(crate) fn lab_configs(
                 name: spec.name.clone(),
                 interface: link.client_interface.clone(),
                 gateway: SocketAddr::from((link.gateway_address, GATEWAY_PORT)),
+                gateway_host: None,
                 mtu: 1500,
             })
             .collect(),

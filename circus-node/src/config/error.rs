@@ -57,6 +57,15 @@ pub enum ConfigError {
         expected: String,
         found: String,
     },
+    /// A gateway host name that does not resolve.
+    #[error("{at}: key `{key}`: cannot resolve host name {host:?}: {source}")]
+    Resolve {
+        at: Location,
+        key: String,
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{at}: key `{key}`: cannot read key file {}: {source}", path.display())]
     KeyFile {
         at: Location,

@@ -11,13 +11,14 @@ mod prefix;
 mod schema;
 
 pub use error::{ConfigError, Location};
-pub use prefix::Ipv4Prefix;
+pub use prefix::{Family, IfPrefix, Ipv4Prefix, Ipv6Prefix, TunAddresses};
 
 use crate::keys::{Psk, PublicKey, StaticSecret};
 use circus_core::engine::IpPrefix;
 use circus_core::scheduler::Policy;
-use schema::{ClientFile, GatewayFile, LinkSection, ObserveSection, TunSection};
-use std::net::{IpAddr, SocketAddr};
+use prefix::TunAddressError;
+use schema::{ClientFile, GatewayFile, LinkSection, ObserveSection, OneOrMany, TunSection};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use toml::Spanned;
@@ -72,9 +73,10 @@ pub struct GatewayConfig {
 pub struct TunConfig {
     /// Interface name (at most 15 bytes, the kernel's IFNAMSIZ - 1).
     pub name: String,
-    /// This node's tunnel address and the tunnel subnet (e.g. 100.64.0.2/10):
-    /// the kernel routes the whole subnet into the TUN.
-    pub address: Ipv4Prefix,
+    /// This node's tunnel addresses and the tunnel subnets (e.g.
+    /// 100.64.0.2/10 and fd00:64::2/64): the kernel routes each whole
+    /// subnet into the TUN.
+    pub address: TunAddresses,
     /// `None`: derived from the smallest link MTU minus the tunnel overhead.
     pub mtu: Option<u16>,
 }
@@ -101,6 +103,10 @@ pub struct LinkConfig {
     /// Where this link's packets go: the gateway's address as reached over
     /// this link (one gateway may have one address per provider).
     pub gateway: SocketAddr,
+    /// The host name `gateway` was resolved from, if the config gave one:
+    /// the daemon resolves it again when the gateway is lost (its address
+    /// may have changed) or the link cannot use the address's family.
+    pub gateway_host: Option<String>,
     pub mtu: u16,
 }
 
@@ -135,8 +141,10 @@ impl ClientConfig {
     /// [`routes`](Self::routes), the only destinations it accepts packets
     /// for from the gateway.
     pub fn tunnel_prefixes(&self) -> Vec<IpPrefix> {
-        let own = IpPrefix::host(IpAddr::V4(self.tun.address.addr));
-        std::iter::once(own)
+        self.tun
+            .address
+            .hosts()
+            .map(IpPrefix::host)
             .chain(self.routes.iter().copied())
             .collect()
     }
@@ -155,7 +163,7 @@ impl ClientConfig {
         let default_gateway = file
             .gateway
             .as_ref()
-            .map(|g| ctx.parse::<SocketAddr>("gateway", g, EXPECT_ENDPOINT))
+            .map(|g| ctx.endpoint("gateway", g))
             .transpose()?;
         if file.links.is_empty() {
             return Err(ctx.invalid_whole("link", "at least one [[link]] table", "none"));
@@ -171,7 +179,7 @@ impl ClientConfig {
             .links
             .iter()
             .enumerate()
-            .map(|(i, link)| ctx.link(i, link, default_gateway))
+            .map(|(i, link)| ctx.link(i, link, default_gateway.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         for (i, link) in links.iter().enumerate() {
             if let Some(j) = links[..i]
@@ -295,7 +303,10 @@ impl GatewayConfig {
 
 const EXPECT_KEY: &str = "a base64 32-byte key as printed by `circus-node keygen`";
 const EXPECT_ENDPOINT: &str = "an IP address and port such as \"198.18.0.1:51820\"";
-const EXPECT_PREFIX: &str = "an IPv4 address with prefix length such as \"100.64.0.2/10\"";
+const EXPECT_GATEWAY: &str =
+    "an IP address or host name and port such as \"198.18.0.1:51820\" or \"gw.example.net:51820\"";
+const EXPECT_PREFIX: &str =
+    "an IPv4 or IPv6 address with prefix length such as \"100.64.0.2/10\" or \"fd00:64::2/64\"";
 const EXPECT_ROUTE: &str = "an IP address or prefix such as \"100.64.0.2/32\" or \"fd00::2/128\"";
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -383,16 +394,16 @@ impl Ctx<'_> {
         &self,
         i: usize,
         link: &LinkSection,
-        default_gateway: Option<SocketAddr>,
+        default_gateway: Option<&(SocketAddr, Option<String>)>,
     ) -> Result<LinkConfig, ConfigError> {
         let key = |k: &str| format!("link[{i}].{k}");
         let interface = link.interface.get_ref().clone();
         if !valid_interface_name(&interface) {
             return Err(self.invalid(&key("interface"), &link.interface, EXPECT_IFNAME));
         }
-        let gateway = match (&link.gateway, default_gateway) {
-            (Some(g), _) => self.parse(&key("gateway"), g, EXPECT_ENDPOINT)?,
-            (None, Some(g)) => g,
+        let (gateway, gateway_host) = match (&link.gateway, default_gateway) {
+            (Some(g), _) => self.endpoint(&key("gateway"), g)?,
+            (None, Some(g)) => g.clone(),
             (None, None) => {
                 return Err(self.invalid_whole(
                     &key("gateway"),
@@ -409,6 +420,7 @@ impl Ctx<'_> {
             name: link.name.clone().unwrap_or_else(|| interface.clone()),
             interface,
             gateway,
+            gateway_host,
             mtu,
         })
     }
@@ -420,13 +432,70 @@ impl Ctx<'_> {
         }
         Ok(TunConfig {
             name,
-            address: self.parse("tun.address", &tun.address, EXPECT_PREFIX)?,
+            address: self.tun_addresses(&tun.address)?,
             mtu: tun
                 .mtu
                 .as_ref()
                 .map(|m| self.mtu("tun.mtu", m, MIN_TUN_MTU))
                 .transpose()?,
         })
+    }
+
+    /// `tun.address`: one address or a list of at most one per family.
+    fn tun_addresses(&self, value: &Spanned<OneOrMany>) -> Result<TunAddresses, ConfigError> {
+        let entries = match value.get_ref() {
+            OneOrMany::One(text) => vec![Spanned::new(value.span(), text.clone())],
+            OneOrMany::Many(list) => list.clone(),
+        };
+        let key = |i: usize| match value.get_ref() {
+            OneOrMany::One(_) => "tun.address".to_owned(),
+            OneOrMany::Many(_) => format!("tun.address[{i}]"),
+        };
+        TunAddresses::parse(entries.iter().map(|e| e.get_ref().as_str())).map_err(|e| match e {
+            TunAddressError::Malformed { index } => {
+                self.invalid(&key(index), &entries[index], EXPECT_PREFIX)
+            }
+            TunAddressError::SecondOfFamily { index } => self.invalid(
+                &key(index),
+                &entries[index],
+                "at most one IPv4 and one IPv6 address",
+            ),
+            TunAddressError::Empty => ConfigError::Invalid {
+                at: self.at(Some(value.span())),
+                key: "tun.address".to_owned(),
+                expected: EXPECT_PREFIX.to_owned(),
+                found: "an empty list".to_owned(),
+            },
+        })
+    }
+
+    /// A gateway endpoint: an IP literal, or a host name resolved now (so a
+    /// name that does not resolve fails at start and in `--check`, naming
+    /// the key). Returns the address and the name it came from.
+    fn endpoint(
+        &self,
+        key: &str,
+        value: &Spanned<String>,
+    ) -> Result<(SocketAddr, Option<String>), ConfigError> {
+        let text = value.get_ref().trim();
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Ok((addr, None));
+        }
+        let (host, port) = crate::resolve::split_host_port(text)
+            .ok_or_else(|| self.invalid(key, value, EXPECT_GATEWAY))?;
+        let addrs = crate::resolve::lookup(host, port).map_err(|source| ConfigError::Resolve {
+            at: self.at(Some(value.span())),
+            key: key.to_owned(),
+            host: host.to_owned(),
+            source,
+        })?;
+        // `lookup` never returns an empty list; the family a link can use
+        // is chosen once its interface is known (see `resolve`).
+        let first = addrs
+            .first()
+            .copied()
+            .ok_or_else(|| self.invalid(key, value, EXPECT_GATEWAY))?;
+        Ok((first, Some(host.to_owned())))
     }
 
     fn observe(&self, observe: &ObserveSection, role: Role) -> Result<ObserveConfig, ConfigError> {

@@ -51,8 +51,46 @@ pub(super) struct GatewayFile {
 #[serde(deny_unknown_fields)]
 pub(super) struct TunSection {
     pub name: Option<String>,
-    pub address: Spanned<String>,
+    pub address: Spanned<OneOrMany>,
     pub mtu: Option<Spanned<i64>>,
+}
+
+/// A key that takes one string or a list of them (`address = "..."` or
+/// `address = ["...", "..."]`). Written by hand rather than as an untagged
+/// enum, which would buffer the value and lose the entries' spans.
+#[derive(Debug)]
+pub(super) enum OneOrMany {
+    One(String),
+    Many(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = OneOrMany;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.to_owned()))
+            }
+
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<OneOrMany, S::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = seq.next_element()? {
+                    entries.push(entry);
+                }
+                Ok(OneOrMany::Many(entries))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -108,7 +108,10 @@ fn bad_endpoint_names_key_expected_and_found() {
     let links = TWO_LINKS.replace("198.18.1.1:5555", "198.18.1.1");
     let err = client_err(&client_text("", &links));
     assert!(err.contains("key `link[1].gateway`"), "{err}");
-    assert!(err.contains("expected an IP address and port"), "{err}");
+    assert!(
+        err.contains("expected an IP address or host name and port"),
+        "{err}"
+    );
     assert!(err.contains("found \"198.18.1.1\""), "{err}");
 }
 
@@ -348,4 +351,108 @@ fn deploy_examples_parse() {
     let cfg = GatewayConfig::parse(Path::new("deploy/gateway.toml"), &gateway).unwrap();
     assert_eq!(cfg.clients.len(), 2);
     assert_eq!(cfg.clients[1].tunnel_addresses.len(), 2);
+}
+
+#[test]
+fn tun_address_takes_a_list_of_one_per_family() {
+    let dual = client_text("", TWO_LINKS).replace(
+        "address = \"100.64.0.2/10\"",
+        "address = [\"100.64.0.2/10\", \"fd00:64::2/64\"]",
+    );
+    let cfg = ClientConfig::parse(Path::new("c.toml"), &dual).unwrap();
+    assert_eq!(cfg.tun.address.to_string(), "100.64.0.2/10, fd00:64::2/64");
+    let prefixes: Vec<String> = cfg
+        .tunnel_prefixes()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(prefixes, ["100.64.0.2/32", "fd00:64::2/128"]);
+
+    let v6_only = client_text("", TWO_LINKS).replace("100.64.0.2/10", "fd00:64::2/64");
+    let cfg = ClientConfig::parse(Path::new("c.toml"), &v6_only).unwrap();
+    assert_eq!(cfg.tun.address.v4, None);
+
+    let two_v4 = client_text("", TWO_LINKS).replace(
+        "address = \"100.64.0.2/10\"",
+        "address = [\"100.64.0.2/10\",\n  \"100.64.0.3/10\"]",
+    );
+    let err = client_err(&two_v4);
+    let line = two_v4
+        .lines()
+        .position(|l| l.contains("100.64.0.3"))
+        .unwrap()
+        + 1;
+    assert!(
+        err.starts_with(&format!("client.toml:{line}:")),
+        "names the entry's line {line}: {err}"
+    );
+    assert!(
+        err.contains(
+            "key `tun.address[1]`: expected at most one IPv4 and one IPv6 address, found \"100.64.0.3/10\""
+        ),
+        "{err}"
+    );
+    let bad = client_text("", TWO_LINKS).replace("100.64.0.2/10", "fd00::2");
+    let err = client_err(&bad);
+    assert!(
+        err.contains("key `tun.address`: expected an IPv4 or IPv6 address with prefix length"),
+        "{err}"
+    );
+    let empty = client_text("", TWO_LINKS).replace("\"100.64.0.2/10\"", "[]");
+    assert!(client_err(&empty).contains("found an empty list"));
+    let number = client_text("", TWO_LINKS).replace("\"100.64.0.2/10\"", "7");
+    let err = client_err(&number);
+    assert!(
+        err.contains("key `tun.address`: invalid type: integer `7`, expected a string or a list"),
+        "{err}"
+    );
+}
+
+#[test]
+fn gateway_routes_v6_prefixes_and_listens_on_both_families() {
+    let text = gateway_text(&format!(
+        "[[client]]\nname = \"home\"\npublic_key = \"{KEY_B}\"\n\
+         tunnel_addresses = [\"100.64.0.2/32\", \"fd00:64::2/128\"]\n"
+    ))
+    .replace("0.0.0.0:5555", "[::]:5555")
+    .replace(
+        "\"100.64.0.1/10\"",
+        "[\"100.64.0.1/10\", \"fd00:64::1/64\"]",
+    );
+    let cfg = GatewayConfig::parse(Path::new("gateway.toml"), &text).unwrap();
+    assert_eq!(cfg.listen, "[::]:5555".parse().unwrap());
+    assert!(cfg.tun.address.v6.is_some());
+    assert_eq!(
+        cfg.clients[0].tunnel_addresses[1].to_string(),
+        "fd00:64::2/128"
+    );
+}
+
+#[test]
+fn gateway_may_be_a_host_name_resolved_at_load() {
+    let text = client_text(
+        "gateway = \"localhost:51820\"",
+        "[[link]]\ninterface = \"a\"\n[[link]]\ninterface = \"b\"\ngateway = \"198.18.1.1:2\"\n",
+    );
+    let cfg = ClientConfig::parse(Path::new("c.toml"), &text).unwrap();
+    assert!(cfg.links[0].gateway.ip().is_loopback());
+    assert_eq!(cfg.links[0].gateway.port(), 51820);
+    assert_eq!(cfg.links[0].gateway_host.as_deref(), Some("localhost"));
+    assert_eq!(cfg.links[1].gateway_host, None);
+
+    let unknown = client_text(
+        "",
+        "[[link]]\ninterface = \"a\"\ngateway = \"circus-test.invalid:51820\"\n",
+    );
+    let err = client_err(&unknown);
+    assert!(
+        err.contains("key `link[0].gateway`: cannot resolve host name \"circus-test.invalid\""),
+        "{err}"
+    );
+    let line = unknown
+        .lines()
+        .position(|l| l.contains(".invalid"))
+        .unwrap()
+        + 1;
+    assert!(err.contains(&format!(":{line}:")), "line {line}: {err}");
 }

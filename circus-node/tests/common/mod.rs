@@ -13,7 +13,8 @@ pub mod ping;
 
 use circus_core::crypto::{PublicKey, StaticSecret, generate_keypair};
 use circus_node::config::{
-    ClientConfig, GatewayConfig, Ipv4Prefix, LinkConfig, ObserveConfig, PeerEntry, TunConfig,
+    ClientConfig, GatewayConfig, Ipv4Prefix, LinkConfig, ObserveConfig, PeerEntry, TunAddresses,
+    TunConfig,
 };
 pub use circus_node::embed::{DaemonJob, EmbedError};
 use circus_node::status::StatusReport;
@@ -211,10 +212,10 @@ pub fn gateway_config(secret: &StaticSecret, clients: &[&ClientIdentity]) -> Gat
         policy: Default::default(),
         tun: TunConfig {
             name: "cnd-gw".into(),
-            address: Ipv4Prefix {
+            address: TunAddresses::v4(Ipv4Prefix {
                 addr: GATEWAY_TUNNEL,
                 len: 24,
-            },
+            }),
             mtu: None,
         },
         observe: ObserveConfig {
@@ -249,10 +250,10 @@ pub fn client_config(
         routes: Vec::new(),
         tun: TunConfig {
             name: "cnd-tun".into(),
-            address: Ipv4Prefix {
+            address: TunAddresses::v4(Ipv4Prefix {
                 addr: id.tunnel,
                 len: 24,
-            },
+            }),
             mtu: None,
         },
         observe: ObserveConfig {
@@ -265,6 +266,7 @@ pub fn client_config(
                 name: interface.to_string(),
                 interface: interface.to_string(),
                 gateway: SocketAddr::from((Ipv4Addr::new(198, 18, *subnet, 1), GATEWAY_PORT)),
+                gateway_host: None,
                 mtu: 1500,
             })
             .collect(),
@@ -369,7 +371,8 @@ pub fn echo_stream(
     size: usize,
 ) -> EchoResult {
     ns.run(move || {
-        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let any = if to.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+        let socket = std::net::UdpSocket::bind(any).unwrap();
         let mut seen = vec![false; count as usize];
         let mut received = 0;
         let mut buf = vec![0u8; 65536];

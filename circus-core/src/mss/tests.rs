@@ -261,7 +261,7 @@ fn tcp_packet() -> impl Strategy<Value = Vec<u8>> {
                 opts.push(END);
             }
             let mut tcp = ports_seq.to_vec();
-            tcp.extend_from_slice(&[((20 + opts.len()) / 4 << 4) as u8, flags, 0xff, 0xff]);
+            tcp.extend_from_slice(&[(((20 + opts.len()) / 4) << 4) as u8, flags, 0xff, 0xff]);
             tcp.extend_from_slice(&[0, 0, 0, 0]);
             tcp.extend_from_slice(&opts);
             tcp.extend_from_slice(&payload);

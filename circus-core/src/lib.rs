@@ -13,9 +13,11 @@
 //! - [`scheduler`]: which link(s) carry each packet.
 //! - [`reorder`]: duplicate removal and bounded in-order delivery.
 //! - [`engine`]: the client and gateway state machines tying these together.
+//! - [`mss`]: TCP MSS clamping of handshakes to the tunnel MTU.
 
 pub mod crypto;
 pub mod engine;
+pub mod mss;
 pub mod paths;
 pub mod reorder;
 pub mod scheduler;

@@ -11,8 +11,10 @@ use crate::link_set::LinkSet;
 use crate::prometheus::{MetricsError, MetricsServer};
 use crate::status::{ReportRequest, StatusError, StatusServer};
 use crate::tun_device::{self, TunError};
+use crate::tun_mtu::TunMtu;
 use crate::{link_socket, report};
 use circus_core::engine;
+use circus_core::mss::MssClamp;
 use circus_core::scheduler::Policy;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -50,7 +52,8 @@ pub async fn run_client(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
     let started = Instant::now();
-    let mtu = tun_device::tun_mtu(&config.tun, &config.links);
+    let tun_mtu = TunMtu::new(&config.tun, &config.links);
+    let mtu = tun_mtu.current();
     let tun = tun_device::open(&config.tun, mtu)?;
     let engine = engine::Client::new(
         engine_config(config.policy, mtu),
@@ -66,6 +69,7 @@ pub async fn run_client(
     let result = driver::run_client(
         engine,
         tun,
+        tun_mtu,
         LinkSet::new(&config.links),
         requests,
         started,
@@ -111,7 +115,17 @@ pub async fn run_gateway(
         .collect();
     let (mut observers, requests) = start_observers(&config.observe).await?;
     tracing::info!(tun = %config.tun.name, mtu, listen = %config.listen, clients = names.len(), "gateway running");
-    let result = driver::run_gateway(engine, tun, socket, requests, names, started, shutdown).await;
+    let result = driver::run_gateway(
+        engine,
+        tun,
+        MssClamp::new(mtu),
+        socket,
+        requests,
+        names,
+        started,
+        shutdown,
+    )
+    .await;
     observers.shutdown().await;
     tracing::info!("gateway stopped");
     Ok(result?)

@@ -32,9 +32,11 @@ use crate::report;
 use crate::resolve::{Resolver, ResolverEvent};
 use crate::status::ReportRequest;
 use crate::tun_device;
+use crate::tun_mtu::TunMtu;
 use crate::vnet::{self, TunWriter};
 use circus_core::LinkId;
 use circus_core::engine::{Client, Gateway, QueueDepth};
+use circus_core::mss::MssClamp;
 use circus_core::paths::PathState;
 use socket2::SockAddr;
 use std::future::Future;
@@ -214,18 +216,23 @@ fn try_read_tun(tun: &tun::AsyncDevice, buf: &mut [u8]) -> Option<usize> {
 /// Hands `handle` the packet whose read completed with `first` and up to
 /// [`BATCH`]` - 1` more already waiting on the device, all at one instant
 /// (see the module doc), while `handle` returns true (the engine has room
-/// for more).
+/// for more). TCP handshakes get their MSS lowered to `clamp` first; other
+/// packets pass that check with a few byte comparisons.
 /// `buf` is the buffer `first` was read into.
 fn read_tun_batch(
     tun: &tun::AsyncDevice,
     buf: &mut [u8],
     first: io::Result<usize>,
+    clamp: MssClamp,
     mut handle: impl FnMut(Instant, &[u8]) -> bool,
 ) -> Result<(), DriverError> {
     let n = first.map_err(DriverError::Tun)?;
     let now = Instant::now();
     let mut take = |frame: &mut [u8]| match vnet::packet_read(frame) {
-        Some(packet) => handle(now, packet),
+        Some(packet) => {
+            clamp.apply(packet);
+            handle(now, packet)
+        }
         None => {
             tracing::debug!(len = frame.len(), "TUN read with an offload header dropped");
             true
@@ -253,10 +260,12 @@ pub enum DriverError {
     Interfaces(#[source] io::Error),
 }
 
-/// The client's loop: until `shutdown` resolves.
+/// The client's loop: until `shutdown` resolves. `mtu` is the one `tun`
+/// was created with; it follows the links' interfaces from then on.
 pub(crate) async fn run_client(
     mut engine: Client,
-    tun: tun::AsyncDevice,
+    mut tun: tun::AsyncDevice,
+    mut mtu: TunMtu,
     mut links: LinkSet,
     mut requests: mpsc::Receiver<ReportRequest>,
     started: Instant,
@@ -265,7 +274,11 @@ pub(crate) async fn run_client(
     let mut buffers = Buffers::new(tun_device::takes_udp_super_packets(&tun));
     let mut timer = EngineTimer::new();
     let mut watcher = InterfaceWatcher::new();
-    let reconcile = |engine: &mut Client, links: &mut LinkSet| -> Result<(), DriverError> {
+    let reconcile = |engine: &mut Client,
+                     links: &mut LinkSet,
+                     mtu: &mut TunMtu,
+                     tun: &mut tun::AsyncDevice|
+     -> Result<(), DriverError> {
         let table = hotplug::scan().map_err(DriverError::Interfaces)?;
         let now = Instant::now();
         links.reconcile(&table, |link, change| match change {
@@ -274,9 +287,11 @@ pub(crate) async fn run_client(
             LinkChange::Down => engine.link_down(now, link),
             LinkChange::Remove => engine.link_remove(now, link),
         });
+        let configs = (0..links.len()).filter_map(|i| links.config(LinkId(i as u8)));
+        mtu.follow_links(configs, &table, tun);
         Ok(())
     };
-    reconcile(&mut engine, &mut links)?;
+    reconcile(&mut engine, &mut links, &mut mtu, &mut tun)?;
     let mut resolver = Resolver::new(&links.configs());
     let mut log = ClientLog::default();
     tokio::pin!(shutdown);
@@ -295,7 +310,7 @@ pub(crate) async fn run_client(
             }
             () = timer.expired() => engine.handle_timeout(Instant::now()),
             read = tun.recv(&mut buffers.tun_in), if may_read_tun(engine.send_queue()) => {
-                read_tun_batch(&tun, &mut buffers.tun_in, read, |now, packet| {
+                read_tun_batch(&tun, &mut buffers.tun_in, read, mtu.clamp(), |now, packet| {
                     engine.handle_tun_packet(now, packet);
                     !engine.send_queue().is_full()
                 })?;
@@ -316,7 +331,7 @@ pub(crate) async fn run_client(
                     link = links.try_recv_batch(batch);
                 }
             }
-            () = watcher.changed() => reconcile(&mut engine, &mut links)?,
+            () = watcher.changed() => reconcile(&mut engine, &mut links, &mut mtu, &mut tun)?,
             event = resolver.next() => match event {
                 ResolverEvent::Check => {
                     resolver.check(Instant::now(), gateway_lost(&engine, &links), links.wrong_family());
@@ -337,7 +352,7 @@ pub(crate) async fn run_client(
                     }
                     resolver.finished(now, changed);
                     if changed {
-                        reconcile(&mut engine, &mut links)?;
+                        reconcile(&mut engine, &mut links, &mut mtu, &mut tun)?;
                     }
                 }
             },
@@ -471,10 +486,13 @@ impl GatewayLog {
     }
 }
 
-/// The gateway's loop: until `shutdown` resolves.
+/// The gateway's loop: until `shutdown` resolves. TCP handshakes read from
+/// `tun` are clamped to `clamp`, made from its MTU.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_gateway(
     mut engine: Gateway,
     tun: tun::AsyncDevice,
+    clamp: MssClamp,
     socket: UdpSocket,
     mut requests: mpsc::Receiver<ReportRequest>,
     names: report::PeerNames,
@@ -502,7 +520,7 @@ pub(crate) async fn run_gateway(
             () = &mut shutdown => break,
             () = timer.expired() => engine.handle_timeout(Instant::now()),
             read = tun.recv(&mut buffers.tun_in) => {
-                read_tun_batch(&tun, &mut buffers.tun_in, read, |now, packet| {
+                read_tun_batch(&tun, &mut buffers.tun_in, read, clamp, |now, packet| {
                     engine.handle_tun_packet(now, packet);
                     true
                 })?;

@@ -73,6 +73,36 @@ pub fn scan() -> io::Result<BTreeMap<String, InterfaceState>> {
     Ok(table)
 }
 
+/// The MTU of interface `name` (`SIOCGIFMTU`), in the calling thread's
+/// namespace. Kept out of [`InterfaceState`]: an MTU change must not
+/// rebind a link's socket, only resize the tunnel ([`crate::tun_mtu`]).
+pub fn interface_mtu(name: &str) -> io::Result<u32> {
+    // SAFETY: `ifreq` is a plain C struct (a name array and a union of
+    // integers and addresses) for which all zero bytes are a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= request.ifr_name.len() || name.as_bytes().contains(&0) {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    for (to, from) in request.ifr_name.iter_mut().zip(name.as_bytes()) {
+        *to = *from as libc::c_char;
+    }
+    // Any socket answers interface ioctls; a datagram one is the cheapest.
+    let socket = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: SIOCGIFMTU reads the NUL-terminated name in `request` and
+    // writes its `ifru_mtu`; `request` is a live, writable ifreq.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFMTU, &mut request) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the ioctl succeeded, so it wrote the union's `ifru_mtu`.
+    let mtu = unsafe { request.ifr_ifru.ifru_mtu };
+    u32::try_from(mtu).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
 /// Wakes the daemon when interfaces may have changed.
 pub struct InterfaceWatcher {
     events: Option<AsyncFd<OwnedFd>>,
@@ -162,5 +192,13 @@ mod tests {
             assert!(lo.addresses.contains(&IpAddr::from([127, 0, 0, 1])));
             assert!(lo.can_reach("127.0.0.1:1".parse().unwrap()));
         }
+    }
+
+    #[test]
+    fn interface_mtu_of_loopback_and_of_no_interface() {
+        assert!(interface_mtu("lo").unwrap() >= 1280);
+        assert!(interface_mtu("no-such-if").is_err());
+        assert!(interface_mtu("a-name-longer-than-ifnamsiz").is_err());
+        assert!(interface_mtu("l\0o").is_err());
     }
 }

@@ -11,6 +11,7 @@
 //! - [`embed`]: a daemon on a caller's thread, waited for via its status.
 //! - [`driver`]: the tokio event loops around the sans-IO engine.
 //! - [`tun_device`]: the TUN device and its MTU.
+//! - [`tun_mtu`]: the client's TUN MTU lowered at run time to fit its links.
 //! - [`link_socket`]: UDP sockets bound to an interface (`SO_BINDTODEVICE`).
 //! - [`link_set`]: the client's links following interface hot-plug.
 //! - [`hotplug`]: interface table and netlink change notifications.
@@ -32,6 +33,7 @@ mod report;
 pub mod resolve;
 pub mod status;
 pub mod tun_device;
+pub mod tun_mtu;
 pub mod vnet;
 
 pub use daemon::{NodeError, run_client, run_gateway};

@@ -23,15 +23,26 @@ fn outer_header_len(link: &LinkConfig) -> u16 {
     }
 }
 
+/// The largest tunnelled packet `link` carries unfragmented: its MTU (the
+/// configured one, or its interface's if that is smaller) minus the outer
+/// IP/UDP header and the tunnel's own overhead.
+pub fn link_carries(link: &LinkConfig, interface_mtu: Option<u32>) -> u16 {
+    let mtu = interface_mtu.map_or(link.mtu, |m| {
+        link.mtu.min(u16::try_from(m).unwrap_or(u16::MAX))
+    });
+    mtu.saturating_sub(outer_header_len(link) + TUNNEL_OVERHEAD)
+}
+
 /// The TUN MTU that lets every tunnelled packet fit every link unfragmented:
-/// the smallest link MTU minus the outer IP/UDP header and the tunnel's own
-/// overhead, or what the config sets. Per-packet link choice means any
-/// packet may take any link, so the smallest link decides.
+/// the smallest link's [`link_carries`], or what the config sets.
+/// Per-packet link choice means any packet may take any link, so the
+/// smallest link decides. Interfaces are not looked at here: the client
+/// lowers the MTU once it sees them ([`crate::tun_mtu`]).
 pub fn tun_mtu(tun: &TunConfig, links: &[LinkConfig]) -> u16 {
     tun.mtu.unwrap_or_else(|| {
         links
             .iter()
-            .map(|l| l.mtu.saturating_sub(outer_header_len(l) + TUNNEL_OVERHEAD))
+            .map(|l| link_carries(l, None))
             .min()
             .unwrap_or(crate::config::DEFAULT_LINK_MTU - 28 - TUNNEL_OVERHEAD)
     })
@@ -212,5 +223,15 @@ mod tests {
             err.contains("mtu 1279, below IPv6's minimum of 1280"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_link_carries_what_its_smaller_mtu_allows() {
+        let l = link(1400, "198.18.0.1:1");
+        assert_eq!(link_carries(&l, None), 1400 - 28 - TUNNEL_OVERHEAD);
+        assert_eq!(link_carries(&l, Some(9000)), 1400 - 28 - TUNNEL_OVERHEAD);
+        assert_eq!(link_carries(&l, Some(1300)), 1300 - 28 - TUNNEL_OVERHEAD);
+        assert_eq!(link_carries(&l, Some(70_000)), 1400 - 28 - TUNNEL_OVERHEAD);
+        assert_eq!(link_carries(&l, Some(20)), 0);
     }
 }

@@ -41,10 +41,10 @@ const TCP_ACK: u8 = 0x10;
 const TCP_PSH: u8 = 0x08;
 
 /// The IP packet in `frame`, one read from the device: the header stripped,
-/// its checksum completed if the header asks for it. `None` for a frame
-/// this device is never given: a GSO packet, or a header whose checksum
-/// position lies outside the packet.
-pub fn packet_read(frame: &mut [u8]) -> Option<&[u8]> {
+/// its checksum completed if the header asks for it; mutable, for the MSS
+/// clamp. `None` for a frame this device is never given: a GSO packet, or
+/// a header whose checksum position lies outside the packet.
+pub fn packet_read(frame: &mut [u8]) -> Option<&mut [u8]> {
     let (header, packet) = frame.split_at_mut_checked(VNET_HDR_LEN)?;
     if header[1] != GSO_NONE {
         return None;
@@ -713,7 +713,7 @@ mod tests {
     fn reads_lose_their_header_and_get_a_pending_checksum_completed() {
         let packet = datagram(false, 1, 0, &[6; 333]);
         let mut frame = [vec![0; VNET_HDR_LEN], packet.clone()].concat();
-        assert_eq!(packet_read(&mut frame), Some(&packet[..]));
+        assert_eq!(packet_read(&mut frame).as_deref(), Some(&packet[..]));
 
         // A checksum left to the device: the field holds the pseudo-header sum.
         let mut partial = packet.clone();
@@ -723,7 +723,7 @@ mod tests {
         header.extend(20u16.to_ne_bytes());
         header.extend(6u16.to_ne_bytes());
         let mut frame = [header.clone(), partial].concat();
-        assert_eq!(packet_read(&mut frame), Some(&packet[..]));
+        assert_eq!(packet_read(&mut frame).as_deref(), Some(&packet[..]));
 
         let mut outside = [header, packet[..25].to_vec()].concat();
         assert_eq!(packet_read(&mut outside), None);

@@ -39,12 +39,17 @@ enum Command {
     ///
     /// Without --out, prints `private_key = "..."` and `public_key = "..."`
     /// lines ready to paste into a config. With --out, writes the private key
-    /// alone to FILE (mode 0600, never overwriting) for `private_key_file`
+    /// alone to FILE (mode 0600; missing directories are made with mode
+    /// 0700; an existing FILE is kept unless --force) for `private_key_file`
     /// and prints only the public key line.
     Keygen {
         /// Write the private key to this new file instead of printing it
         #[arg(long, value_name = "FILE", conflicts_with = "psk")]
         out: Option<PathBuf>,
+        /// Replace an existing --out FILE (its peers then need the new
+        /// public key)
+        #[arg(long, requires = "out")]
+        force: bool,
         /// Generate a pre-shared key (the same value goes into the client's
         /// file and into the gateway's [[client]] entry)
         #[arg(long)]
@@ -93,7 +98,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Keygen { out, psk } => keygen(out, psk),
+        Command::Keygen { out, force, psk } => keygen(out, force, psk),
         Command::Client { config, check } => {
             let config = ClientConfig::load(&config).map_err(|e| e.to_string())?;
             if check {
@@ -216,7 +221,7 @@ fn describe_observe(observe: &ObserveConfig) -> String {
     )
 }
 
-fn keygen(out: Option<PathBuf>, psk: bool) -> Result<(), String> {
+fn keygen(out: Option<PathBuf>, force: bool, psk: bool) -> Result<(), String> {
     if psk {
         println!(
             "preshared_key = \"{}\"",
@@ -227,7 +232,7 @@ fn keygen(out: Option<PathBuf>, psk: bool) -> Result<(), String> {
     let (secret, public) = keys::generate_keypair().map_err(|e| e.to_string())?;
     match out {
         Some(path) => {
-            keys::write_secret_file(&path, &secret).map_err(|e| e.to_string())?;
+            keys::write_secret_file(&path, &secret, force).map_err(|e| e.to_string())?;
             println!("public_key = \"{public}\"");
         }
         None => println!("private_key = \"{secret}\"\npublic_key = \"{public}\""),

@@ -26,6 +26,7 @@ pub(crate) fn client(engine: &Client, links: &LinkSet, started: Instant) -> Stat
                 id.0,
                 &config.name,
                 config.interface.clone(),
+                config.gateway.to_string(),
                 links.local_state(id).name(),
                 engine_view,
             ))
@@ -40,7 +41,9 @@ pub(crate) fn client(engine: &Client, links: &LinkSet, started: Instant) -> Stat
         ]),
         sessions: vec![SessionStatus {
             name: "gateway".into(),
+            public_key: engine.gateway_key().to_string(),
             connected: engine.is_connected(),
+            last_handshake_s: seconds_since(stats.last_handshake),
             handshakes: stats.totals.handshakes,
             tunnel: tunnel_counters(&stats),
             dropped: dropped(&stats),
@@ -61,7 +64,9 @@ pub(crate) fn gateway(engine: &Gateway, names: &PeerNames, started: Instant) -> 
                 .map(|(_, s)| s);
             SessionStatus {
                 name: name.clone(),
+                public_key: key.to_string(),
                 connected: session.is_some(),
+                last_handshake_s: seconds_since(session.and_then(|s| s.last_handshake)),
                 handshakes: session.map_or(0, |s| s.totals.handshakes),
                 tunnel: session.map(tunnel_counters).unwrap_or_default(),
                 dropped: session.map(dropped).unwrap_or_default(),
@@ -104,7 +109,14 @@ fn gateway_links(session: &Stats) -> Vec<LinkStatus> {
         .iter()
         .map(|l| {
             let endpoint = l.remote.map_or_else(|| "-".to_owned(), |a| a.to_string());
-            link_status(l.link.0, &l.link.to_string(), endpoint, "up", Some(l))
+            link_status(
+                l.link.0,
+                &l.link.to_string(),
+                endpoint.clone(),
+                endpoint,
+                "up",
+                Some(l),
+            )
         })
         .collect();
     links.sort_by_key(|l| l.id);
@@ -137,6 +149,7 @@ fn link_status(
     id: u8,
     name: &str,
     endpoint: String,
+    peer: String,
     interface: &str,
     stats: Option<&LinkStats>,
 ) -> LinkStatus {
@@ -148,6 +161,7 @@ fn link_status(
         id,
         name: name.to_owned(),
         endpoint,
+        peer,
         interface: interface.to_owned(),
         state: stats
             .map_or("absent", |s| path_state_name(s.state))
@@ -155,6 +169,7 @@ fn link_status(
         rtt_ms: measured.map(|s| s.srtt.as_secs_f64() * 1e3),
         rttvar_ms: measured.map(|s| s.rttvar.as_secs_f64() * 1e3),
         loss: stats.map_or(0.0, |s| f64::from(s.loss_rate)),
+        rate_bytes_per_s: stats.map_or(0, |s| s.delivery_rate),
         traffic: stats.map_or_else(Counters::default, |s| Counters {
             bytes_sent: s.counters.bytes_sent,
             bytes_received: s.counters.bytes_received,
@@ -162,6 +177,11 @@ fn link_status(
             packets_received: s.counters.packets_received,
         }),
     }
+}
+
+/// Seconds from `then` to now, for "last handshake 45s ago".
+fn seconds_since(then: Option<Instant>) -> Option<f64> {
+    then.map(|t| t.elapsed().as_secs_f64())
 }
 
 fn path_state_name(state: PathState) -> &'static str {

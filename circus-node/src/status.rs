@@ -40,7 +40,13 @@ pub struct StatusReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionStatus {
     pub name: String,
+    /// The peer's public key (base64): the gateway's on a client, the
+    /// client's on a gateway.
+    pub public_key: String,
     pub connected: bool,
+    /// Seconds since the keys in use were agreed; `None` before the first
+    /// handshake. Over two minutes means rekeying fails.
+    pub last_handshake_s: Option<f64>,
     /// Handshakes completed: the first, then one per rekey (every two
     /// minutes). More means the session was lost and re-established.
     pub handshakes: u64,
@@ -63,6 +69,10 @@ pub struct LinkStatus {
     /// Local view of the link: the interface (client) or the peer's current
     /// address (gateway).
     pub endpoint: String,
+    /// Where this link's packets go: the gateway's address for this link
+    /// (client) or the client's current address on it (gateway); "-" when
+    /// not known yet.
+    pub peer: String,
     /// The local interface: "absent", "down" or "up" (gateway: "up").
     pub interface: String,
     /// Path state as judged by the engine: "probing", "up", "suspect", "down".
@@ -71,6 +81,8 @@ pub struct LinkStatus {
     pub rttvar_ms: Option<f64>,
     /// Fraction of packets lost recently (0..=1).
     pub loss: f64,
+    /// Estimated delivery rate, bytes per second.
+    pub rate_bytes_per_s: u64,
     /// Outer UDP datagrams on this link.
     pub traffic: Counters,
 }
@@ -197,8 +209,10 @@ pub fn query(path: &Path) -> Result<StatusReport, StatusError> {
     })
 }
 
-/// The report as a table for people.
+/// The report as a table for people: what `wg show` shows (peer key,
+/// endpoints, last handshake, transfer) and per link what circus adds.
 pub fn render(report: &StatusReport) -> String {
+    let gateway = report.role == "gateway";
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -206,74 +220,140 @@ pub fn render(report: &StatusReport) -> String {
         report.role,
         human_duration(report.uptime_s)
     );
-    if report.refused.values().any(|&n| n > 0) {
-        let reasons: Vec<String> = report
-            .refused
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(reason, n)| format!("{reason} {n}"))
-            .collect();
-        let _ = writeln!(out, "refused datagrams: {}", reasons.join(", "));
+    if let Some(reasons) = nonzero(&report.refused) {
+        let _ = writeln!(out, "refused datagrams: {reasons}");
     }
     for session in &report.sessions {
-        let t = &session.tunnel;
-        let _ = writeln!(
-            out,
-            "\nsession {}: {} ({} handshakes)  tunnel sent {} ({} pkts) received {} ({} pkts)",
-            session.name,
-            if session.connected {
-                "connected"
-            } else {
-                "not connected"
-            },
-            session.handshakes,
-            human_bytes(t.bytes_sent),
-            t.packets_sent,
-            human_bytes(t.bytes_received),
-            t.packets_received,
-        );
-        if session.dropped.values().any(|&n| n > 0) {
-            let reasons: Vec<String> = session
-                .dropped
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(reason, n)| format!("{reason} {n}"))
-                .collect();
-            let _ = writeln!(out, "  dropped tunnel packets: {}", reasons.join(", "));
-        }
-        let _ = writeln!(
-            out,
-            "  {:<3} {:<12} {:<22} {:<7} {:<8} {:>8} {:>8} {:>7} {:>10} {:>10}",
-            "ID",
-            "LINK",
-            "ENDPOINT",
-            "IFACE",
-            "STATE",
-            "RTT ms",
-            "RTTVAR",
-            "LOSS",
-            "SENT",
-            "RECEIVED"
-        );
-        for l in &session.links {
-            let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
-            let _ = writeln!(
-                out,
-                "  {:<3} {:<12} {:<22} {:<7} {:<8} {:>8} {:>8} {:>6.2}% {:>10} {:>10}",
-                l.id,
-                l.name,
-                l.endpoint,
-                l.interface,
-                l.state,
-                ms(l.rtt_ms),
-                ms(l.rttvar_ms),
-                l.loss * 100.0,
-                human_bytes(l.traffic.bytes_sent),
-                human_bytes(l.traffic.bytes_received),
-            );
-        }
+        render_session(&mut out, session, gateway);
     }
     out
+}
+
+fn render_session(out: &mut String, session: &SessionStatus, gateway: bool) {
+    let handshake = match session.last_handshake_s {
+        Some(s) => format!("last handshake {} ago", human_duration(s)),
+        None => "no handshake yet".to_owned(),
+    };
+    // On the gateway, "not_allowed" counts packets from a source address
+    // that is not the client's: worth seeing even when zero.
+    let spoofed = if gateway {
+        let n = session.dropped.get("not_allowed").copied().unwrap_or(0);
+        format!(", spoofed sources {n}")
+    } else {
+        String::new()
+    };
+    // A client has one session, to its gateway; a gateway one per client.
+    let peer = if gateway {
+        format!("client {}", session.name)
+    } else {
+        "gateway".to_owned()
+    };
+    let _ = writeln!(
+        out,
+        "\n{peer} {}: {}, {handshake} ({} handshakes){spoofed}",
+        short_key(&session.public_key),
+        if session.connected {
+            "connected"
+        } else {
+            "not connected"
+        },
+        session.handshakes,
+    );
+    let t = &session.tunnel;
+    let _ = writeln!(
+        out,
+        "  tunnel sent {} ({} pkts) received {} ({} pkts)",
+        human_bytes(t.bytes_sent),
+        t.packets_sent,
+        human_bytes(t.bytes_received),
+        t.packets_received,
+    );
+    if let Some(reasons) = nonzero(&session.dropped) {
+        let _ = writeln!(out, "  dropped tunnel packets: {reasons}");
+    }
+    // The gateway has no interface per link: the client's links all reach
+    // its one socket.
+    let columns: Vec<(&str, usize)> = LINK_COLUMNS
+        .into_iter()
+        .filter(|(name, _)| !(gateway && *name == "IFACE"))
+        .collect();
+    let header: Vec<String> = columns.iter().map(|(name, _)| (*name).to_owned()).collect();
+    write_row(out, &columns, &header);
+    for l in &session.links {
+        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+        let mut cells = vec![l.id.to_string(), l.name.clone()];
+        if !gateway {
+            cells.push(format!("{} {}", l.endpoint, l.interface));
+        }
+        cells.extend([
+            l.peer.clone(),
+            l.state.clone(),
+            ms(l.rtt_ms),
+            ms(l.rttvar_ms),
+            format!("{:.2}%", l.loss * 100.0),
+            human_rate(l.rate_bytes_per_s),
+            human_bytes(l.traffic.bytes_sent),
+            human_bytes(l.traffic.bytes_received),
+        ]);
+        write_row(out, &columns, &cells);
+    }
+}
+
+fn write_row(out: &mut String, columns: &[(&str, usize)], cells: &[String]) {
+    let mut row = String::from(" ");
+    for (cell, (_, width)) in cells.iter().zip(columns) {
+        let _ = write!(row, " {cell:<width$}");
+    }
+    let _ = writeln!(out, "{}", row.trim_end());
+}
+
+/// The link table's columns and widths; IFACE is the client's only.
+const LINK_COLUMNS: [(&str, usize); 11] = [
+    ("ID", 3),
+    ("LINK", 10),
+    ("IFACE", 14),
+    ("PEER", 22),
+    ("STATE", 8),
+    ("RTT ms", 7),
+    ("RTTVAR", 7),
+    ("LOSS", 7),
+    ("RATE", 12),
+    ("SENT", 10),
+    ("RECEIVED", 10),
+];
+
+/// "reason n, reason n" for the non-zero counters, `None` if all are zero.
+fn nonzero(counters: &BTreeMap<String, u64>) -> Option<String> {
+    let reasons: Vec<String> = counters
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join(", "))
+}
+
+/// The first characters of a base64 key, enough to tell keys apart (as
+/// `wg show` users compare them by eye).
+fn short_key(key: &str) -> String {
+    match key.get(..10) {
+        Some(start) if key.len() > 10 => format!("{start}…"),
+        _ => key.to_owned(),
+    }
+}
+
+fn human_rate(bytes_per_s: u64) -> String {
+    const UNITS: [&str; 4] = ["bit/s", "kbit/s", "Mbit/s", "Gbit/s"];
+    let mut value = bytes_per_s as f64 * 8.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} {}", UNITS[0])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 fn human_bytes(n: u64) -> String {
@@ -311,7 +391,9 @@ pub(crate) mod tests {
             refused: BTreeMap::from([("replayed".to_owned(), 3)]),
             sessions: vec![SessionStatus {
                 name: "gateway".into(),
+                public_key: "x4OYU8MsVbbZ+zvDG5Umk0Uh28yInaYSHxxaqodsvkE=".into(),
                 connected: true,
+                last_handshake_s: Some(45.5),
                 handshakes: 1,
                 dropped: BTreeMap::new(),
                 tunnel: Counters {
@@ -324,30 +406,139 @@ pub(crate) mod tests {
                     id: 0,
                     name: "wifi".into(),
                     endpoint: "wlan0".into(),
+                    peer: "203.0.113.10:51820".into(),
                     interface: "up".into(),
                     state: "up".into(),
                     rtt_ms: Some(31.25),
                     rttvar_ms: Some(4.0),
                     loss: 0.001,
-                    traffic: Counters::default(),
+                    rate_bytes_per_s: 150_000,
+                    traffic: Counters {
+                        bytes_sent: 2_000_000,
+                        bytes_received: 300,
+                        packets_sent: 2000,
+                        packets_received: 3,
+                    },
                 }],
             }],
         }
     }
 
+    fn gateway_sample() -> StatusReport {
+        let mut report = sample();
+        report.role = "gateway".into();
+        report.refused = BTreeMap::new();
+        let session = &mut report.sessions[0];
+        session.name = "home".into();
+        session.public_key = "GGH5wBxvOW1G7/pUTYYK+rj+4CFmBCsHWZ/kKN8sEGI=".into();
+        session.dropped = BTreeMap::from([("not_allowed".to_owned(), 7)]);
+        let link = &mut session.links[0];
+        link.name = "0".into();
+        link.endpoint = "198.51.100.7:40001".into();
+        link.peer = link.endpoint.clone();
+        let mut never = session.clone();
+        never.name = "office".into();
+        never.connected = false;
+        never.last_handshake_s = None;
+        never.links.clear();
+        never.dropped.clear();
+        report.sessions.push(never);
+        report
+    }
+
     #[test]
-    fn table_shows_links_and_totals() {
+    fn client_table_shows_what_wg_show_shows_and_each_link() {
         let text = render(&sample());
         assert!(
             text.starts_with("circus client up 2m05s\nrefused datagrams: replayed 3\n"),
             "{text}"
         );
-        assert!(text.contains("session gateway: connected"), "{text}");
-        assert!(text.contains("1.5 MB (1000 pkts)"), "{text}");
-        let row = text.lines().find(|l| l.contains("wifi")).unwrap();
         assert!(
-            row.contains("wlan0") && row.contains("31.2") && row.contains("0.10%"),
+            text.contains(
+                "gateway x4OYU8MsVb…: connected, last handshake 45s ago (1 handshakes)\n  \
+                 tunnel sent 1.5 MB (1000 pkts) received 20 B (1 pkts)\n"
+            ),
+            "{text}"
+        );
+        let header = text.lines().find(|l| l.contains("STATE")).unwrap();
+        let row = text.lines().find(|l| l.contains("wifi")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "0",
+                "wifi",
+                "wlan0",
+                "up",
+                "203.0.113.10:51820",
+                "up",
+                "31.2",
+                "4.0",
+                "0.10%",
+                "1.2",
+                "Mbit/s",
+                "2.0",
+                "MB",
+                "300",
+                "B"
+            ],
             "{row}"
+        );
+        for (column, value) in [
+            ("PEER", "203.0.113.10"),
+            ("RATE", "1.2 Mbit/s"),
+            ("SENT", "2.0 MB"),
+        ] {
+            assert_eq!(
+                header.find(column),
+                row.find(value),
+                "{column} lines up\n{header}\n{row}"
+            );
+        }
+    }
+
+    #[test]
+    fn gateway_table_shows_each_client_with_its_spoofed_count() {
+        let text = render(&gateway_sample());
+        assert!(
+            text.contains(
+                "client home GGH5wBxvOW…: connected, last handshake 45s ago (1 handshakes), \
+                 spoofed sources 7\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "client office GGH5wBxvOW…: not connected, no handshake yet (1 handshakes), \
+                 spoofed sources 0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("IFACE"),
+            "no interfaces on the gateway: {text}"
+        );
+        let row = text.lines().find(|l| l.contains("198.51.100.7")).unwrap();
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>()[..4],
+            ["0", "0", "198.51.100.7:40001", "up"],
+            "{row}"
+        );
+    }
+
+    #[test]
+    fn rates_and_keys_are_short() {
+        assert_eq!(human_rate(0), "0 bit/s");
+        assert_eq!(human_rate(100), "800 bit/s");
+        assert_eq!(human_rate(1_250_000), "10.0 Mbit/s");
+        assert_eq!(human_rate(u64::MAX), "147573952589.7 Gbit/s");
+        assert_eq!(short_key("abc"), "abc");
+        assert_eq!(short_key("0123456789"), "0123456789");
+        assert_eq!(short_key("0123456789A"), "0123456789…");
+        assert_eq!(
+            short_key("aéééééé"),
+            "aéééééé",
+            "no panic inside a character"
         );
     }
 

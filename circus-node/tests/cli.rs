@@ -57,11 +57,16 @@ fn keygen_output_parses_as_config_lines() {
 }
 
 #[test]
-fn keygen_out_writes_a_private_file() {
-    let path = std::env::temp_dir().join(format!("cnd-cli-key-{}", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+fn keygen_out_writes_a_private_file_in_a_new_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("cnd-cli-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("etc-circus/client.key");
     let out = circus_node(&["keygen", "--out", path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
     let table: toml::Table = toml::from_str(&stdout(&out)).unwrap();
     assert!(
         table.get("private_key").is_none(),
@@ -72,14 +77,23 @@ fn keygen_out_writes_a_private_file() {
     let secret: circus_core::crypto::StaticSecret =
         std::fs::read_to_string(&path).unwrap().parse().unwrap();
     assert_eq!(secret.public_key(), public);
+
     let refused = circus_node(&["keygen", "--out", path.to_str().unwrap()]);
     assert!(!refused.status.success(), "never overwrites a key");
-    assert!(
-        stderr(&refused).contains("cannot write key file"),
-        "{}",
-        stderr(&refused)
+    assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{secret}\n"),
+        "the key is kept"
     );
-    std::fs::remove_file(&path).unwrap();
+
+    let replaced = circus_node(&["keygen", "--out", path.to_str().unwrap(), "--force"]);
+    assert!(replaced.status.success(), "{}", stderr(&replaced));
+    let new: circus_core::crypto::StaticSecret =
+        std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    assert_ne!(new.public_key(), public, "--force writes a new key");
+    assert_eq!(mode(&path), 0o600);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -72,14 +72,23 @@ fn echo_through_the_tunnel_then_clean_shutdown() {
     let report = p.client.wait("both links up", Duration::from_secs(5), |r| {
         links_up(r) == 2
     });
-    for link in &report.sessions[0].links {
+    for (i, link) in report.sessions[0].links.iter().enumerate() {
         assert_eq!(link.interface, "up");
+        assert_eq!(
+            link.peer,
+            format!("198.18.{i}.1:{GATEWAY_PORT}"),
+            "{link:?}"
+        );
         assert!(link.rtt_ms.is_some_and(|rtt| rtt < 100.0), "{link:?}");
         assert!(link.traffic.packets_received > 0, "{link:?}");
     }
     let session = &report.sessions[0];
     assert!(session.tunnel.packets_sent >= 500, "{session:?}");
     assert!(session.tunnel.packets_received >= 500, "{session:?}");
+    assert!(
+        session.last_handshake_s.is_some_and(|s| s < 10.0),
+        "{session:?}"
+    );
 
     // The Prometheus endpoint shows the same links.
     let metrics = p.client_ns.run(|| {
@@ -101,7 +110,19 @@ fn echo_through_the_tunnel_then_clean_shutdown() {
 
     let gateway_report = p.gateway.status().unwrap();
     assert_eq!(gateway_report.role, "gateway");
-    assert!(gateway_report.sessions[0].connected);
+    let client_session = &gateway_report.sessions[0];
+    assert!(client_session.connected);
+    assert!(
+        client_session.last_handshake_s.is_some_and(|s| s < 10.0),
+        "{client_session:?}"
+    );
+    assert!(
+        client_session
+            .links
+            .iter()
+            .all(|l| l.peer.starts_with("198.18.")),
+        "the client's address per link: {client_session:?}"
+    );
 
     // Stopping removes the TUN device and the status socket, and its Close
     // frees the gateway's session at once (idle, it would be kept for the

@@ -195,6 +195,11 @@ impl Client {
         self.session.link_state(link)
     }
 
+    /// The gateway's public key, for status displays.
+    pub fn gateway_key(&self) -> PublicKey {
+        self.gateway
+    }
+
     /// Whether a handshake completed and the session is not presumed lost.
     pub fn is_connected(&self) -> bool {
         self.session.keys.current_ref().is_some() && !self.fresh

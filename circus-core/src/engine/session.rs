@@ -860,6 +860,7 @@ impl Session {
         Stats {
             links,
             totals,
+            last_handshake: self.keys.current_ref().map(|k| k.established),
             hold_time: self.reorder.hold_time(),
         }
     }

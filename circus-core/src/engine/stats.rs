@@ -5,7 +5,7 @@
 //! packet.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::LinkId;
 use crate::crypto::PublicKey;
@@ -119,6 +119,9 @@ pub struct Totals {
 pub struct Stats {
     pub links: Vec<LinkStats>,
     pub totals: Totals,
+    /// When the keys in use were agreed (the last handshake), for status
+    /// displays; `None` before the first.
+    pub last_handshake: Option<Instant>,
     /// Current reorder hold time, derived from the links' RTT spread.
     pub hold_time: Duration,
 }

@@ -66,12 +66,12 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{at}: key `{key}`: cannot read key file {}: {source}", path.display())]
+    /// A key file that cannot be read or that others may read.
+    #[error("{at}: key `{key}`: {source}")]
     KeyFile {
         at: Location,
         key: String,
-        path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: crate::keys::KeyFileError,
     },
 }

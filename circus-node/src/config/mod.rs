@@ -13,7 +13,7 @@ mod schema;
 pub use error::{ConfigError, Location};
 pub use prefix::{Family, IfPrefix, Ipv4Prefix, Ipv6Prefix, TunAddresses};
 
-use crate::keys::{Psk, PublicKey, StaticSecret};
+use crate::keys::{KeyError, Psk, PublicKey, StaticSecret};
 use circus_core::engine::IpPrefix;
 use circus_core::scheduler::Policy;
 use prefix::TunAddressError;
@@ -199,11 +199,7 @@ impl ClientConfig {
                 file.private_key.as_ref(),
                 file.private_key_file.as_ref(),
             )?,
-            gateway_public_key: ctx.parse(
-                "gateway_public_key",
-                &file.gateway_public_key,
-                EXPECT_KEY,
-            )?,
+            gateway_public_key: ctx.public_key("gateway_public_key", &file.gateway_public_key)?,
             preshared_key: ctx.psk(
                 "preshared_key",
                 file.preshared_key.as_ref(),
@@ -237,16 +233,17 @@ impl GatewayConfig {
         let mut clients = Vec::with_capacity(file.clients.len());
         for (i, c) in file.clients.iter().enumerate() {
             let key = |k: &str| format!("client[{i}].{k}");
-            let public_key: PublicKey = ctx.parse(&key("public_key"), &c.public_key, EXPECT_KEY)?;
+            let public_key = ctx.public_key(&key("public_key"), &c.public_key)?;
             if let Some(j) = clients
                 .iter()
                 .position(|p: &PeerEntry| p.public_key == public_key)
             {
-                return Err(ctx.invalid(
-                    &key("public_key"),
-                    &c.public_key,
-                    &format!("a key not already given to client[{j}]"),
-                ));
+                return Err(ConfigError::Invalid {
+                    at: ctx.at(Some(c.public_key.span())),
+                    key: key("public_key"),
+                    expected: format!("a key not already given to client[{j}]"),
+                    found: format!("the key of client[{j}]"),
+                });
             }
             if c.tunnel_addresses.is_empty() {
                 return Err(ctx.invalid_whole(
@@ -532,31 +529,71 @@ impl Ctx<'_> {
         key: &str,
         inline: Option<&Spanned<String>>,
         file: Option<&Spanned<PathBuf>>,
-    ) -> Result<Option<Spanned<String>>, ConfigError> {
+    ) -> Result<Option<KeyText>, ConfigError> {
         match (inline, file) {
             (Some(_), Some(_)) => Err(self.invalid_whole(
                 key,
                 &format!("only one of `{key}` and `{key}_file`"),
                 "both",
             )),
-            (Some(k), None) => Ok(Some(k.clone())),
+            (Some(k), None) => Ok(Some(KeyText {
+                key: key.to_owned(),
+                text: k.clone(),
+                file: None,
+            })),
             (None, Some(f)) => {
                 let relative = f.get_ref();
                 let path = match self.path.parent() {
                     Some(dir) if relative.is_relative() => dir.join(relative),
                     _ => relative.clone(),
                 };
-                let text =
-                    std::fs::read_to_string(&path).map_err(|source| ConfigError::KeyFile {
+                let text = crate::keys::read_secret_file(&path).map_err(|source| {
+                    ConfigError::KeyFile {
                         at: self.at(Some(f.span())),
                         key: format!("{key}_file"),
-                        path: path.clone(),
                         source,
-                    })?;
-                Ok(Some(Spanned::new(f.span(), text)))
+                    }
+                })?;
+                Ok(Some(KeyText {
+                    key: format!("{key}_file"),
+                    text: Spanned::new(f.span(), text),
+                    file: Some(path),
+                }))
             }
             (None, None) => Ok(None),
         }
+    }
+
+    /// Parses a key, public or secret. The error says what is wrong with
+    /// the text and where it is, never the text itself: it may be a secret
+    /// (or a private key pasted into the wrong place), and errors end up
+    /// in terminals and journals.
+    fn key<T: FromStr<Err = KeyError>>(&self, text: &KeyText) -> Result<T, ConfigError> {
+        let value = text.text.get_ref().trim();
+        value.parse().map_err(|e: KeyError| {
+            let what = match e {
+                KeyError::WrongLength { actual, .. } => format!("base64 of {actual} bytes"),
+                _ => format!("{} characters that are not base64", value.chars().count()),
+            };
+            ConfigError::Invalid {
+                at: self.at(Some(text.text.span())),
+                key: text.key.clone(),
+                expected: EXPECT_KEY.to_owned(),
+                found: match &text.file {
+                    Some(path) => format!("{what} in {}", path.display()),
+                    None => what,
+                },
+            }
+        })
+    }
+
+    /// A public key given inline.
+    fn public_key(&self, key: &str, value: &Spanned<String>) -> Result<PublicKey, ConfigError> {
+        self.key(&KeyText {
+            key: key.to_owned(),
+            text: value.clone(),
+            file: None,
+        })
     }
 
     fn secret(
@@ -566,7 +603,7 @@ impl Ctx<'_> {
         file: Option<&Spanned<PathBuf>>,
     ) -> Result<StaticSecret, ConfigError> {
         match self.key_text(key, inline, file)? {
-            Some(text) => self.parse(key, &text, EXPECT_KEY),
+            Some(text) => self.key(&text),
             None => Err(self.invalid_whole(
                 key,
                 &format!("`{key}` or `{key}_file` (make one with `circus-node keygen`)"),
@@ -582,10 +619,20 @@ impl Ctx<'_> {
         file: Option<&Spanned<PathBuf>>,
     ) -> Result<Psk, ConfigError> {
         match self.key_text(key, inline, file)? {
-            Some(text) => self.parse(key, &text, EXPECT_KEY),
+            Some(text) => self.key(&text),
             None => Ok(crate::keys::no_psk()),
         }
     }
+}
+
+/// A key's text and where it came from, for [`Ctx::key`]'s errors.
+struct KeyText {
+    /// The config key that gave it (`private_key` or `private_key_file`).
+    key: String,
+    /// Inline: the value; from a file: the file's text, spanned at the
+    /// config's `_file` value.
+    text: Spanned<String>,
+    file: Option<PathBuf>,
 }
 
 const EXPECT_IFNAME: &str = "an interface name of 1 to 15 bytes without '/', ':' or whitespace";

@@ -159,15 +159,28 @@ fn missing_private_key_and_both_forms() {
     );
 }
 
-#[test]
-fn key_file_is_read_relative_to_the_config() {
-    let dir = std::env::temp_dir().join(format!("cnd-config-{}", std::process::id()));
+/// A scratch directory with `client.key` holding `text` with `mode`.
+fn key_dir(tag: &str, text: &str, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("cnd-config-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("client.key"), format!("{KEY_A}\n")).unwrap();
-    let text = client_text("", TWO_LINKS).replace(
+    let path = dir.join("client.key");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    dir
+}
+
+fn with_key_file() -> String {
+    client_text("", TWO_LINKS).replace(
         &format!("private_key = \"{KEY_A}\""),
         "private_key_file = \"client.key\"",
-    );
+    )
+}
+
+#[test]
+fn key_file_is_read_relative_to_the_config() {
+    let dir = key_dir("relative", &format!("{KEY_A}\n"), 0o600);
+    let text = with_key_file();
     let cfg = ClientConfig::parse(&dir.join("client.toml"), &text).unwrap();
     assert_eq!(cfg.private_key.to_string(), KEY_A);
     let missing = text.replace("client.key", "nope.key");
@@ -180,6 +193,113 @@ fn key_file_is_read_relative_to_the_config() {
     );
     assert!(err.contains("nope.key"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn key_file_others_may_read_is_refused_in_one_line() {
+    let dir = key_dir("exposed", &format!("{KEY_A}\n"), 0o644);
+    let err = ClientConfig::parse(&dir.join("client.toml"), &with_key_file())
+        .unwrap_err()
+        .to_string();
+    let file = dir.join("client.key");
+    assert_eq!(
+        err,
+        format!(
+            "{}:1:20: key `private_key_file`: key file {} may be read by group or others \
+             (mode 644); run `chmod 600 {}`",
+            dir.join("client.toml").display(),
+            file.display(),
+            file.display()
+        )
+    );
+    let psk = client_text("preshared_key_file = \"client.key\"", TWO_LINKS);
+    let err = ClientConfig::parse(&dir.join("client.toml"), &psk)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("key `preshared_key_file`") && err.contains("chmod 600"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A secret-looking value that does not parse as a key: what must never
+/// be shown.
+const NOT_A_KEY: &str = "c2VjcmV0LWJ1dC1ub3QtYS1rZXktcGFzdGVkLWhlcmU!";
+
+#[test]
+fn malformed_keys_are_described_not_echoed() {
+    let inline = client_err(&client_text("", TWO_LINKS).replace(KEY_A, NOT_A_KEY));
+    assert!(
+        inline.contains("key `private_key`: expected a base64 32-byte key")
+            && inline.contains("found 44 characters that are not base64"),
+        "{inline}"
+    );
+    let short = client_err(&client_text("", TWO_LINKS).replace(KEY_A, "c2VjcmV0"));
+    assert!(short.contains("found base64 of 6 bytes"), "{short}");
+
+    let dir = key_dir("malformed", &format!("{NOT_A_KEY}\n"), 0o600);
+    let err = ClientConfig::parse(&dir.join("client.toml"), &with_key_file())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("key `private_key_file`")
+            && err.contains(&format!(
+                "44 characters that are not base64 in {}",
+                dir.join("client.key").display()
+            )),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    for (name, text) in [
+        ("inline", inline),
+        ("short", short),
+        ("file", err),
+        (
+            "psk",
+            client_err(&client_text(
+                &format!("preshared_key = \"{NOT_A_KEY}\""),
+                TWO_LINKS,
+            )),
+        ),
+        (
+            "gateway key",
+            client_err(&client_text("", TWO_LINKS).replace(KEY_B, NOT_A_KEY)),
+        ),
+        (
+            "client key",
+            gateway_err(&gateway_text(&format!(
+                "[[client]]\nname = \"a\"\npublic_key = \"{NOT_A_KEY}\"\n\
+                 tunnel_addresses = [\"100.64.0.2/32\"]\n"
+            ))),
+        ),
+    ] {
+        assert!(!text.contains(NOT_A_KEY), "{name}: {text}");
+        assert!(!text.contains("c2VjcmV0"), "{name}: {text}");
+    }
+}
+
+proptest::proptest! {
+    /// Whatever a key setting holds, quoted or not, well-formed TOML or
+    /// not, no error shows it.
+    #[test]
+    fn no_error_shows_a_key_value(value in "[A-Za-z0-9+/=]{12,60}") {
+        for template in [
+            format!("private_key = \"{value}\""),
+            format!("private_key = {value}"),
+            format!("private_key = '{value}"),
+            format!("private_key = \"{value}\" trailing"),
+            format!("preshared_key = \"{value}\"\nprivate_key = \"{KEY_A}\""),
+        ] {
+            let text = client_text("", TWO_LINKS)
+                .replace(&format!("private_key = \"{KEY_A}\""), &template);
+            if let Err(e) = ClientConfig::parse(Path::new("client.toml"), &text) {
+                let shown = e.to_string();
+                proptest::prop_assert!(!shown.contains(&value), "{} shows {}", shown, value);
+            }
+        }
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ use super::plan::{Family, OWN_PROTOCOL, Plan, Route, Rule, RuleAction, Target};
 use circus_core::engine::IpPrefix;
 use futures::TryStreamExt;
 use netlink_packet_route::AddressFamily;
+use netlink_packet_route::link::LinkFlags;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -47,6 +48,25 @@ impl Kernel {
         let (connection, handle, _) = rtnetlink::new_connection().map_err(RoutingError::Connect)?;
         tokio::spawn(connection);
         Ok(Kernel { handle })
+    }
+
+    /// The index of the interface `name` while it is up and running (its
+    /// routes can exist), else `None`. Asked of netlink directly:
+    /// `getifaddrs` leaves out a TUN device's link entry (it has no
+    /// hardware address).
+    pub async fn running_index(&self, name: &str) -> Option<u32> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        let link = links.try_next().await.ok().flatten()?;
+        let running = LinkFlags::Up | LinkFlags::Running;
+        link.header
+            .flags
+            .contains(running)
+            .then_some(link.header.index)
     }
 
     /// Makes the daemon's rules and routes exactly `plan`'s; device routes

@@ -29,7 +29,7 @@ pub use kernel::{Kernel, RoutingError};
 pub use plan::Plan;
 
 use crate::config::RoutingConfig;
-use crate::hotplug::{self, InterfaceWatcher};
+use crate::hotplug::InterfaceWatcher;
 
 /// The daemon's routes for one TUN device.
 #[derive(Clone)]
@@ -55,7 +55,8 @@ impl Routes {
             plan,
             tun: tun.to_owned(),
         };
-        routes.kernel.sync(&routes.plan, tun_index(tun)).await?;
+        let index = routes.kernel.running_index(tun).await;
+        routes.kernel.sync(&routes.plan, index).await?;
         tracing::info!(
             table = routes.plan.table,
             routes = routes.plan.routes.len(),
@@ -69,10 +70,10 @@ impl Routes {
     /// new index) after the kernel dropped its routes, installs them again.
     pub async fn follow(self) {
         let mut watcher = InterfaceWatcher::new();
-        let mut seen = tun_index(&self.tun);
+        let mut seen = self.kernel.running_index(&self.tun).await;
         loop {
             watcher.changed().await;
-            let now = tun_index(&self.tun);
+            let now = self.kernel.running_index(&self.tun).await;
             if now != seen {
                 seen = now;
                 if now.is_some() {
@@ -117,13 +118,4 @@ pub async fn down(config: &RoutingConfig) -> Result<(), RoutingError> {
         ..config.clone()
     });
     Kernel::connect()?.sync(&nothing, None).await
-}
-
-/// The TUN device's index while it is up and running, else `None`.
-fn tun_index(name: &str) -> Option<u32> {
-    let table = hotplug::scan().ok()?;
-    table
-        .get(name)
-        .filter(|state| state.running)
-        .map(|state| state.index)
 }

@@ -6,7 +6,7 @@
 //! ```text
 //! 31820: from all lookup main suppress_prefixlength 0
 //! 31821: not from all fwmark 0xca6c lookup 51820
-//! table 51820: 0.0.0.0/0 dev circus0            (each configured prefix)
+//! table 51820: 0.0.0.0/0 dev circus0 metric 1024 (each configured prefix)
 //!              unreachable 0.0.0.0/0 metric max (kill switch only)
 //! ```
 //!
@@ -26,9 +26,15 @@ pub const SUPPRESS_PRIORITY: u32 = 31820;
 pub const TABLE_PRIORITY: u32 = SUPPRESS_PRIORITY + 1;
 
 /// `rtm_protocol` (and `FRA_PROTOCOL`) of everything the daemon adds, so a
-/// later run recognises what an earlier, killed one left behind. 0x63
-/// ('c') is not among the numbers iproute2 and routing daemons use.
-pub const OWN_PROTOCOL: u8 = 0x63;
+/// later run recognises what an earlier, killed one left behind. 109 is
+/// named by neither the kernel's `rtnetlink.h` nor iproute2's `rt_protos`
+/// (which routing daemons use: bird 12, openr 99, bgp 186, ...).
+pub const OWN_PROTOCOL: u8 = 109;
+
+/// Metric of the device routes: IPv6 turns 0 into this (its default for
+/// routes added by users), so both families use it and read back as
+/// planned.
+pub const TUN_METRIC: u32 = 1024;
 
 /// Metric of the kill switch's unreachable routes: the largest, so the
 /// device routes of the same prefixes win while the TUN device exists.
@@ -128,7 +134,7 @@ impl Plan {
         let mut routes: Vec<Route> = config
             .routes
             .iter()
-            .map(|&p| route(p, Target::Tun, 0))
+            .map(|&p| route(p, Target::Tun, TUN_METRIC))
             .collect();
         if config.kill_switch {
             routes.extend(
@@ -251,8 +257,8 @@ mod tests {
         assert_eq!(
             routes,
             [
-                ("::/0".to_owned(), Target::Tun, 51820, 0),
-                ("0.0.0.0/0".to_owned(), Target::Tun, 51820, 0),
+                ("::/0".to_owned(), Target::Tun, 51820, TUN_METRIC),
+                ("0.0.0.0/0".to_owned(), Target::Tun, 51820, TUN_METRIC),
             ]
         );
         assert_eq!(plan.link_mark(), Some(51820));

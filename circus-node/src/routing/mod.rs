@@ -4,10 +4,11 @@
 //!
 //! The link sockets carry the table number as their firewall mark
 //! (`SO_MARK`), so the rule that sends everything else to the table lets
-//! their own datagrams through to the main table and out on the links
-//! (their `SO_BINDTODEVICE` alone would also keep IPv4 ones out, but the
-//! mark is what makes this independent of how each family treats a
-//! device-bound lookup).
+//! their own datagrams through to the main table and out on the links.
+//! Their `SO_BINDTODEVICE` is not enough on its own: a device-bound lookup
+//! skips device routes into another interface, but not the kill switch's
+//! unreachable routes, and the families differ in the details; the mark
+//! keeps them out of the table whatever it holds.
 //!
 //! The kernel drops the device routes whenever the TUN device goes down or
 //! away; [`Routes::follow`] puts them back when it is up again. After a

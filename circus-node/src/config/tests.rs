@@ -409,4 +409,19 @@ fn deploy_examples_parse() {
     let cfg = GatewayConfig::parse(Path::new("deploy/gateway.toml"), &gateway).unwrap();
     assert_eq!(cfg.clients.len(), 2);
     assert_eq!(cfg.clients[1].tunnel_addresses.len(), 2);
+    assert!(!cfg.nat);
+
+    // The commented-out routing examples are valid once uncommented.
+    let uncomment = |text: &str, keys: &[&str]| {
+        keys.iter().fold(text.to_owned(), |t, k| {
+            t.replace(&format!("\n#{k} ="), &format!("\n{k} ="))
+        })
+    };
+    let keys = ["site_subnets", "routes", "table", "kill_switch", "dns"];
+    let cfg = ClientConfig::parse(Path::new("c.toml"), &uncomment(&client, &keys)).unwrap();
+    assert_eq!(cfg.routing.routes.len(), 2);
+    assert!(cfg.routing.kill_switch);
+    assert_eq!(cfg.routing.dns.len(), 1);
+    let cfg = GatewayConfig::parse(Path::new("g.toml"), &uncomment(&gateway, &["nat"])).unwrap();
+    assert!(cfg.nat);
 }

@@ -314,6 +314,17 @@ fn a_full_tunnel_is_routed_by_the_client_and_masqueraded_by_the_gateway() {
         "{seen:?}"
     );
 
+    // The kernel drops the device routes when the TUN device goes down;
+    // the daemon puts them back when it is up again.
+    site.client.ip(&["link", "set", TUN, "down"]);
+    assert!(!site.table("-4").contains(TUN));
+    site.client.ip(&["link", "set", TUN, "up"]);
+    wait_for("the routes are reinstalled", || {
+        site.table("-4").contains(TUN) && site.table("-6").contains(TUN)
+    });
+    assert!(site.echo());
+    assert_eq!(site.take_seen(), [GATEWAY_UPLINK]);
+
     stop(client);
     assert_eq!(site.routing_state(), before, "SIGTERM removes all it added");
 

@@ -5,10 +5,12 @@
 //! The link sockets carry the table number as their firewall mark
 //! (`SO_MARK`), so the rule that sends everything else to the table lets
 //! their own datagrams through to the main table and out on the links.
-//! Their `SO_BINDTODEVICE` is not enough on its own: a device-bound lookup
-//! skips device routes into another interface, but not the kill switch's
-//! unreachable routes, and the families differ in the details; the mark
-//! keeps them out of the table whatever it holds.
+//! Their `SO_BINDTODEVICE` would already keep them on the links (a
+//! device-bound lookup skips routes through other devices and, when
+//! nothing is left, takes the destination as on the link: tried here for
+//! both families, with and without the kill switch's unreachable routes),
+//! but that is a detail of each family's lookup; the mark keeps them out
+//! by the rule itself, which is what wg-quick relies on.
 //!
 //! The kernel drops the device routes whenever the TUN device goes down or
 //! away; [`Routes::follow`] puts them back when it is up again. After a

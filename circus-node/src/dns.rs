@@ -60,6 +60,9 @@ pub fn decide(
 
 /// Sets the servers on the TUN link `tun`, or warns why it cannot.
 pub fn apply(tun: &str, servers: &[IpAddr], full_tunnel: bool) {
+    if servers.is_empty() {
+        return; // without even looking for resolvectl
+    }
     let decision = decide(
         tun,
         servers,

@@ -281,6 +281,18 @@ fn a_full_tunnel_is_routed_by_the_client_and_masqueraded_by_the_gateway() {
         "::/0 too"
     );
     assert!(nft_tables(&site.gateway_ns).contains("table inet circus-cnd-gw"));
+    // The link socket carries the table's mark, which the rule exempts.
+    let sockets = Command::new("ip")
+        .args(["netns", "exec", &site.client.name, "ss", "-uane"])
+        .output()
+        .unwrap();
+    let sockets = String::from_utf8_lossy(&sockets.stdout);
+    assert!(
+        sockets
+            .lines()
+            .any(|l| l.contains("%rtc0:") && l.contains("fwmark:0xca6c")),
+        "{sockets}"
+    );
     // The session is up, so the link socket's own datagrams left on the
     // link (inside the tunnel they would go nowhere); the server sees the
     // gateway's uplink address: the echo went through the tunnel and out

@@ -111,12 +111,12 @@ pub fn table_name(tun: &str) -> String {
 
 /// The prefixes clients send from: the tunnel subnet and every client's
 /// tunnel addresses (site subnets included), without those another
-/// already covers (nftables refuses overlapping set elements, and one rule
-/// per prefix is easier to read in `nft list`).
+/// already covers: one rule per distinct range, as `nft list` then shows.
 pub fn tunnel_prefixes(config: &GatewayConfig) -> Vec<IpPrefix> {
-    let subnet = IpPrefix::new(IpAddr::V4(config.tun.address.addr), config.tun.address.len)
-        .expect("an Ipv4Prefix has at most 32 bits");
-    let all: Vec<IpPrefix> = std::iter::once(subnet)
+    // `None` only for a hand-built prefix longer than 32 bits.
+    let subnet = IpPrefix::new(IpAddr::V4(config.tun.address.addr), config.tun.address.len).ok();
+    let all: Vec<IpPrefix> = subnet
+        .into_iter()
         .chain(
             config
                 .clients

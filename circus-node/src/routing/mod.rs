@@ -77,17 +77,21 @@ impl Routes {
         loop {
             watcher.changed().await;
             let now = self.kernel.running_index(&self.tun).await;
-            if now != seen {
+            if now == seen {
+                continue;
+            }
+            if now.is_none() {
+                // Down or gone: the kernel took the device routes with it.
                 seen = now;
-                if now.is_some() {
-                    match self.kernel.sync(&self.plan, now).await {
-                        Ok(()) => {
-                            tracing::info!(tun = %self.tun, "TUN device back: routes reinstalled")
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot reinstall the routes; retrying at the next interface change")
-                        }
-                    }
+                continue;
+            }
+            match self.kernel.sync(&self.plan, now).await {
+                Ok(()) => {
+                    seen = now;
+                    tracing::info!(tun = %self.tun, "TUN device back: routes reinstalled");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reinstall the routes; retrying at the next interface change")
                 }
             }
         }

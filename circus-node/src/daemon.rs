@@ -8,11 +8,13 @@
 use crate::config::{ClientConfig, GatewayConfig, ObserveConfig};
 use crate::driver::{self, DriverError};
 use crate::link_set::LinkSet;
+use crate::nat::{Nat, NatError};
 use crate::prometheus::{MetricsError, MetricsServer};
+use crate::routing::{Routes, RoutingError};
 use crate::status::{ReportRequest, StatusError, StatusServer};
 use crate::tun_device::{self, TunError};
 use crate::tun_mtu::TunMtu;
-use crate::{link_socket, report};
+use crate::{dns, link_socket, report};
 use circus_core::engine;
 use circus_core::mss::MssClamp;
 use circus_core::scheduler::Policy;
@@ -38,12 +40,17 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Driver(#[from] DriverError),
+    #[error(transparent)]
+    Routing(#[from] RoutingError),
+    #[error(transparent)]
+    Nat(#[from] NatError),
     #[error("gateway configuration refused by the engine: {0}")]
     Gateway(#[from] engine::GatewayError),
 }
 
 /// Runs the client until `shutdown` resolves (e.g. on SIGTERM), then
-/// removes its TUN device and status socket.
+/// removes its TUN device, status socket and routes (except what the kill
+/// switch keeps, see [`crate::routing`]).
 ///
 /// Must run inside a tokio runtime with IO and time enabled; a
 /// current-thread runtime is enough and is what the binary uses.
@@ -65,24 +72,35 @@ pub async fn run_client(
         unix_time_ns(),
     );
     let (mut observers, requests) = start_observers(&config.observe).await?;
+    let routing = &config.routing;
+    let routes = Routes::install(routing, &config.tun.name).await?;
+    if let Some(routes) = &routes {
+        observers.spawn(routes.clone().follow());
+    }
+    let full_tunnel = routing.routes.iter().any(|p| p.is_empty());
+    dns::apply(&config.tun.name, &routing.dns, full_tunnel);
     tracing::info!(tun = %config.tun.name, mtu, links = config.links.len(), "client running");
     let result = driver::run_client(
         engine,
         tun,
         tun_mtu,
-        LinkSet::new(&config.links),
+        LinkSet::new(&config.links, Routes::link_mark(routing)),
         requests,
         started,
         shutdown,
     )
     .await;
     observers.shutdown().await;
+    dns::revert(&config.tun.name, &routing.dns);
+    if let Some(routes) = routes {
+        routes.remove().await?;
+    }
     tracing::info!("client stopped");
     Ok(result?)
 }
 
-/// Runs the gateway until `shutdown` resolves, then removes its TUN device
-/// and status socket.
+/// Runs the gateway until `shutdown` resolves, then removes its TUN device,
+/// status socket and, with `nat = true`, its masquerade table.
 pub async fn run_gateway(
     config: GatewayConfig,
     shutdown: impl Future<Output = ()>,
@@ -114,6 +132,7 @@ pub async fn run_gateway(
         .map(|c| (c.public_key, c.name.clone()))
         .collect();
     let (mut observers, requests) = start_observers(&config.observe).await?;
+    let nat = config.nat.then(|| Nat::start(&config)).transpose()?;
     tracing::info!(tun = %config.tun.name, mtu, listen = %config.listen, clients = names.len(), "gateway running");
     let result = driver::run_gateway(
         engine,
@@ -127,6 +146,9 @@ pub async fn run_gateway(
     )
     .await;
     observers.shutdown().await;
+    if let Some(nat) = nat {
+        nat.stop();
+    }
     tracing::info!("gateway stopped");
     Ok(result?)
 }

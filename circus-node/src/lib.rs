@@ -16,11 +16,15 @@
 //! - [`link_set`]: the client's links following interface hot-plug.
 //! - [`hotplug`]: interface table and netlink change notifications.
 //! - [`resolve`]: gateway host names, looked up again when the gateway is lost.
+//! - [`routing`]: the client's routes into its TUN device (policy routing).
+//! - [`dns`]: the TUN link's DNS servers through systemd-resolved.
+//! - [`nat`]: the gateway's forwarding and masquerading (`nat = true`).
 //! - [`status`]: the status report and its unix socket.
 //! - [`logs`]: stderr logs filtered by `RUST_LOG`.
 //! - [`prometheus`]: the report as a Prometheus text endpoint.
 pub mod config;
 pub mod daemon;
+pub mod dns;
 pub mod driver;
 pub mod embed;
 pub mod hotplug;
@@ -28,9 +32,11 @@ pub mod keys;
 pub mod link_set;
 pub mod link_socket;
 pub mod logs;
+pub mod nat;
 pub mod prometheus;
 mod report;
 pub mod resolve;
+pub mod routing;
 pub mod status;
 pub mod tun_device;
 pub mod tun_mtu;

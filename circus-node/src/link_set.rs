@@ -73,12 +73,14 @@ pub struct LinkSet {
     /// Where the next receive poll starts, so a busy link cannot starve the
     /// others.
     next_poll: usize,
+    /// Firewall mark of every link socket ([`crate::routing`]).
+    mark: Option<u32>,
 }
 
 impl LinkSet {
     /// Links in config order; link `i` is `LinkId(i)`. No sockets yet: the
-    /// first [`LinkSet::reconcile`] opens them.
-    pub fn new(links: &[LinkConfig]) -> Self {
+    /// first [`LinkSet::reconcile`] opens them, each with `mark` if given.
+    pub fn new(links: &[LinkConfig], mark: Option<u32>) -> Self {
         LinkSet {
             slots: links
                 .iter()
@@ -93,6 +95,7 @@ impl LinkSet {
                 })
                 .collect(),
             next_poll: 0,
+            mark,
         }
     }
 
@@ -199,7 +202,11 @@ impl LinkSet {
                 slot.socket = None;
             }
             if can_reach && slot.socket.is_none() {
-                match link_socket::bind_to_interface(&slot.config.interface, slot.config.gateway) {
+                match link_socket::bind_to_interface(
+                    &slot.config.interface,
+                    slot.config.gateway,
+                    self.mark,
+                ) {
                     Ok(socket) => slot.socket = Some(socket),
                     Err(e) => {
                         tracing::warn!(link = %slot.config.name, interface = %slot.config.interface,
@@ -395,10 +402,13 @@ mod tests {
         let gateway = UdpSocket::bind("[::1]:0").await.unwrap();
         let port = gateway.local_addr().unwrap().port();
         let v4 = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut set = LinkSet::new(&[LinkConfig {
-            gateway_host: Some("localhost".into()),
-            ..loopback_link(v4)
-        }]);
+        let mut set = LinkSet::new(
+            &[LinkConfig {
+                gateway_host: Some("localhost".into()),
+                ..loopback_link(v4)
+            }],
+            None,
+        );
         let only_v6 = table(1, true, Some(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
         let mut changes = Vec::new();
         set.reconcile(&only_v6, |link, change| changes.push((link, change)));
@@ -435,7 +445,7 @@ mod tests {
     #[tokio::test]
     async fn follows_interface_changes_and_carries_datagrams() {
         let gateway = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut set = LinkSet::new(&[loopback_link(gateway.local_addr().unwrap())]);
+        let mut set = LinkSet::new(&[loopback_link(gateway.local_addr().unwrap())], None);
         let lo = Some(IpAddr::from([127, 0, 0, 1]));
         let mut changes = Vec::new();
         let mut step = |set: &mut LinkSet, t: &BTreeMap<String, InterfaceState>| {

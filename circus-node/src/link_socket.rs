@@ -27,14 +27,25 @@ pub struct LinkSocketError {
 }
 
 /// A non-blocking UDP socket bound to `interface`, for sending to `peer`
-/// (whose address family it takes), on an ephemeral port.
-pub fn bind_to_interface(interface: &str, peer: SocketAddr) -> io::Result<UdpSocket> {
+/// (whose address family it takes), on an ephemeral port. `mark` is the
+/// firewall mark that keeps its datagrams out of the daemon's own routes
+/// into the TUN device ([`crate::routing`]).
+pub fn bind_to_interface(
+    interface: &str,
+    peer: SocketAddr,
+    mark: Option<u32>,
+) -> io::Result<UdpSocket> {
     let (domain, any) = match peer {
         SocketAddr::V4(_) => (Domain::IPV4, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
         SocketAddr::V6(_) => (Domain::IPV6, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))),
     };
     let socket = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
     socket.bind_device(Some(interface.as_bytes()))?;
+    if let Some(mark) = mark {
+        // The kernel stores the mark as an int-sized value; the bits are
+        // what matter, so a table number above i32::MAX keeps its bits.
+        setsockopt_int(&socket, libc::SO_MARK, mark as libc::c_int)?;
+    }
     set_buffers(&socket);
     socket.set_nonblocking(true)?;
     socket.bind(&any.into())?;

@@ -61,8 +61,13 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
         /// Only check the config file and print what it means, then exit
-        #[arg(long)]
+        #[arg(long, conflicts_with = "down")]
         check: bool,
+        /// Remove the routes and rules a client with this config installs,
+        /// kill switch included (after a crash, or to lift the kill switch
+        /// while the daemon is stopped), then exit
+        #[arg(long)]
+        down: bool,
     },
     /// Run the gateway daemon: serve the configured clients
     Gateway {
@@ -99,11 +104,20 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Keygen { out, force, psk } => keygen(out, force, psk),
-        Command::Client { config, check } => {
+        Command::Client {
+            config,
+            check,
+            down,
+        } => {
             let config = ClientConfig::load(&config).map_err(|e| e.to_string())?;
             if check {
                 print!("{}", describe_client(&config));
                 return Ok(());
+            }
+            if down {
+                return runtime()?
+                    .block_on(circus_node::routing::down(&config.routing))
+                    .map_err(|e| e.to_string());
             }
             daemon(circus_node::run_client(config, shutdown_signal()))
         }
@@ -173,31 +187,48 @@ fn describe_client(config: &ClientConfig) -> String {
             link.mtu
         );
     }
+    let routing = &config.routing;
+    if !routing.routes.is_empty() {
+        out += &format!(
+            "routes {} in table {}{}\n",
+            list(&routing.routes),
+            routing.table,
+            if routing.kill_switch {
+                ", kill switch on"
+            } else {
+                ""
+            }
+        );
+    }
+    if !routing.dns.is_empty() {
+        out += &format!("dns {}\n", list(&routing.dns));
+    }
     out + &describe_observe(&config.observe)
+}
+
+fn list<T: ToString>(items: &[T]) -> String {
+    let items: Vec<String> = items.iter().map(ToString::to_string).collect();
+    items.join(", ")
 }
 
 /// What a gateway config means, for `--check`.
 fn describe_gateway(config: &GatewayConfig) -> String {
     let mut out = format!(
-        "gateway, public key {}\nlisten {}\npolicy {}\ntun {} {} mtu {}\n",
+        "gateway, public key {}\nlisten {}\npolicy {}\ntun {} {} mtu {}\nnat {}\n",
         config.private_key.public_key(),
         config.listen,
         config.policy,
         config.tun.name,
         config.tun.address,
         tun_device::gateway_tun_mtu(&config.tun),
+        if config.nat { "on" } else { "off" },
     );
     for client in &config.clients {
-        let routes: Vec<String> = client
-            .tunnel_addresses
-            .iter()
-            .map(ToString::to_string)
-            .collect();
         out += &format!(
             "client {}: key {}, routes {}\n",
             client.name,
             client.public_key,
-            routes.join(", ")
+            list(&client.tunnel_addresses)
         );
     }
     out + &describe_observe(&config.observe)
@@ -245,11 +276,14 @@ fn keygen(out: Option<PathBuf>, force: bool, psk: bool) -> Result<(), String> {
 /// the kernel's packet work.
 fn daemon(run: impl Future<Output = Result<(), circus_node::NodeError>>) -> Result<(), String> {
     circus_node::logs::init_stderr_logs("info");
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    runtime()?.block_on(run).map_err(|e| e.to_string())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(run).map_err(|e| e.to_string())
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 /// Resolves on SIGINT or SIGTERM (systemd's stop).

@@ -287,9 +287,12 @@ pub fn client_toml(config: &ClientConfig) -> Table {
         "preshared_key".into(),
         config.preshared_key.to_string().into(),
     );
-    if !config.routes.is_empty() {
-        let routes = config.routes.iter().map(|r| Value::from(r.to_string()));
-        file.insert("routes".into(), Value::Array(routes.collect()));
+    if !config.site_subnets.is_empty() {
+        let subnets = config
+            .site_subnets
+            .iter()
+            .map(|r| Value::from(r.to_string()));
+        file.insert("site_subnets".into(), Value::Array(subnets.collect()));
     }
     let links = config.links.iter().map(|link| {
         let mut table = Table::new();
@@ -369,7 +372,8 @@ mod tests {
             gateway_public_key: gateway_public,
             preshared_key: psk.clone(),
             policy,
-            routes: vec!["10.20.0.0/16".parse().unwrap()],
+            site_subnets: vec!["10.20.0.0/16".parse().unwrap()],
+            routing: Default::default(),
             tun: tun(2),
             observe: observe("client"),
             links: (0..2)
@@ -386,6 +390,7 @@ mod tests {
             private_key: gateway_secret,
             listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 51820)),
             policy,
+            nat: false,
             tun: tun(1),
             observe: observe("gateway"),
             clients: vec![PeerEntry {
@@ -404,7 +409,7 @@ mod tests {
             client.preshared_key.to_string()
         );
         assert_eq!(read.policy, client.policy);
-        assert_eq!(read.routes, client.routes);
+        assert_eq!(read.site_subnets, client.site_subnets);
         assert_eq!(read.tun, client.tun);
         assert_eq!(read.observe, client.observe);
         assert_eq!(read.links, client.links);

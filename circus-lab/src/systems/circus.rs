@@ -125,6 +125,7 @@ pub(crate) fn lab_configs(
         private_key: gateway_secret,
         listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, GATEWAY_PORT)),
         policy,
+        nat: false,
         tun: TunConfig {
             name: "circus-gw".into(),
             address: tunnel_net(GATEWAY_TUNNEL),
@@ -147,7 +148,8 @@ pub(crate) fn lab_configs(
         gateway_public_key: gateway_public,
         preshared_key: circus_node::keys::no_psk(),
         policy,
-        routes: Vec::new(),
+        site_subnets: Vec::new(),
+        routing: Default::default(),
         tun: TunConfig {
             name: CLIENT_TUN.into(),
             address: tunnel_net(CLIENT_TUNNEL),

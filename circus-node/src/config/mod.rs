@@ -18,7 +18,7 @@ use circus_core::engine::IpPrefix;
 use circus_core::scheduler::Policy;
 use prefix::TunAddressError;
 use schema::{ClientFile, GatewayFile, LinkSection, ObserveSection, OneOrMany, TunSection};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use toml::Spanned;
@@ -48,7 +48,9 @@ pub struct ClientConfig {
     /// Prefixes behind this client that the gateway routes to it besides
     /// its tunnel address (a site's LAN). Packets from the gateway are
     /// delivered only for the tunnel address and these.
-    pub routes: Vec<IpPrefix>,
+    pub site_subnets: Vec<IpPrefix>,
+    /// What the daemon routes into the TUN device, and how.
+    pub routing: RoutingConfig,
     pub tun: TunConfig,
     pub observe: ObserveConfig,
     /// In file order; a link's position is its `LinkId` on the wire.
@@ -63,9 +65,44 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// How packets to each client are spread over its links.
     pub policy: Policy,
+    /// Whether the daemon turns on forwarding and masquerades the tunnel
+    /// prefixes behind the uplink ([`crate::nat`]).
+    pub nat: bool,
     pub tun: TunConfig,
     pub observe: ObserveConfig,
     pub clients: Vec<PeerEntry>,
+}
+
+/// Default routing table of the client's routes, and the firewall mark of
+/// its link sockets: wg-quick's default (51820), so both read alike in
+/// `ip rule`.
+pub const DEFAULT_ROUTE_TABLE: u32 = 51820;
+
+/// The client's own routes (see [`crate::routing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingConfig {
+    /// Destinations sent into the TUN device, e.g. `0.0.0.0/0` and `::/0`
+    /// for everything. Empty: the daemon touches no route or rule.
+    pub routes: Vec<IpPrefix>,
+    /// The routing table holding them; also the firewall mark that keeps
+    /// the link sockets' own traffic out of it.
+    pub table: u32,
+    /// Whether traffic to `routes` is dropped, rather than sent on the
+    /// uplinks, while the daemon is down.
+    pub kill_switch: bool,
+    /// DNS servers set on the TUN link through systemd-resolved.
+    pub dns: Vec<IpAddr>,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            routes: Vec::new(),
+            table: DEFAULT_ROUTE_TABLE,
+            kill_switch: false,
+            dns: Vec::new(),
+        }
+    }
 }
 
 /// The local TUN device.
@@ -138,14 +175,14 @@ pub enum Role {
 
 impl ClientConfig {
     /// This client's own tunnel prefixes: its address and its
-    /// [`routes`](Self::routes), the only destinations it accepts packets
+    /// [`site_subnets`](Self::site_subnets), the only destinations it accepts packets
     /// for from the gateway.
     pub fn tunnel_prefixes(&self) -> Vec<IpPrefix> {
         self.tun
             .address
             .hosts()
             .map(IpPrefix::host)
-            .chain(self.routes.iter().copied())
+            .chain(self.site_subnets.iter().copied())
             .collect()
     }
 
@@ -206,12 +243,13 @@ impl ClientConfig {
                 file.preshared_key_file.as_ref(),
             )?,
             policy: ctx.policy(file.policy.as_ref())?,
-            routes: file
-                .routes
+            site_subnets: file
+                .site_subnets
                 .iter()
                 .enumerate()
-                .map(|(n, r)| ctx.parse(&format!("routes[{n}]"), r, EXPECT_ROUTE))
+                .map(|(n, r)| ctx.parse(&format!("site_subnets[{n}]"), r, EXPECT_ROUTE))
                 .collect::<Result<_, _>>()?,
+            routing: ctx.routing(&file)?,
             tun: ctx.tun(&file.tun, "circus0")?,
             observe: ctx.observe(&file.observe, Role::Client)?,
             links,
@@ -291,6 +329,7 @@ impl GatewayConfig {
             )?,
             listen: ctx.parse("listen", &file.listen, EXPECT_ENDPOINT)?,
             policy: ctx.policy(file.policy.as_ref())?,
+            nat: file.nat,
             tun: ctx.tun(&file.tun, "circus-gw")?,
             observe: ctx.observe(&file.observe, Role::Gateway)?,
             clients,
@@ -304,6 +343,8 @@ const EXPECT_GATEWAY: &str =
     "an IP address or host name and port such as \"198.18.0.1:51820\" or \"gw.example.net:51820\"";
 const EXPECT_PREFIX: &str =
     "an IPv4 or IPv6 address with prefix length such as \"100.64.0.2/10\" or \"fd00:64::2/64\"";
+const EXPECT_TABLE: &str = "a routing table number from 1 to 4294967295, not 253, 254 or 255";
+const EXPECT_IP: &str = "an IP address such as \"100.64.0.1\" or \"fd00::1\"";
 const EXPECT_ROUTE: &str = "an IP address or prefix such as \"100.64.0.2/32\" or \"fd00::2/128\"";
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -419,6 +460,42 @@ impl Ctx<'_> {
             gateway,
             gateway_host,
             mtu,
+        })
+    }
+
+    fn routing(&self, file: &ClientFile) -> Result<RoutingConfig, ConfigError> {
+        let routes: Vec<IpPrefix> = file
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(n, r)| self.parse(&format!("routes[{n}]"), r, EXPECT_ROUTE))
+            .collect::<Result<_, _>>()?;
+        let table = match &file.table {
+            // 0 is "unspecified" and 253..=255 are the kernel's default,
+            // main and local tables: never ours to empty.
+            Some(t) => u32::try_from(*t.get_ref())
+                .ok()
+                .filter(|t| !matches!(t, 0 | 253..=255))
+                .ok_or_else(|| self.invalid("table", t, EXPECT_TABLE))?,
+            None => DEFAULT_ROUTE_TABLE,
+        };
+        if file.kill_switch && routes.is_empty() {
+            return Err(self.invalid_whole(
+                "kill_switch",
+                "`routes` to guard (the kill switch drops traffic to them)",
+                "no routes",
+            ));
+        }
+        Ok(RoutingConfig {
+            routes,
+            table,
+            kill_switch: file.kill_switch,
+            dns: file
+                .dns
+                .iter()
+                .enumerate()
+                .map(|(n, d)| self.parse(&format!("dns[{n}]"), d, EXPECT_IP))
+                .collect::<Result<_, _>>()?,
         })
     }
 

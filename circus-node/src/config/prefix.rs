@@ -123,6 +123,13 @@ impl TunAddresses {
         v4.into_iter().chain(v6)
     }
 
+    /// Each address with its subnet's prefix length, IPv4 first.
+    pub fn subnets(&self) -> impl Iterator<Item = (IpAddr, u8)> + '_ {
+        let v4 = self.v4.map(|p| (IpAddr::V4(p.addr), p.len));
+        let v6 = self.v6.map(|p| (IpAddr::V6(p.addr), p.len));
+        v4.into_iter().chain(v6)
+    }
+
     /// Each address as the config writes it, IPv4 first.
     pub fn entries(&self) -> Vec<String> {
         let v4 = self.v4.map(|p| p.to_string());

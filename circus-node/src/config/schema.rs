@@ -24,7 +24,17 @@ pub(super) struct ClientFile {
     pub policy: Option<Spanned<String>>,
     /// Prefixes behind this client besides its tunnel address.
     #[serde(default)]
+    pub site_subnets: Vec<Spanned<String>>,
+    /// Destinations the daemon routes into the TUN device.
+    #[serde(default)]
     pub routes: Vec<Spanned<String>>,
+    /// Routing table (and firewall mark) of those routes.
+    pub table: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub kill_switch: bool,
+    /// DNS servers of the TUN link (systemd-resolved).
+    #[serde(default)]
+    pub dns: Vec<Spanned<String>>,
     pub tun: TunSection,
     #[serde(default)]
     pub observe: ObserveSection,
@@ -40,6 +50,9 @@ pub(super) struct GatewayFile {
     pub private_key_file: Option<Spanned<PathBuf>>,
     pub listen: Spanned<String>,
     pub policy: Option<Spanned<String>>,
+    /// Forwarding and masquerading of the tunnel prefixes.
+    #[serde(default)]
+    pub nat: bool,
     pub tun: TunSection,
     #[serde(default)]
     pub observe: ObserveSection,

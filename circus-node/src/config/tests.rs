@@ -54,14 +54,14 @@ fn valid_client_file_parses_with_defaults() {
 }
 
 #[test]
-fn client_routes_join_the_tunnel_address_as_its_own_prefixes() {
+fn client_site_subnets_join_the_tunnel_address_as_its_own_prefixes() {
     let cfg = ClientConfig::parse(Path::new("client.toml"), &client_text("", TWO_LINKS)).unwrap();
     assert_eq!(
         cfg.tunnel_prefixes(),
         vec!["100.64.0.2/32".parse::<IpPrefix>().unwrap()],
         "the host, not the whole tunnel subnet"
     );
-    let text = client_text("routes = [\"10.20.0.0/16\", \"fd00::2\"]", TWO_LINKS);
+    let text = client_text("site_subnets = [\"10.20.0.0/16\", \"fd00::2\"]", TWO_LINKS);
     let cfg = ClientConfig::parse(Path::new("client.toml"), &text).unwrap();
     let prefixes: Vec<String> = cfg
         .tunnel_prefixes()
@@ -69,8 +69,69 @@ fn client_routes_join_the_tunnel_address_as_its_own_prefixes() {
         .map(|p| p.to_string())
         .collect();
     assert_eq!(prefixes, ["100.64.0.2/32", "10.20.0.0/16", "fd00::2/128"]);
-    let err = client_err(&client_text("routes = [\"10.20.0.0/99\"]", TWO_LINKS));
+    let err = client_err(&client_text("site_subnets = [\"10.20.0.0/99\"]", TWO_LINKS));
+    assert!(err.contains("key `site_subnets[0]`"), "{err}");
+}
+
+#[test]
+fn routes_table_kill_switch_and_dns() {
+    let cfg = ClientConfig::parse(Path::new("client.toml"), &client_text("", TWO_LINKS)).unwrap();
+    assert_eq!(
+        cfg.routing,
+        RoutingConfig::default(),
+        "no routes unless asked"
+    );
+    assert_eq!(cfg.routing.table, DEFAULT_ROUTE_TABLE);
+    let text = client_text(
+        "routes = [\"0.0.0.0/0\", \"::/0\"]\ntable = 100\nkill_switch = true\ndns = [\"100.64.0.1\", \"fd00::1\"]",
+        TWO_LINKS,
+    );
+    let cfg = ClientConfig::parse(Path::new("client.toml"), &text).unwrap();
+    let routes: Vec<String> = cfg.routing.routes.iter().map(|p| p.to_string()).collect();
+    assert_eq!(routes, ["0.0.0.0/0", "::/0"]);
+    assert_eq!(cfg.routing.table, 100);
+    assert!(cfg.routing.kill_switch);
+    assert_eq!(cfg.routing.dns.len(), 2);
+    assert_eq!(
+        cfg.tunnel_prefixes().len(),
+        1,
+        "routes are not accepted destinations"
+    );
+    for table in ["0", "254", "255", "253", "-1", "4294967296"] {
+        let err = client_err(&client_text(
+            &format!("routes = [\"0.0.0.0/0\"]\ntable = {table}"),
+            TWO_LINKS,
+        ));
+        assert!(
+            err.contains("key `table`") && err.contains("routing table"),
+            "{err}"
+        );
+    }
+    let err = client_err(&client_text("kill_switch = true", TWO_LINKS));
+    assert!(
+        err.contains("key `kill_switch`") && err.contains("routes"),
+        "{err}"
+    );
+    let err = client_err(&client_text("dns = [\"resolver.example\"]", TWO_LINKS));
+    assert!(err.contains("key `dns[0]`"), "{err}");
+    let err = client_err(&client_text("routes = [\"0.0.0.0/33\"]", TWO_LINKS));
     assert!(err.contains("key `routes[0]`"), "{err}");
+}
+
+#[test]
+fn gateway_nat_is_off_unless_set() {
+    let text = gateway_text("");
+    assert!(
+        !GatewayConfig::parse(Path::new("g.toml"), &text)
+            .unwrap()
+            .nat
+    );
+    let text = text.replacen("listen", "nat = true\nlisten", 1);
+    assert!(
+        GatewayConfig::parse(Path::new("g.toml"), &text)
+            .unwrap()
+            .nat
+    );
 }
 
 #[test]
@@ -471,6 +532,21 @@ fn deploy_examples_parse() {
     let cfg = GatewayConfig::parse(Path::new("deploy/gateway.toml"), &gateway).unwrap();
     assert_eq!(cfg.clients.len(), 2);
     assert_eq!(cfg.clients[1].tunnel_addresses.len(), 2);
+    assert!(!cfg.nat);
+
+    // The commented-out routing examples are valid once uncommented.
+    let uncomment = |text: &str, keys: &[&str]| {
+        keys.iter().fold(text.to_owned(), |t, k| {
+            t.replace(&format!("\n#{k} ="), &format!("\n{k} ="))
+        })
+    };
+    let keys = ["site_subnets", "routes", "table", "kill_switch", "dns"];
+    let cfg = ClientConfig::parse(Path::new("c.toml"), &uncomment(&client, &keys)).unwrap();
+    assert_eq!(cfg.routing.routes.len(), 2);
+    assert!(cfg.routing.kill_switch);
+    assert_eq!(cfg.routing.dns.len(), 1);
+    let cfg = GatewayConfig::parse(Path::new("g.toml"), &uncomment(&gateway, &["nat"])).unwrap();
+    assert!(cfg.nat);
 }
 
 #[test]

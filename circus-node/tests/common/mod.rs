@@ -210,6 +210,7 @@ pub fn gateway_config(secret: &StaticSecret, clients: &[&ClientIdentity]) -> Gat
         private_key: secret.clone(),
         listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, GATEWAY_PORT)),
         policy: Default::default(),
+        nat: false,
         tun: TunConfig {
             name: "cnd-gw".into(),
             address: TunAddresses::v4(Ipv4Prefix {
@@ -247,7 +248,8 @@ pub fn client_config(
         gateway_public_key: gateway,
         preshared_key: circus_node::keys::no_psk(),
         policy: Default::default(),
-        routes: Vec::new(),
+        site_subnets: Vec::new(),
+        routing: Default::default(),
         tun: TunConfig {
             name: "cnd-tun".into(),
             address: TunAddresses::v4(Ipv4Prefix {

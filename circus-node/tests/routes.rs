@@ -6,12 +6,14 @@
 //! 198.19.0.1 -- 198.19.0.2 server. The client's main table routes
 //! everything via the gateway namespace, which forwards without NAT: a
 //! packet that leaks past the tunnel reaches the server from 198.18.1.2,
-//! one through the tunnel arrives masqueraded as 198.19.0.1.
+//! one through the tunnel arrives masqueraded as 198.19.0.1. The tunnel is
+//! dual stack and the server also has fd00:19::2 behind the gateway's
+//! fd00:19::1: IPv6 crosses the tunnel and the gateway's NAT as well.
 
 mod common;
 
 use common::*;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +22,11 @@ use std::time::{Duration, Instant};
 
 const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 19, 0, 2)), 7000);
 const GATEWAY_UPLINK: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1));
+const SERVER_V6: SocketAddr = SocketAddr::new(
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0x19, 0, 0, 0, 0, 0, 2)),
+    7000,
+);
+const GATEWAY_UPLINK_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x19, 0, 0, 0, 0, 0, 1));
 const CLIENT_LINK: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
 const TUN: &str = "rt-tun";
 
@@ -61,6 +68,9 @@ impl Site {
         server.ip(&["addr", "add", "198.19.0.2/24", "dev", "rts0"]);
         server.ip(&["link", "set", "rts0", "up"]);
         server.ip(&["route", "add", "default", "via", "198.19.0.1"]);
+        gateway_ns.ip(&["-6", "addr", "add", "fd00:19::1/64", "dev", "rtg1", "nodad"]);
+        server.ip(&["-6", "addr", "add", "fd00:19::2/64", "dev", "rts0", "nodad"]);
+        server.ip(&["-6", "route", "add", "default", "via", "fd00:19::1"]);
         // The leak path: without the tunnel, the site's traffic is routed
         // to the server as it would be by an ISP.
         gateway_ns.sysctl("net.ipv4.ip_forward=1");
@@ -70,27 +80,33 @@ impl Site {
             Arc::new(AtomicBool::new(false)),
         );
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (log, halt) = (seen.clone(), stop.clone());
-        server.spawn(move || {
-            let socket = UdpSocket::bind(SERVER).expect("bind the server");
-            socket
-                .set_read_timeout(Some(Duration::from_millis(50)))
-                .unwrap();
-            ready_tx.send(()).unwrap();
-            let mut buf = [0u8; 2048];
-            while !halt.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = socket.recv_from(&mut buf) {
-                    log.lock().unwrap().push(from.ip());
-                    let _ = socket.send_to(&buf[..n], from);
+        for at in [SERVER, SERVER_V6] {
+            let (ready_tx, log, halt) = (ready_tx.clone(), seen.clone(), stop.clone());
+            server.spawn(move || {
+                let socket = UdpSocket::bind(at).expect("bind the server");
+                socket
+                    .set_read_timeout(Some(Duration::from_millis(50)))
+                    .unwrap();
+                ready_tx.send(()).unwrap();
+                let mut buf = [0u8; 2048];
+                while !halt.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                        log.lock().unwrap().push(from.ip());
+                        let _ = socket.send_to(&buf[..n], from);
+                    }
                 }
-            }
-        });
-        ready_rx.recv().unwrap();
+            });
+            ready_rx.recv().unwrap();
+        }
 
         let (gateway_secret, gateway_public) = circus_core::crypto::generate_keypair().unwrap();
         let id = ClientIdentity::new(2);
         let mut gw = gateway_config(&gateway_secret, &[&id]);
         gw.nat = true;
+        gw.tun.address.v6 = Some("fd00:64::1/64".parse().unwrap());
+        gw.clients[0]
+            .tunnel_addresses
+            .push("fd00:64::2/128".parse().unwrap());
         let gateway = start_gateway(&gateway_ns, gw);
 
         let dir = std::env::temp_dir().join(format!("rt-routes-{}-{tag}", std::process::id()));
@@ -102,7 +118,7 @@ impl Site {
             format!(
                 "private_key = \"{}\"\ngateway_public_key = \"{gateway_public}\"\n\
                  routes = [\"0.0.0.0/0\", \"::/0\"]\nkill_switch = {kill_switch}\n\
-                 [tun]\nname = \"{TUN}\"\naddress = \"100.64.0.2/24\"\n\
+                 [tun]\nname = \"{TUN}\"\naddress = [\"100.64.0.2/24\", \"fd00:64::2/64\"]\n\
                  [observe]\nstatus_socket = \"{}\"\n\
                  [[link]]\ninterface = \"rtc0\"\ngateway = \"198.18.1.1:{GATEWAY_PORT}\"\n",
                 id.secret,
@@ -141,12 +157,13 @@ impl Site {
     }
 
     /// Starts the client and waits until its session is up.
-    fn start_client(&self) -> Child {
-        let mut child = self
-            .client_command(&[])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+    fn start_client(&self) -> Client {
+        let mut client = Client(
+            self.client_command(&[])
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let start = Instant::now();
         loop {
             let up = circus_node::status::query(&self.socket).is_ok_and(|r| {
@@ -155,25 +172,38 @@ impl Site {
                     .all(|s| s.connected && s.links.iter().any(|l| l.state == "up"))
             });
             if up {
-                return child;
+                return client;
             }
-            assert!(child.try_wait().unwrap().is_none(), "the client exited");
+            assert!(client.0.try_wait().unwrap().is_none(), "the client exited");
             assert!(start.elapsed() < Duration::from_secs(10), "no session");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Sends one datagram from the site to the server and waits briefly
-    /// for its echo; whether it came back.
+    /// Sends one datagram from the site to the server's IPv4 address and
+    /// waits briefly for its echo; whether it came back.
     fn echo(&self) -> bool {
-        self.client.run(|| {
-            let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+        self.echo_to(SERVER)
+    }
+
+    /// The same to `server`, of either family.
+    fn echo_to(&self, server: SocketAddr) -> bool {
+        self.client.run(move || {
+            let any = SocketAddr::new(
+                if server.is_ipv4() {
+                    Ipv4Addr::UNSPECIFIED.into()
+                } else {
+                    Ipv6Addr::UNSPECIFIED.into()
+                },
+                0,
+            );
+            let socket = UdpSocket::bind(any).unwrap();
             socket
                 .set_read_timeout(Some(Duration::from_millis(300)))
                 .unwrap();
             let mut buf = [0u8; 64];
             (0..3).any(|_| {
-                socket.send_to(b"ping", SERVER).is_ok() && socket.recv_from(&mut buf).is_ok()
+                socket.send_to(b"ping", server).is_ok() && socket.recv_from(&mut buf).is_ok()
             })
         })
     }
@@ -234,18 +264,29 @@ impl Drop for Site {
     }
 }
 
+/// The client process, killed if a failed assertion unwinds past it (a
+/// leaked daemon would hold the test runner's output open).
+struct Client(Child);
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn signal(child: &Child, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
 }
 
-fn stop(mut child: Child) {
-    signal(&child, nix::sys::signal::Signal::SIGTERM);
-    assert!(child.wait().unwrap().success(), "clean exit on SIGTERM");
+fn stop(mut client: Client) {
+    signal(&client.0, nix::sys::signal::Signal::SIGTERM);
+    assert!(client.0.wait().unwrap().success(), "clean exit on SIGTERM");
 }
 
-fn kill(mut child: Child) {
-    signal(&child, nix::sys::signal::Signal::SIGKILL);
-    let _ = child.wait();
+fn kill(client: Client) {
+    signal(&client.0, nix::sys::signal::Signal::SIGKILL);
+    drop(client);
 }
 
 fn nft_tables(ns: &Netns) -> String {
@@ -299,6 +340,10 @@ fn a_full_tunnel_is_routed_by_the_client_and_masqueraded_by_the_gateway() {
     // through the gateway's NAT.
     assert!(site.echo());
     assert_eq!(site.take_seen(), [GATEWAY_UPLINK]);
+    // IPv6 too: into the TUN device by `::/0`, through the tunnel, out
+    // through the gateway's NAT for its IPv6 tunnel prefix.
+    assert!(site.echo_to(SERVER_V6));
+    assert_eq!(site.take_seen(), [GATEWAY_UPLINK_V6]);
 
     // The link flaps under a stream; the tunnel carries on afterwards.
     let flapper = {
@@ -320,9 +365,13 @@ fn a_full_tunnel_is_routed_by_the_client_and_masqueraded_by_the_gateway() {
         "most of the stream crosses despite the flap: {stream:?}"
     );
     assert!(site.echo(), "traffic continues after the flap");
+    assert!(site.echo_to(SERVER_V6), "IPv6 too");
     let seen = site.take_seen();
     assert!(
-        !seen.is_empty() && seen.iter().all(|s| *s == GATEWAY_UPLINK),
+        !seen.is_empty()
+            && seen
+                .iter()
+                .all(|s| [GATEWAY_UPLINK, GATEWAY_UPLINK_V6].contains(s)),
         "{seen:?}"
     );
 

@@ -1,7 +1,9 @@
 //! Whether the gateway's work per packet and per timer depends on how many
-//! clients it is configured for: the same traffic from 100 connected
-//! clients (1 when only one is configured) through a gateway configured
-//! for 1, 1,000 and 10,000.
+//! clients it is configured for: the same traffic from one connected
+//! client through a gateway configured for 1, 1,000 and 10,000, and from
+//! 100 connected clients through one configured for 100, 1,000 and 10,000.
+//! Only like columns compare: 100 sessions take turns in the caches where
+//! one stays in them.
 //!
 //! - `inbound`: client datagrams to TUN packets: find the session by
 //!   receiver index, decrypt, reorder, deliver (and the driver's
@@ -25,10 +27,17 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use fleet::{Fleet, SERVER_ADDR, config, packet, tunnel_addr};
 
 const PACKET: usize = 1400;
-/// Connected clients when more than this are configured.
-const ACTIVE: usize = 100;
-/// Packets per timed batch: one per connected client (of 100), as a batch
-/// of datagrams read at once.
+/// (connected, configured) clients of each case.
+const CASES: [(usize, usize); 6] = [
+    (1, 1),
+    (1, 1_000),
+    (1, 10_000),
+    (100, 100),
+    (100, 1_000),
+    (100, 10_000),
+];
+/// Packets per timed batch, as a batch of datagrams read at once: one per
+/// connected client with 100 of them.
 const BATCH: usize = 100;
 
 /// CPU time consumed by the calling thread so far.
@@ -112,8 +121,8 @@ fn gateway_scale(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(4));
     group.warm_up_time(Duration::from_secs(1));
-    for configured in [1, 1_000, 10_000] {
-        let active = ACTIVE.min(configured);
+    for (active, configured) in CASES {
+        let case = format!("{active}_of_{configured}");
         let mut fleet = Fleet::new(config(), configured, active);
         let upstream: Vec<Vec<u8>> = (0..active)
             .map(|i| packet(tunnel_addr(i), SERVER_ADDR, PACKET))
@@ -121,13 +130,13 @@ fn gateway_scale(c: &mut Criterion) {
         let downstream: Vec<Vec<u8>> = (0..active)
             .map(|i| packet(SERVER_ADDR, tunnel_addr(i), PACKET))
             .collect();
-        group.bench_function(BenchmarkId::new("inbound", configured), |b| {
+        group.bench_function(BenchmarkId::new("inbound", &case), |b| {
             b.iter_custom(|iters| inbound(&mut fleet, &upstream, iters));
         });
-        group.bench_function(BenchmarkId::new("outbound", configured), |b| {
+        group.bench_function(BenchmarkId::new("outbound", &case), |b| {
             b.iter_custom(|iters| outbound(&mut fleet, &downstream, iters));
         });
-        group.bench_function(BenchmarkId::new("timeout", configured), |b| {
+        group.bench_function(BenchmarkId::new("timeout", &case), |b| {
             b.iter_custom(|iters| timeout(&mut fleet, iters));
         });
     }

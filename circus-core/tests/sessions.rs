@@ -109,6 +109,24 @@ fn one_client_gateway() -> OneClientGateway {
     }
 }
 
+/// The client that [`one_client_gateway`] knows, created at `now`.
+fn its_client(
+    client_secret: StaticSecret,
+    gw_public: PublicKey,
+    psk: Psk,
+    now: Instant,
+) -> circus_core::engine::Client {
+    circus_core::engine::Client::new(
+        Config::default(),
+        client_secret,
+        gw_public,
+        psk,
+        vec!["100.64.0.2/32".parse().expect("prefix")],
+        now,
+        1_000_000_000,
+    )
+}
+
 /// Garbage, truncated and replayed handshakes get no reply and leave no
 /// state; a valid init gets a reply smaller than itself.
 #[test]
@@ -157,15 +175,7 @@ fn unauthenticated_input_gets_no_reply_larger_than_itself() {
     assert_eq!(gateway.session_count(), 0);
 
     // A genuine init from the client gets one reply, smaller than the init.
-    let mut client = circus_core::engine::Client::new(
-        Config::default(),
-        client_secret,
-        gw_public,
-        psk,
-        vec!["100.64.0.2".parse().expect("prefix")],
-        now,
-        1_000_000_000,
-    );
+    let mut client = its_client(client_secret, gw_public, psk, now);
     client.link_add(now, LinkId(0));
     let t = client
         .poll_transmit(now, &mut out)
@@ -241,15 +251,7 @@ fn under_a_flood_a_client_connects_with_one_cookie_round_trip() {
     // The real client, 10 ms into the flood.
     let now = now + Duration::from_millis(10);
     let from: SocketAddr = "198.18.1.2:40000".parse().expect("addr");
-    let mut client = circus_core::engine::Client::new(
-        Config::default(),
-        client_secret,
-        gw_public,
-        psk,
-        vec!["100.64.0.2/32".parse().expect("prefix")],
-        now,
-        1_000_000_000,
-    );
+    let mut client = its_client(client_secret, gw_public, psk, now);
     client.link_add(now, LinkId(0));
     let mut exchange = |client: &mut circus_core::engine::Client, gateway: &mut Gateway| {
         let t = client
@@ -536,17 +538,8 @@ fn unanswered_inits_are_retried_after_100_ms_doubling_to_handshake_retry() {
         now: start,
         ..
     } = one_client_gateway();
-    let config = Config::default();
-    let cap = config.handshake_retry;
-    let mut client = circus_core::engine::Client::new(
-        config,
-        client_secret,
-        gw_public,
-        psk,
-        vec!["100.64.0.2".parse().expect("prefix")],
-        start,
-        1_000_000_000,
-    );
+    let cap = Config::default().handshake_retry;
+    let mut client = its_client(client_secret, gw_public, psk, start);
     client.link_add(start, LinkId(0));
     let mut out = vec![0u8; 2048];
     let mut sent_at = Vec::new();

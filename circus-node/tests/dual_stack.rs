@@ -102,27 +102,17 @@ fn dual_stack_tunnel_carries_both_families_both_ways() {
     tcp_transfer(&client_ns, &gateway_ns, addr(CLIENT_TUNNEL6, 8080), 1 << 20);
 }
 
-/// `ip link add` a veth pair `a` (in `client`) <-> `b` (in `gateway`) with
-/// only IPv6 addresses fd00:18:`subnet`::2 and ::1 (no duplicate address
-/// detection, which would hold them back for a second).
+/// A veth pair `a` (in `client`) <-> `b` (in `gateway`) with only IPv6
+/// addresses fd00:18:`subnet`::2 and ::1; returns the gateway side's.
 fn veth6(client: &Netns, a: &str, gateway: &Netns, b: &str, subnet: u8) -> IpAddr {
-    client.ip(&[
-        "link",
-        "add",
-        a,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b,
-        "netns",
-        &gateway.name,
-    ]);
     let net = format!("fd00:18:{subnet}::");
-    client.ip(&["addr", "add", &format!("{net}2/64"), "dev", a, "nodad"]);
-    gateway.ip(&["addr", "add", &format!("{net}1/64"), "dev", b, "nodad"]);
-    client.ip(&["link", "set", a, "up"]);
-    gateway.ip(&["link", "set", b, "up"]);
+    veth_addressed(
+        client,
+        a,
+        gateway,
+        b,
+        [&format!("{net}2/64"), &format!("{net}1/64")],
+    );
     format!("{net}1").parse().unwrap()
 }
 

@@ -158,6 +158,22 @@ fn sweep_stale() {
 /// 198.18.`subnet`.2/24 on the client side and .1 on the gateway side,
 /// with offloads left alone (the tunnel does not care).
 pub fn veth(client: &Netns, a: &str, gateway: &Netns, b: &str, subnet: u8) {
+    veth_addressed(
+        client,
+        a,
+        gateway,
+        b,
+        [
+            &format!("198.18.{subnet}.2/24"),
+            &format!("198.18.{subnet}.1/24"),
+        ],
+    );
+}
+
+/// A veth pair `a` (in `client`) <-> `b` (in `gateway`), up, with
+/// `addrs[0]` on `a` and `addrs[1]` on `b` (IPv6 ones without duplicate
+/// address detection, which would hold them back for a second).
+pub fn veth_addressed(client: &Netns, a: &str, gateway: &Netns, b: &str, addrs: [&str; 2]) {
     client.ip(&[
         "link",
         "add",
@@ -170,10 +186,14 @@ pub fn veth(client: &Netns, a: &str, gateway: &Netns, b: &str, subnet: u8) {
         "netns",
         &gateway.name,
     ]);
-    client.ip(&["addr", "add", &format!("198.18.{subnet}.2/24"), "dev", a]);
-    gateway.ip(&["addr", "add", &format!("198.18.{subnet}.1/24"), "dev", b]);
-    client.ip(&["link", "set", a, "up"]);
-    gateway.ip(&["link", "set", b, "up"]);
+    for (ns, dev, addr) in [(client, a, addrs[0]), (gateway, b, addrs[1])] {
+        let mut args = vec!["addr", "add", addr, "dev", dev];
+        if addr.contains(':') {
+            args.push("nodad");
+        }
+        ns.ip(&args);
+        ns.ip(&["link", "set", dev, "up"]);
+    }
 }
 
 pub const GATEWAY_PORT: u16 = 51820;

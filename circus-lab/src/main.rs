@@ -387,7 +387,28 @@ fn bench(baseline_file: &Path, scenarios: &Path, real: &[PathBuf], update: bool)
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let comparisons = suite::compare_all(&baseline, &entries);
+    let mut comparisons = suite::compare_all(&baseline, &entries);
+    // One stall of a shared host moves the p99 of a six-second run by
+    // tens of milliseconds, which sim entries and the single-link
+    // reference of the same run do not show: a real regression must
+    // show again in a second run to count. Both tables are printed.
+    let real_regressed = comparisons
+        .iter()
+        .any(|c| c.key.starts_with("real/") && !c.regressions.is_empty());
+    if real_regressed {
+        print!("{}", suite::render_table(&comparisons));
+        eprintln!(
+            "circus-lab: a real entry regressed; running the real scenarios again, the second run decides"
+        );
+        match suite::real_entries(real, &ProgressBar::new(0)) {
+            Ok(again) => {
+                entries.retain(|(key, _)| !key.starts_with("real/"));
+                entries.extend(again);
+            }
+            Err(e) => return fail(e),
+        }
+        comparisons = suite::compare_all(&baseline, &entries);
+    }
     print!("{}", suite::render_table(&comparisons));
     let dir = output::default_report_dir("bench", "");
     let md = dir.join("bench.md");

@@ -4,7 +4,9 @@
 //! Each case runs a child process (this test binary again, running only
 //! `child_process_entry` with a mode in the environment) that builds a
 //! topology, puts a status socket in its run directory as the daemons do,
-//! prints its prefix and run directory, and then ends the way the case
+//! starts a command in its client namespace that leaves one process in its
+//! group and one that escapes it (`setsid`), as external systems' daemons
+//! do, prints its prefix and run directory, and then ends the way the case
 //! says.
 
 use std::io::{BufRead, BufReader};
@@ -15,6 +17,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use circus_lab::topology::netns::NETNS_DIR;
+use circus_lab::topology::process::LabProcess;
 use circus_lab::topology::{Role, Topology, TopologyConfig, netns_available_for_test, sweep_stale};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -39,6 +42,19 @@ fn child_process_entry() {
     // Bound and left in place: a socket's file outlives its listener.
     let socket = UnixListener::bind(topology.run_dir().join("client.sock"));
     socket.expect("a socket in the run directory");
+    let command = format!("{0} & setsid {0} & wait", sleeper(std::process::id()));
+    let process = LabProcess::start(
+        topology.netns(Role::Client),
+        "sleepers",
+        &command,
+        &[],
+        topology.run_dir(),
+    );
+    let _process = process.expect("a command in the client namespace");
+    // Both sleepers run before the parent is told to go on.
+    while processes_running(&sleeper(std::process::id())) < 2 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     println!(
         "PREFIX {} RUNDIR {}",
         topology.prefix(),
@@ -89,10 +105,42 @@ fn spawn_child(mode: &str) -> (Child, String, PathBuf) {
     (child, prefix, run_dir)
 }
 
-/// Asserts that the run left nothing: no namespace, no run directory.
-fn nothing_left(prefix: &str, run_dir: &Path) {
+/// The command line of the child's sleepers: unique to that child.
+fn sleeper(child: u32) -> String {
+    format!("sleep 600.{child}")
+}
+
+/// How many processes run exactly `command_line`.
+fn processes_running(command_line: &str) -> usize {
+    let wanted: Vec<u8> = command_line
+        .split(' ')
+        .flat_map(|word| word.bytes().chain([0]))
+        .collect();
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Asserts that the run left nothing: no namespace, no run directory, no
+/// process it started.
+fn nothing_left(child: u32, prefix: &str, run_dir: &Path) {
     assert_eq!(namespaces_with(prefix), Vec::<String>::new());
     assert!(!run_dir.exists(), "{} was removed", run_dir.display());
+    // A killed process may take a moment to be reaped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while processes_running(&sleeper(child)) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        processes_running(&sleeper(child)),
+        0,
+        "processes left running"
+    );
 }
 
 fn namespaces_with(prefix: &str) -> Vec<String> {
@@ -119,8 +167,9 @@ fn normal_exit_removes_everything() {
         return;
     }
     let (child, prefix, run_dir) = spawn_child("exit");
+    let pid = child.id();
     assert!(wait(child).success());
-    nothing_left(&prefix, &run_dir);
+    nothing_left(pid, &prefix, &run_dir);
 }
 
 #[test]
@@ -129,8 +178,9 @@ fn panic_removes_everything() {
         return;
     }
     let (child, prefix, run_dir) = spawn_child("panic");
+    let pid = child.id();
     assert!(!wait(child).success(), "the child panicked");
-    nothing_left(&prefix, &run_dir);
+    nothing_left(pid, &prefix, &run_dir);
 }
 
 fn signal_removes_everything(signal: Signal) {
@@ -140,14 +190,15 @@ fn signal_removes_everything(signal: Signal) {
         Role::ALL.len(),
         "built before the signal"
     );
-    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    let pid = child.id();
+    kill(Pid::from_raw(pid as i32), signal).unwrap();
     let status = wait(child);
     assert_eq!(
         status.signal(),
         Some(signal as i32),
         "the signal still ends the process"
     );
-    nothing_left(&prefix, &run_dir);
+    nothing_left(pid, &prefix, &run_dir);
 }
 
 #[test]
@@ -172,7 +223,8 @@ fn sigkill_leftovers_are_swept_by_the_next_run() {
         return;
     }
     let (child, prefix, run_dir) = spawn_child("wait");
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    let pid = child.id();
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
     assert_eq!(wait(child).signal(), Some(Signal::SIGKILL as i32));
     assert_eq!(
         namespaces_with(&prefix).len(),
@@ -180,9 +232,13 @@ fn sigkill_leftovers_are_swept_by_the_next_run() {
         "SIGKILL leaves them behind"
     );
     assert!(run_dir.join("client.sock").exists(), "and the run's files");
+    assert!(
+        processes_running(&sleeper(pid)) > 0,
+        "and the processes that left the lab's process group"
+    );
 
     let next_run = Topology::build(&config()).unwrap();
-    nothing_left(&prefix, &run_dir);
+    nothing_left(pid, &prefix, &run_dir);
     drop(next_run);
 }
 

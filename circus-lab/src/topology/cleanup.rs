@@ -6,20 +6,21 @@
 //! directory is the whole cleanup. That happens:
 //! - on drop of the [`CleanupGuard`] (normal exit, and panics, which unwind);
 //! - on SIGINT/SIGTERM/SIGHUP, from a signal handler that only makes
-//!   async-signal-safe system calls (`umount2`, `unlink`, `open`,
-//!   `getdents64`, `unlinkat`, `rmdir`) on paths registered in a fixed,
-//!   allocation-free table, then lets the signal take its previous course
-//!   (by default: the process ends with that signal);
+//!   async-signal-safe system calls (`kill`, `umount2`, `unlink`, `open`,
+//!   `getdents64`, `unlinkat`, `rmdir`) on process groups and paths
+//!   registered in fixed, allocation-free tables, then lets the signal take
+//!   its previous course (by default: the process ends with that signal);
 //! - after SIGKILL, which no handler sees, by [`sweep_stale`] at the next
 //!   start: namespaces and run directories of the same tag whose owner pid
-//!   is dead are removed.
+//!   is dead are removed, and the processes still inside those namespaces
+//!   killed ([`super::process`]).
 
 use std::cell::UnsafeCell;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU64, Ordering};
 
 use nix::errno::Errno;
 use nix::sys::signal::kill;
@@ -74,6 +75,14 @@ impl CleanupGuard {
         }
         match netns::create(name) {
             Ok(netns) => {
+                if let (Some(slot), Ok(file)) = (slot, std::fs::metadata(netns.path())) {
+                    TABLE[slot]
+                        .namespace_ino
+                        .store(file.ino(), Ordering::Release);
+                    TABLE[slot]
+                        .namespace_dev
+                        .store(file.dev(), Ordering::Release);
+                }
                 self.owned.push(Owned {
                     what: Resource::Netns(netns.clone()),
                     slot,
@@ -256,6 +265,77 @@ unsafe fn remove_dir_raw(path: *const libc::c_char) {
     }
 }
 
+/// Kills every process inside a registered namespace (one that left its
+/// process group, as daemons do), with raw system calls only: `/proc` is
+/// listed with getdents64 and each `/proc/PID/ns/net` compared by stat.
+///
+/// # Safety
+/// Async-signal-safe; touches only stack buffers and the table.
+unsafe fn kill_processes_in_registered_namespaces_raw() {
+    const RECLEN: usize = 16;
+    const NAME: usize = 19;
+    let own = std::process::id();
+    // SAFETY: every pointer points into `buf` or `path` within bounds, and
+    // both are NUL-terminated where a C string is expected.
+    unsafe {
+        let fd = libc::open(
+            c"/proc".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            let filled = libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len());
+            let Ok(filled) = usize::try_from(filled) else {
+                break;
+            };
+            if filled == 0 {
+                break;
+            }
+            let mut at = 0;
+            while at + NAME < filled {
+                let reclen =
+                    usize::from(u16::from_ne_bytes([buf[at + RECLEN], buf[at + RECLEN + 1]]));
+                if reclen == 0 || at + reclen > filled {
+                    break;
+                }
+                let name = &buf[at + NAME..at + reclen];
+                let digits = name.iter().take_while(|b| b.is_ascii_digit()).count();
+                at += reclen;
+                if digits == 0 || digits > 10 || name.get(digits) != Some(&0) {
+                    continue;
+                }
+                let mut pid: u32 = 0;
+                for &digit in &name[..digits] {
+                    pid = pid.wrapping_mul(10).wrapping_add(u32::from(digit - b'0'));
+                }
+                if pid == own {
+                    continue;
+                }
+                let mut path = [0u8; 32];
+                path[..6].copy_from_slice(b"/proc/");
+                path[6..6 + digits].copy_from_slice(&name[..digits]);
+                path[6 + digits..6 + digits + 7].copy_from_slice(b"/ns/net");
+                let mut stat: libc::stat = std::mem::zeroed();
+                if libc::stat(path.as_ptr().cast(), &mut stat) != 0 {
+                    continue;
+                }
+                let inside = TABLE.iter().any(|slot| {
+                    slot.state.load(Ordering::Acquire) == READY
+                        && slot.namespace_ino.load(Ordering::Acquire) == stat.st_ino
+                        && slot.namespace_dev.load(Ordering::Acquire) == stat.st_dev
+                });
+                if inside {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                }
+            }
+        }
+        libc::close(fd);
+    }
+}
+
 // --- The table the signal handler reads -----------------------------------
 
 /// Namespaces and run directories alive at once in one process (5 per
@@ -283,6 +363,10 @@ struct Slot {
     kind: UnsafeCell<Kind>,
     /// NUL-terminated path; written only while `state` is WRITING.
     path: UnsafeCell<[u8; PATH_CAPACITY]>,
+    /// A namespace's identity (its file's inode and device, as every
+    /// process's `/proc/PID/ns/net` shows it); 0 until it exists.
+    namespace_ino: AtomicU64,
+    namespace_dev: AtomicU64,
 }
 
 // SAFETY: `kind` and `path` are written only by the thread that moved
@@ -295,6 +379,8 @@ static TABLE: [Slot; SLOTS] = [const {
         state: AtomicU8::new(FREE),
         kind: UnsafeCell::new(Kind::Netns),
         path: UnsafeCell::new([0; PATH_CAPACITY]),
+        namespace_ino: AtomicU64::new(0),
+        namespace_dev: AtomicU64::new(0),
     }
 }; SLOTS];
 
@@ -325,7 +411,45 @@ fn register(path: &Path, kind: Kind) -> Option<usize> {
 }
 
 fn unregister(index: usize) {
+    TABLE[index].namespace_ino.store(0, Ordering::Release);
     TABLE[index].state.store(FREE, Ordering::Release);
+}
+
+// --- Process groups the signal handler kills --------------------------------
+
+/// Process groups of [`super::process::LabProcess`]es alive at once.
+const GROUP_SLOTS: usize = 64;
+
+/// Leaders of running process groups; 0 is a free slot.
+static GROUPS: [AtomicI32; GROUP_SLOTS] = [const { AtomicI32::new(0) }; GROUP_SLOTS];
+
+/// A registered process group; dropping it unregisters the group.
+#[derive(Debug)]
+pub struct ProcessGroupSlot(usize);
+
+/// Registers the process group led by `leader` for the signal handler to
+/// kill; `None` (with a warning) when the table is full, which leaves that
+/// group to [`super::process::LabProcess`]'s drop and the next sweep.
+pub fn register_process_group(leader: u32) -> Option<ProcessGroupSlot> {
+    install_signal_handlers();
+    let leader = i32::try_from(leader).ok()?;
+    let slot = GROUPS.iter().position(|slot| {
+        slot.compare_exchange(0, leader, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    });
+    if slot.is_none() {
+        tracing::warn!(
+            leader,
+            "signal cleanup table full: this process group is killed on drop or by the next sweep only"
+        );
+    }
+    slot.map(ProcessGroupSlot)
+}
+
+impl Drop for ProcessGroupSlot {
+    fn drop(&mut self) {
+        GROUPS[self.0].store(0, Ordering::Release);
+    }
 }
 
 /// Signals after which the process should not leave namespaces behind.
@@ -361,10 +485,23 @@ fn install_signal_handlers() {
     });
 }
 
-/// Removes every registered namespace and run directory, then re-raises
+/// Kills every registered process group, removes every registered
+/// namespace and run directory, then re-raises
 /// the signal under the previous action. Only async-signal-safe calls: no
 /// allocation, no locks.
 extern "C" fn on_cleanup_signal(signal: libc::c_int) {
+    // Processes first: they keep namespaces alive after their files go.
+    for group in &GROUPS {
+        let leader = group.load(Ordering::Acquire);
+        if leader > 0 {
+            // SAFETY: kill is async-signal-safe.
+            unsafe {
+                libc::kill(-leader, libc::SIGKILL);
+            }
+        }
+    }
+    // SAFETY: raw system calls on stack buffers only.
+    unsafe { kill_processes_in_registered_namespaces_raw() };
     for slot in &TABLE {
         if slot.state.load(Ordering::Acquire) == READY {
             let path = slot.path.get() as *const libc::c_char;

@@ -9,6 +9,8 @@
 //!   dedicated threads.
 //! - [`cleanup`]: removal of namespaces and run directory on drop, on
 //!   signals, and sweeps after SIGKILL.
+//! - [`process`]: shell commands run inside a namespace as the lab's
+//!   children, killed on every way out.
 //! - [`privilege`]: the one-line "needs root" check and the test skip helper.
 //! - `netlink`, `offload`, `sysctl`: the requests the build is made of.
 
@@ -18,6 +20,7 @@ pub mod naming;
 pub mod netns;
 pub mod offload;
 pub mod privilege;
+pub mod process;
 pub mod sysctl;
 
 mod netlink;

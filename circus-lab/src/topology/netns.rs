@@ -273,11 +273,20 @@ pub fn create(name: &str) -> Result<Netns, NetnsError> {
     Ok(netns)
 }
 
-/// Removes the namespace file of `name`. The namespace itself (and every
-/// interface in it) disappears once no thread is inside and no socket of it
-/// is open. Removing a namespace that is already gone is not an error.
+/// Kills the processes inside `name` and removes its namespace file. The
+/// namespace itself (and every interface in it) disappears once no thread
+/// is inside and no socket of it is open. Removing a namespace that is
+/// already gone is not an error.
 pub fn delete(name: &str) -> Result<(), NetnsError> {
     let path = Netns::existing(name).path();
+    let killed = super::process::kill_processes_in(&path);
+    if killed > 0 {
+        tracing::info!(
+            namespace = name,
+            killed,
+            "killed processes left in the namespace"
+        );
+    }
     let sys = |action: &'static str| {
         move |errno| NetnsError::Sys {
             name: name.to_owned(),

@@ -549,10 +549,13 @@ fn tcp_transfer_survives_link_failures() {
     );
     assert_eq!(ping.corrupted, 0, "no reply corrupted: {ping:?}");
     assert!(ping.replied > 0, "the gateway answers: {ping:?}");
-    // Circus resends what a dying link swallows, so none should be lost.
-    // The 2 % allows for a noisy machine and for the moment when neither
-    // link is up: at 1 % this failed about one run in six (2 of 133 lost,
-    // replies given a second), a loss the engine should not have; open.
+    // Circus resends what a dying link swallows, so the engine loses none
+    // (its drop counters stay 0). The 2 % is the kernel's: while no link
+    // has room the client stops reading its TUN device (backpressure, see
+    // driver::may_read_tun), the bulk flow fills the device's ring and the
+    // kernel drops what arrives next, echo requests included (seen: TUN TX
+    // dropped 182, 1 echo lost; up to 11 of 183 lost over 80 ms after the
+    // carrier loss, about one run in six losing more than 1 %).
     assert!(ping.lost() * 50 <= ping.sent, "ping loss: {ping:?}");
     let report = p
         .client

@@ -20,7 +20,7 @@ use crate::paths::PathState;
 use crate::wire::Packet;
 
 use super::keys::KeySlot;
-use super::route::{IpPrefix, allowed, destination};
+use super::route::{IpPrefix, allowed, destination, is_link_scoped};
 use super::session::{Arrival, Session};
 use super::{Config, QueueDepth, Stats, Transmit, gateway::FRESH_SESSION_BIT};
 
@@ -217,8 +217,13 @@ impl Client {
 
     /// Queues an IP packet read from the TUN device. Dropped (and counted)
     /// when the queue is full or the packet exceeds the configured maximum.
+    /// The TUN device's own link-scoped chatter (router solicitations,
+    /// listener reports from its link-local address) is dropped uncounted:
+    /// it is not traffic, and the gateway would count it as spoofed.
     pub fn handle_tun_packet(&mut self, now: Instant, packet: &[u8]) {
-        self.session.handle_tun_packet(now, packet);
+        if !is_link_scoped(packet) {
+            self.session.handle_tun_packet(now, packet);
+        }
     }
 
     /// A datagram arrived on `link`'s socket. Anything that does not

@@ -179,6 +179,27 @@ fn address_at(packet: &[u8], v4: usize, v6: usize) -> Option<IpAddr> {
     }
 }
 
+/// Whether `packet` belongs to the link it was sent on and must not cross
+/// the tunnel: from an IPv4 or IPv6 link-local address (the kernel's router
+/// solicitations and multicast listener reports on a TUN device), or to a
+/// link-local multicast group or the broadcast address. The far end would
+/// refuse it anyway, as a source outside the client's prefixes.
+pub(crate) fn is_link_scoped(packet: &[u8]) -> bool {
+    let link_local_source = match source(packet) {
+        Some(IpAddr::V4(a)) => a.is_link_local(),
+        Some(IpAddr::V6(a)) => a.is_unicast_link_local(),
+        None => false,
+    };
+    let link_local_group = match destination(packet) {
+        // 224.0.0.0/24: local network control block, never forwarded.
+        Some(IpAddr::V4(a)) => a.is_broadcast() || a.octets()[..3] == [224, 0, 0],
+        // ff02::/16 and ff01::/16: link- and interface-local scope.
+        Some(IpAddr::V6(a)) => a.is_multicast() && a.segments()[0] & 0x000f <= 2,
+        None => false,
+    };
+    link_local_source || link_local_group
+}
+
 /// Reads one address of a packet: [`source`] or [`destination`].
 pub(crate) type AddressOf = fn(&[u8]) -> Option<IpAddr>;
 
@@ -221,6 +242,48 @@ impl RouteTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bare header of the address's family from `src` to `dst`.
+    fn header(src: &str, dst: &str) -> Vec<u8> {
+        match (src.parse().unwrap(), dst.parse().unwrap()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let mut p = vec![0x45; 20];
+                p[12..16].copy_from_slice(&s.octets());
+                p[16..20].copy_from_slice(&d.octets());
+                p
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let mut p = vec![0x60; 40];
+                p[8..24].copy_from_slice(&s.octets());
+                p[24..40].copy_from_slice(&d.octets());
+                p
+            }
+            _ => unreachable!("one family"),
+        }
+    }
+
+    #[test]
+    fn link_scoped_packets_are_told_from_traffic() {
+        for (src, dst) in [
+            ("fe80::1", "ff02::2"), // router solicitation
+            ("fe80::1", "fd00::1"), // link-local source anywhere
+            ("::", "ff02::16"),     // listener report before an address
+            ("100.64.0.2", "224.0.0.251"),
+            ("169.254.1.1", "198.18.0.1"),
+            ("100.64.0.2", "255.255.255.255"),
+        ] {
+            assert!(is_link_scoped(&header(src, dst)), "{src} -> {dst}");
+        }
+        for (src, dst) in [
+            ("100.64.0.2", "198.18.0.1"),
+            ("fd00::2", "fd00::1"),
+            ("fd00::2", "ff0e::1"), // global-scope multicast may be routed
+            ("100.64.0.2", "239.1.1.1"),
+        ] {
+            assert!(!is_link_scoped(&header(src, dst)), "{src} -> {dst}");
+        }
+        assert!(!is_link_scoped(&[]), "not IP: left to the usual checks");
+    }
 
     #[test]
     fn parses_hosts_and_prefixes() {

@@ -100,13 +100,25 @@ fn dataset() -> Dataset {
     }
 }
 
-/// The report of the synthetic dataset, written once for all tests (drawing
-/// is slow in debug builds) to target/tmp/clm-report, where it can be looked at.
+/// The report of the synthetic dataset, written once per test process
+/// (drawing is slow in debug builds) to target/tmp/clm-report-<pid>, where it
+/// can be looked at. nextest runs each test in a process of its own: a
+/// folder each keeps them from rewriting the files another is reading.
+/// Folders of processes that have ended are removed.
 fn written() -> &'static (Dataset, ReportFiles) {
     static WRITTEN: OnceLock<(Dataset, ReportFiles)> = OnceLock::new();
     WRITTEN.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("clm-report");
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ended = name
+                .strip_prefix("clm-report-")
+                .is_some_and(|pid| !Path::new("/proc").join(pid).exists());
+            if ended {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = tmp.join(format!("clm-report-{}", std::process::id()));
         let data = dataset();
         let files = write_report(&dir, &data.summary, &data.series, &data.events).unwrap();
         (data, files)
@@ -340,6 +352,8 @@ fn report_md_has_tables_and_links_to_the_plots() {
         "| lte0 | lte0's properties |",
         "| 10.000 | wifi0 | blackhole | 3 s | wifi0 does blackhole |",
         "| 30.000 | lte0 | down | - | lte0 does down |",
+        "each curve ends at its delivered share",
+        "in 10 ms bins",
     ] {
         assert!(md.contains(expected), "report.md lacks {expected:?}:\n{md}");
     }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::Summary;
-use super::plots::{Plot, zoom};
+use super::plots::{Plot, cdf, zoom};
 use super::table::{COLUMNS, best_link_text, optional, summary_rows};
 use crate::metrics::StreamMetrics;
 
@@ -100,7 +100,19 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
     for name in plots {
         writeln!(md, "![{name}]({name}.png)\n\n[{name}.svg]({name}.svg)\n")?;
         if *name == zoom::EventZoom::NAME {
+            writeln!(
+                md,
+                "Each event from 1 s before to 1 s after, in 10 ms bins: an outage \
+                 of a few tens of milliseconds shows here, not in the timeline's \
+                 100 ms bins.\n"
+            )?;
             write_unzoomed(md, summary)?;
+        } else if *name == cdf::LatencyCdf::NAME {
+            writeln!(
+                md,
+                "Shares of all probes sent: a lost probe never arrives, so each \
+                 curve ends at its delivered share.\n"
+            )?;
         }
     }
     Ok(())

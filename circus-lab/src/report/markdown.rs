@@ -131,7 +131,7 @@ fn write_setup(md: &mut String, summary: &Summary) -> std::fmt::Result {
     }
     writeln!(md, "## Timeline\n")?;
     if summary.timeline.is_empty() {
-        return writeln!(md, "No events: the links keep their start values.\n");
+        return writeln!(md, "No events.\n");
     }
     writeln!(
         md,

@@ -15,10 +15,9 @@ pub mod timeline;
 pub mod zoom;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-
-use std::ops::Range;
 
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
@@ -148,7 +147,6 @@ pub fn write_plots(
         .collect();
     let mut streams = Vec::new();
     for system in &systems {
-        let directions = series.get(system.system);
         streams.push(PlottedSystem {
             name: if both_ways {
                 format!("{} up", system.system)
@@ -157,7 +155,7 @@ pub fn write_plots(
             },
             ..system.clone()
         });
-        if let Some(down) = directions.and_then(|s| s.down.as_ref()) {
+        if let Some(down) = series.get(system.system).and_then(|s| s.down.as_ref()) {
             streams.push(PlottedSystem {
                 name: format!("{} down", system.system),
                 series: Some(down),

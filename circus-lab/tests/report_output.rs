@@ -11,6 +11,7 @@ use std::time::Duration;
 use circus_lab::metrics::{
     HostPauses, LinkCounters, MetricsConfig, RunLogs, system_metrics, system_series,
 };
+use circus_lab::report::setup::{EventSetup, LinkSetup};
 use circus_lab::report::{DirectionSeries, ReportFiles, Summary, summary_table, write_report};
 use circus_lab::traffic::MonoNanos;
 use circus_lab::traffic::tcp::TcpLog;
@@ -33,7 +34,36 @@ fn dataset() -> Dataset {
         bytes_per_bin: vec![1_250_000; 61],
         flows: Vec::new(),
     };
-    let mut systems = BTreeMap::new();
+    let mut summary = Summary {
+        scenario: "flappy".into(),
+        duration_s: 60.0,
+        backend: "userspace".into(),
+        seed: 7,
+        scenario_hash: "3f2a9c".into(),
+        commit: "abc1234".into(),
+        best_link_tcp_mbps: Some(12.5),
+        best_link_tcp_down_mbps: Some(20.0),
+        best_link: Some("wifi0".into()),
+        systems: BTreeMap::new(),
+        system_order: Vec::new(),
+        links: ["wifi0", "lte0"]
+            .map(|name| LinkSetup {
+                name: name.into(),
+                params: format!("{name}'s properties"),
+            })
+            .to_vec(),
+        timeline: comparison
+            .events
+            .iter()
+            .map(|e| EventSetup {
+                at_s: e.at.as_secs_f64(),
+                link: e.link.clone(),
+                action: e.action.clone(),
+                for_s: e.duration.map(|d| d.as_secs_f64()),
+                effect: format!("{} does {}", e.link, e.action),
+            })
+            .collect(),
+    };
     let mut series = BTreeMap::new();
     for system in &comparison.systems {
         let links: Vec<LinkCounters> = system
@@ -56,39 +86,39 @@ fn dataset() -> Dataset {
         };
         // The same stream stands in for the download, so both directions'
         // figures are written and drawn.
-        systems.insert(
-            system.name.to_string(),
-            system_metrics(&run, Some(&run), &config),
-        );
+        // In the comparison's order (circus, single-link, multiwan), not
+        // the names' order.
+        summary.add_system(system.name, system_metrics(&run, Some(&run), &config));
         let up = system_series(&run, &config);
         let down = Some(up.clone());
         series.insert(system.name.to_string(), DirectionSeries { up, down });
     }
     Dataset {
-        summary: Summary {
-            scenario: "flappy".into(),
-            duration_s: 60.0,
-            backend: "userspace".into(),
-            seed: 7,
-            scenario_hash: "3f2a9c".into(),
-            commit: "abc1234".into(),
-            best_link_tcp_mbps: Some(12.5),
-            best_link_tcp_down_mbps: Some(20.0),
-            best_link: Some("wifi0".into()),
-            systems,
-        },
+        summary,
         series,
         events: comparison.events,
     }
 }
 
-/// The report of the synthetic dataset, written once for all tests (drawing
-/// is slow in debug builds) to target/tmp/clm-report, where it can be looked at.
+/// The report of the synthetic dataset, written once per test process
+/// (drawing is slow in debug builds) to target/tmp/clm-report-<pid>, where it
+/// can be looked at. nextest runs each test in a process of its own: a
+/// folder each keeps them from rewriting the files another is reading.
+/// Folders of processes that have ended are removed.
 fn written() -> &'static (Dataset, ReportFiles) {
     static WRITTEN: OnceLock<(Dataset, ReportFiles)> = OnceLock::new();
     WRITTEN.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("clm-report");
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ended = name
+                .strip_prefix("clm-report-")
+                .is_some_and(|pid| !Path::new("/proc").join(pid).exists());
+            if ended {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = tmp.join(format!("clm-report-{}", std::process::id()));
         let data = dataset();
         let files = write_report(&dir, &data.summary, &data.series, &data.events).unwrap();
         (data, files)
@@ -118,6 +148,13 @@ fn summary_json_has_every_documented_key() {
         systems.keys().collect::<Vec<_>>(),
         ["circus", "multiwan", "single-link"]
     );
+    assert_eq!(
+        json["system_order"],
+        serde_json::json!(["circus", "single-link", "multiwan"])
+    );
+    assert_eq!(json["links"][1]["name"], "lte0");
+    assert_eq!(json["timeline"][0]["for_s"], 3.0);
+    assert_eq!(json["timeline"][1]["effect"], "lte0 does down");
     for (name, system) in systems {
         let ratio = number(system, "delivery_ratio");
         assert!((0.0..=1.0).contains(&ratio), "{name}");
@@ -259,6 +296,8 @@ fn plots_are_written_as_png_and_svg() {
         [
             "timeline.png",
             "timeline.svg",
+            "event_zoom.png",
+            "event_zoom.svg",
             "latency_cdf.png",
             "latency_cdf.svg",
             "link_share.png",
@@ -309,9 +348,32 @@ fn report_md_has_tables_and_links_to_the_plots() {
         "![link_share](link_share.png)",
         "`3f2a9c`",
         "| host pauses | not watched for; outages include them |",
+        "![event_zoom](event_zoom.png)",
+        "| lte0 | lte0's properties |",
+        "| 10.000 | wifi0 | blackhole | 3 s | wifi0 does blackhole |",
+        "| 30.000 | lte0 | down | - | lte0 does down |",
+        "each curve ends at its delivered share",
+        "in 10 ms bins",
     ] {
         assert!(md.contains(expected), "report.md lacks {expected:?}:\n{md}");
     }
+    // What the systems faced comes first; the systems in the order they ran.
+    let at = |heading: &str| md.find(heading).unwrap_or_else(|| panic!("no {heading}"));
+    let headings = [
+        "## Links",
+        "## Timeline",
+        "## Comparison",
+        "## circus",
+        "## single-link",
+        "## multiwan",
+        "## Plots",
+    ];
+    let positions: Vec<usize> = headings.iter().map(|h| at(h)).collect();
+    assert!(positions.is_sorted(), "{headings:?} at {positions:?}");
+    assert!(
+        !md.contains("The zoom shows the first"),
+        "four events all fit in the zoom"
+    );
 }
 
 #[test]
@@ -353,19 +415,20 @@ fn terminal_table_aligns_one_row_per_system() {
         lines[2..].iter().all(|l| l.chars().count() == width),
         "ragged:\n{table}"
     );
+    // The systems in the order they ran, not by name.
     for (line, (system, direction)) in lines[4..].iter().zip([
         ("circus", "up"),
         ("circus", "down"),
-        ("multiwan", "up"),
-        ("multiwan", "down"),
         ("single-link", "up"),
         ("single-link", "down"),
+        ("multiwan", "up"),
+        ("multiwan", "down"),
     ]) {
         let cells: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(&cells[..2], [system, direction], "{table}");
     }
     assert!(
-        lines[8].contains("88.333 %") && lines[8].contains("81 %"),
+        lines[6].contains("88.333 %") && lines[6].contains("81 %"),
         "single-link delivery and TCP share:\n{table}"
     );
 }
@@ -391,5 +454,215 @@ fn a_scenario_names_the_summary_and_its_timeline() {
         timeline
             .iter()
             .any(|e| e.link == "lte0" && e.action == "down")
+    );
+}
+
+/// A run of 1000 probes per second for `seconds`, none arriving of those
+/// sent while `lost(ms since the start)`, the rest after 20 ms; `events` its
+/// timeline.
+fn run_series(
+    seconds: u64,
+    lost: impl Fn(u64) -> bool,
+    events: &[circus_lab::metrics::TimelineEvent],
+) -> circus_lab::metrics::SystemSeries {
+    let log = synthetic::stream(1000, Duration::from_secs(seconds), 1, |seq| {
+        (!lost(seq)).then(|| Duration::from_millis(20))
+    });
+    let run = RunLogs {
+        origin: ORIGIN,
+        probes: &log,
+        tcp: None,
+        events,
+        links: &[],
+        host_pauses: None,
+        flow_links: None,
+    };
+    system_series(&run, &MetricsConfig::default())
+}
+
+#[test]
+fn zoom_bins_show_a_30_ms_outage_the_100_ms_series_hides() {
+    // Nothing sent from 1.52 s to 1.55 s arrives; the event is at 1.5 s.
+    let events = [synthetic::lasting(1_500, "wifi0", "blackhole", 30)];
+    let series = run_series(3, |ms| (1_520..1_550).contains(&ms), &events);
+
+    let window = &series.windows[0];
+    assert_eq!(series.window_bin, Duration::from_millis(10));
+    assert_eq!(window.at_s, 1.5);
+    assert_eq!(window.bins.len(), 200, "±1 s in 10 ms bins");
+    assert!((window.bins[0].start_s - 0.5).abs() < 1e-9);
+    let ratios: Vec<Option<f64>> = window.bins.iter().map(|b| b.delivery_ratio()).collect();
+    // Bins 102-104 are 1.52-1.55 s: 10 probes sent in each, none delivered.
+    assert_eq!(ratios[101], Some(1.0));
+    assert_eq!(ratios[102..105], [Some(0.0); 3]);
+    assert_eq!(ratios[105], Some(1.0));
+    assert_eq!(ratios.iter().filter(|r| **r == Some(0.0)).count(), 3);
+    assert_eq!(window.bins[103].sent, 10);
+    assert_eq!(window.bins[103].latency_p50_ms, None);
+    assert_eq!(window.bins[101].latency_p50_ms, Some(20.0));
+    // The 100 ms bin holding the outage still delivered 70 %: no bin of the
+    // whole-run series is empty.
+    assert_eq!(series.bins[15].delivery_ratio(), Some(0.7));
+    assert!(series.bins.iter().all(|b| b.delivered > 0));
+}
+
+#[test]
+fn zoom_windows_reach_before_the_start_and_stop_at_the_cap() {
+    let events: Vec<_> = (0..12)
+        .map(|i| synthetic::event(300 + i * 100, "wifi0", "down"))
+        .collect();
+    let series = run_series(3, |_| false, &events);
+    assert_eq!(series.windows.len(), MetricsConfig::default().event_windows);
+    // The first window opens 0.7 s before the run: nothing sent then.
+    let first = &series.windows[0];
+    assert!((first.bins[0].start_s + 0.7).abs() < 1e-9);
+    assert!(first.bins[..70].iter().all(|b| b.sent == 0));
+    assert!(first.bins[70..].iter().all(|b| b.sent == 10));
+}
+
+#[test]
+fn latency_cdf_counts_lost_probes_as_never_arriving() {
+    // One probe in five lost: the curve ends at 80 %, not 100 %.
+    let series = run_series(2, |ms| ms % 5 == 0, &[]);
+    let cdf = &series.latency_cdf;
+    assert_eq!(cdf.first(), Some(&(20.0, 0.0)));
+    let (latency, share) = *cdf.last().unwrap();
+    assert_eq!(latency, 20.0);
+    assert!((share - 0.8).abs() < 1e-12, "ends at {share}");
+    assert!(cdf.windows(2).all(|w| w[0].1 <= w[1].1));
+    // Nothing delivered: no curve at all.
+    assert!(run_series(1, |_| true, &[]).latency_cdf.is_empty());
+}
+
+#[test]
+fn systems_keep_the_order_they_ran_in() {
+    let data = dataset();
+    let metrics = |name: &str| data.summary.systems[name].clone();
+    let mut summary = Summary {
+        systems: BTreeMap::new(),
+        system_order: Vec::new(),
+        ..data.summary.clone()
+    };
+    for name in ["single-link", "multiwan", "circus"] {
+        summary.add_system(name, metrics(name));
+    }
+    summary.add_system("multiwan", metrics("multiwan"));
+    let order: Vec<&str> = summary.systems_in_order().map(|(name, _)| name).collect();
+    assert_eq!(order, ["single-link", "multiwan", "circus"]);
+    assert_eq!(summary.system_order, order, "added again, listed once");
+
+    let rows = circus_lab::report::table::summary_rows(&summary);
+    let names: Vec<&str> = rows.iter().map(|row| row[0].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "single-link",
+            "single-link",
+            "multiwan",
+            "multiwan",
+            "circus",
+            "circus"
+        ]
+    );
+    let md = circus_lab::report::markdown::render(&summary, &[]);
+    let at = |heading: &str| md.find(heading).unwrap();
+    assert!(at("## single-link") < at("## multiwan") && at("## multiwan") < at("## circus"));
+
+    // Colours go by that order: the first system gets the first colour,
+    // whatever its name.
+    let colors = circus_lab::report::plots::system_colors;
+    let first_color = colors(&data.summary)[0].2;
+    let ordered: Vec<(&str, _)> = colors(&summary)
+        .into_iter()
+        .map(|(name, _, color)| (name, color))
+        .collect();
+    assert_eq!(ordered[0], ("single-link", first_color));
+    assert_ne!(ordered[2], ("circus", first_color));
+
+    // A summary from before `system_order` lists its systems by name; a
+    // name the order lists twice or that did not run is skipped.
+    summary.system_order = vec!["circus".into(), "mptcp".into(), "circus".into()];
+    let order: Vec<&str> = summary.systems_in_order().map(|(name, _)| name).collect();
+    assert_eq!(order, ["circus", "multiwan", "single-link"]);
+}
+
+#[test]
+fn report_md_describes_the_links_and_the_timeline() {
+    let flappy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/flappy.toml");
+    let scenario = circus_lab::scenario::Scenario::load(&flappy).unwrap();
+    let summary = Summary::for_scenario(&scenario, "userspace", "abc1234");
+    let md = circus_lab::report::markdown::render(&summary, &[]);
+    for expected in [
+        "| wifi0 | 20 Mbit/s, delay 12 ms ± 4 ms, loss 1 %, queue 100 ms (default) |",
+        "| lte0 | 10 Mbit/s, delay 30 ms ± 8 ms, loss 0.5 %, queue 200 ms |",
+        "| 8.000 | wifi0 | blackhole | 3 s | frames vanish, the interface stays up |",
+        "| 30.000 | lte0 | down | 5 s | carrier lost, the interface goes down |",
+    ] {
+        assert!(md.contains(expected), "report.md lacks {expected:?}:\n{md}");
+    }
+    assert!(md.find("## Timeline").unwrap() < md.find("## Comparison").unwrap());
+
+    let text = r#"
+        name = "described"
+        duration = "10s"
+        seed = 1
+        systems = ["circus"]
+
+        [[link]]
+        name = "dsl0"
+        delay = "10ms"
+        rate = "2mbit"
+        queue = "64kB"
+        duplicate = "1%"
+        reorder = { fraction = "2%", extra_delay = "15ms" }
+        burst_loss = { to_bad = "1%", to_good = "20%", loss_in_bad = "80%" }
+
+        [[link]]
+        name = "sat0"
+        delay = "1.5s"
+
+        [[event]]
+        at = "2s"
+        link = "dsl0"
+        action = "set"
+        for = "1500ms"
+        set = { delay = "200ms", loss = "5%", rate = "500kbit" }
+
+        [[event]]
+        at = "4s"
+        link = "sat0"
+        action = "address"
+    "#;
+    let scenario =
+        circus_lab::scenario::Scenario::from_toml(text, Path::new("described.toml")).unwrap();
+    let summary = Summary::for_scenario(&scenario, "sim", "abc1234");
+    assert_eq!(
+        summary.links[0].params,
+        "2 Mbit/s, delay 10 ms, queue 64000 bytes, burst loss (Gilbert-Elliott, mean 3.8095 %, \
+         bursts of 5 frames), duplicate 1 %, reorder 2 % by +15 ms"
+    );
+    assert_eq!(summary.links[1].params, "no rate limit, delay 1.5 s");
+    let set = &summary.timeline[0];
+    assert_eq!(
+        (set.at_s, set.action.as_str(), set.for_s),
+        (2.0, "set", Some(1.5))
+    );
+    assert_eq!(set.effect, "500 kbit/s, delay 200 ms, loss 5 %");
+    assert_eq!(
+        summary.timeline[1].effect,
+        "the client's address on the link changes"
+    );
+
+    // A trace link names its files and their mean rate.
+    let traced = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/cellular-trace.toml");
+    let scenario = circus_lab::scenario::Scenario::load(&traced).unwrap();
+    let summary = Summary::for_scenario(&scenario, "sim", "abc1234");
+    let described: Vec<&str> = summary.links.iter().map(|l| l.params.as_str()).collect();
+    assert!(
+        described
+            .iter()
+            .any(|p| p.starts_with("up trace cellular-up.trace (mean ")
+                && p.contains("down trace cellular-down.trace (mean ")),
+        "{described:?}"
     );
 }

@@ -7,7 +7,8 @@
 //! - [`events`]: which event each loss belongs to; outage and recovery of
 //!   each timeline event.
 //! - [`logs`]: one system's logs, the same from a real run and from `sim`.
-//! - [`series`]: delivery and latency over time and the latency CDF, for plots.
+//! - [`series`]: delivery and latency over time, in fine bins around each
+//!   event, and the latency CDF (lost probes included), for plots.
 //! - [`pauses`]: the host's pauses, left out of every gap.
 //!
 //! Definitions (all from the receiver's view of the probe stream):
@@ -47,7 +48,7 @@ pub use delivery::Delivery;
 pub use events::EventMetrics;
 pub use logs::{StreamLogs, SystemLogs};
 pub use pauses::{HostPauses, PauseSummary};
-pub use series::{SeriesBin, SystemSeries, system_series};
+pub use series::{EventWindow, SeriesBin, SystemSeries, system_series};
 
 /// One entry of the scenario timeline, as the metrics need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +124,16 @@ pub struct MetricsConfig {
     pub recovery_allowance: Duration,
     /// Width of a time-series bin in the plots.
     pub series_bin: Duration,
+    /// The zoomed plots cover this long before and after each event.
+    pub event_window: Duration,
+    /// Width of a bin in those windows: 10 ms shows an outage of 10-50 ms
+    /// that a 100 ms bin averages away, and still holds 10 probes at the
+    /// default 1000 probes per second.
+    pub event_window_bin: Duration,
+    /// Windows are computed for the first this many events only: each costs
+    /// a pass over the probes, and a plot of more rows is not read at a
+    /// glance (a timeline with `every` can have thousands of events).
+    pub event_windows: usize,
 }
 
 impl Default for MetricsConfig {
@@ -132,6 +143,9 @@ impl Default for MetricsConfig {
             attribution_max: Duration::from_secs(10),
             recovery_allowance: Duration::from_secs(1),
             series_bin: Duration::from_millis(100),
+            event_window: Duration::from_secs(1),
+            event_window_bin: Duration::from_millis(10),
+            event_windows: series::EVENT_WINDOWS,
         }
     }
 }

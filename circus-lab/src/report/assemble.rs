@@ -43,9 +43,7 @@ pub fn assemble(
     let mut series = BTreeMap::new();
     for run in logs {
         let name = run.system.as_str().to_owned();
-        summary
-            .systems
-            .insert(name.clone(), run.metrics(&events, &config));
+        summary.add_system(&name, run.metrics(&events, &config));
         let up = system_series(&run.view(&run.up, &events), &config);
         let down = run
             .down

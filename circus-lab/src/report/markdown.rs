@@ -1,9 +1,10 @@
-//! `report.md`: the run for people. A comparison table, then per system its
-//! figures and events, then the plots.
+//! `report.md`: the run for people. The links and the timeline, a comparison
+//! table, then per system its figures and events, then the plots.
 
 use std::fmt::Write;
 
 use super::Summary;
+use super::plots::{Plot, cdf, zoom};
 use super::table::{COLUMNS, best_link_text, optional, summary_rows};
 use crate::metrics::StreamMetrics;
 
@@ -31,6 +32,8 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
         best_link_text(summary).unwrap_or_else(|| "not measured".to_string())
     )?;
 
+    write_setup(md, summary)?;
+
     writeln!(md, "## Comparison\n")?;
     table_row(md, &COLUMNS.map(String::from))?;
     table_row(md, &COLUMNS.map(|_| "---".to_string()))?;
@@ -43,7 +46,7 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
          event to the send time of the last probe lost because of it.\n"
     )?;
 
-    for (name, m) in &summary.systems {
+    for (name, m) in summary.systems_in_order() {
         writeln!(md, "## {name}\n")?;
         writeln!(md, "| figure | value |\n|---|---|")?;
         let pauses = &m.host_pauses;
@@ -96,8 +99,74 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
     writeln!(md, "## Plots\n")?;
     for name in plots {
         writeln!(md, "![{name}]({name}.png)\n\n[{name}.svg]({name}.svg)\n")?;
+        if *name == zoom::EventZoom::NAME {
+            writeln!(
+                md,
+                "Each event from 1 s before to 1 s after, in 10 ms bins: an outage \
+                 of a few tens of milliseconds shows here, not in the timeline's \
+                 100 ms bins.\n"
+            )?;
+            write_unzoomed(md, summary)?;
+        } else if *name == cdf::LatencyCdf::NAME {
+            writeln!(
+                md,
+                "Shares of all probes sent: a lost probe never arrives, so each \
+                 curve ends at its delivered share.\n"
+            )?;
+        }
     }
     Ok(())
+}
+
+/// The links and the timeline, so the figures below can be read against
+/// what the systems faced.
+fn write_setup(md: &mut String, summary: &Summary) -> std::fmt::Result {
+    if !summary.links.is_empty() {
+        writeln!(md, "## Links\n")?;
+        writeln!(md, "| link | at the start |\n|---|---|")?;
+        for link in &summary.links {
+            writeln!(md, "| {} | {} |", link.name, link.params)?;
+        }
+        writeln!(md)?;
+    }
+    writeln!(md, "## Timeline\n")?;
+    if summary.timeline.is_empty() {
+        return writeln!(md, "No events.\n");
+    }
+    writeln!(
+        md,
+        "| at (s) | link | action | for (then restored) | what it does |"
+    )?;
+    writeln!(md, "|---:|---|---|---|---|")?;
+    for event in &summary.timeline {
+        let lasts = event
+            .for_s
+            .map_or_else(|| "-".to_string(), |s| format!("{s} s"));
+        writeln!(
+            md,
+            "| {:.3} | {} | {} | {lasts} | {} |",
+            event.at_s, event.link, event.action, event.effect
+        )?;
+    }
+    writeln!(md)
+}
+
+/// The events the zoom plot leaves out for want of room.
+fn write_unzoomed(md: &mut String, summary: &Summary) -> std::fmt::Result {
+    let rest = summary.timeline.get(zoom::MAX_EVENTS..).unwrap_or_default();
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = rest
+        .iter()
+        .map(|e| format!("{:.3} s {} {}", e.at_s, e.link, e.action))
+        .collect();
+    writeln!(
+        md,
+        "The zoom shows the first {} events; not shown: {}.\n",
+        zoom::MAX_EVENTS,
+        listed.join(", ")
+    )
 }
 
 /// One direction's probe figures and its events.

@@ -5,12 +5,15 @@
 //! - [`assemble`]: the one path from logs (real or simulated) to results.
 //! - [`summary`]: the `summary.json` types, in the exact shape of DESIGN.md.
 //! - [`table`]: one comparison row per system, for the terminal and Markdown.
+//! - [`setup`]: the links and the timeline in words.
 //! - [`markdown`]: renders `report.md`.
-//! - [`plots`]: delivery/latency over time, latency CDF, per-link share.
+//! - [`plots`]: delivery/latency over time and zoomed around each event,
+//!   latency CDF, per-link share.
 
 pub mod assemble;
 pub mod markdown;
 pub mod plots;
+pub mod setup;
 pub mod summary;
 pub mod table;
 

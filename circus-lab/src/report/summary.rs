@@ -25,6 +25,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::ReportError;
+use super::setup::{EventSetup, LinkSetup};
 use crate::metrics::SystemMetrics;
 use crate::scenario::Scenario;
 
@@ -65,6 +66,17 @@ pub struct Summary {
     pub best_link: Option<String>,
     /// System name ("circus", "single-link", ...) -> its figures.
     pub systems: BTreeMap<String, SystemMetrics>,
+    /// The names of `systems` in the order they ran, the scenario's: tables
+    /// and plots follow it (see [`Summary::systems_in_order`]). Absent from
+    /// older summaries.
+    #[serde(default)]
+    pub system_order: Vec<String>,
+    /// The scenario's links as set at the start, in its order.
+    #[serde(default)]
+    pub links: Vec<LinkSetup>,
+    /// The scenario's timeline, in time order.
+    #[serde(default)]
+    pub timeline: Vec<EventSetup>,
 }
 
 impl Summary {
@@ -82,7 +94,37 @@ impl Summary {
             best_link_tcp_down_mbps: None,
             best_link: None,
             systems: BTreeMap::new(),
+            system_order: Vec::new(),
+            links: scenario.links.iter().map(LinkSetup::from).collect(),
+            timeline: scenario.events.iter().map(EventSetup::from).collect(),
         }
+    }
+
+    /// Adds (or replaces) the figures of `name`, which ran after the
+    /// systems already added.
+    pub fn add_system(&mut self, name: &str, metrics: SystemMetrics) {
+        if !self.system_order.iter().any(|n| n == name) {
+            self.system_order.push(name.to_string());
+        }
+        self.systems.insert(name.to_string(), metrics);
+    }
+
+    /// Every system's figures, in the order they ran; then, by name, any
+    /// `system_order` does not list (a summary older than it).
+    pub fn systems_in_order(&self) -> impl Iterator<Item = (&str, &SystemMetrics)> {
+        let listed = self
+            .system_order
+            .iter()
+            .enumerate()
+            .filter(|&(index, name)| !self.system_order[..index].contains(name))
+            .filter_map(|(_, name)| self.systems.get_key_value(name));
+        let unlisted = self
+            .systems
+            .iter()
+            .filter(|(name, _)| !self.system_order.contains(name));
+        listed
+            .chain(unlisted)
+            .map(|(name, metrics)| (name.as_str(), metrics))
     }
 
     /// Records the best-link reference, if one was measured.

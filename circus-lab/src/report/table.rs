@@ -21,11 +21,11 @@ pub const COLUMNS: [&str; 13] = [
     "host paused ms",
 ];
 
-/// The cells of each system's rows, systems in name order: its upload row,
-/// then its download row if the scenario sent probes that way.
+/// The cells of each system's rows, systems in the scenario's order: its
+/// upload row, then its download row if the scenario sent probes that way.
 pub fn summary_rows(summary: &Summary) -> Vec<[String; COLUMNS.len()]> {
     let mut rows = Vec::new();
-    for (name, m) in &summary.systems {
+    for (name, m) in summary.systems_in_order() {
         let (up_ratio, down_ratio) = summary.tcp_ratio_to_best_link(name);
         rows.push(row(name, "up", &m.up, m.tcp_goodput_mbps, up_ratio, m));
         if let Some(down) = &m.down {

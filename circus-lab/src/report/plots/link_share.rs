@@ -38,7 +38,7 @@ impl Plot for LinkShare {
         // plotters place them every 0.5, so the centres i + 0.5 get a label:
         // the system's name (the labels on slot borders stay empty).
         let slots = 0.0..systems as f64;
-        let names: Vec<&str> = input.systems.iter().map(|s| s.name).collect();
+        let names: Vec<&str> = input.systems.iter().map(|s| s.name.as_str()).collect();
         let mut chart = ChartBuilder::on(root)
             .caption(
                 format!("{}: share of bytes carried per link", input.scenario),

@@ -4,10 +4,11 @@
 //! span it lasts shaded, its name written in the delivery panel).
 
 use plotters::coord::Shift;
-use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::{EVENT_COLOR, Plot, PlotInput, PlottedSystem, font, runs, tick, title_font};
+use super::{
+    Plot, PlotInput, PlottedSystem, font, mark_events, runs, stream_line, tick, title_font,
+};
 use crate::metrics::TimelineEvent;
 
 pub struct Timeline;
@@ -17,8 +18,6 @@ const TITLE_HEIGHT: u32 = 60;
 const ROW_HEIGHT: u32 = 320;
 /// The delivery axis runs past 100 % to leave a band for the event names.
 const DELIVERY_TOP: f64 = 120.0;
-
-type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 impl Plot for Timeline {
     const NAME: &'static str = "timeline";
@@ -115,7 +114,7 @@ fn draw_delivery<DB: DrawingBackend>(
         .axis_desc_style(font(16))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
-    mark_events(&mut chart, events, DELIVERY_TOP, true)?;
+    mark_events(&mut chart, events, 0.0..end_s, 0.0, DELIVERY_TOP, true)?;
     let Some(series) = system.series else {
         return Ok(());
     };
@@ -124,7 +123,8 @@ fn draw_delivery<DB: DrawingBackend>(
         .iter()
         .map(|bin| (bin.start_s, bin.delivery_ratio().map(|r| r * 100.0)));
     for run in runs(points) {
-        chart.draw_series(LineSeries::new(run, system.color.stroke_width(2)))?;
+        let style = system.color.stroke_width(2);
+        stream_line(&mut chart, run, style, system.download, None)?;
     }
     Ok(())
 }
@@ -152,7 +152,7 @@ fn draw_latency<DB: DrawingBackend>(
         .axis_desc_style(font(16))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
-    mark_events(&mut chart, events, top_ms, false)?;
+    mark_events(&mut chart, events, 0.0..end_s, 0.0, top_ms, false)?;
     let Some(series) = system.series else {
         return Ok(());
     };
@@ -174,12 +174,8 @@ fn draw_latency<DB: DrawingBackend>(
             (bin.start_s, value)
         });
         for (index, run) in runs(points).into_iter().enumerate() {
-            let drawn = chart.draw_series(LineSeries::new(run, style))?;
-            if index == 0 {
-                drawn
-                    .label(label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-            }
+            let label = (index == 0).then_some(label);
+            stream_line(&mut chart, run, style, system.download, label)?;
         }
     }
     chart
@@ -189,43 +185,5 @@ fn draw_latency<DB: DrawingBackend>(
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
         .draw()?;
-    Ok(())
-}
-
-/// Shades each event's span, draws a dashed line at its start and, if
-/// `labelled`, writes "link action" beside the line.
-fn mark_events<DB: DrawingBackend>(
-    chart: &mut Chart<'_, DB>,
-    events: &[TimelineEvent],
-    top: f64,
-    labelled: bool,
-) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    for (index, event) in events.iter().enumerate() {
-        let at = event.at.as_secs_f64();
-        if let Some(duration) = event.duration {
-            let end = at + duration.as_secs_f64();
-            chart.draw_series(std::iter::once(Rectangle::new(
-                [(at, 0.0), (end, top)],
-                EVENT_COLOR.mix(0.12).filled(),
-            )))?;
-        }
-        chart.draw_series(DashedLineSeries::new(
-            [(at, 0.0), (at, top)],
-            6,
-            4,
-            EVENT_COLOR.stroke_width(1),
-        ))?;
-        if labelled {
-            // Above the 100 % line, alternating heights so the names of
-            // nearby events do not overlap.
-            let height = if index % 2 == 0 { 0.98 } else { 0.915 };
-            let label = format!(" {} {}", event.link, event.action);
-            chart.draw_series(std::iter::once(Text::new(
-                label,
-                (at, top * height),
-                font(14).color(&EVENT_COLOR),
-            )))?;
-        }
-    }
     Ok(())
 }

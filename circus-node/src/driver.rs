@@ -203,8 +203,19 @@ fn write_delivered(
 /// that reads come in whole batches between sends rather than one packet
 /// per turn of the loop; half of the queue still holds several
 /// milliseconds of sending at full speed, so the links never wait.
+///
+/// While no link can send (every link down or probing), the queue does not
+/// drain and the TUN device is read on regardless: the fair queue then
+/// makes room by dropping bulk flows' packets and keeps light ones (an echo
+/// request, a call's audio) until a link returns, where the kernel would
+/// drop whatever arrived at its full device queue, light or not.
 fn may_read_tun(queue: QueueDepth) -> bool {
-    queue.queued <= queue.limit / 2
+    !queue.draining || queue.queued <= queue.limit / 2
+}
+
+/// Whether a batch of TUN reads goes on after a packet was queued.
+fn reads_on(queue: QueueDepth) -> bool {
+    !queue.draining || !queue.is_full()
 }
 
 /// A packet already waiting on the TUN device, without blocking.
@@ -312,7 +323,7 @@ pub(crate) async fn run_client(
             read = tun.recv(&mut buffers.tun_in), if may_read_tun(engine.send_queue()) => {
                 read_tun_batch(&tun, &mut buffers.tun_in, read, mtu.clamp(), |now, packet| {
                     engine.handle_tun_packet(now, packet);
-                    !engine.send_queue().is_full()
+                    reads_on(engine.send_queue())
                 })?;
             }
             link = std::future::poll_fn(|cx| links.poll_recv_batch(cx, &mut buffers.received)) => {
@@ -608,19 +619,35 @@ mod tests {
 
     #[test]
     fn the_tun_is_read_until_the_queue_is_full_and_again_from_half() {
-        let depth = |queued| QueueDepth { queued, limit: 512 };
+        let depth = |queued| QueueDepth {
+            queued,
+            limit: 512,
+            draining: true,
+        };
         assert!(may_read_tun(depth(0)));
         assert!(may_read_tun(depth(256)));
         assert!(!may_read_tun(depth(257)));
         assert!(!may_read_tun(depth(512)));
+        assert!(reads_on(depth(511)));
+        assert!(!reads_on(depth(512)));
         // A queue of one packet is read whenever it is empty.
-        assert!(may_read_tun(QueueDepth {
-            queued: 0,
-            limit: 1
-        }));
-        assert!(!may_read_tun(QueueDepth {
-            queued: 1,
-            limit: 1
-        }));
+        let one = |queued| QueueDepth {
+            queued,
+            limit: 1,
+            draining: true,
+        };
+        assert!(may_read_tun(one(0)));
+        assert!(!may_read_tun(one(1)));
+    }
+
+    #[test]
+    fn the_tun_is_read_on_while_no_link_drains_the_queue() {
+        let full = QueueDepth {
+            queued: 512,
+            limit: 512,
+            draining: false,
+        };
+        assert!(may_read_tun(full));
+        assert!(reads_on(full));
     }
 }

@@ -549,14 +549,12 @@ fn tcp_transfer_survives_link_failures() {
     );
     assert_eq!(ping.corrupted, 0, "no reply corrupted: {ping:?}");
     assert!(ping.replied > 0, "the gateway answers: {ping:?}");
-    // Circus resends what a dying link swallows, so the engine loses none
-    // (its drop counters stay 0). The 2 % is the kernel's: while no link
-    // has room the client stops reading its TUN device (backpressure, see
-    // driver::may_read_tun), the bulk flow fills the device's ring and the
-    // kernel drops what arrives next, echo requests included (seen: TUN TX
-    // dropped 182, 1 echo lost; up to 11 of 183 lost over 80 ms after the
-    // carrier loss, about one run in six losing more than 1 %).
-    assert!(ping.lost() * 50 <= ping.sent, "ping loss: {ping:?}");
+    // Circus resends what a dying link swallows, and while no link is up
+    // the client reads its TUN device on, so its fair queue keeps the echo
+    // requests (dropping bulk packets for room) where the kernel would drop
+    // them at the full device (before: up to 11 of 183 lost in 3 runs of 6;
+    // after: none in 14). 1 % leaves room for a stall of the host.
+    assert!(ping.lost() * 100 <= ping.sent, "ping loss: {ping:?}");
     let report = p
         .client
         .wait("both links back up", Duration::from_secs(10), |r| {

@@ -203,11 +203,12 @@ impl PacketRing {
         self.queue.slot_len(slot)
     }
 
-    /// How full the send queue is.
-    pub(crate) fn depth(&self) -> QueueDepth {
+    /// How full the send queue is; `draining`: whether some link can send.
+    pub(crate) fn depth(&self, draining: bool) -> QueueDepth {
         QueueDepth {
             queued: self.queue.len(),
             limit: self.queue.limit(),
+            draining,
         }
     }
 
@@ -342,7 +343,7 @@ mod tests {
     fn depth_says_full_exactly_when_a_push_would_drop() {
         let now = Instant::now();
         let mut ring = PacketRing::new(now, 4, fq(2), 8);
-        let depth = |ring: &PacketRing| (ring.depth().queued, ring.depth().is_full());
+        let depth = |ring: &PacketRing| (ring.depth(true).queued, ring.depth(true).is_full());
         assert_eq!(depth(&ring), (0, false));
         ring.push(now, b"a", 0).unwrap();
         assert_eq!(depth(&ring), (1, false));
@@ -351,7 +352,7 @@ mod tests {
         assert_eq!(ring.drops().overflow, 0);
         send(&mut ring, now).unwrap();
         assert_eq!(depth(&ring), (1, false));
-        assert_eq!(ring.depth().limit, 2);
+        assert_eq!(ring.depth(true).limit, 2);
     }
 
     #[test]
@@ -364,7 +365,7 @@ mod tests {
         // Full: the head of the longest flow ("a") makes room.
         assert_eq!(ring.push(now, b"c", 1), Ok(()));
         assert_eq!(ring.drops().overflow, 1);
-        assert_eq!(ring.depth().queued, 2);
+        assert_eq!(ring.depth(true).queued, 2);
         let first = send(&mut ring, now).unwrap();
         let second = send(&mut ring, now).unwrap();
         assert_eq!((first, second), (0, 1));

@@ -262,7 +262,8 @@ impl Session {
 
     /// How full the send queue is.
     pub(crate) fn send_queue(&self) -> QueueDepth {
-        self.ring.depth()
+        let draining = self.links.iter().any(|l| l.path.state().is_usable());
+        self.ring.depth(draining)
     }
 
     /// Queues a packet from the local TUN side.

@@ -62,6 +62,11 @@ pub struct QueueDepth {
     pub queued: usize,
     /// Most packets the queue holds ([`Config::queue_packets`](super::Config::queue_packets)).
     pub limit: usize,
+    /// Some link can send, so the queue drains. A full queue that drains
+    /// is overload; one that does not is an outage, where reading on costs
+    /// nothing that matters and lets the queue keep light flows' packets
+    /// (it drops bulk ones to make room) until a link returns.
+    pub draining: bool,
 }
 
 impl QueueDepth {

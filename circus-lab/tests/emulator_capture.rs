@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use circus_lab::emulator::forwarder::CounterSnapshot;
 use circus_lab::emulator::model::{Direction, DropReason, LinkParams};
-use circus_lab::runner::run_systems;
+use circus_lab::runner::{Emulation, EmulationError, run_systems};
 use circus_lab::scenario::Scenario;
-use circus_lab::topology::netns_available_for_test;
+use circus_lab::topology::{Topology, TopologyConfig, netns_available_for_test};
 use common::Lab;
 use indicatif::ProgressBar;
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
@@ -164,6 +164,33 @@ fn captures_hold_what_the_forwarder_counted_with_drops_marked() {
         assert!(least >= 10 * MS, "{name}: held {least:?}, delay is 10 ms");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn netem_cannot_capture_and_says_so() {
+    if !netns_available_for_test("netem_cannot_capture_and_says_so") {
+        return;
+    }
+    let toml = SCENARIO.replace("seed = 5", "seed = 5\nbackend = \"netem\"");
+    let scenario = Scenario::from_toml(&toml, Path::new("emulator_capture.rs")).unwrap();
+    let topology = Topology::build(&TopologyConfig {
+        tag: "capnetem".into(),
+        links: 1,
+    })
+    .unwrap();
+    let dir = scratch_dir("netem-pcap");
+    let error = Emulation::start(&topology, &scenario, Some(&dir))
+        .err()
+        .expect("captures need the userspace emulator");
+    assert!(
+        matches!(error, EmulationError::CaptureNeedsUserspace),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("backend = \"userspace\""),
+        "{error}"
+    );
+    assert!(!dir.exists(), "nothing written");
 }
 
 /// One lossy link, probes only, 2 s.

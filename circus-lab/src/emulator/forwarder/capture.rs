@@ -312,6 +312,24 @@ mod tests {
     }
 
     #[test]
+    fn a_full_disk_ends_the_capture_and_is_reported_at_the_end() {
+        let path = Path::new("/dev/full");
+        let mut capture = DirectionCapture::create(path, "cli0", "gw0", Instant::now()).unwrap();
+        // Past the write buffer: the failed write is remembered, later
+        // frames are skipped, and nothing panics.
+        for i in 0..2 * WRITE_BUFFER_BYTES / 100 {
+            capture.arrived(Duration::from_micros(i as u64), &[0; 100], None);
+        }
+        assert!(
+            capture.failed.is_some(),
+            "the buffer was flushed and failed"
+        );
+        let error = capture.finish().expect_err("/dev/full takes nothing");
+        assert_eq!(error.source.kind(), io::ErrorKind::StorageFull);
+        assert!(error.to_string().contains("/dev/full"), "{error}");
+    }
+
+    #[test]
     fn recycling_keeps_the_option_list_allocation() {
         // Borrows a local: the recycled list outlives it.
         let text = String::from("dropped");

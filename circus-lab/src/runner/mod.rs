@@ -220,36 +220,31 @@ pub fn run_system(
     progress: &ProgressBar,
     captures: Option<&Path>,
 ) -> Result<(SystemLogs, &'static str), RunError> {
-    with_system(
-        scenario,
-        system,
-        progress,
-        captures,
-        |topology, emulation, plan| {
-            let monitor = PauseMonitor::start();
-            let measured = measure(scenario, topology, emulation, plan, stream_id, progress);
-            let host_pauses = monitor.map(PauseMonitor::stop);
-            let links = emulation.link_counters(scenario)?;
-            let (origin, up, down) = measured?;
-            let flow_links = plan.flow_links.as_ref().map(|flow_links| {
-                flow_links
-                    .iter()
-                    .filter_map(|&link| scenario.links.get(link))
-                    .map(|link| link.name.clone())
-                    .collect()
-            });
-            let logs = SystemLogs {
-                system: kind,
-                origin,
-                up,
-                down,
-                links,
-                host_pauses,
-                flow_links,
-            };
-            Ok((logs, emulation.backend_name()))
-        },
-    )
+    let work = |topology: &Topology, emulation: &Emulation, plan: &TrafficPlan| {
+        let monitor = PauseMonitor::start();
+        let measured = measure(scenario, topology, emulation, plan, stream_id, progress);
+        let host_pauses = monitor.map(PauseMonitor::stop);
+        let links = emulation.link_counters(scenario)?;
+        let (origin, up, down) = measured?;
+        let flow_links = plan.flow_links.as_ref().map(|flow_links| {
+            flow_links
+                .iter()
+                .filter_map(|&link| scenario.links.get(link))
+                .map(|link| link.name.clone())
+                .collect()
+        });
+        let logs = SystemLogs {
+            system: kind,
+            origin,
+            up,
+            down,
+            links,
+            host_pauses,
+            flow_links,
+        };
+        Ok((logs, emulation.backend_name()))
+    };
+    with_system(scenario, system, progress, captures, work)
 }
 
 /// Builds a fresh topology with the scenario's links, starts their emulation
@@ -571,52 +566,47 @@ pub fn udp_goodput(
     progress: &ProgressBar,
 ) -> Result<UdpLoadLog, RunError> {
     // Links of a throughput comparison are alike: single-link takes the first.
-    with_system(
-        scenario,
-        adapter(kind, 0),
-        progress,
-        None,
-        |topology, _, plan| {
-            progress.set_message("UDP load");
-            let server = SocketAddr::new(IpAddr::V4(SERVER_ADDRESS), UDP_LOAD_PORT);
-            let receiver = topology
-                .netns(Role::Server)
-                .run(move || UdpLoadReceiver::bind(server))??;
-            let start = MonoNanos::now() + WARMUP;
-            let end = start + load.duration;
-            let stop_receiver = Arc::new(AtomicBool::new(false));
-            let receiving = Receiving {
-                thread: "udp load receiver",
-                addr: server,
-                handle: {
-                    let stop = stop_receiver.clone();
-                    ReceiverThread::Plain(std::thread::spawn(move || {
-                        receiver.run(start + ramp, end, &stop)
-                    }))
-                },
-            };
-            let mut load = load.clone();
-            load.target = server;
-            load.device = crate::traffic::pinned_device(&plan.flow_devices, 0).map(str::to_owned);
-            let sent = topology
-                .netns(Role::Client)
-                .spawn("udp-load", move || {
-                    send_udp_load(&load, start, &AtomicBool::new(false))
-                })
-                .map(|sending| sending.join());
-            if sent.is_ok() {
-                // Datagrams still in flight at the end fall outside the window.
-                wait_until(end + Duration::from_millis(100), progress);
-            }
-            // Stopped on every path, so a failed sender leaves no thread behind.
-            stop_receiver.store(true, Ordering::Relaxed);
-            let received = receiving.join()?;
-            Ok(UdpLoadLog {
-                sent: sent???,
-                received,
+    let work = |topology: &Topology, _: &Emulation, plan: &TrafficPlan| {
+        progress.set_message("UDP load");
+        let server = SocketAddr::new(IpAddr::V4(SERVER_ADDRESS), UDP_LOAD_PORT);
+        let receiver = topology
+            .netns(Role::Server)
+            .run(move || UdpLoadReceiver::bind(server))??;
+        let start = MonoNanos::now() + WARMUP;
+        let end = start + load.duration;
+        let stop_receiver = Arc::new(AtomicBool::new(false));
+        let receiving = Receiving {
+            thread: "udp load receiver",
+            addr: server,
+            handle: {
+                let stop = stop_receiver.clone();
+                ReceiverThread::Plain(std::thread::spawn(move || {
+                    receiver.run(start + ramp, end, &stop)
+                }))
+            },
+        };
+        let mut load = load.clone();
+        load.target = server;
+        load.device = crate::traffic::pinned_device(&plan.flow_devices, 0).map(str::to_owned);
+        let sent = topology
+            .netns(Role::Client)
+            .spawn("udp-load", move || {
+                send_udp_load(&load, start, &AtomicBool::new(false))
             })
-        },
-    )
+            .map(|sending| sending.join());
+        if sent.is_ok() {
+            // Datagrams still in flight at the end fall outside the window.
+            wait_until(end + Duration::from_millis(100), progress);
+        }
+        // Stopped on every path, so a failed sender leaves no thread behind.
+        stop_receiver.store(true, Ordering::Relaxed);
+        let received = receiving.join()?;
+        Ok(UdpLoadLog {
+            sent: sent???,
+            received,
+        })
+    };
+    with_system(scenario, adapter(kind, 0), progress, None, work)
 }
 
 /// Applies each timeline step at its time, showing progress meanwhile.

@@ -2,7 +2,9 @@
 //! a direct veth pair, measured in real namespaces (needs root).
 //!
 //! `cargo bench -p circus-lab --bench forwarder`
-//! (`CIRCUS_LAB_NETNS_TAG` picks the namespace tag; default that of lab runs.)
+//! (`CIRCUS_LAB_NETNS_TAG` picks the namespace tag; default that of lab runs.
+//! `CIRCUS_LAB_PCAP=DIR` captures the link into DIR meanwhile, as `--pcap`
+//! does, to measure what captures cost.)
 
 use circus_lab::emulator::forwarder::capacity::{CapacityOptions, measure};
 use circus_lab::topology::require_netns;
@@ -20,6 +22,7 @@ fn main() {
     if let Ok(tag) = std::env::var("CIRCUS_LAB_NETNS_TAG") {
         options.tag = tag;
     }
+    options.captures = std::env::var_os("CIRCUS_LAB_PCAP").map(Into::into);
     match measure(&options) {
         Ok(report) => println!("{report}"),
         Err(e) => {

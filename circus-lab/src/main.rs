@@ -49,6 +49,12 @@ enum Command {
         /// Run only these systems (comma-separated), overriding the scenario.
         #[arg(long, value_delimiter = ',')]
         systems: Option<Vec<String>>,
+        /// Capture every link's frames, both directions, to
+        /// pcap/<run>/<link>-up.pcapng and -down.pcapng in the output
+        /// directory: what entered the emulator and what left it, dropped
+        /// frames commented (userspace backend only; see the README).
+        #[arg(long)]
+        pcap: bool,
     },
     /// Run a scenario on virtual time in one process: no root, deterministic.
     Sim {
@@ -142,7 +148,8 @@ fn main() -> ExitCode {
             scenario,
             out,
             systems,
-        } => run(&scenario, out, systems),
+            pcap,
+        } => run(&scenario, out, systems, pcap),
         Command::Sim { scenario, out } => simulate(&scenario, out),
         Command::Bench {
             throughput: true, ..
@@ -188,7 +195,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>) -> ExitCode {
+fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>, pcap: bool) -> ExitCode {
     let scenario = match Scenario::load(file) {
         Ok(s) => s,
         Err(e) => return fail(e),
@@ -218,15 +225,17 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>) -> ExitCode
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let dir = out.unwrap_or_else(|| output::default_report_dir(&scenario.name, ""));
+    let captures = pcap.then(|| dir.join("pcap"));
     let progress = ProgressBar::new(0);
-    let outcome = match runner::run_systems(&scenario, &systems, &progress) {
+    let outcome = match runner::run_systems(&scenario, &systems, &progress, captures.as_deref()) {
         Ok(results) => results.outcome(&scenario, &output::commit_id()),
         Err(e) => return fail(e),
     };
-    write_outputs(
-        &outcome,
-        out.unwrap_or_else(|| output::default_report_dir(&scenario.name, "")),
-    )
+    if let Some(captures) = &captures {
+        println!("captures: {}", captures.display());
+    }
+    write_outputs(&outcome, dir)
 }
 
 fn simulate(file: &Path, out: Option<PathBuf>) -> ExitCode {

@@ -14,14 +14,20 @@
 //! The runner steers links while they run ([`Forwarder::set_condition`],
 //! [`Forwarder::set_params`]) through a channel plus an eventfd that wakes
 //! the thread, and reads [`CounterSnapshot`]s at any time.
+//!
+//! With captures on ([`ForwardedLink::capturing_to`]), each direction also
+//! writes what entered and left it to a pcapng file (see [`capture`]); with
+//! them off the threads test one `Option` per batch.
 
 pub mod capacity;
+pub mod capture;
 mod counters;
 mod packet_socket;
 mod pool;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -32,6 +38,7 @@ pub use pool::FRAME_CAPACITY;
 use crate::emulator::model::{Direction, LinkCondition, LinkModel, LinkParams, Verdict};
 use crate::topology::{LinkAddressing, Netns, NetnsError, NetnsThread};
 use crate::traffic::FifoPriority;
+use capture::{CaptureError, DirectionCapture, DropCause, capture_path};
 use packet_socket::{MessageBatch, PacketSocket, interface_index};
 use pool::{FramePool, Pending, ReleaseQueue, Slot};
 
@@ -49,6 +56,8 @@ pub struct ForwardedLink {
     pub up: LinkModel,
     /// Gateway -> client.
     pub down: LinkModel,
+    /// Capture files (up, down), when captures are on.
+    pub captures: Option<(PathBuf, PathBuf)>,
 }
 
 impl ForwardedLink {
@@ -59,6 +68,19 @@ impl ForwardedLink {
             gateway_side: addressing.emu_gateway_side.clone(),
             up,
             down,
+            captures: None,
+        }
+    }
+
+    /// The same link, capturing both directions into `dir` as
+    /// `<name>-up.pcapng` and `<name>-down.pcapng`.
+    pub fn capturing_to(self, dir: &Path, name: &str) -> ForwardedLink {
+        ForwardedLink {
+            captures: Some((
+                capture_path(dir, name, Direction::Up),
+                capture_path(dir, name, Direction::Down),
+            )),
+            ..self
         }
     }
 }
@@ -114,6 +136,16 @@ pub enum ForwarderError {
         /// Links forwarded.
         links: usize,
     },
+    /// A capture file could not be written (forwarding went on without it).
+    #[error("forwarder link {link} {direction:?}: {source}")]
+    Capture {
+        /// Link index.
+        link: usize,
+        /// Direction.
+        direction: Direction,
+        /// The file and what failed.
+        source: CaptureError,
+    },
     /// The direction's thread has ended (after an error) and takes no commands.
     #[error("forwarder link {link} {direction:?}: the thread has stopped")]
     Stopped {
@@ -163,11 +195,26 @@ impl Forwarder {
                 gateway_side,
                 up,
                 down,
+                captures,
             } = link;
-            let up = DirectionHandle::spawn(emu, index, up, &client_side, &gateway_side, options)?;
+            let (up_capture, down_capture) = captures.unzip();
+            let up = DirectionHandle::spawn(
+                emu,
+                index,
+                up,
+                (&client_side, &gateway_side),
+                up_capture,
+                options,
+            )?;
             forwarder.directions.push(up);
-            let down =
-                DirectionHandle::spawn(emu, index, down, &gateway_side, &client_side, options)?;
+            let down = DirectionHandle::spawn(
+                emu,
+                index,
+                down,
+                (&gateway_side, &client_side),
+                down_capture,
+                options,
+            )?;
             forwarder.directions.push(down);
         }
         Ok(forwarder)
@@ -262,8 +309,8 @@ impl DirectionHandle {
         emu: &Netns,
         link: usize,
         model: LinkModel,
-        from: &str,
-        to: &str,
+        (from, to): (&str, &str),
+        capture: Option<PathBuf>,
         options: &ForwarderOptions,
     ) -> Result<DirectionHandle, ForwarderError> {
         let direction = model.direction();
@@ -284,6 +331,7 @@ impl DirectionHandle {
             model,
             from: from.to_owned(),
             to: to.to_owned(),
+            capture,
             options: options.clone(),
             commands,
             waker: Arc::clone(&waker),
@@ -376,6 +424,7 @@ struct WorkerSetup {
     model: LinkModel,
     from: String,
     to: String,
+    capture: Option<PathBuf>,
     options: ForwarderOptions,
     commands: mpsc::Receiver<Control>,
     waker: Arc<Waker>,
@@ -400,8 +449,20 @@ struct Worker {
     /// Send batch; entry `i` holds `sending[i]`.
     send_batch: MessageBatch,
     sending: Vec<Pending>,
+    /// What became of each frame of the last received batch.
+    fates: [Fate; BATCH],
+    capture: Option<DirectionCapture>,
     /// Held for the thread's life (the worker never leaves it).
     _realtime: Option<FifoPriority>,
+}
+
+/// What the worker did with a received frame.
+#[derive(Clone, Copy)]
+enum Fate {
+    /// Waiting in this buffer for its due time.
+    Queued(Slot),
+    /// Not forwarded; its buffer is reused by the next batch.
+    Dropped(DropCause),
 }
 
 /// Whether the worker goes on after a command.
@@ -417,6 +478,7 @@ impl Worker {
             model,
             from,
             to,
+            capture,
             options,
             commands,
             waker,
@@ -439,6 +501,14 @@ impl Worker {
         )))?;
         let sender = PacketSocket::sender(to_index)
             .map_err(io_error(format!("open a sending packet socket on {to}")))?;
+        let capture = capture
+            .map(|path| DirectionCapture::create(&path, &from, &to, options.start))
+            .transpose()
+            .map_err(|source| ForwarderError::Capture {
+                link,
+                direction,
+                source,
+            })?;
         let realtime = tune_thread(options.realtime_priority);
         counters.set_realtime(realtime.is_some());
 
@@ -465,6 +535,8 @@ impl Worker {
             receive_slots,
             send_batch: MessageBatch::new(BATCH),
             sending: Vec::with_capacity(BATCH),
+            fates: [Fate::Queued(0); BATCH],
+            capture,
             _realtime: realtime,
         })
     }
@@ -482,7 +554,7 @@ impl Worker {
             };
             let (frames_ready, commands_ready) = self.wait(timeout)?;
             if commands_ready && matches!(self.apply_commands(), Continue::Stop) {
-                return Ok(());
+                return self.finish_capture();
             }
             busy = frames_ready && self.receive()? == BATCH;
         }
@@ -562,25 +634,50 @@ impl Worker {
         for i in 0..received {
             let len = self.receive_batch.received_len(i);
             self.counters.on_received(len);
-            if self.receive_batch.truncated(i) {
-                self.counters.on_local_drop(LocalDrop::Oversize, 1);
-                continue;
-            }
-            match self.model.on_frame(now, len) {
-                Verdict::Drop(reason) => self.counters.on_model_drop(reason),
-                Verdict::Deliver { at, duplicate_at } => self.schedule(i, len, at, duplicate_at),
-            }
+            self.fates[i] = self.decide(i, len, now);
         }
         self.counters.set_in_flight(self.queue.len());
+        if let Some(capture) = &mut self.capture {
+            for (i, fate) in self.fates[..received].iter().enumerate() {
+                let (slot, dropped) = match *fate {
+                    Fate::Queued(slot) => (slot, None),
+                    Fate::Dropped(cause) => (self.receive_slots[i], Some(cause)),
+                };
+                let len = self.receive_batch.received_len(i).min(FRAME_CAPACITY);
+                capture.arrived(now, &self.pool.buffer(slot)[..len], dropped);
+            }
+        }
         Ok(received)
+    }
+
+    /// Gives received frame `i` its verdict, queues it if it is to leave,
+    /// and counts it if not.
+    fn decide(&mut self, i: usize, len: usize, now: Duration) -> Fate {
+        if self.receive_batch.truncated(i) {
+            self.counters.on_local_drop(LocalDrop::Oversize, 1);
+            return Fate::Dropped(DropCause::Local(LocalDrop::Oversize));
+        }
+        match self.model.on_frame(now, len) {
+            Verdict::Drop(reason) => {
+                self.counters.on_model_drop(reason);
+                Fate::Dropped(DropCause::Model(reason))
+            }
+            Verdict::Deliver { at, duplicate_at } => self.schedule(i, len, at, duplicate_at),
+        }
     }
 
     /// Queues received frame `i` (and its duplicate) and gives its receive
     /// entry a fresh buffer.
-    fn schedule(&mut self, i: usize, len: usize, at: Duration, duplicate_at: Option<Duration>) {
+    fn schedule(
+        &mut self,
+        i: usize,
+        len: usize,
+        at: Duration,
+        duplicate_at: Option<Duration>,
+    ) -> Fate {
         let Some(fresh) = self.pool.take() else {
             self.counters.on_local_drop(LocalDrop::NoBuffer, 1);
-            return;
+            return Fate::Dropped(DropCause::Local(LocalDrop::NoBuffer));
         };
         let slot = std::mem::replace(&mut self.receive_slots[i], fresh);
         self.receive_batch
@@ -597,6 +694,7 @@ impl Worker {
                 None => self.counters.on_local_drop(LocalDrop::NoBuffer, 1),
             }
         }
+        Fate::Queued(slot)
     }
 
     /// Sends every frame that is due, in batches.
@@ -648,6 +746,13 @@ impl Worker {
             }
         }
         let sent_at = self.now_ns();
+        if let Some(capture) = &mut self.capture {
+            for frame in self.sending.iter().filter(|f| f.len > 0) {
+                let len = frame.len as usize;
+                let data = &self.pool.buffer(frame.slot)[..len];
+                capture.left(Duration::from_nanos(sent_at), data);
+            }
+        }
         let (mut bytes, mut lateness_sum, mut lateness_max) = (0u64, 0u64, 0u64);
         for frame in &self.sending {
             if frame.len > 0 {
@@ -664,6 +769,18 @@ impl Worker {
             self.counters.on_local_drop(LocalDrop::SendFailed, failed);
         }
         Ok(())
+    }
+
+    /// Flushes the capture file, if any, when the thread stops.
+    fn finish_capture(&mut self) -> Result<(), ForwarderError> {
+        let Some(capture) = self.capture.take() else {
+            return Ok(());
+        };
+        capture.finish().map_err(|source| ForwarderError::Capture {
+            link: self.link,
+            direction: self.model.direction(),
+            source,
+        })
     }
 
     fn io_error(&self, action: &str, source: io::Error) -> ForwarderError {

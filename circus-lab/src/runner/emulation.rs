@@ -2,13 +2,14 @@
 //! replay of the scenario's timeline onto them.
 
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::time::Instant;
 
 use crate::emulator::forwarder::{ForwardedLink, Forwarder, ForwarderError, ForwarderOptions};
 use crate::emulator::model::{Direction, LinkCondition};
 use crate::emulator::netem::{self, NetemError, ResolvedBackend};
 use crate::metrics::LinkCounters;
-use crate::scenario::{LinkChange, Scenario, TimelineStep};
+use crate::scenario::{Backend, LinkChange, Scenario, TimelineStep};
 use crate::topology::{Role, Topology, TopologyError};
 
 /// Why the links could not be emulated or changed.
@@ -20,6 +21,12 @@ pub enum EmulationError {
     Netem(#[from] NetemError),
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    /// `--pcap` with `backend = "netem"`: only the forwarder sees frames.
+    #[error(
+        "packet captures need the userspace emulator: the scenario asks for \
+         backend = \"netem\"; set backend = \"userspace\" or \"auto\" to capture"
+    )]
+    CaptureNeedsUserspace,
 }
 
 /// The running link emulation of one topology.
@@ -32,22 +39,42 @@ pub enum Emulation {
 
 impl Emulation {
     /// Starts emulating every link of `scenario` in `topology` with the
-    /// resolved backend; link models are seeded from the scenario.
-    pub fn start(topology: &Topology, scenario: &Scenario) -> Result<Emulation, EmulationError> {
-        match netem::resolve(scenario.backend, topology)? {
+    /// resolved backend; link models are seeded from the scenario. With
+    /// `captures`, each link's directions are captured into that directory
+    /// (see [`crate::emulator::forwarder::capture`]), which takes the
+    /// userspace backend.
+    pub fn start(
+        topology: &Topology,
+        scenario: &Scenario,
+        captures: Option<&Path>,
+    ) -> Result<Emulation, EmulationError> {
+        let requested = match (scenario.backend, captures) {
+            (Backend::Auto, Some(_)) => Backend::Userspace,
+            (Backend::Netem, Some(_)) => return Err(EmulationError::CaptureNeedsUserspace),
+            (backend, _) => backend,
+        };
+        match netem::resolve(requested, topology)? {
             ResolvedBackend::Userspace => {
                 let links = topology
                     .links()
                     .iter()
                     .zip(&scenario.links)
                     .enumerate()
-                    .map(|(index, (addressing, _))| {
+                    .map(|(index, (addressing, spec))| {
                         let model = |direction| {
                             scenario
                                 .link_model(index, direction)
                                 .expect("a topology is built with the scenario's links")
                         };
-                        ForwardedLink::new(addressing, model(Direction::Up), model(Direction::Down))
+                        let link = ForwardedLink::new(
+                            addressing,
+                            model(Direction::Up),
+                            model(Direction::Down),
+                        );
+                        match captures {
+                            Some(dir) => link.capturing_to(dir, &spec.name),
+                            None => link,
+                        }
                     })
                     .collect();
                 let mut options = ForwarderOptions::new(Instant::now());

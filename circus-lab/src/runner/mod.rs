@@ -20,6 +20,7 @@ pub mod output;
 pub mod pause_monitor;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -105,11 +106,15 @@ pub struct RunResults {
 /// compares against the best link (single-link or mptcp among its systems,
 /// or TCP flows to judge), `single-link` over each link in turn: the best
 /// of those runs is the `single-link` row and the TCP reference, and mptcp's
-/// primary link. `progress` shows scenario time across all runs.
+/// primary link. `progress` shows scenario time across all runs. With
+/// `captures`, each run's links are captured into `<captures>/<run>/`
+/// (`<run>` is the system, or `single-link-<link>` for the runs over one
+/// link).
 pub fn run_systems(
     scenario: &Scenario,
     systems: &[SystemKind],
     progress: &ProgressBar,
+    captures: Option<&Path>,
 ) -> Result<RunResults, RunError> {
     let reference_runs = if needs_best_link(scenario, systems) {
         scenario.links.len()
@@ -131,11 +136,19 @@ pub fn run_systems(
     );
     let mut backend = "userspace";
     let mut run_number = 0u32;
-    let mut run = |kind: SystemKind, system: Box<dyn SystemUnderTest>, label: String| {
+    let mut run = |kind: SystemKind, system: Box<dyn SystemUnderTest>, label: String, run: &str| {
         progress.set_prefix(label);
         progress.set_position((per_system * run_number).as_millis() as u64);
         run_number += 1;
-        let (logs, used) = run_system(scenario, kind, system, run_number, progress)?;
+        let captures = captures.map(|dir| dir.join(run));
+        let (logs, used) = run_system(
+            scenario,
+            kind,
+            system,
+            run_number,
+            progress,
+            captures.as_deref(),
+        )?;
         backend = used;
         Ok::<_, RunError>(logs)
     };
@@ -146,6 +159,7 @@ pub fn run_systems(
             SystemKind::SingleLink,
             system,
             format!("{} alone", spec.name),
+            &format!("single-link-{}", spec.name),
         )?);
     }
     let events: Vec<TimelineEvent> = scenario.events.iter().map(TimelineEvent::from).collect();
@@ -162,6 +176,7 @@ pub fn run_systems(
                 kind,
                 adapter(kind, best.unwrap_or(0)),
                 kind.as_str().to_string(),
+                kind.as_str(),
             )?),
         }
     }
@@ -195,15 +210,17 @@ pub fn needs_best_link(scenario: &Scenario, systems: &[SystemKind]) -> bool {
             .any(|k| matches!(k, SystemKind::SingleLink | SystemKind::Mptcp))
 }
 
-/// One system's run on a fresh topology: its logs and the backend used.
+/// One system's run on a fresh topology: its logs and the backend used;
+/// links captured into `captures` if given.
 pub fn run_system(
     scenario: &Scenario,
     kind: SystemKind,
     system: Box<dyn SystemUnderTest>,
     stream_id: u32,
     progress: &ProgressBar,
+    captures: Option<&Path>,
 ) -> Result<(SystemLogs, &'static str), RunError> {
-    with_system(scenario, system, progress, |topology, emulation, plan| {
+    let work = |topology: &Topology, emulation: &Emulation, plan: &TrafficPlan| {
         let monitor = PauseMonitor::start();
         let measured = measure(scenario, topology, emulation, plan, stream_id, progress);
         let host_pauses = monitor.map(PauseMonitor::stop);
@@ -226,17 +243,20 @@ pub fn run_system(
             flow_links,
         };
         Ok((logs, emulation.backend_name()))
-    })
+    };
+    with_system(scenario, system, progress, captures, work)
 }
 
 /// Builds a fresh topology with the scenario's links, starts their emulation
 /// and the system `kind` on them, runs `work`, and takes it all down again
 /// (system, emulation, topology) whatever `work` returned. `work` gets the
-/// topology, the emulation and how the system wants traffic sent.
+/// topology, the emulation and how the system wants traffic sent. With
+/// `captures`, the links are captured into that directory.
 pub fn with_system<T>(
     scenario: &Scenario,
     mut system: Box<dyn SystemUnderTest>,
     progress: &ProgressBar,
+    captures: Option<&Path>,
     work: impl FnOnce(&Topology, &Emulation, &TrafficPlan) -> Result<T, RunError>,
 ) -> Result<T, RunError> {
     progress.set_message("building topology");
@@ -245,7 +265,7 @@ pub fn with_system<T>(
         links: scenario.links.len(),
     })?;
     // Declared after the topology so it is dropped (stopped) first.
-    let emulation = Emulation::start(&topology, scenario)?;
+    let emulation = Emulation::start(&topology, scenario, captures)?;
     progress.set_message("starting the system");
     let plan = system.start(&topology, scenario)?;
     let worked = work(&topology, &emulation, &plan);
@@ -546,7 +566,7 @@ pub fn udp_goodput(
     progress: &ProgressBar,
 ) -> Result<UdpLoadLog, RunError> {
     // Links of a throughput comparison are alike: single-link takes the first.
-    with_system(scenario, adapter(kind, 0), progress, |topology, _, plan| {
+    let work = |topology: &Topology, _: &Emulation, plan: &TrafficPlan| {
         progress.set_message("UDP load");
         let server = SocketAddr::new(IpAddr::V4(SERVER_ADDRESS), UDP_LOAD_PORT);
         let receiver = topology
@@ -585,7 +605,8 @@ pub fn udp_goodput(
             sent: sent???,
             received,
         })
-    })
+    };
+    with_system(scenario, adapter(kind, 0), progress, None, work)
 }
 
 /// Applies each timeline step at its time, showing progress meanwhile.

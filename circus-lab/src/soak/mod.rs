@@ -98,6 +98,7 @@ pub fn run(
         scenario,
         Box::new(system),
         &ProgressBar::hidden(),
+        None,
         |topology, emulation, plan| {
             let watched = watched.get().cloned().ok_or_else(|| {
                 RunError::System(crate::systems::SystemError::Failed {

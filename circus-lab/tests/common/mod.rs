@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddrV4, UdpSocket};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use circus_lab::emulator::forwarder::capacity::{UdpEcho, round_trips};
@@ -24,6 +25,12 @@ impl Lab {
 
     /// A lab whose namespaces carry `tag` (so a test's can be told apart).
     pub fn start_tagged(tag: &str, params: LinkParams) -> Lab {
+        Lab::start_capturing(tag, params, None)
+    }
+
+    /// A tagged lab whose link, named `link`, is captured into `captures`
+    /// if given.
+    pub fn start_capturing(tag: &str, params: LinkParams, captures: Option<&Path>) -> Lab {
         let topology = Topology::build(&TopologyConfig {
             tag: tag.into(),
             links: 1,
@@ -34,6 +41,10 @@ impl Lab {
             LinkModel::new(params.clone(), Direction::Up, 1),
             LinkModel::new(params, Direction::Down, 2),
         );
+        let link = match captures {
+            Some(dir) => link.capturing_to(dir, "link"),
+            None => link,
+        };
         let forwarder = Forwarder::start(
             topology.netns(Role::Emu),
             vec![link],

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -32,6 +33,9 @@ pub struct CapacityOptions {
     pub payload: usize,
     /// Probes per latency measurement (1 ms apart).
     pub probes: u32,
+    /// Capture the link into this directory while measuring, to see what
+    /// `--pcap` costs (`None`: no capture, as in lab runs without it).
+    pub captures: Option<PathBuf>,
 }
 
 impl Default for CapacityOptions {
@@ -42,6 +46,7 @@ impl Default for CapacityOptions {
             flood: Duration::from_secs(2),
             payload: 64,
             probes: 500,
+            captures: None,
         }
     }
 }
@@ -140,13 +145,18 @@ pub fn measure(options: &CapacityOptions) -> Result<CapacityReport, CapacityErro
         links: 1,
     })?;
     let link = topology.links()[0].clone();
+    let forwarded = ForwardedLink::new(
+        &link,
+        LinkModel::new(LinkParams::default(), Direction::Up, 1),
+        LinkModel::new(LinkParams::default(), Direction::Down, 2),
+    );
+    let forwarded = match &options.captures {
+        Some(dir) => forwarded.capturing_to(dir, "capacity"),
+        None => forwarded,
+    };
     let forwarder = Forwarder::start(
         topology.netns(Role::Emu),
-        vec![ForwardedLink::new(
-            &link,
-            LinkModel::new(LinkParams::default(), Direction::Up, 1),
-            LinkModel::new(LinkParams::default(), Direction::Down, 2),
-        )],
+        vec![forwarded],
         &ForwarderOptions::new(Instant::now()),
     )?;
     let io = |action| move |source| CapacityError::Io { action, source };

@@ -46,7 +46,7 @@ fn decode(kind: &'static str, text: &str) -> Result<[u8; KEY_LEN], KeyError> {
     key
 }
 
-pub(super) fn random_key(kind: &'static str) -> Result<[u8; KEY_LEN], KeyError> {
+pub(crate) fn random_key(kind: &'static str) -> Result<[u8; KEY_LEN], KeyError> {
     let mut key = [0u8; KEY_LEN];
     let mut rng = DefaultResolver
         .resolve_rng()

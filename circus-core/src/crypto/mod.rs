@@ -43,6 +43,7 @@ pub use cookie::{
 pub use handshake::{
     Accepted, Established, HandshakeError, Initiator, KnownPeer, Responder, TIMESTAMP_LEN,
 };
+pub(crate) use keys::random_key;
 pub use keys::{KEY_LEN, KeyError, Psk, PublicKey, StaticSecret, generate_keypair};
 pub use replay::{REPLAY_WINDOW_WIDTH, ReplayWindow};
 pub use session::{CryptoError, SessionKeys};

@@ -91,6 +91,17 @@ pub enum GatewayError {
     /// No randomness for the cookie secret.
     #[error("cookie secret: {0}")]
     Cookie(#[from] KeyError),
+    /// No randomness for the first session index.
+    #[error("session indices: {0}")]
+    SessionIndex(#[source] KeyError),
+}
+
+/// A random first session index (see `Gateway::next_index`).
+fn first_index() -> Result<u32, GatewayError> {
+    let random = crate::crypto::random_key("session index").map_err(GatewayError::SessionIndex)?;
+    Ok(u32::from_le_bytes([
+        random[0], random[1], random[2], random[3],
+    ]))
 }
 
 /// One datagram the gateway wants sent: `buf[..len]` to `to`.
@@ -130,6 +141,12 @@ pub struct Gateway {
     by_index: HashMap<u32, usize>,
     routes: RouteTable,
     replies: VecDeque<Reply>,
+    /// The next session index to hand out. It starts at a random value, as
+    /// WireGuard's do: a restarted gateway then does not give a new
+    /// session the index the old one had, so the client's datagrams still
+    /// in flight for the old session are refused as of an unknown index
+    /// (the sign that tells the client to handshake again), not taken for
+    /// the new session's and refused as unauthentic.
     next_index: u32,
     /// Sessions that may have datagrams to send, and packets to deliver,
     /// served round robin so one busy client cannot starve the others.
@@ -192,7 +209,7 @@ impl Gateway {
             by_index: HashMap::new(),
             routes,
             replies: VecDeque::with_capacity(MAX_PENDING_REPLIES),
-            next_index: 1,
+            next_index: first_index()?,
             sendable: ReadyQueue::new(n),
             deliverable: ReadyQueue::new(n),
             retime: ReadyQueue::new(n),
@@ -279,10 +296,11 @@ impl Gateway {
     }
 
     fn allocate_index(&mut self) -> u32 {
+        // 0 stays unused: nothing is ever addressed to it by mistake.
         loop {
             let index = self.next_index;
             self.next_index = self.next_index.wrapping_add(1);
-            if !self.by_index.contains_key(&index) {
+            if index != 0 && !self.by_index.contains_key(&index) {
                 return index;
             }
         }

@@ -246,3 +246,98 @@ fn sleep_until(deadline: Instant, stop: &AtomicBool) -> bool {
         std::thread::sleep(left.min(POLL));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        let quoted = line.strip_prefix("exec ").expect("an exec line");
+        shlex::split(quoted).expect("a line sh can split")
+    }
+
+    #[test]
+    fn a_command_keeps_its_words_through_the_shell_line() {
+        let command = ["printf", "%s\n", "it's", "a b", "$HOME", "*"].map(String::from);
+        let line = command_line(&command).unwrap();
+        assert_eq!(words(&line), command);
+        // Nothing in it is expanded by the shell.
+        assert!(line.contains("'$HOME'") && line.contains("'*'"), "{line}");
+    }
+
+    #[test]
+    fn no_command_is_the_users_shell() {
+        let expected = std::env::var("SHELL").unwrap_or_else(|_| "sh".to_owned());
+        assert_eq!(words(&command_line(&[]).unwrap()), [expected]);
+    }
+
+    #[test]
+    fn a_nul_byte_is_an_error_naming_the_command() {
+        let error = command_line(&["echo".into(), "a\0b".into()]).unwrap_err();
+        assert!(error.to_string().contains("NUL"), "{error}");
+    }
+
+    proptest! {
+        #[test]
+        fn any_words_without_nul_survive_quoting(
+            command in prop::collection::vec("[^\u{0}]{0,12}", 1..6)
+        ) {
+            let line = command_line(&command).unwrap();
+            prop_assert_eq!(words(&line), command);
+        }
+    }
+
+    #[test]
+    fn steps_say_which_event_starts_and_ends() {
+        let scenario = Scenario::from_toml(
+            r#"
+            name = "describe"
+            seed = 1
+            systems = ["circus"]
+            duration = "10s"
+            [[link]]
+            name = "wifi0"
+            delay = "5ms"
+            [[event]]
+            at = "1s"
+            link = "wifi0"
+            action = "down"
+            for = "1500ms"
+            [[event]]
+            at = "4s"
+            link = "wifi0"
+            action = "blackhole"
+            "#,
+            Path::new("describe.toml"),
+        )
+        .unwrap();
+        let said: Vec<String> = scenario
+            .timeline()
+            .iter()
+            .map(|step| describe(step, &scenario))
+            .collect();
+        assert_eq!(
+            said,
+            ["wifi0 down for 1.5s", "wifi0 down ends", "wifi0 blackhole"]
+        );
+    }
+
+    #[test]
+    fn a_signal_is_reported_as_a_shell_would() {
+        let finished = |exit_code, signal| Finished {
+            label: "shell".into(),
+            exit_code,
+            signal,
+            wall: Duration::ZERO,
+            killed_by_lab: false,
+            stdout: "/dev/stdout".into(),
+            stderr: "/dev/stderr".into(),
+        };
+        assert_eq!(exit_status(&finished(Some(3), None)), 3);
+        assert_eq!(exit_status(&finished(None, Some(9))), 137);
+    }
+}

@@ -194,3 +194,45 @@ fn a_missing_scenario_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn under_a_terminal_the_command_is_its_foreground_group() {
+    let test = "under_a_terminal_the_command_is_its_foreground_group";
+    if !netns_available_for_test(test) {
+        return;
+    }
+    // `script` (util-linux) gives the lab a terminal of its own.
+    if Command::new("script").arg("-V").output().is_err() {
+        assert!(
+            std::env::var("CIRCUS_REQUIRE_NETNS").as_deref() != Ok("1"),
+            "{test}: script not found (apt-get install bsdutils)"
+        );
+        eprintln!("skipping {test}: script not found (apt-get install bsdutils)");
+        return;
+    }
+    let scenario = TempFile::new("terminal.toml", SCENARIO);
+    // Fields 5 and 8 of /proc/PID/stat: the process group and the
+    // terminal's foreground group. Ctrl-C signals the foreground group.
+    let check = "read -r _ _ _ _ group _ _ foreground _ < /proc/$$/stat; \
+                 test \"$group\" = \"$foreground\"";
+    let lab = format!(
+        "{} shell {} --once -- sh -c {}",
+        env!("CARGO_BIN_EXE_circus-lab"),
+        scenario.0.display(),
+        shlex::try_quote(check).unwrap()
+    );
+    let mut script = Command::new("script")
+        .args(["-qec", &lab, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script starts");
+    // Held open until the end: at end of input `script` may stop early.
+    let input = script.stdin.take();
+    let status = script.wait().unwrap();
+    drop(input);
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut script.stdout.take().unwrap(), &mut said).unwrap();
+    assert!(status.success(), "{status:?}: {said}");
+}

@@ -2,7 +2,7 @@
 //! Mahimahi's `mm-link` gives a shell behind an emulated link.
 //!
 //! One topology with the scenario's links and one system on them
-//! ([`runner::with_system`], which also takes it all down at the end). The
+//! ([`with_system`], which also takes it all down at the end). The
 //! scenario's timeline plays on a thread, again and again or once, and says
 //! on stderr which event is in effect; meanwhile the user's shell, or the
 //! one command given, runs in the client namespace, attached to the lab's

@@ -88,17 +88,18 @@ fn alive(pid: u32) -> bool {
         .is_ok_and(|stat| !stat.rsplit(") ").next().unwrap_or("").starts_with('Z'))
 }
 
-/// The tool's readiness for the test: ping is missing on a machine
-/// without iputils-ping (`.ci/run` installs it), which skips the test
-/// unless CIRCUS_REQUIRE_NETNS=1.
-fn ping_available(test: &str) -> bool {
-    let found = Command::new("ping").arg("-V").output().is_ok();
+/// Whether `program` (from Debian's `package`) is installed: a test needing
+/// one that is missing skips, unless CIRCUS_REQUIRE_NETNS=1 (`.ci/run`
+/// installs them).
+fn tool_available(test: &str, program: &str, package: &str) -> bool {
+    let found = Command::new(program).arg("-V").output().is_ok();
     if !found {
+        let reason = format!("{program} not found (apt-get install {package})");
         assert!(
             std::env::var("CIRCUS_REQUIRE_NETNS").as_deref() != Ok("1"),
-            "{test}: ping not found (apt-get install iputils-ping)"
+            "{test}: {reason}"
         );
-        eprintln!("skipping {test}: ping not found (apt-get install iputils-ping)");
+        eprintln!("skipping {test}: {reason}");
     }
     found
 }
@@ -106,7 +107,7 @@ fn ping_available(test: &str) -> bool {
 #[test]
 fn ping_reaches_the_server_through_circus_and_nothing_is_left() {
     let test = "ping_reaches_the_server_through_circus_and_nothing_is_left";
-    if !netns_available_for_test(test) || !ping_available(test) {
+    if !netns_available_for_test(test) || !tool_available(test, "ping", "iputils-ping") {
         return;
     }
     let scenario = TempFile::new("ping.toml", SCENARIO);
@@ -198,16 +199,8 @@ fn a_missing_scenario_is_named() {
 #[test]
 fn under_a_terminal_the_command_is_its_foreground_group() {
     let test = "under_a_terminal_the_command_is_its_foreground_group";
-    if !netns_available_for_test(test) {
-        return;
-    }
-    // `script` (util-linux) gives the lab a terminal of its own.
-    if Command::new("script").arg("-V").output().is_err() {
-        assert!(
-            std::env::var("CIRCUS_REQUIRE_NETNS").as_deref() != Ok("1"),
-            "{test}: script not found (apt-get install bsdutils)"
-        );
-        eprintln!("skipping {test}: script not found (apt-get install bsdutils)");
+    // `script` gives the lab a terminal of its own.
+    if !netns_available_for_test(test) || !tool_available(test, "script", "bsdutils") {
         return;
     }
     let scenario = TempFile::new("terminal.toml", SCENARIO);

@@ -13,6 +13,7 @@
 //! - [`metrics`]: from receiver logs to the figures of `summary.json`.
 //! - [`report`]: `summary.json`, `report.md` and plots.
 //! - [`runner`]: `circus-lab run`: every system of a scenario in real namespaces.
+//! - [`shell`]: `circus-lab shell`: the user's own programs on the scenario's links.
 //! - [`soak`]: `circus-lab soak`: the daemons as processes for a long time, watched for leaks.
 //! - [`sim`]: the same scenarios on virtual time, circus-core engines over link models.
 
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod shell;
 pub mod sim;
 pub mod soak;
 pub mod systems;

@@ -12,6 +12,7 @@ use circus_lab::report::{Outcome, summary_table, write_report};
 use circus_lab::runner::{self, output};
 use circus_lab::scenario::units::parse_duration;
 use circus_lab::scenario::{Scenario, SystemKind};
+use circus_lab::shell::ShellConfig;
 use circus_lab::sim;
 use circus_lab::soak::{self, SoakConfig};
 use circus_lab::topology::require_netns;
@@ -129,6 +130,36 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Your own programs on the scenario's links: a shell (or one command)
+    /// in the client namespace while the timeline plays (needs root).
+    ///
+    /// Builds the topology, starts --system on it and plays the scenario's
+    /// timeline (again from its start every scenario duration, or once with
+    /// --once, after which the links stay as it left them), saying on stderr
+    /// which event is in effect as it changes. Meanwhile it runs $SHELL (or
+    /// sh), or COMMAND, in the client namespace, with the terminal: Ctrl-C
+    /// goes to the shell, not to the lab. The lab's own traffic does not
+    /// run. The server's address is printed first and is in $CIRCUS_SERVER;
+    /// run a server there with `ip netns exec <server namespace> ...`.
+    /// Leaving the shell (or COMMAND ending) takes everything down, and
+    /// circus-lab exits with its status (128 + N if signal N ended it).
+    ///
+    /// Example: circus-lab shell scenarios/flappy.toml -- ping 198.19.0.2
+    Shell {
+        /// Scenario file (TOML): its links and timeline; its traffic and
+        /// systems are not used.
+        scenario: PathBuf,
+        /// The system the client's traffic goes through, named as in a
+        /// scenario's `systems`.
+        #[arg(long, value_name = "NAME", default_value = "circus")]
+        system: SystemKind,
+        /// Play the timeline once instead of looping it.
+        #[arg(long)]
+        once: bool,
+        /// Run this command instead of an interactive shell.
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
     /// Check scenario files and print what they describe; runs nothing.
     Validate {
         /// Scenario files.
@@ -151,6 +182,19 @@ fn main() -> ExitCode {
             pcap,
         } => run(&scenario, out, systems, pcap),
         Command::Sim { scenario, out } => simulate(&scenario, out),
+        Command::Shell {
+            scenario,
+            system,
+            once,
+            command,
+        } => shell(
+            &scenario,
+            &ShellConfig {
+                system,
+                once,
+                command,
+            },
+        ),
         Command::Bench {
             throughput: true, ..
         } => throughput(),
@@ -236,6 +280,21 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>, pcap: bool)
         println!("captures: {}", captures.display());
     }
     write_outputs(&outcome, dir)
+}
+
+fn shell(file: &Path, config: &ShellConfig) -> ExitCode {
+    let scenario = match Scenario::load(file) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = require_netns() {
+        return fail(e);
+    }
+    match circus_lab::shell::run(&scenario, config) {
+        // Statuses are 0 to 255; anything else is no success either.
+        Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
+        Err(e) => fail(e),
+    }
 }
 
 fn simulate(file: &Path, out: Option<PathBuf>) -> ExitCode {

@@ -160,8 +160,47 @@ impl TimelinePlayer {
         topology: &Topology,
         emulation: &Emulation,
     ) -> Result<(), EmulationError> {
-        let link = step.link_index;
-        match &step.change {
+        self.change(step.link_index, &step.change, scenario, topology, emulation)
+    }
+
+    /// Puts every link that `steps` change back as the scenario starts it
+    /// (up, with its first parameters), so the timeline can play again
+    /// from its start (`circus-lab shell` loops it). Client addresses keep
+    /// their last change: a new lease, not the old one back.
+    pub fn restart(
+        &mut self,
+        steps: &[TimelineStep],
+        scenario: &Scenario,
+        topology: &Topology,
+        emulation: &Emulation,
+    ) -> Result<(), EmulationError> {
+        let mut changed: Vec<usize> = steps.iter().map(|step| step.link_index).collect();
+        changed.sort_unstable();
+        changed.dedup();
+        for link in changed {
+            let first = Box::new(scenario.links[link].params.clone());
+            let up = LinkChange::Condition(LinkCondition::Up);
+            self.change(link, &up, scenario, topology, emulation)?;
+            self.change(
+                link,
+                &LinkChange::Params(first),
+                scenario,
+                topology,
+                emulation,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn change(
+        &mut self,
+        link: usize,
+        change: &LinkChange,
+        scenario: &Scenario,
+        topology: &Topology,
+        emulation: &Emulation,
+    ) -> Result<(), EmulationError> {
+        match change {
             LinkChange::Condition(condition) => {
                 let down = *condition == LinkCondition::Down;
                 if down != self.carrier_down[link] {

@@ -14,7 +14,11 @@
 //!
 //! Commands are shell lines (`sh -c`), so users can write redirections and
 //! pipes as they would in a terminal. Output goes to files, never to the
-//! lab's terminal, where it would tear the progress bar.
+//! lab's terminal, where it would tear the progress bar; the one exception
+//! is a process the user works in (`circus-lab shell`), started with
+//! [`LabProcess::start_attached`]: it gets the lab's standard streams and,
+//! if the lab has it, the terminal's foreground, so Ctrl-C and Ctrl-Z go to
+//! it rather than to the lab (whose SIGINT handler would tear the lab down).
 
 use std::fs::File;
 use std::io;
@@ -25,8 +29,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, killpg, sigaction};
+use nix::unistd::{Pid, getpgrp, isatty, tcgetpgrp, tcsetpgrp};
 
 use super::cleanup::{ProcessGroupSlot, register_process_group};
 use super::netns::Netns;
@@ -44,6 +48,8 @@ pub struct LabProcess {
     stderr: PathBuf,
     /// Keeps the group registered with the signal handler while it runs.
     group: Option<ProcessGroupSlot>,
+    /// The terminal lent to an attached process, taken back on drop.
+    terminal: Option<LentTerminal>,
 }
 
 /// How a process ended.
@@ -58,6 +64,8 @@ pub struct Finished {
     pub wall: Duration,
     /// Whether the lab had to end it (still running at its stop).
     pub killed_by_lab: bool,
+    /// Where its output went: its log files, or `/dev/stdout` and
+    /// `/dev/stderr` (the lab's own) for an attached process.
     pub stdout: PathBuf,
     pub stderr: PathBuf,
 }
@@ -103,18 +111,51 @@ impl LabProcess {
         };
         let out = File::create(&stdout).map_err(with_path(&stdout))?;
         let err = File::create(&stderr).map_err(with_path(&stderr))?;
-        let namespace = netns.open().map_err(io::Error::other)?;
-        let namespace_fd = namespace.as_raw_fd();
+        let mut shell = Command::new("sh");
+        shell.stdin(Stdio::null()).stdout(out).stderr(err);
+        Self::spawn(netns, label, command, env, shell, (stdout, stderr), None)
+    }
+
+    /// Starts `sh -c command` inside `netns` like [`LabProcess::start`], but
+    /// with the lab's stdin, stdout and stderr, for a user to work in. If
+    /// the lab is the terminal's foreground process group, the process's
+    /// group becomes it until the process is dropped: keys such as Ctrl-C
+    /// signal the process, not the lab.
+    pub fn start_attached(
+        netns: &Netns,
+        label: &str,
+        command: &str,
+        env: &[(&str, &str)],
+    ) -> io::Result<LabProcess> {
+        let terminal = LentTerminal::prepare();
         let mut shell = Command::new("sh");
         shell
-            .arg("-c")
-            .arg(command)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        let streams = ("/dev/stdout".into(), "/dev/stderr".into());
+        Self::spawn(netns, label, command, env, shell, streams, terminal)
+    }
+
+    /// Starts `shell` (`sh` with its streams set) on `command` in `netns`,
+    /// in its own process group, which becomes the terminal's foreground
+    /// group when `terminal` is lent to it.
+    fn spawn(
+        netns: &Netns,
+        label: &str,
+        command: &str,
+        env: &[(&str, &str)],
+        mut shell: Command,
+        (stdout, stderr): (PathBuf, PathBuf),
+        terminal: Option<LentTerminal>,
+    ) -> io::Result<LabProcess> {
+        let namespace = netns.open().map_err(io::Error::other)?;
+        let namespace_fd = namespace.as_raw_fd();
+        let take_terminal = terminal.is_some();
+        shell.arg("-c").arg(command).envs(env.iter().copied());
         // SAFETY: between fork and exec only raw system calls run (setns,
-        // setpgid, prctl, getppid): no allocation and no locks.
+        // setpgid, prctl, getppid, tcsetpgrp, signal): no allocation and no
+        // locks.
         unsafe {
             shell.pre_exec(move || {
                 if libc::setns(namespace_fd, libc::CLONE_NEWNET) != 0
@@ -126,6 +167,16 @@ impl LabProcess {
                 // The lab died between fork and prctl: nobody would kill us.
                 if libc::getppid() == 1 {
                     return Err(io::Error::other("the lab exited"));
+                }
+                // The lab ignores SIGTTOU while it lends the terminal, so
+                // this background group may take the foreground; the
+                // process itself gets the default back (ignoring survives
+                // exec), as a shell gives its jobs.
+                if take_terminal
+                    && (libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid()) != 0
+                        || libc::signal(libc::SIGTTOU, libc::SIG_DFL) == libc::SIG_ERR)
+                {
+                    return Err(io::Error::last_os_error());
                 }
                 Ok(())
             });
@@ -141,6 +192,7 @@ impl LabProcess {
             stdout,
             stderr,
             group,
+            terminal,
         })
     }
 
@@ -225,6 +277,49 @@ impl Drop for LabProcess {
         self.kill_group(Signal::SIGKILL);
         let _ = self.child.wait();
         drop(self.group.take());
+        drop(self.terminal.take());
+    }
+}
+
+/// The lab's terminal (on stdin) while an attached process's group is its
+/// foreground group; dropping it makes the lab's group the foreground
+/// again.
+#[derive(Debug)]
+struct LentTerminal {
+    lab_group: Pid,
+    /// SIGTTOU's action before the lab ignored it.
+    previous_sigttou: SigAction,
+}
+
+impl LentTerminal {
+    /// Ready to lend the terminal if stdin is one and the lab is its
+    /// foreground group (a lab started in the background must not take
+    /// it). A group outside the foreground that sets the foreground gets
+    /// SIGTTOU, which stops it: the lab ignores SIGTTOU until the terminal
+    /// is back (its output to stderr meanwhile is not stopped either).
+    fn prepare() -> Option<LentTerminal> {
+        let stdin = io::stdin();
+        let lab_group = getpgrp();
+        if !isatty(&stdin).unwrap_or(false) || tcgetpgrp(&stdin).ok() != Some(lab_group) {
+            return None;
+        }
+        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        // SAFETY: installs SIG_IGN, which runs no code.
+        let previous_sigttou = unsafe { sigaction(Signal::SIGTTOU, &ignore) }.ok()?;
+        Some(LentTerminal {
+            lab_group,
+            previous_sigttou,
+        })
+    }
+}
+
+impl Drop for LentTerminal {
+    fn drop(&mut self) {
+        if let Err(e) = tcsetpgrp(io::stdin(), self.lab_group) {
+            tracing::warn!("cannot take the terminal back: {e}");
+        }
+        // SAFETY: restores the action that was in place before `prepare`.
+        let _ = unsafe { sigaction(Signal::SIGTTOU, &self.previous_sigttou) };
     }
 }
 

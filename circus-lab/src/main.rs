@@ -219,14 +219,13 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>) -> ExitCode
             .join(", ")
     );
     let progress = ProgressBar::new(0);
-    let outcome = match runner::run_systems(&scenario, &systems, &progress) {
+    // Known before the run: the scenario's commands write their output there.
+    let dir = out.unwrap_or_else(|| output::default_report_dir(&scenario.name, ""));
+    let outcome = match runner::run_systems(&scenario, &systems, &dir, &progress) {
         Ok(results) => results.outcome(&scenario, &output::commit_id()),
         Err(e) => return fail(e),
     };
-    write_outputs(
-        &outcome,
-        out.unwrap_or_else(|| output::default_report_dir(&scenario.name, "")),
-    )
+    write_outputs(&outcome, dir)
 }
 
 fn simulate(file: &Path, out: Option<PathBuf>) -> ExitCode {
@@ -249,6 +248,11 @@ fn simulate(file: &Path, out: Option<PathBuf>) -> ExitCode {
         eprintln!(
             "circus-lab: `{}` needs a real kernel; not simulated",
             kind.as_str()
+        );
+    }
+    if !report.outcome.summary.commands_not_run.is_empty() {
+        eprintln!(
+            "circus-lab: the scenario's commands run only in `circus-lab run`; not simulated"
         );
     }
     let dir = out.unwrap_or_else(|| output::default_report_dir(&scenario.name, "-sim"));

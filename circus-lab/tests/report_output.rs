@@ -76,6 +76,7 @@ fn dataset() -> Dataset {
             best_link_tcp_down_mbps: Some(20.0),
             best_link: Some("wifi0".into()),
             systems,
+            commands_not_run: Vec::new(),
         },
         series,
         events: comparison.events,

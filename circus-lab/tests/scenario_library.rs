@@ -118,6 +118,7 @@ fn every_shipped_scenario_loads_and_says_what_it_models() {
             "cellular-pair",
             "cellular-trace",
             "ci-blackhole",
+            "download",
             "equal-pair",
             "flap-fast",
             "flappy",

@@ -5,10 +5,12 @@
 //! - [`assemble`]: the one path from logs (real or simulated) to results.
 //! - [`summary`]: the `summary.json` types, in the exact shape of DESIGN.md.
 //! - [`table`]: one comparison row per system, for the terminal and Markdown.
+//! - [`commands`]: how each of the user's commands ended, per system.
 //! - [`markdown`]: renders `report.md`.
 //! - [`plots`]: delivery/latency over time, latency CDF, per-link share.
 
 pub mod assemble;
+pub mod commands;
 pub mod markdown;
 pub mod plots;
 pub mod summary;

@@ -65,6 +65,10 @@ pub struct Summary {
     pub best_link: Option<String>,
     /// System name ("circus", "single-link", ...) -> its figures.
     pub systems: BTreeMap<String, SystemMetrics>,
+    /// The scenario's commands (`[[traffic.command]]`) that this mode could
+    /// not run (the simulator runs no real programs); absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands_not_run: Vec<String>,
 }
 
 impl Summary {
@@ -82,6 +86,7 @@ impl Summary {
             best_link_tcp_down_mbps: None,
             best_link: None,
             systems: BTreeMap::new(),
+            commands_not_run: Vec::new(),
         }
     }
 

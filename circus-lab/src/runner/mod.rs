@@ -11,22 +11,25 @@
 //! 5. drain, stop, collect counters and logs, and turn them into figures.
 //!
 //! - [`emulation`]: the links (userspace forwarder or netem) and the timeline.
+//! - [`commands`]: the user's own commands, run beside the lab's traffic.
 //! - [`output`]: the report directory name and the commit id.
 //! - [`pause_monitor`]: watches for the host's pauses, which the outage
 //!   figures leave out.
 
+pub mod commands;
 pub mod emulation;
 pub mod output;
 pub mod pause_monitor;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::metrics::{MetricsConfig, StreamLogs, SystemLogs, TimelineEvent};
+use crate::metrics::{CommandReport, MetricsConfig, StreamLogs, SystemLogs, TimelineEvent};
 use crate::report::{BestLink, Outcome, assemble};
 use crate::scenario::{Scenario, SystemKind};
 use crate::systems::single_link::SingleLink;
@@ -45,6 +48,7 @@ use crate::traffic::tcp::{
 use crate::traffic::udp::{UdpLoad, UdpLoadLog, UdpLoadReceiver, send_udp_load};
 use crate::traffic::{DRAIN, MonoNanos, TrafficError};
 
+pub use commands::CommandOutput;
 pub use emulation::{Emulation, EmulationError, TimelinePlayer};
 pub use pause_monitor::PauseMonitor;
 
@@ -78,6 +82,12 @@ pub enum RunError {
     Traffic(#[from] TrafficError),
     #[error(transparent)]
     Netns(#[from] NetnsError),
+    /// The user's commands could not be started or watched.
+    #[error("commands: {what}: {source}")]
+    Commands {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl From<TopologyError> for RunError {
@@ -105,10 +115,12 @@ pub struct RunResults {
 /// compares against the best link (single-link or mptcp among its systems,
 /// or TCP flows to judge), `single-link` over each link in turn: the best
 /// of those runs is the `single-link` row and the TCP reference, and mptcp's
-/// primary link. `progress` shows scenario time across all runs.
+/// primary link. `progress` shows scenario time across all runs. The
+/// scenario's commands write their output under `report_dir`.
 pub fn run_systems(
     scenario: &Scenario,
     systems: &[SystemKind],
+    report_dir: &Path,
     progress: &ProgressBar,
 ) -> Result<RunResults, RunError> {
     let reference_runs = if needs_best_link(scenario, systems) {
@@ -131,11 +143,15 @@ pub fn run_systems(
     );
     let mut backend = "userspace";
     let mut run_number = 0u32;
-    let mut run = |kind: SystemKind, system: Box<dyn SystemUnderTest>, label: String| {
+    let mut run = |kind: SystemKind, system: Box<dyn SystemUnderTest>, label: String, run| {
         progress.set_prefix(label);
         progress.set_position((per_system * run_number).as_millis() as u64);
         run_number += 1;
-        let (logs, used) = run_system(scenario, kind, system, run_number, progress)?;
+        let output = CommandOutput {
+            report_dir: report_dir.to_owned(),
+            run,
+        };
+        let (logs, used) = run_system(scenario, kind, system, run_number, &output, progress)?;
         backend = used;
         Ok::<_, RunError>(logs)
     };
@@ -146,6 +162,7 @@ pub fn run_systems(
             SystemKind::SingleLink,
             system,
             format!("{} alone", spec.name),
+            format!("single-link-{}", spec.name),
         )?);
     }
     let events: Vec<TimelineEvent> = scenario.events.iter().map(TimelineEvent::from).collect();
@@ -161,6 +178,7 @@ pub fn run_systems(
             _ => logs.push(run(
                 kind,
                 adapter(kind, best.unwrap_or(0)),
+                kind.as_str().to_string(),
                 kind.as_str().to_string(),
             )?),
         }
@@ -196,19 +214,34 @@ pub fn needs_best_link(scenario: &Scenario, systems: &[SystemKind]) -> bool {
 }
 
 /// One system's run on a fresh topology: its logs and the backend used.
+/// The scenario's commands write their output as `commands` says.
 pub fn run_system(
     scenario: &Scenario,
     kind: SystemKind,
     system: Box<dyn SystemUnderTest>,
     stream_id: u32,
+    commands: &CommandOutput,
     progress: &ProgressBar,
 ) -> Result<(SystemLogs, &'static str), RunError> {
     with_system(scenario, system, progress, |topology, emulation, plan| {
         let monitor = PauseMonitor::start();
-        let measured = measure(scenario, topology, emulation, plan, stream_id, progress);
+        let measured = measure(
+            scenario,
+            topology,
+            emulation,
+            plan,
+            stream_id,
+            Some(commands),
+            progress,
+        );
         let host_pauses = monitor.map(PauseMonitor::stop);
         let links = emulation.link_counters(scenario)?;
-        let (origin, up, down) = measured?;
+        let Measured {
+            origin,
+            up,
+            down,
+            commands,
+        } = measured?;
         let flow_links = plan.flow_links.as_ref().map(|flow_links| {
             flow_links
                 .iter()
@@ -224,6 +257,7 @@ pub fn run_system(
             links,
             host_pauses,
             flow_links,
+            commands,
         };
         Ok((logs, emulation.backend_name()))
     })
@@ -257,18 +291,35 @@ pub fn with_system<T>(
     Ok(worked)
 }
 
-/// Runs the traffic of both directions and the timeline; returns the
-/// scenario's time zero and each direction's logs (download `None` when
-/// the scenario sends nothing that way).
+/// What [`measure`] measured.
+pub(crate) struct Measured {
+    /// The scenario's time zero.
+    pub origin: MonoNanos,
+    pub up: StreamLogs,
+    /// `None` when the scenario sends nothing from server to client.
+    pub down: Option<StreamLogs>,
+    /// How the scenario's commands ended; empty when none ran.
+    pub commands: Vec<CommandReport>,
+}
+
+/// Runs the traffic of both directions, the scenario's commands (when
+/// `commands` says where their output goes) and the timeline.
 pub(crate) fn measure(
     scenario: &Scenario,
     topology: &Topology,
     emulation: &Emulation,
     plan: &TrafficPlan,
     stream_id: u32,
+    commands: Option<&CommandOutput>,
     progress: &ProgressBar,
-) -> Result<(MonoNanos, StreamLogs, Option<StreamLogs>), RunError> {
+) -> Result<Measured, RunError> {
     let origin = MonoNanos::now() + WARMUP;
+    // Before the traffic, so services are up at time zero; stopped on
+    // every way out (its drop).
+    let commands = match commands {
+        Some(output) => commands::start(scenario, topology, origin, output)?,
+        None => None,
+    };
     let traffic = Traffic {
         scenario,
         topology,
@@ -290,10 +341,16 @@ pub(crate) fn measure(
     progress.set_message("draining");
     wait_until(origin + scenario.duration + DRAIN, progress);
     traffic.stop_receivers.store(true, Ordering::Relaxed);
+    let commands = commands.map(commands::RunningCommands::finish);
     let up = up.finish_receiving(stream_id);
     let down = down.map(|d| d.finish_receiving(stream_id));
     played?;
-    Ok((origin, up?, down.transpose()?))
+    Ok(Measured {
+        origin,
+        up: up?,
+        down: down.transpose()?,
+        commands: commands.transpose()?.unwrap_or_default(),
+    })
 }
 
 /// What one system's measurement needs to start its traffic.

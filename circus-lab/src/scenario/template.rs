@@ -53,12 +53,19 @@ impl Template {
                 }
                 '{' => {
                     let start = at + 1;
-                    let Some(end) = text[start..].find('}').map(|len| start + len) else {
+                    let name_len = text[start..]
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(text.len() - start);
+                    let end = start + name_len;
+                    if name_len == 0 || !text[end..].starts_with('}') {
                         return Err(TemplateError {
                             at,
-                            problem: format!("a '{{' that is never closed: {braces}"),
+                            problem: format!(
+                                "a '{{' that opens no placeholder such as {{{}}}: {braces}",
+                                known.first().copied().unwrap_or("name")
+                            ),
                         });
-                    };
+                    }
                     let name = &text[start..end];
                     let Some(index) = known.iter().position(|k| *k == name) else {
                         let expected: Vec<String> =
@@ -150,9 +157,15 @@ mod tests {
                 .starts_with("expected one of the values {server}, {dir}, found {srever}"),
             "{unknown}"
         );
-        let open = Template::parse("echo ${HOME", &KNOWN).unwrap_err();
-        assert_eq!(open.at, 6);
-        assert!(open.problem.contains("never closed"), "{open}");
+        for text in ["echo ${HOME", "echo ${ x }", "echo ${}"] {
+            let open = Template::parse(text, &KNOWN).unwrap_err();
+            assert_eq!(open.at, 6);
+            assert!(
+                open.problem
+                    .starts_with("a '{' that opens no placeholder such as {server}"),
+                "{open}"
+            );
+        }
         let lone = Template::parse("echo }", &KNOWN).unwrap_err();
         assert_eq!(lone.at, 5);
         assert!(lone.problem.contains("lone '}'"), "{lone}");

@@ -274,3 +274,31 @@ proptest! {
         prop_assert_eq!(parsed.render(&values), expected);
     }
 }
+
+#[test]
+fn the_simulator_runs_no_commands_and_the_report_says_so() {
+    let text = BASE
+        .replace("duration = \"10s\"", "duration = \"3s\"")
+        .replace("systems = [\"circus\"]", "systems = [\"single-link\"]");
+    let scenario = load(&text).unwrap();
+    let report = circus_lab::sim::run(&scenario, "test").unwrap();
+    let summary = &report.outcome.summary;
+    assert_eq!(summary.commands_not_run, ["http", "fetch"]);
+    assert!(summary.systems.values().all(|m| m.commands.is_empty()));
+    let markdown = circus_lab::report::markdown::render(summary, &[]);
+    assert!(
+        markdown.contains(
+            "## Commands\n\nNot simulated: the scenario's commands (http, fetch) run real programs"
+        ),
+        "{markdown}"
+    );
+    // No commands, no section and no key.
+    let without = load(&text[..text.find("[[traffic.command]]").unwrap()]).unwrap();
+    let summary = circus_lab::sim::run(&without, "test")
+        .unwrap()
+        .outcome
+        .summary;
+    assert!(!circus_lab::report::markdown::render(&summary, &[]).contains("## Commands"));
+    let json = summary.to_json();
+    assert!(!json.contains("\"commands_not_run\"") && !json.contains("\"commands\": ["));
+}

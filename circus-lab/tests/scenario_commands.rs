@@ -1,6 +1,6 @@
-//! `[[traffic.command]]`: every key loads into its value, every mistake is
-//! reported with its file, line, key and the expected value, and templates
-//! parse any text without panicking.
+//! `[[traffic.command]]`: every key loads into its value, templates parse
+//! any text without panicking, and the simulator says it ran none. (Its
+//! mistakes are in `scenario_errors`.)
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,25 +13,7 @@ use proptest::prelude::*;
 const FILE: &str = "lab/commands.toml";
 
 /// A valid scenario with one service and one job; tests break one thing.
-const BASE: &str = r#"name = "commands"
-duration = "10s"
-seed = 1
-systems = ["circus"]
-
-[[link]]
-name = "wifi0"
-
-[[traffic.command]]
-name = "http"
-in = "server"
-service = true
-run = "python3 -m http.server 8000 --bind {server}"
-
-[[traffic.command]]
-name = "fetch"
-at = "2s"
-run = "curl -w '%{{http_code}}' http://{server}:8000/ -o {dir}/f && echo {client}"
-"#;
+const BASE: &str = include_str!("scenario_fixtures/commands.toml");
 
 fn load(text: &str) -> Result<Scenario, ScenarioError> {
     Scenario::from_toml(text, Path::new(FILE))
@@ -69,169 +51,6 @@ fn commands_change_the_content_hash_and_their_absence_does_not() {
     // An empty `[traffic]` hashes as no `[traffic]`: old scenarios keep their hash.
     let empty_traffic = load(&format!("{without_text}[traffic]\n")).unwrap();
     assert_eq!(without.content_hash(), empty_traffic.content_hash());
-}
-
-/// Loads `text`, expecting an error at `key` on `line` whose problem contains `problem`.
-#[track_caller]
-fn assert_error(text: &str, key: &str, line: Option<usize>, problem: &str) {
-    let error = match load(text) {
-        Ok(_) => panic!("expected an error at {key}, the scenario loaded"),
-        Err(error) => error,
-    };
-    let message = error.to_string();
-    let ScenarioError::Invalid {
-        file,
-        line: found_line,
-        key: found_key,
-        problem: found_problem,
-    } = error
-    else {
-        panic!("expected an Invalid error, got {message}");
-    };
-    assert_eq!(file, Path::new(FILE), "{message}");
-    assert_eq!(found_key, key, "{message}");
-    assert_eq!(found_line, line, "{message}");
-    assert!(
-        found_problem.contains(problem),
-        "expected the problem to contain {problem:?}: {message}"
-    );
-}
-
-#[test]
-fn each_mistake_names_its_file_line_key_and_expected_value() {
-    let cases: [(&str, &str, &str, Option<usize>, &str); 11] = [
-        (
-            "{server}",
-            "{srv}",
-            "traffic.command[0].run",
-            Some(13),
-            "expected one of the values {server}, {client}, {dir}, found {srv}",
-        ),
-        (
-            "'%{{http_code}}'",
-            "'%{http_code}'",
-            "traffic.command[1].run",
-            Some(18),
-            "found {http_code} (write {{ or }} for a literal brace)",
-        ),
-        (
-            "-o {dir}/f",
-            "-o {dir/f",
-            "traffic.command[1].run",
-            Some(18),
-            "a '{' that opens no placeholder such as {server}: write {{ or }} for a literal brace",
-        ),
-        (
-            "name = \"fetch\"",
-            "name = \"http\"",
-            "traffic.command[1].name",
-            Some(16),
-            "expected a name no other command has, found \"http\" (also traffic.command[0])",
-        ),
-        (
-            "name = \"fetch\"",
-            "name = \"fetch it\"",
-            "traffic.command[1].name",
-            Some(16),
-            "expected a name of 1 to 32 letters",
-        ),
-        (
-            "at = \"2s\"",
-            "at = \"10s\"",
-            "traffic.command[1].at",
-            Some(17),
-            "expected a time before the end of the run (10s), found 10s",
-        ),
-        (
-            "at = \"2s\"",
-            "at = \"2x\"",
-            "traffic.command[1].at",
-            Some(17),
-            "expected a duration such as",
-        ),
-        (
-            "service = true",
-            "service = true\nat = \"1s\"",
-            "traffic.command[0].at",
-            Some(13),
-            "expected no `at` on a service (services start before time zero)",
-        ),
-        (
-            "in = \"server\"",
-            "in = \"gateway\"",
-            "traffic.command[0].in",
-            Some(11),
-            "unknown variant `gateway`, expected `client` or `server`",
-        ),
-        (
-            "service = true",
-            "service = \"yes\"",
-            "traffic.command[0].service",
-            Some(12),
-            "invalid type: string \"yes\", expected a boolean",
-        ),
-        (
-            "service = true",
-            "servce = true",
-            "traffic.command[0].servce",
-            Some(12),
-            "unknown field `servce`",
-        ),
-    ];
-    for (old, new, key, line, problem) in cases {
-        assert!(BASE.contains(old), "{old}");
-        assert_error(&BASE.replacen(old, new, 1), key, line, problem);
-    }
-}
-
-#[test]
-fn required_keys_are_named_when_missing() {
-    let cases = [
-        (
-            "name = \"fetch\"\n",
-            "traffic.command[1].name",
-            "expected a name of 1 to 32",
-        ),
-        (
-            "at = \"2s\"\n",
-            "traffic.command[1].at",
-            "expected the job's start time such as \"2s\" (or service = true), found nothing",
-        ),
-    ];
-    for (removed, key, problem) in cases {
-        assert_error(&BASE.replacen(removed, "", 1), key, None, problem);
-    }
-    let no_run = BASE.replacen(
-        "run = \"python3 -m http.server 8000 --bind {server}\"\n",
-        "",
-        1,
-    );
-    assert_error(
-        &no_run,
-        "traffic.command[0].run",
-        None,
-        "expected a shell line such as",
-    );
-    let blank = BASE.replacen("python3 -m http.server 8000 --bind {server}", "  ", 1);
-    assert_error(&blank, "traffic.command[0].run", Some(13), "found \"  \"");
-}
-
-#[test]
-fn at_most_32_commands() {
-    let mut text = BASE.to_owned();
-    for index in 0..31 {
-        text.push_str(&format!(
-            "\n[[traffic.command]]\nname = \"c{index}\"\nat = \"1s\"\nrun = \"true\"\n"
-        ));
-    }
-    assert_error(
-        &text,
-        "traffic.command[32]",
-        Some(170),
-        "expected at most 32 commands, found 33",
-    );
-    let fewer = text[..text.rfind("[[traffic.command]]").unwrap()].to_owned();
-    assert_eq!(load(&fewer).unwrap().commands.len(), 32);
 }
 
 /// Text without braces, with the braces the template syntax escapes.

@@ -39,7 +39,9 @@ enum Command {
     /// Builds the topology (client, emu, gateway, server namespaces), emulates
     /// the links in userspace (or netem where the kernel has it), runs each
     /// system of the scenario in turn on the same seed and writes summary.json,
-    /// report.md and plots to reports/<scenario>/<timestamp>/ or --out.
+    /// report.md and plots to reports/<scenario>/<timestamp>/ or --out. The
+    /// scenario's own commands ([[traffic.command]]) run in each system's
+    /// run; their output goes to commands/<system>/ in that folder.
     Run {
         /// Scenario file (TOML; schema in scenarios/README.md).
         scenario: PathBuf,

@@ -40,7 +40,9 @@ enum Command {
     /// Builds the topology (client, emu, gateway, server namespaces), emulates
     /// the links in userspace (or netem where the kernel has it), runs each
     /// system of the scenario in turn on the same seed and writes summary.json,
-    /// report.md and plots to reports/<scenario>/<timestamp>/ or --out.
+    /// report.md and plots to reports/<scenario>/<timestamp>/ or --out. The
+    /// scenario's own commands ([[traffic.command]]) run in each system's
+    /// run; their output goes to commands/<system>/ in that folder.
     Run {
         /// Scenario file (TOML; schema in scenarios/README.md).
         scenario: PathBuf,
@@ -272,10 +274,11 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>, pcap: bool)
     let dir = out.unwrap_or_else(|| output::default_report_dir(&scenario.name, ""));
     let captures = pcap.then(|| dir.join("pcap"));
     let progress = ProgressBar::new(0);
-    let outcome = match runner::run_systems(&scenario, &systems, &progress, captures.as_deref()) {
-        Ok(results) => results.outcome(&scenario, &output::commit_id()),
-        Err(e) => return fail(e),
-    };
+    let outcome =
+        match runner::run_systems(&scenario, &systems, &dir, &progress, captures.as_deref()) {
+            Ok(results) => results.outcome(&scenario, &output::commit_id()),
+            Err(e) => return fail(e),
+        };
     if let Some(captures) = &captures {
         println!("captures: {}", captures.display());
     }
@@ -317,6 +320,11 @@ fn simulate(file: &Path, out: Option<PathBuf>) -> ExitCode {
         eprintln!(
             "circus-lab: `{}` needs a real kernel; not simulated",
             kind.as_str()
+        );
+    }
+    if !report.outcome.summary.commands_not_run.is_empty() {
+        eprintln!(
+            "circus-lab: the scenario's commands run only in `circus-lab run`; not simulated"
         );
     }
     let dir = out.unwrap_or_else(|| output::default_report_dir(&scenario.name, "-sim"));

@@ -220,6 +220,7 @@ fn a_lab_run_captures_each_link_and_direction_under_the_run_name() {
     let results = run_systems(
         &scenario,
         &scenario.systems,
+        &dir,
         &ProgressBar::hidden(),
         Some(&dir),
     )

@@ -45,9 +45,17 @@ fn every_system_runs_and_circus_survives_the_blackhole() {
         return;
     }
     let scenario = Scenario::from_toml(SCENARIO, Path::new("lab_run.rs")).unwrap();
-    let outcome = run_systems(&scenario, &scenario.systems, &ProgressBar::hidden(), None)
-        .unwrap_or_else(|e| panic!("run failed: {e}"))
-        .outcome(&scenario, "test");
+    // The scenario has no commands: nothing is written to the report folder.
+    let report = Path::new("unused-report-folder");
+    let outcome = run_systems(
+        &scenario,
+        &scenario.systems,
+        report,
+        &ProgressBar::hidden(),
+        None,
+    )
+    .unwrap_or_else(|e| panic!("run failed: {e}"))
+    .outcome(&scenario, "test");
     let summary = &outcome.summary;
     let figures = |name: &str| {
         summary

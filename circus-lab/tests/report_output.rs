@@ -45,6 +45,7 @@ fn dataset() -> Dataset {
         best_link_tcp_down_mbps: Some(20.0),
         best_link: Some("wifi0".into()),
         systems: BTreeMap::new(),
+        commands_not_run: Vec::new(),
         system_order: Vec::new(),
         links: ["wifi0", "lte0"]
             .map(|name| LinkSetup {

@@ -515,3 +515,143 @@ fn repeating_events() {
         "expected no event on wifi0 before 20.5s, when event[0] (from 20s) ends, found one at 20.2s",
     );
 }
+
+/// A valid scenario with a service and a job, for `[[traffic.command]]` mistakes.
+const COMMANDS: &str = include_str!("scenario_fixtures/commands.toml");
+
+#[test]
+fn command_mistakes_name_their_key_and_expected_value() {
+    let cases: [(&str, &str, &str, Option<usize>, &str); 11] = [
+        (
+            "{server}",
+            "{srv}",
+            "traffic.command[0].run",
+            Some(13),
+            "expected one of the values {server}, {client}, {dir}, found {srv}",
+        ),
+        (
+            "'%{{http_code}}'",
+            "'%{http_code}'",
+            "traffic.command[1].run",
+            Some(18),
+            "found {http_code} (write {{ or }} for a literal brace)",
+        ),
+        (
+            "-o {dir}/f",
+            "-o {dir/f",
+            "traffic.command[1].run",
+            Some(18),
+            "a '{' that opens no placeholder such as {server}: write {{ or }} for a literal brace",
+        ),
+        (
+            "name = \"fetch\"",
+            "name = \"http\"",
+            "traffic.command[1].name",
+            Some(16),
+            "expected a name no other command has, found \"http\" (also traffic.command[0])",
+        ),
+        (
+            "name = \"fetch\"",
+            "name = \"fetch it\"",
+            "traffic.command[1].name",
+            Some(16),
+            "expected a name of 1 to 32 letters",
+        ),
+        (
+            "at = \"2s\"",
+            "at = \"10s\"",
+            "traffic.command[1].at",
+            Some(17),
+            "expected a time before the end of the run (10s), found 10s",
+        ),
+        (
+            "at = \"2s\"",
+            "at = \"2x\"",
+            "traffic.command[1].at",
+            Some(17),
+            "expected a duration such as",
+        ),
+        (
+            "service = true",
+            "service = true\nat = \"1s\"",
+            "traffic.command[0].at",
+            Some(13),
+            "expected no `at` on a service (services start before time zero)",
+        ),
+        (
+            "in = \"server\"",
+            "in = \"gateway\"",
+            "traffic.command[0].in",
+            Some(11),
+            "unknown variant `gateway`, expected `client` or `server`",
+        ),
+        (
+            "service = true",
+            "service = \"yes\"",
+            "traffic.command[0].service",
+            Some(12),
+            "invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            "service = true",
+            "servce = true",
+            "traffic.command[0].servce",
+            Some(12),
+            "unknown field `servce`",
+        ),
+    ];
+    for (old, new, key, line, problem) in cases {
+        assert!(COMMANDS.contains(old), "{old}");
+        assert_error(&COMMANDS.replacen(old, new, 1), key, line, problem);
+    }
+}
+
+#[test]
+fn command_required_keys_are_named_when_missing() {
+    let cases = [
+        (
+            "name = \"fetch\"\n",
+            "traffic.command[1].name",
+            "expected a name of 1 to 32",
+        ),
+        (
+            "at = \"2s\"\n",
+            "traffic.command[1].at",
+            "expected the job's start time such as \"2s\" (or service = true), found nothing",
+        ),
+    ];
+    for (removed, key, problem) in cases {
+        assert_error(&COMMANDS.replacen(removed, "", 1), key, None, problem);
+    }
+    let no_run = COMMANDS.replacen(
+        "run = \"python3 -m http.server 8000 --bind {server}\"\n",
+        "",
+        1,
+    );
+    assert_error(
+        &no_run,
+        "traffic.command[0].run",
+        None,
+        "expected a shell line such as",
+    );
+    let blank = COMMANDS.replacen("python3 -m http.server 8000 --bind {server}", "  ", 1);
+    assert_error(&blank, "traffic.command[0].run", Some(13), "found \"  \"");
+}
+
+#[test]
+fn at_most_32_commands() {
+    let mut text = COMMANDS.to_owned();
+    for index in 0..31 {
+        text.push_str(&format!(
+            "\n[[traffic.command]]\nname = \"c{index}\"\nat = \"1s\"\nrun = \"true\"\n"
+        ));
+    }
+    assert_error(
+        &text,
+        "traffic.command[32]",
+        Some(170),
+        "expected at most 32 commands, found 33",
+    );
+    let fewer = text[..text.rfind("[[traffic.command]]").unwrap()].to_owned();
+    assert_eq!(load(&fewer).unwrap().commands.len(), 32);
+}

@@ -118,6 +118,7 @@ fn every_shipped_scenario_loads_and_says_what_it_models() {
             "cellular-pair",
             "cellular-trace",
             "ci-blackhole",
+            "download",
             "equal-pair",
             "flap-fast",
             "flappy",
@@ -317,4 +318,33 @@ fn readme_example_is_valid() {
         .unwrap_or_else(|e| panic!("{e}"));
     let starts: Vec<u64> = scenario.events.iter().map(|e| e.at.as_secs()).collect();
     assert_eq!(starts, vec![10, 20, 25, 40, 55]);
+    let commands: Vec<&str> = scenario.commands.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(commands, ["http", "fetch"]);
+}
+
+#[test]
+fn download_serves_50_mb_and_checks_it_while_links_flap() {
+    let scenario = load("download");
+    let [server, client] = scenario.commands.as_slice() else {
+        panic!("a server and a download: {:?}", scenario.commands);
+    };
+    assert!(server.is_service() && server.role == circus_lab::scenario::CommandRole::Server);
+    assert!(
+        server
+            .run
+            .as_str()
+            .contains("head -c 50000000 /dev/urandom")
+    );
+    assert!(server.run.as_str().contains("sha256sum"));
+    assert!(!client.is_service() && client.role == circus_lab::scenario::CommandRole::Client);
+    assert!(client.run.as_str().contains("curl") && client.run.as_str().contains("file.sha256"));
+    // One 20 Mbit/s link alone carries 50 MB in 20 s: the run leaves room.
+    assert!(
+        scenario
+            .links
+            .iter()
+            .all(|l| l.params.rate_bps == Some(20_000_000))
+    );
+    assert!(scenario.duration >= std::time::Duration::from_secs(40));
+    assert!(scenario.events.len() >= 3);
 }

@@ -58,6 +58,7 @@ fn scenario() -> Scenario {
                 direction: TrafficDirection::Up,
             },
         },
+        commands: Vec::new(),
     }
 }
 

@@ -124,6 +124,7 @@ fn scenario(
                 direction: TrafficDirection::Up,
             },
         },
+        commands: Vec::new(),
     }
 }
 

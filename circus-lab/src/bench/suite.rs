@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use super::baseline::{Baseline, Comparison, Figures};
 use crate::metrics::StreamMetrics;
 use crate::report::Summary;
-use crate::runner::{self, RunError};
+use crate::runner::{self, RunError, output};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::sim::{self, SimError};
 
@@ -100,12 +100,13 @@ pub fn real_entries(
     let mut all = Vec::new();
     for file in files {
         let scenario = Scenario::load(file)?;
-        let results = runner::run_systems(&scenario, &scenario.systems, progress, None).map_err(
-            |source| SuiteError::Run {
+        // Commands' output, if the scenario has any, beside the bench's report.
+        let dir = output::default_report_dir("bench", "").join(&scenario.name);
+        let results = runner::run_systems(&scenario, &scenario.systems, &dir, progress, None)
+            .map_err(|source| SuiteError::Run {
                 file: file.display().to_string(),
                 source: Box::new(source),
-            },
-        )?;
+            })?;
         let outcome = results.outcome(&scenario, "bench");
         all.extend(entries("real", &outcome.summary));
     }

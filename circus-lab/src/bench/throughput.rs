@@ -36,7 +36,7 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
-use crate::runner::{self, RunError};
+use crate::runner::{self, RunError, output};
 use crate::scenario::{Scenario, ScenarioError, SystemKind};
 use crate::topology::addressing::SERVER_ADDRESS;
 use crate::traffic::udp::UdpLoad;
@@ -136,8 +136,10 @@ fn scenario(name: &str, rate: Option<&str>) -> Result<Scenario, ScenarioError> {
 }
 
 fn compare(scenario: &Scenario, progress: &ProgressBar) -> Result<Comparison, ThroughputError> {
+    // Its scenarios have no commands: nothing is written there.
+    let dir = output::default_report_dir("throughput", "");
     let results =
-        runner::run_systems(scenario, &scenario.systems, progress, None).map_err(Box::new)?;
+        runner::run_systems(scenario, &scenario.systems, &dir, progress, None).map_err(Box::new)?;
     let summary = results.outcome(scenario, "throughput").summary;
     let goodput = |system: SystemKind| {
         summary

@@ -4,7 +4,9 @@
 //! them into `summary.json`, the table, `report.md` and the plots, so both
 //! modes go through one path from logs to figures.
 
-use super::{HostPauses, LinkCounters, MetricsConfig, RunLogs, SystemMetrics, TimelineEvent};
+use super::{
+    CommandReport, HostPauses, LinkCounters, MetricsConfig, RunLogs, SystemMetrics, TimelineEvent,
+};
 use crate::scenario::SystemKind;
 use crate::traffic::MonoNanos;
 use crate::traffic::probe::ProbeLog;
@@ -36,6 +38,8 @@ pub struct SystemLogs {
     /// pin flows (see [`RunLogs::flow_links`]); `None` for circus, which
     /// chooses per packet. A flow's download comes back on its link.
     pub flow_links: Option<Vec<String>>,
+    /// How the user's own commands ended; empty when none ran.
+    pub commands: Vec<CommandReport>,
 }
 
 impl SystemLogs {
@@ -55,6 +59,9 @@ impl SystemLogs {
     /// Every figure of the system, both directions.
     pub fn metrics(&self, events: &[TimelineEvent], config: &MetricsConfig) -> SystemMetrics {
         let down = self.down.as_ref().map(|down| self.view(down, events));
-        super::system_metrics(&self.view(&self.up, events), down.as_ref(), config)
+        let mut metrics =
+            super::system_metrics(&self.view(&self.up, events), down.as_ref(), config);
+        metrics.commands = self.commands.clone();
+        metrics
     }
 }

@@ -10,6 +10,7 @@
 //! - [`series`]: delivery and latency over time, in fine bins around each
 //!   event, and the latency CDF (lost probes included), for plots.
 //! - [`pauses`]: the host's pauses, left out of every gap.
+//! - [`commands`]: how the user's own commands ended.
 //!
 //! Definitions (all from the receiver's view of the probe stream):
 //! - delivery ratio: distinct sequence numbers received / probes sent;
@@ -28,6 +29,7 @@
 //! - TCP goodput: bytes received by all bulk flows x 8 / the measurement window.
 //! - link share: each link's share of the bytes all links carried.
 
+pub mod commands;
 pub mod delivery;
 pub mod events;
 pub mod logs;
@@ -44,6 +46,7 @@ use crate::traffic::MonoNanos;
 use crate::traffic::probe::ProbeLog;
 use crate::traffic::tcp::TcpLog;
 
+pub use commands::CommandReport;
 pub use delivery::Delivery;
 pub use events::EventMetrics;
 pub use logs::{StreamLogs, SystemLogs};
@@ -205,6 +208,10 @@ pub struct SystemMetrics {
     /// The download probe stream; `null` when the scenario sent none.
     #[serde(default)]
     pub down: Option<StreamMetrics>,
+    /// The user's own commands, in the scenario's order; absent when the
+    /// scenario has none or they were not run (the simulator).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<CommandReport>,
 }
 
 /// Computes every figure of one system from its upload view and, if the
@@ -223,6 +230,7 @@ pub fn system_metrics(
         down: down
             .filter(|d| !d.probes.sent.sent_at.is_empty())
             .map(|d| stream_metrics(d, config)),
+        commands: Vec::new(),
     }
 }
 
@@ -281,7 +289,7 @@ fn millis(duration: Duration) -> f64 {
     round(duration.as_secs_f64() * 1e3, 3)
 }
 
-fn round(value: f64, decimals: i32) -> f64 {
+pub(crate) fn round(value: f64, decimals: i32) -> f64 {
     let scale = 10f64.powi(decimals);
     (value * scale).round() / scale
 }

@@ -1,5 +1,6 @@
-//! `report.md`: the run for people. The links and the timeline, a comparison
-//! table, then per system its figures and events, then the plots.
+//! `report.md`: the run for people. The links and the timeline, a
+//! comparison table, the user's commands, then per system its figures and
+//! events, then the plots.
 
 use std::fmt::Write;
 
@@ -45,6 +46,7 @@ fn write_report(md: &mut String, summary: &Summary, plots: &[&str]) -> std::fmt:
         "\nOutage: longest gap between deliveries around an event. Recovery: from the \
          event to the send time of the last probe lost because of it.\n"
     )?;
+    super::commands::write_markdown(md, summary)?;
 
     for (name, m) in summary.systems_in_order() {
         writeln!(md, "## {name}\n")?;

@@ -6,11 +6,13 @@
 //! - [`summary`]: the `summary.json` types, in the exact shape of DESIGN.md.
 //! - [`table`]: one comparison row per system, for the terminal and Markdown.
 //! - [`setup`]: the links and the timeline in words.
+//! - [`commands`]: how each of the user's commands ended, per system.
 //! - [`markdown`]: renders `report.md`.
 //! - [`plots`]: delivery/latency over time and zoomed around each event,
 //!   latency CDF, per-link share.
 
 pub mod assemble;
+pub mod commands;
 pub mod markdown;
 pub mod plots;
 pub mod setup;

@@ -77,6 +77,10 @@ pub struct Summary {
     /// The scenario's timeline, in time order.
     #[serde(default)]
     pub timeline: Vec<EventSetup>,
+    /// The scenario's commands (`[[traffic.command]]`) that this mode could
+    /// not run (the simulator runs no real programs); absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands_not_run: Vec<String>,
 }
 
 impl Summary {
@@ -97,6 +101,7 @@ impl Summary {
             system_order: Vec::new(),
             links: scenario.links.iter().map(LinkSetup::from).collect(),
             timeline: scenario.events.iter().map(EventSetup::from).collect(),
+            commands_not_run: Vec::new(),
         }
     }
 

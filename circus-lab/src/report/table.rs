@@ -80,13 +80,6 @@ pub fn optional(value: Option<f64>, decimals: usize) -> String {
 /// The comparison table with aligned columns, for the terminal: names left,
 /// numbers right.
 pub fn summary_table(summary: &Summary) -> String {
-    let rows = summary_rows(summary);
-    let mut widths = COLUMNS.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
     let mut out = format!(
         "{} ({} s, {} backend, seed {})\n",
         summary.scenario, summary.duration_s, summary.backend, summary.seed
@@ -94,6 +87,24 @@ pub fn summary_table(summary: &Summary) -> String {
     if let Some(best) = best_link_text(summary) {
         out.push_str(&format!("best link alone (no tunnel): {best}\n"));
     }
+    out.push_str(&aligned(&COLUMNS, &summary_rows(summary)));
+    if let Some(commands) = super::commands::commands_table(summary) {
+        out.push('\n');
+        out.push_str(&commands);
+    }
+    out
+}
+
+/// `rows` under `columns` with aligned columns: the first left, the others
+/// right.
+pub(super) fn aligned<const N: usize>(columns: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = columns.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
     let line = |out: &mut String, cells: &[String]| {
         for (column, (cell, width)) in cells.iter().zip(widths).enumerate() {
             let separator = if column == 0 { "" } else { "  " };
@@ -105,10 +116,10 @@ pub fn summary_table(summary: &Summary) -> String {
         }
         out.push('\n');
     };
-    line(&mut out, &COLUMNS.map(String::from));
+    line(&mut out, &columns.map(String::from));
     let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
     line(&mut out, &rule);
-    for row in &rows {
+    for row in rows {
         line(&mut out, row);
     }
     out

@@ -11,10 +11,12 @@
 //! 5. drain, stop, collect counters and logs, and turn them into figures.
 //!
 //! - [`emulation`]: the links (userspace forwarder or netem) and the timeline.
+//! - [`commands`]: the user's own commands, run beside the lab's traffic.
 //! - [`output`]: the report directory name and the commit id.
 //! - [`pause_monitor`]: watches for the host's pauses, which the outage
 //!   figures leave out.
 
+pub mod commands;
 pub mod emulation;
 pub mod output;
 pub mod pause_monitor;
@@ -27,7 +29,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::metrics::{MetricsConfig, StreamLogs, SystemLogs, TimelineEvent};
+use crate::metrics::{CommandReport, MetricsConfig, StreamLogs, SystemLogs, TimelineEvent};
 use crate::report::{BestLink, Outcome, assemble};
 use crate::scenario::{Scenario, SystemKind};
 use crate::systems::single_link::SingleLink;
@@ -46,6 +48,7 @@ use crate::traffic::tcp::{
 use crate::traffic::udp::{UdpLoad, UdpLoadLog, UdpLoadReceiver, send_udp_load};
 use crate::traffic::{DRAIN, MonoNanos, TrafficError};
 
+pub use commands::CommandOutput;
 pub use emulation::{Emulation, EmulationError, TimelinePlayer};
 pub use pause_monitor::PauseMonitor;
 
@@ -79,6 +82,12 @@ pub enum RunError {
     Traffic(#[from] TrafficError),
     #[error(transparent)]
     Netns(#[from] NetnsError),
+    /// The user's commands could not be started or watched.
+    #[error("commands: {what}: {source}")]
+    Commands {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl From<TopologyError> for RunError {
@@ -106,13 +115,15 @@ pub struct RunResults {
 /// compares against the best link (single-link or mptcp among its systems,
 /// or TCP flows to judge), `single-link` over each link in turn: the best
 /// of those runs is the `single-link` row and the TCP reference, and mptcp's
-/// primary link. `progress` shows scenario time across all runs. With
+/// primary link. `progress` shows scenario time across all runs. The
+/// scenario's commands write their output under `report_dir`. With
 /// `captures`, each run's links are captured into `<captures>/<run>/`
 /// (`<run>` is the system, or `single-link-<link>` for the runs over one
 /// link).
 pub fn run_systems(
     scenario: &Scenario,
     systems: &[SystemKind],
+    report_dir: &Path,
     progress: &ProgressBar,
     captures: Option<&Path>,
 ) -> Result<RunResults, RunError> {
@@ -136,22 +147,28 @@ pub fn run_systems(
     );
     let mut backend = "userspace";
     let mut run_number = 0u32;
-    let mut run = |kind: SystemKind, system: Box<dyn SystemUnderTest>, label: String, run: &str| {
-        progress.set_prefix(label);
-        progress.set_position((per_system * run_number).as_millis() as u64);
-        run_number += 1;
-        let captures = captures.map(|dir| dir.join(run));
-        let (logs, used) = run_system(
-            scenario,
-            kind,
-            system,
-            run_number,
-            progress,
-            captures.as_deref(),
-        )?;
-        backend = used;
-        Ok::<_, RunError>(logs)
-    };
+    let mut run =
+        |kind: SystemKind, system: Box<dyn SystemUnderTest>, label: String, run: String| {
+            progress.set_prefix(label);
+            progress.set_position((per_system * run_number).as_millis() as u64);
+            run_number += 1;
+            let captures = captures.map(|dir| dir.join(&run));
+            let output = CommandOutput {
+                report_dir: report_dir.to_owned(),
+                run,
+            };
+            let (logs, used) = run_system(
+                scenario,
+                kind,
+                system,
+                run_number,
+                &output,
+                progress,
+                captures.as_deref(),
+            )?;
+            backend = used;
+            Ok::<_, RunError>(logs)
+        };
     let mut alone = Vec::new();
     for (link, spec) in scenario.links.iter().enumerate().take(reference_runs) {
         let system = Box::new(SingleLink { link });
@@ -159,7 +176,7 @@ pub fn run_systems(
             SystemKind::SingleLink,
             system,
             format!("{} alone", spec.name),
-            &format!("single-link-{}", spec.name),
+            format!("single-link-{}", spec.name),
         )?);
     }
     let events: Vec<TimelineEvent> = scenario.events.iter().map(TimelineEvent::from).collect();
@@ -176,7 +193,7 @@ pub fn run_systems(
                 kind,
                 adapter(kind, best.unwrap_or(0)),
                 kind.as_str().to_string(),
-                kind.as_str(),
+                kind.as_str().to_string(),
             )?),
         }
     }
@@ -210,22 +227,37 @@ pub fn needs_best_link(scenario: &Scenario, systems: &[SystemKind]) -> bool {
             .any(|k| matches!(k, SystemKind::SingleLink | SystemKind::Mptcp))
 }
 
-/// One system's run on a fresh topology: its logs and the backend used;
-/// links captured into `captures` if given.
+/// One system's run on a fresh topology: its logs and the backend used.
+/// The scenario's commands write their output as `commands` says; links
+/// are captured into `captures` if given.
 pub fn run_system(
     scenario: &Scenario,
     kind: SystemKind,
     system: Box<dyn SystemUnderTest>,
     stream_id: u32,
+    commands: &CommandOutput,
     progress: &ProgressBar,
     captures: Option<&Path>,
 ) -> Result<(SystemLogs, &'static str), RunError> {
     let work = |topology: &Topology, emulation: &Emulation, plan: &TrafficPlan| {
         let monitor = PauseMonitor::start();
-        let measured = measure(scenario, topology, emulation, plan, stream_id, progress);
+        let measured = measure(
+            scenario,
+            topology,
+            emulation,
+            plan,
+            stream_id,
+            Some(commands),
+            progress,
+        );
         let host_pauses = monitor.map(PauseMonitor::stop);
         let links = emulation.link_counters(scenario)?;
-        let (origin, up, down) = measured?;
+        let Measured {
+            origin,
+            up,
+            down,
+            commands,
+        } = measured?;
         let flow_links = plan.flow_links.as_ref().map(|flow_links| {
             flow_links
                 .iter()
@@ -241,6 +273,7 @@ pub fn run_system(
             links,
             host_pauses,
             flow_links,
+            commands,
         };
         Ok((logs, emulation.backend_name()))
     };
@@ -277,18 +310,35 @@ pub fn with_system<T>(
     Ok(worked)
 }
 
-/// Runs the traffic of both directions and the timeline; returns the
-/// scenario's time zero and each direction's logs (download `None` when
-/// the scenario sends nothing that way).
+/// What [`measure`] measured.
+pub(crate) struct Measured {
+    /// The scenario's time zero.
+    pub origin: MonoNanos,
+    pub up: StreamLogs,
+    /// `None` when the scenario sends nothing from server to client.
+    pub down: Option<StreamLogs>,
+    /// How the scenario's commands ended; empty when none ran.
+    pub commands: Vec<CommandReport>,
+}
+
+/// Runs the traffic of both directions, the scenario's commands (when
+/// `commands` says where their output goes) and the timeline.
 pub(crate) fn measure(
     scenario: &Scenario,
     topology: &Topology,
     emulation: &Emulation,
     plan: &TrafficPlan,
     stream_id: u32,
+    commands: Option<&CommandOutput>,
     progress: &ProgressBar,
-) -> Result<(MonoNanos, StreamLogs, Option<StreamLogs>), RunError> {
+) -> Result<Measured, RunError> {
     let origin = MonoNanos::now() + WARMUP;
+    // Before the traffic, so services are up at time zero; stopped on
+    // every way out (its drop).
+    let commands = match commands {
+        Some(output) => commands::start(scenario, topology, origin, output)?,
+        None => None,
+    };
     let traffic = Traffic {
         scenario,
         topology,
@@ -310,10 +360,16 @@ pub(crate) fn measure(
     progress.set_message("draining");
     wait_until(origin + scenario.duration + DRAIN, progress);
     traffic.stop_receivers.store(true, Ordering::Relaxed);
+    let commands = commands.map(commands::RunningCommands::finish);
     let up = up.finish_receiving(stream_id);
     let down = down.map(|d| d.finish_receiving(stream_id));
     played?;
-    Ok((origin, up?, down.transpose()?))
+    Ok(Measured {
+        origin,
+        up: up?,
+        down: down.transpose()?,
+        commands: commands.transpose()?.unwrap_or_default(),
+    })
 }
 
 /// What one system's measurement needs to start its traffic.

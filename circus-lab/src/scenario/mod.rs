@@ -7,10 +7,14 @@
 //! - `units`: durations, rates, percentages and queue bounds as text;
 //! - `validate`: from the raw file to a checked [`Scenario`];
 //! - `timeline`: events expanded into the link changes to apply, in order;
+//! - [`command`]: the user's own commands (`[[traffic.command]]`);
+//! - [`template`]: `{name}` placeholders in their shell lines;
 //! - `error`: [`ScenarioError`] and key paths.
 
+pub mod command;
 mod error;
 mod raw;
+pub mod template;
 mod timeline;
 pub mod units;
 mod validate;
@@ -27,6 +31,7 @@ use crate::emulator::model::{
     Direction, GilbertElliott, LinkModel, LinkParams, QueueLimit, Reorder,
 };
 
+pub use command::{CommandRole, CommandSpec, CommandStart};
 pub use error::ScenarioError;
 pub use timeline::{LinkChange, TimelineStep};
 
@@ -64,6 +69,11 @@ pub struct Scenario {
     /// `every` is listed on its own.
     pub events: Vec<Event>,
     pub traffic: Traffic,
+    /// The user's own commands (`[[traffic.command]]`), in file order. Left
+    /// out of the content hash when there are none, so scenarios without
+    /// them keep their hash.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<CommandSpec>,
 }
 
 fn is_true(value: &bool) -> bool {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::command::CommandRole;
 use super::units::{BitRate, DurationText, PacketRate, Percent, QueueText};
 use super::{Backend, SystemKind, TrafficDirection};
 
@@ -99,6 +100,20 @@ pub(super) struct RawEvent {
 pub(super) struct RawTraffic {
     pub probe: Option<RawProbe>,
     pub tcp: Option<RawTcp>,
+    #[serde(default)]
+    pub command: Vec<RawCommand>,
+}
+
+/// A `[[traffic.command]]` table (checked in `command`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCommand {
+    pub name: Option<String>,
+    #[serde(rename = "in")]
+    pub role: Option<CommandRole>,
+    pub at: Option<DurationText>,
+    pub run: Option<String>,
+    pub service: Option<bool>,
 }
 
 #[derive(Deserialize)]

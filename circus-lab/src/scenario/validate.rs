@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::command;
 use super::error::{KeyPath, SourceMap};
 use super::raw::{RawAction, RawEvent, RawLink, RawScenario, RawTrace, RawTraffic};
 use super::{
@@ -22,7 +23,15 @@ const POLICIES: [&str; 4] = ["balanced", "redundant", "adaptive", "round-robin"]
 /// Most occurrences one event may expand to with `every`.
 const MAX_REPETITIONS: u128 = 10_000;
 
-const NAME_FORM: &str = "a name of 1 to 32 letters, digits, '-' or '_'";
+pub(super) const NAME_FORM: &str = "a name of 1 to 32 letters, digits, '-' or '_'";
+
+/// Whether `name` has [`NAME_FORM`]: safe as a file name and in reports.
+pub(super) fn valid_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
 
 pub(super) fn scenario_from_toml(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
     let source = SourceMap::parse(file, text)?;
@@ -64,17 +73,13 @@ impl Checker<'_> {
 
     fn name(&self, name: Option<String>, path: &KeyPath) -> Result<String, ScenarioError> {
         let name = self.required(name, path, NAME_FORM)?;
-        let valid = (1..=32).contains(&name.len())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !valid {
+        if !valid_name(&name) {
             return Err(self.error(path, format!("expected {NAME_FORM}, found {name:?}")));
         }
         Ok(name)
     }
 
-    fn scenario(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+    fn scenario(&self, mut raw: RawScenario) -> Result<Scenario, ScenarioError> {
         let name = self.name(raw.name, &KeyPath::of("name"))?;
         let duration_key = KeyPath::of("duration");
         let duration = self
@@ -106,6 +111,10 @@ impl Checker<'_> {
         }
         let links = self.links(raw.link)?;
         let events = self.events(raw.event, &links, duration)?;
+        let commands = raw.traffic.as_mut().map_or(Ok(Vec::new()), |t| {
+            let raw = std::mem::take(&mut t.command);
+            command::check_commands(raw, duration, |path, problem| self.error(path, problem))
+        })?;
         Ok(Scenario {
             name,
             file: self.file.to_owned(),
@@ -118,6 +127,7 @@ impl Checker<'_> {
             links,
             events,
             traffic: self.traffic(raw.traffic)?,
+            commands,
         })
     }
 

@@ -25,7 +25,9 @@
 //! (see that module for what it leaves out), not identical.
 //!
 //! Not simulated: `mptcp` (a kernel feature; listed in
-//! [`SimReport::skipped`]).
+//! [`SimReport::skipped`]), and the user's own commands
+//! (`[[traffic.command]]`: real programs need real sockets), which
+//! `summary.json` lists as `commands_not_run` and `report.md` mentions.
 
 mod baselines;
 mod circus;
@@ -102,7 +104,8 @@ pub fn run(scenario: &Scenario, commit: &str) -> Result<SimReport, SimError> {
         }
     }
     let reference = best.map(|i| best_link::reference(&scenario.links[i].name, &alone_metrics[i]));
-    let outcome = assemble(scenario, SIM_BACKEND, commit, &runs, reference);
+    let mut outcome = assemble(scenario, SIM_BACKEND, commit, &runs, reference);
+    outcome.summary.commands_not_run = scenario.commands.iter().map(|c| c.name.clone()).collect();
     Ok(SimReport {
         outcome,
         runs,
@@ -180,5 +183,6 @@ fn system_logs(
         links,
         host_pauses: None,
         flow_links,
+        commands: Vec::new(),
     }
 }

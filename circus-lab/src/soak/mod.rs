@@ -118,17 +118,22 @@ pub fn run(
             let mut failed = None;
             while started.elapsed() < config.duration && !stop.load(Ordering::Relaxed) {
                 let number = passes.len() as u32 + 1;
+                // The soak watches the daemons; the scenario's own
+                // commands are not run.
                 match runner::measure(
                     scenario,
                     topology,
                     emulation,
                     plan,
                     number,
+                    None,
                     &ProgressBar::hidden(),
                 ) {
-                    Ok((_, up, down)) => {
-                        passes.push(Pass::of(number, started, [Some(&up), down.as_ref()]))
-                    }
+                    Ok(measured) => passes.push(Pass::of(
+                        number,
+                        started,
+                        [Some(&measured.up), measured.down.as_ref()],
+                    )),
                     Err(e) => {
                         failed = Some(e);
                         break;

@@ -110,6 +110,7 @@ mod tests {
             link_share: Default::default(),
             host_pauses: Default::default(),
             down: Some(stream),
+            commands: Vec::new(),
         }
     }
 

@@ -11,9 +11,10 @@ use circus_lab::bench::{suite, throughput};
 use circus_lab::report::{Outcome, summary_table, write_report};
 use circus_lab::runner::{self, output};
 use circus_lab::scenario::units::parse_duration;
-use circus_lab::scenario::{Scenario, SystemKind};
+use circus_lab::scenario::{Scenario, System};
 use circus_lab::sim;
 use circus_lab::soak::{self, SoakConfig};
+use circus_lab::systems::{external, registry};
 use circus_lab::topology::require_netns;
 use indicatif::ProgressBar;
 
@@ -47,7 +48,7 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Run only these systems (comma-separated), overriding the scenario.
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', long_help = systems_help())]
         systems: Option<Vec<String>>,
     },
     /// Run a scenario on virtual time in one process: no root, deterministic.
@@ -200,10 +201,15 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>) -> ExitCode
         None => scenario.systems.clone(),
         Some(names) => match names
             .iter()
-            .map(|n| n.parse())
-            .collect::<Result<Vec<SystemKind>, _>>()
+            .map(
+                |name| match scenario.systems.iter().find(|s| s.name() == name) {
+                    Some(listed) => Ok(listed.clone()),
+                    None => external::resolve(name, &scenario.file, scenario.links.len()),
+                },
+            )
+            .collect::<Result<Vec<System>, _>>()
         {
-            Ok(kinds) => kinds,
+            Ok(systems) => systems,
             Err(e) => return fail(format!("--systems: {e}")),
         },
     };
@@ -214,18 +220,29 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>) -> ExitCode
         scenario.duration,
         systems
             .iter()
-            .map(|k| k.as_str())
+            .map(System::name)
             .collect::<Vec<_>>()
             .join(", ")
     );
     let progress = ProgressBar::new(0);
-    let outcome = match runner::run_systems(&scenario, &systems, &progress) {
+    let dir = out.unwrap_or_else(|| output::default_report_dir(&scenario.name, ""));
+    // External systems' processes log into the report folder.
+    let logs = dir.join("logs");
+    let outcome = match runner::run_systems(&scenario, &systems, Some(&logs), &progress) {
         Ok(results) => results.outcome(&scenario, &output::commit_id()),
         Err(e) => return fail(e),
     };
-    write_outputs(
-        &outcome,
-        out.unwrap_or_else(|| output::default_report_dir(&scenario.name, "")),
+    write_outputs(&outcome, dir)
+}
+
+/// `--systems`' help: the built-in systems from the registry, and files.
+fn systems_help() -> String {
+    format!(
+        "Run only these systems (comma-separated), overriding the scenario. Built-in:\n{}\n\
+         or a system file: a name looked up as <scenario folder>/../systems/NAME.toml, then \
+         ./systems/NAME.toml, or a path (with a `/` or ending in .toml) relative to the \
+         scenario's folder (format in scenarios/README.md).",
+        registry::help()
     )
 }
 
@@ -245,11 +262,12 @@ fn simulate(file: &Path, out: Option<PathBuf>) -> ExitCode {
         scenario.name,
         started.elapsed().as_secs_f64()
     );
-    for kind in &report.skipped {
-        eprintln!(
-            "circus-lab: `{}` needs a real kernel; not simulated",
-            kind.as_str()
-        );
+    for system in &report.skipped {
+        let why = match system {
+            System::BuiltIn(_) => "needs a real kernel",
+            System::External(_) => "is an external system (its own processes)",
+        };
+        eprintln!("circus-lab: `{system}` {why}; not simulated, left out of the report");
     }
     let dir = out.unwrap_or_else(|| output::default_report_dir(&scenario.name, "-sim"));
     write_outputs(&report.outcome, dir)
@@ -457,7 +475,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
                 s.duration,
                 s.systems
                     .iter()
-                    .map(|k| k.as_str())
+                    .map(System::name)
                     .collect::<Vec<_>>()
                     .join(", ")
             ),

@@ -45,7 +45,7 @@ fn every_system_runs_and_circus_survives_the_blackhole() {
         return;
     }
     let scenario = Scenario::from_toml(SCENARIO, Path::new("lab_run.rs")).unwrap();
-    let outcome = run_systems(&scenario, &scenario.systems, &ProgressBar::hidden())
+    let outcome = run_systems(&scenario, &scenario.systems, None, &ProgressBar::hidden())
         .unwrap_or_else(|e| panic!("run failed: {e}"))
         .outcome(&scenario, "test");
     let summary = &outcome.summary;

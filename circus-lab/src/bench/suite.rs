@@ -100,13 +100,12 @@ pub fn real_entries(
     let mut all = Vec::new();
     for file in files {
         let scenario = Scenario::load(file)?;
-        let results =
-            runner::run_systems(&scenario, &scenario.systems, progress).map_err(|source| {
-                SuiteError::Run {
-                    file: file.display().to_string(),
-                    source: Box::new(source),
-                }
-            })?;
+        let results = runner::run_systems(&scenario, &scenario.systems, None, progress).map_err(
+            |source| SuiteError::Run {
+                file: file.display().to_string(),
+                source: Box::new(source),
+            },
+        )?;
         let outcome = results.outcome(&scenario, "bench");
         all.extend(entries("real", &outcome.summary));
     }

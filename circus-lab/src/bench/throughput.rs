@@ -136,7 +136,8 @@ fn scenario(name: &str, rate: Option<&str>) -> Result<Scenario, ScenarioError> {
 }
 
 fn compare(scenario: &Scenario, progress: &ProgressBar) -> Result<Comparison, ThroughputError> {
-    let results = runner::run_systems(scenario, &scenario.systems, progress).map_err(Box::new)?;
+    let results =
+        runner::run_systems(scenario, &scenario.systems, None, progress).map_err(Box::new)?;
     let summary = results.outcome(scenario, "throughput").summary;
     let goodput = |system: SystemKind| {
         summary

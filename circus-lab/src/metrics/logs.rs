@@ -5,7 +5,7 @@
 //! modes go through one path from logs to figures.
 
 use super::{HostPauses, LinkCounters, MetricsConfig, RunLogs, SystemMetrics, TimelineEvent};
-use crate::scenario::SystemKind;
+use crate::scenario::System;
 use crate::traffic::MonoNanos;
 use crate::traffic::probe::ProbeLog;
 use crate::traffic::tcp::TcpLog;
@@ -21,7 +21,7 @@ pub struct StreamLogs {
 /// Everything measured for one system in one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SystemLogs {
-    pub system: SystemKind,
+    pub system: System,
     /// The scenario's time zero on the logs' clock (event times count from it).
     pub origin: MonoNanos,
     /// Client to server.

@@ -42,7 +42,7 @@ pub fn assemble(
     summary.set_best_link(best_link);
     let mut series = BTreeMap::new();
     for run in logs {
-        let name = run.system.as_str().to_owned();
+        let name = run.system.name().to_owned();
         summary
             .systems
             .insert(name.clone(), run.metrics(&events, &config));

@@ -20,6 +20,7 @@ pub mod output;
 pub mod pause_monitor;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -28,9 +29,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::metrics::{MetricsConfig, StreamLogs, SystemLogs, TimelineEvent};
 use crate::report::{BestLink, Outcome, assemble};
-use crate::scenario::{Scenario, SystemKind};
+use crate::scenario::{Scenario, System, SystemKind};
 use crate::systems::single_link::SingleLink;
-use crate::systems::{PROBE_FLOWS, SystemError, SystemUnderTest, TrafficPlan, adapter, best_link};
+use crate::systems::{PROBE_FLOWS, SystemError, SystemUnderTest, TrafficPlan, best_link, registry};
 use crate::topology::addressing::SERVER_ADDRESS;
 use crate::topology::{
     NetnsError, NetnsThread, RUN_TAG, Role, Topology, TopologyConfig, TopologyError,
@@ -105,10 +106,13 @@ pub struct RunResults {
 /// compares against the best link (single-link or mptcp among its systems,
 /// or TCP flows to judge), `single-link` over each link in turn: the best
 /// of those runs is the `single-link` row and the TCP reference, and mptcp's
-/// primary link. `progress` shows scenario time across all runs.
+/// primary link. External systems write their processes' output under
+/// `log_root` (the report's `logs/`). `progress` shows scenario time across
+/// all runs.
 pub fn run_systems(
     scenario: &Scenario,
-    systems: &[SystemKind],
+    systems: &[System],
+    log_root: Option<&Path>,
     progress: &ProgressBar,
 ) -> Result<RunResults, RunError> {
     let reference_runs = if needs_best_link(scenario, systems) {
@@ -118,7 +122,7 @@ pub fn run_systems(
     };
     let other_runs = systems
         .iter()
-        .filter(|&&k| k != SystemKind::SingleLink)
+        .filter(|&system| *system != System::BuiltIn(SystemKind::SingleLink))
         .count();
     let per_system = scenario.duration + WARMUP + DRAIN;
     progress.set_length((per_system * (reference_runs + other_runs) as u32).as_millis() as u64);
@@ -131,7 +135,7 @@ pub fn run_systems(
     );
     let mut backend = "userspace";
     let mut run_number = 0u32;
-    let mut run = |kind: SystemKind, system: Box<dyn SystemUnderTest>, label: String| {
+    let mut run = |kind: System, system: Box<dyn SystemUnderTest>, label: String| {
         progress.set_prefix(label);
         progress.set_position((per_system * run_number).as_millis() as u64);
         run_number += 1;
@@ -143,7 +147,7 @@ pub fn run_systems(
     for (link, spec) in scenario.links.iter().enumerate().take(reference_runs) {
         let system = Box::new(SingleLink { link });
         alone.push(run(
-            SystemKind::SingleLink,
+            SystemKind::SingleLink.into(),
             system,
             format!("{} alone", spec.name),
         )?);
@@ -155,13 +159,13 @@ pub fn run_systems(
         .collect();
     let best = best_link::best_of(&alone_metrics);
     let mut logs = Vec::new();
-    for &kind in systems {
-        match (kind, best) {
-            (SystemKind::SingleLink, Some(best)) => logs.push(alone[best].clone()),
+    for system in systems {
+        match (system, best) {
+            (System::BuiltIn(SystemKind::SingleLink), Some(best)) => logs.push(alone[best].clone()),
             _ => logs.push(run(
-                kind,
-                adapter(kind, best.unwrap_or(0)),
-                kind.as_str().to_string(),
+                system.clone(),
+                system.adapter(best.unwrap_or(0), log_root),
+                system.name().to_string(),
             )?),
         }
     }
@@ -187,18 +191,16 @@ impl RunResults {
 }
 
 /// Whether a run of `systems` needs the best link measured: single-link is
-/// that link, mptcp starts on it, and TCP is judged against it.
-pub fn needs_best_link(scenario: &Scenario, systems: &[SystemKind]) -> bool {
-    scenario.traffic.tcp.flows > 0
-        || systems
-            .iter()
-            .any(|k| matches!(k, SystemKind::SingleLink | SystemKind::Mptcp))
+/// that link, mptcp and single-path external systems start on it, and TCP
+/// is judged against it.
+pub fn needs_best_link(scenario: &Scenario, systems: &[System]) -> bool {
+    scenario.traffic.tcp.flows > 0 || systems.iter().any(System::needs_best_link)
 }
 
 /// One system's run on a fresh topology: its logs and the backend used.
 pub fn run_system(
     scenario: &Scenario,
-    kind: SystemKind,
+    kind: System,
     system: Box<dyn SystemUnderTest>,
     stream_id: u32,
     progress: &ProgressBar,
@@ -546,7 +548,8 @@ pub fn udp_goodput(
     progress: &ProgressBar,
 ) -> Result<UdpLoadLog, RunError> {
     // Links of a throughput comparison are alike: single-link takes the first.
-    with_system(scenario, adapter(kind, 0), progress, |topology, _, plan| {
+    let adapter = (registry::built_in(kind).adapter)(0);
+    with_system(scenario, adapter, progress, |topology, _, plan| {
         progress.set_message("UDP load");
         let server = SocketAddr::new(IpAddr::V4(SERVER_ADDRESS), UDP_LOAD_PORT);
         let receiver = topology

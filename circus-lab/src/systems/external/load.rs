@@ -87,7 +87,8 @@ impl Checker<'_> {
         form: &str,
     ) -> Result<T, ScenarioError> {
         value.ok_or_else(|| {
-            self.error(
+            self.source.missing_key_error(
+                self.file,
                 path,
                 format!("expected {form}, found nothing (the key is required)"),
             )

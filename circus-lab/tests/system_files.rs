@@ -239,3 +239,14 @@ fn the_shipped_system_files_load() {
         assert!(systems.join(format!("{name}.toml")).is_file());
     }
 }
+
+#[test]
+fn the_readme_shows_the_shipped_wireguard_go_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("scenarios/README.md")).unwrap();
+    let shipped = std::fs::read_to_string(root.join("systems/wireguard-go.toml")).unwrap();
+    assert!(
+        readme.contains(&format!("```toml\n{shipped}```")),
+        "scenarios/README.md's system file example is systems/wireguard-go.toml"
+    );
+}

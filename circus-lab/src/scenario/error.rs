@@ -126,9 +126,27 @@ impl<'a> SourceMap<'a> {
         }
     }
 
+    /// `value`, or an error saying the required key at `path` (which
+    /// should hold `form`) is missing.
+    pub fn required<T>(
+        &self,
+        file: &Path,
+        value: Option<T>,
+        path: &KeyPath,
+        form: &str,
+    ) -> Result<T, ScenarioError> {
+        value.ok_or_else(|| {
+            self.missing_key_error(
+                file,
+                path,
+                format!("expected {form}, found nothing (the key is required)"),
+            )
+        })
+    }
+
     /// An error about the missing key at `path`, on the line of the
     /// nearest table that is written (the key itself has no line).
-    pub fn missing_key_error(
+    fn missing_key_error(
         &self,
         file: &Path,
         path: &KeyPath,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::template::Values;
+use super::template::{Values, names_in};
 use super::{ExternalSystem, Namespace, ReadyCheck, RouteSpec, Side};
 use crate::scenario::units::DurationText;
 use crate::scenario::{KeyPath, ScenarioError, SourceMap};
@@ -86,13 +86,7 @@ impl Checker<'_> {
         path: &KeyPath,
         form: &str,
     ) -> Result<T, ScenarioError> {
-        value.ok_or_else(|| {
-            self.source.missing_key_error(
-                self.file,
-                path,
-                format!("expected {form}, found nothing (the key is required)"),
-            )
-        })
+        self.source.required(self.file, value, path, form)
     }
 
     /// `command` with its templates checked.
@@ -209,14 +203,16 @@ impl ExternalSystem {
     }
 
     fn uses_best_link(&self) -> bool {
-        self.commands()
-            .any(|command| command.contains("best.") || command.contains("best_index"))
+        self.commands().any(|command| {
+            names_in(command).any(|name| name.starts_with("best.") || name == "best_index")
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const FILE: &str = "systems/demo.toml";
 
@@ -264,5 +260,31 @@ via_device = "tun{{id}}"
             message.contains("route: expected one of via_device and command"),
             "{message}"
         );
+    }
+
+    proptest! {
+        /// Any text, or the valid file with any line replaced: loaded or
+        /// refused with an error naming the file, never a panic.
+        #[test]
+        fn any_file_loads_or_names_itself(
+            text in ".{0,200}",
+            line in 0usize..12,
+            replacement in "[a-z_=\\[\\]\"{} ,.0-9]{0,30}",
+        ) {
+            for candidate in [text.clone(), replace_line(VALID, line, &replacement)] {
+                if let Err(error) = from_toml(&candidate, Path::new(FILE), 2) {
+                    prop_assert!(error.to_string().starts_with(FILE), "{}", error);
+                }
+            }
+        }
+    }
+
+    fn replace_line(text: &str, index: usize, with: &str) -> String {
+        let lines: Vec<&str> = text
+            .lines()
+            .enumerate()
+            .map(|(i, line)| if i == index { with } else { line })
+            .collect();
+        lines.join("\n")
     }
 }

@@ -127,22 +127,18 @@ impl Values {
     /// `text` with every `{{name}}` replaced by its value.
     pub fn expand(&self, text: &str) -> Result<String, TemplateError> {
         let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(open) = rest.find("{{") {
-            out.push_str(&rest[..open]);
-            let after = &rest[open + 2..];
-            let close = after.find("}}").ok_or(TemplateError::Unclosed {
-                at: text.len() - rest.len() + open,
-            })?;
-            let name = after[..close].trim();
-            let value = self.0.get(name).ok_or_else(|| TemplateError::Unknown {
-                name: name.to_owned(),
-                known: self.known(),
-            })?;
-            out.push_str(value);
-            rest = &after[close + 2..];
+        for piece in pieces(text) {
+            match piece? {
+                Piece::Text(text) => out.push_str(text),
+                Piece::Name(name) => {
+                    let value = self.0.get(name).ok_or_else(|| TemplateError::Unknown {
+                        name: name.to_owned(),
+                        known: self.known(),
+                    })?;
+                    out.push_str(value);
+                }
+            }
         }
-        out.push_str(rest);
         Ok(out)
     }
 
@@ -161,6 +157,46 @@ impl Values {
             LINK_FIELDS.join(", ")
         )
     }
+}
+
+/// The template names `text` uses (unclosed ones left out).
+pub fn names_in(text: &str) -> impl Iterator<Item = &str> {
+    pieces(text).filter_map(|piece| match piece {
+        Ok(Piece::Name(name)) => Some(name),
+        _ => None,
+    })
+}
+
+/// A stretch of template text.
+enum Piece<'a> {
+    Text(&'a str),
+    Name(&'a str),
+}
+
+/// `text` cut into plain stretches and `{{name}}`s (trimmed); an unclosed
+/// `{{` ends it with an error.
+fn pieces(text: &str) -> impl Iterator<Item = Result<Piece<'_>, TemplateError>> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest.take()?;
+        if current.is_empty() {
+            return None;
+        }
+        let Some(open) = current.find("{{") else {
+            return Some(Ok(Piece::Text(current)));
+        };
+        if open > 0 {
+            rest = Some(&current[open..]);
+            return Some(Ok(Piece::Text(&current[..open])));
+        }
+        let after = &current[2..];
+        let Some(close) = after.find("}}") else {
+            let at = text.len() - current.len();
+            return Some(Err(TemplateError::Unclosed { at }));
+        };
+        rest = Some(&after[close + 2..]);
+        Some(Ok(Piece::Name(after[..close].trim())))
+    })
 }
 
 /// One link's values in [`LINK_FIELDS`] order.
@@ -209,6 +245,12 @@ mod tests {
             values.expand("ab {{dir"),
             Err(TemplateError::Unclosed { at: 3 })
         );
+    }
+
+    #[test]
+    fn names_are_found_in_order() {
+        let names: Vec<&str> = names_in("a {{dir}} b {{ best.name }}{{id}} {{open").collect();
+        assert_eq!(names, ["dir", "best.name", "id"]);
     }
 
     proptest! {

@@ -41,7 +41,7 @@ pub struct Context<'a> {
     /// A private directory for keys and configs, removed after the run.
     pub dir: &'a Path,
     /// A short id unique to the run (for names shared across namespaces,
-    /// such as wireguard-go's control sockets in /var/run/wireguard).
+    /// such as sockets in /var/run).
     pub id: &'a str,
     /// The `circus-node` binary built with the lab.
     pub circus_node: &'a Path,

@@ -9,7 +9,7 @@
 //! - [`bench`]: the regression suite and `reports/baseline.json`.
 //! - [`emulator`]: the link model (pure, seeded) and the frame forwarder.
 //! - [`traffic`]: probe stream and TCP bulk flows.
-//! - [`systems`]: one adapter per system under test.
+//! - [`systems`]: one adapter per system under test: the built-in registry, and external systems from TOML files.
 //! - [`metrics`]: from receiver logs to the figures of `summary.json`.
 //! - [`report`]: `summary.json`, `report.md` and plots.
 //! - [`runner`]: `circus-lab run`: every system of a scenario in real namespaces.

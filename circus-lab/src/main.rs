@@ -11,10 +11,11 @@ use circus_lab::bench::{suite, throughput};
 use circus_lab::report::{Outcome, summary_table, write_report};
 use circus_lab::runner::{self, output};
 use circus_lab::scenario::units::parse_duration;
-use circus_lab::scenario::{Scenario, SystemKind};
+use circus_lab::scenario::{Scenario, System};
 use circus_lab::shell::ShellConfig;
 use circus_lab::sim;
 use circus_lab::soak::{self, SoakConfig};
+use circus_lab::systems::{external, registry};
 use circus_lab::topology::require_netns;
 use indicatif::ProgressBar;
 
@@ -50,7 +51,7 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Run only these systems (comma-separated), overriding the scenario.
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', long_help = systems_help())]
         systems: Option<Vec<String>>,
         /// Capture every link's frames, both directions, to
         /// pcap/<run>/<link>-up.pcapng and -down.pcapng in the output
@@ -152,9 +153,9 @@ enum Command {
         /// systems are not used.
         scenario: PathBuf,
         /// The system the client's traffic goes through, named as in a
-        /// scenario's `systems`.
+        /// scenario's `systems`: a built-in one or a system file.
         #[arg(long, value_name = "NAME", default_value = "circus")]
-        system: SystemKind,
+        system: String,
         /// Play the timeline once instead of looping it.
         #[arg(long)]
         once: bool,
@@ -189,14 +190,7 @@ fn main() -> ExitCode {
             system,
             once,
             command,
-        } => shell(
-            &scenario,
-            &ShellConfig {
-                system,
-                once,
-                command,
-            },
-        ),
+        } => shell(&scenario, &system, once, command),
         Command::Bench {
             throughput: true, ..
         } => throughput(),
@@ -253,10 +247,15 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>, pcap: bool)
         None => scenario.systems.clone(),
         Some(names) => match names
             .iter()
-            .map(|n| n.parse())
-            .collect::<Result<Vec<SystemKind>, _>>()
+            .map(
+                |name| match scenario.systems.iter().find(|s| s.name() == name) {
+                    Some(listed) => Ok(listed.clone()),
+                    None => external::resolve(name, &scenario.file, scenario.links.len()),
+                },
+            )
+            .collect::<Result<Vec<System>, _>>()
         {
-            Ok(kinds) => kinds,
+            Ok(systems) => systems,
             Err(e) => return fail(format!("--systems: {e}")),
         },
     };
@@ -267,7 +266,7 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>, pcap: bool)
         scenario.duration,
         systems
             .iter()
-            .map(|k| k.as_str())
+            .map(System::name)
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -285,7 +284,7 @@ fn run(file: &Path, out: Option<PathBuf>, only: Option<Vec<String>>, pcap: bool)
     write_outputs(&outcome, dir)
 }
 
-fn shell(file: &Path, config: &ShellConfig) -> ExitCode {
+fn shell(file: &Path, system: &str, once: bool, command: Vec<String>) -> ExitCode {
     let scenario = match Scenario::load(file) {
         Ok(s) => s,
         Err(e) => return fail(e),
@@ -293,11 +292,31 @@ fn shell(file: &Path, config: &ShellConfig) -> ExitCode {
     if let Err(e) = require_netns() {
         return fail(e);
     }
-    match circus_lab::shell::run(&scenario, config) {
+    let system = match external::resolve(system, file, scenario.links.len()) {
+        Ok(system) => system,
+        Err(e) => return fail(format!("--system: {e}")),
+    };
+    let config = ShellConfig {
+        system,
+        once,
+        command,
+    };
+    match circus_lab::shell::run(&scenario, &config) {
         // Statuses are 0 to 255; anything else is no success either.
         Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
         Err(e) => fail(e),
     }
+}
+
+/// `--systems`' help: the built-in systems from the registry, and files.
+fn systems_help() -> String {
+    format!(
+        "Run only these systems (comma-separated), overriding the scenario. Built-in:\n{}\n\
+         or a system file: a name looked up as <scenario folder>/../systems/NAME.toml, then \
+         ./systems/NAME.toml, or a path (with a `/` or ending in .toml) relative to the \
+         scenario's folder (format in scenarios/README.md).",
+        registry::help()
+    )
 }
 
 fn simulate(file: &Path, out: Option<PathBuf>) -> ExitCode {
@@ -316,11 +335,12 @@ fn simulate(file: &Path, out: Option<PathBuf>) -> ExitCode {
         scenario.name,
         started.elapsed().as_secs_f64()
     );
-    for kind in &report.skipped {
-        eprintln!(
-            "circus-lab: `{}` needs a real kernel; not simulated",
-            kind.as_str()
-        );
+    for system in &report.skipped {
+        let why = match system {
+            System::BuiltIn(_) => "needs a real kernel",
+            System::External(_) => "is an external system (its own processes)",
+        };
+        eprintln!("circus-lab: `{system}` {why}; not simulated, left out of the report");
     }
     if !report.outcome.summary.commands_not_run.is_empty() {
         eprintln!(
@@ -533,7 +553,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
                 s.duration,
                 s.systems
                     .iter()
-                    .map(|k| k.as_str())
+                    .map(System::name)
                     .collect::<Vec<_>>()
                     .join(", ")
             ),

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 
 use crate::runner::{Emulation, RunError, TimelinePlayer, with_system};
-use crate::scenario::{Scenario, SystemKind, TimelineStep};
-use crate::systems::{TrafficPlan, adapter};
+use crate::scenario::{Scenario, TimelineStep};
+use crate::systems::{System, TrafficPlan};
 use crate::topology::addressing::SERVER_ADDRESS;
 use crate::topology::process::{Finished, LabProcess};
 use crate::topology::{Role, Topology};
@@ -33,8 +33,9 @@ const POLL: Duration = Duration::from_millis(50);
 /// What `circus-lab shell` runs.
 #[derive(Clone, Debug)]
 pub struct ShellConfig {
-    /// The system the client's traffic goes through.
-    pub system: SystemKind,
+    /// The system the client's traffic goes through: built in or a system
+    /// file (resolved as a scenario's `systems` entries are).
+    pub system: System,
     /// Play the timeline once (the links then stay as it leaves them)
     /// instead of looping it.
     pub once: bool,
@@ -69,11 +70,11 @@ pub fn run(scenario: &Scenario, config: &ShellConfig) -> Result<i32, ShellError>
     );
     with_system(
         scenario,
-        adapter(config.system, 0),
+        config.system.adapter(0, None),
         &ProgressBar::hidden(),
         None,
         |topology, emulation, plan| {
-            announce(topology, config.system, plan);
+            announce(topology, config.system.name(), plan);
             // `with_system` speaks `RunError`: the shell's own errors come
             // out once everything is down.
             Ok(attend(scenario, config.once, topology, emulation, &line))
@@ -96,7 +97,7 @@ fn command_line(command: &[String]) -> Result<String, ShellError> {
 }
 
 /// Tells the user where they are and where the server is.
-fn announce(topology: &Topology, system: SystemKind, plan: &TrafficPlan) {
+fn announce(topology: &Topology, system: &str, plan: &TrafficPlan) {
     eprintln!(
         "circus-lab: shell in namespace {} through {system}; the server is {SERVER_ADDRESS} \
          (${SERVER_ENV}), in namespace {}",

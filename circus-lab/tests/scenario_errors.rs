@@ -157,7 +157,8 @@ fn systems() {
         &text,
         "systems[1]",
         Some(4),
-        "unknown variant `pfsense`, expected one of",
+        "expected one of circus, single-link, multiwan, mptcp or a system file \
+         (lab/../systems/pfsense.toml nor systems/pfsense.toml not found), found \"pfsense\"",
     );
     let text = BASE.replace("\"single-link\"]", "\"circus\"]");
     assert_error(

@@ -37,7 +37,7 @@ fn scenario() -> Scenario {
         seed: 1,
         backend: Backend::Userspace,
         emulator_realtime: true,
-        systems: vec![SystemKind::SingleLink, SystemKind::Multiwan],
+        systems: vec![SystemKind::SingleLink.into(), SystemKind::Multiwan.into()],
         policy: None,
         links: vec![link("fast", 10), link("slow", 40)],
         events: vec![Event {

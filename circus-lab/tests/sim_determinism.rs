@@ -41,7 +41,7 @@ fn same_seed_gives_byte_identical_summary_json() {
 #[test]
 fn summary_names_the_sim_backend_and_leaves_out_what_it_cannot_simulate() {
     let scenario = short_flappy();
-    assert!(scenario.systems.contains(&SystemKind::Mptcp));
+    assert!(scenario.systems.contains(&SystemKind::Mptcp.into()));
     let report = sim::run(&scenario, "test-commit").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         report.outcome.summary.backend,

@@ -102,7 +102,7 @@ fn scenario(
         seed,
         backend: Backend::Userspace,
         emulator_realtime: true,
-        systems: vec![SystemKind::Circus],
+        systems: vec![SystemKind::Circus.into()],
         policy: Some(policy.into()),
         links: links
             .into_iter()

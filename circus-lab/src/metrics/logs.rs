@@ -7,7 +7,7 @@
 use super::{
     CommandReport, HostPauses, LinkCounters, MetricsConfig, RunLogs, SystemMetrics, TimelineEvent,
 };
-use crate::scenario::SystemKind;
+use crate::scenario::System;
 use crate::traffic::MonoNanos;
 use crate::traffic::probe::ProbeLog;
 use crate::traffic::tcp::TcpLog;
@@ -23,7 +23,7 @@ pub struct StreamLogs {
 /// Everything measured for one system in one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SystemLogs {
-    pub system: SystemKind,
+    pub system: System,
     /// The scenario's time zero on the logs' clock (event times count from it).
     pub origin: MonoNanos,
     /// Client to server.

@@ -42,7 +42,7 @@ pub fn assemble(
     summary.set_best_link(best_link);
     let mut series = BTreeMap::new();
     for run in logs {
-        let name = run.system.as_str().to_owned();
+        let name = run.system.name().to_owned();
         summary.add_system(&name, run.metrics(&events, &config));
         let up = system_series(&run.view(&run.up, &events), &config);
         let down = run

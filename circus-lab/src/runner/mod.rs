@@ -31,9 +31,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::metrics::{CommandReport, MetricsConfig, StreamLogs, SystemLogs, TimelineEvent};
 use crate::report::{BestLink, Outcome, assemble};
-use crate::scenario::{Scenario, SystemKind};
+use crate::scenario::{Scenario, System, SystemKind};
 use crate::systems::single_link::SingleLink;
-use crate::systems::{PROBE_FLOWS, SystemError, SystemUnderTest, TrafficPlan, adapter, best_link};
+use crate::systems::{PROBE_FLOWS, SystemError, SystemUnderTest, TrafficPlan, best_link, registry};
 use crate::topology::addressing::SERVER_ADDRESS;
 use crate::topology::{
     NetnsError, NetnsThread, RUN_TAG, Role, Topology, TopologyConfig, TopologyError,
@@ -119,10 +119,10 @@ pub struct RunResults {
 /// scenario's commands write their output under `report_dir`. With
 /// `captures`, each run's links are captured into `<captures>/<run>/`
 /// (`<run>` is the system, or `single-link-<link>` for the runs over one
-/// link).
+/// link). External systems' processes log under `<report_dir>/logs`.
 pub fn run_systems(
     scenario: &Scenario,
-    systems: &[SystemKind],
+    systems: &[System],
     report_dir: &Path,
     progress: &ProgressBar,
     captures: Option<&Path>,
@@ -134,7 +134,7 @@ pub fn run_systems(
     };
     let other_runs = systems
         .iter()
-        .filter(|&&k| k != SystemKind::SingleLink)
+        .filter(|&system| *system != System::BuiltIn(SystemKind::SingleLink))
         .count();
     let per_system = scenario.duration + WARMUP + DRAIN;
     progress.set_length((per_system * (reference_runs + other_runs) as u32).as_millis() as u64);
@@ -147,33 +147,32 @@ pub fn run_systems(
     );
     let mut backend = "userspace";
     let mut run_number = 0u32;
-    let mut run =
-        |kind: SystemKind, system: Box<dyn SystemUnderTest>, label: String, run: String| {
-            progress.set_prefix(label);
-            progress.set_position((per_system * run_number).as_millis() as u64);
-            run_number += 1;
-            let captures = captures.map(|dir| dir.join(&run));
-            let output = CommandOutput {
-                report_dir: report_dir.to_owned(),
-                run,
-            };
-            let (logs, used) = run_system(
-                scenario,
-                kind,
-                system,
-                run_number,
-                &output,
-                progress,
-                captures.as_deref(),
-            )?;
-            backend = used;
-            Ok::<_, RunError>(logs)
+    let mut run = |kind: System, system: Box<dyn SystemUnderTest>, label: String, run: String| {
+        progress.set_prefix(label);
+        progress.set_position((per_system * run_number).as_millis() as u64);
+        run_number += 1;
+        let captures = captures.map(|dir| dir.join(&run));
+        let output = CommandOutput {
+            report_dir: report_dir.to_owned(),
+            run,
         };
+        let (logs, used) = run_system(
+            scenario,
+            kind,
+            system,
+            run_number,
+            &output,
+            progress,
+            captures.as_deref(),
+        )?;
+        backend = used;
+        Ok::<_, RunError>(logs)
+    };
     let mut alone = Vec::new();
     for (link, spec) in scenario.links.iter().enumerate().take(reference_runs) {
         let system = Box::new(SingleLink { link });
         alone.push(run(
-            SystemKind::SingleLink,
+            SystemKind::SingleLink.into(),
             system,
             format!("{} alone", spec.name),
             format!("single-link-{}", spec.name),
@@ -185,15 +184,16 @@ pub fn run_systems(
         .map(|logs| logs.metrics(&events, &MetricsConfig::default()))
         .collect();
     let best = best_link::best_of(&alone_metrics);
+    let process_logs = report_dir.join("logs");
     let mut logs = Vec::new();
-    for &kind in systems {
-        match (kind, best) {
-            (SystemKind::SingleLink, Some(best)) => logs.push(alone[best].clone()),
+    for system in systems {
+        match (system, best) {
+            (System::BuiltIn(SystemKind::SingleLink), Some(best)) => logs.push(alone[best].clone()),
             _ => logs.push(run(
-                kind,
-                adapter(kind, best.unwrap_or(0)),
-                kind.as_str().to_string(),
-                kind.as_str().to_string(),
+                system.clone(),
+                system.adapter(best.unwrap_or(0), Some(&process_logs)),
+                system.name().to_string(),
+                system.name().to_string(),
             )?),
         }
     }
@@ -219,12 +219,10 @@ impl RunResults {
 }
 
 /// Whether a run of `systems` needs the best link measured: single-link is
-/// that link, mptcp starts on it, and TCP is judged against it.
-pub fn needs_best_link(scenario: &Scenario, systems: &[SystemKind]) -> bool {
-    scenario.traffic.tcp.flows > 0
-        || systems
-            .iter()
-            .any(|k| matches!(k, SystemKind::SingleLink | SystemKind::Mptcp))
+/// that link, mptcp and single-path external systems start on it, and TCP
+/// is judged against it.
+pub fn needs_best_link(scenario: &Scenario, systems: &[System]) -> bool {
+    scenario.traffic.tcp.flows > 0 || systems.iter().any(System::needs_best_link)
 }
 
 /// One system's run on a fresh topology: its logs and the backend used.
@@ -232,7 +230,7 @@ pub fn needs_best_link(scenario: &Scenario, systems: &[SystemKind]) -> bool {
 /// are captured into `captures` if given.
 pub fn run_system(
     scenario: &Scenario,
-    kind: SystemKind,
+    kind: System,
     system: Box<dyn SystemUnderTest>,
     stream_id: u32,
     commands: &CommandOutput,
@@ -662,7 +660,13 @@ pub fn udp_goodput(
             received,
         })
     };
-    with_system(scenario, adapter(kind, 0), progress, None, work)
+    with_system(
+        scenario,
+        (registry::built_in(kind).adapter)(0),
+        progress,
+        None,
+        work,
+    )
 }
 
 /// Applies each timeline step at its time, showing progress meanwhile.

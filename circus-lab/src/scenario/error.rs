@@ -126,6 +126,49 @@ impl<'a> SourceMap<'a> {
         }
     }
 
+    /// `value`, or an error saying the required key at `path` (which
+    /// should hold `form`) is missing.
+    pub fn required<T>(
+        &self,
+        file: &Path,
+        value: Option<T>,
+        path: &KeyPath,
+        form: &str,
+    ) -> Result<T, ScenarioError> {
+        value.ok_or_else(|| {
+            self.missing_key_error(
+                file,
+                path,
+                format!("expected {form}, found nothing (the key is required)"),
+            )
+        })
+    }
+
+    /// An error about the missing key at `path`, on the line of the
+    /// nearest table that is written (the key itself has no line).
+    fn missing_key_error(
+        &self,
+        file: &Path,
+        path: &KeyPath,
+        problem: impl Into<String>,
+    ) -> ScenarioError {
+        let mut table = path.0.clone();
+        let span = loop {
+            if table.pop().is_none() {
+                break None;
+            }
+            if let Some(span) = self.span_of(&KeyPath(table.clone())) {
+                break Some(span);
+            }
+        };
+        ScenarioError::Invalid {
+            file: file.to_owned(),
+            line: span.map(|span| line_of(self.text, span.start)),
+            key: path.to_string(),
+            problem: problem.into(),
+        }
+    }
+
     /// An error reported by serde while reading the structure.
     pub fn serde_error(&self, file: &Path, error: &toml::de::Error) -> ScenarioError {
         let offset = error.span().map(|span| span.start);

@@ -30,9 +30,12 @@ use serde::{Deserialize, Serialize};
 use crate::emulator::model::{
     Direction, GilbertElliott, LinkModel, LinkParams, QueueLimit, Reorder,
 };
+use crate::systems::registry;
 
+pub use crate::systems::System;
 pub use command::{CommandRole, CommandSpec, CommandStart};
 pub use error::ScenarioError;
+pub(crate) use error::{KeyPath, SourceMap};
 pub use timeline::{LinkChange, TimelineStep};
 
 /// Most links a scenario may have (circus-core schedules over at most 16).
@@ -60,7 +63,7 @@ pub struct Scenario {
     #[serde(skip_serializing_if = "is_true")]
     pub emulator_realtime: bool,
     /// Systems to compare, in the order they run.
-    pub systems: Vec<SystemKind>,
+    pub systems: Vec<System>,
     /// The circus scheduler policy name ("balanced", "redundant", "adaptive",
     /// "round-robin"); `None` leaves circus at its default.
     pub policy: Option<String>,
@@ -93,9 +96,9 @@ pub enum Backend {
     Auto,
 }
 
-/// A system under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// A built-in system under test; its name, description, adapter and
+/// simulator come from [`crate::systems::registry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SystemKind {
     /// circus client and gateway.
     Circus,
@@ -108,21 +111,9 @@ pub enum SystemKind {
 }
 
 impl SystemKind {
-    pub const ALL: [SystemKind; 4] = [
-        SystemKind::Circus,
-        SystemKind::SingleLink,
-        SystemKind::Multiwan,
-        SystemKind::Mptcp,
-    ];
-
     /// The name used in scenario files and reports.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SystemKind::Circus => "circus",
-            SystemKind::SingleLink => "single-link",
-            SystemKind::Multiwan => "multiwan",
-            SystemKind::Mptcp => "mptcp",
-        }
+        registry::built_in(self).name
     }
 }
 
@@ -132,18 +123,24 @@ impl fmt::Display for SystemKind {
     }
 }
 
-/// A system name that is not one of [`SystemKind::ALL`].
+/// Serialized as its name, as the content hash has always seen it.
+impl Serialize for SystemKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A system name that is no built-in system.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown system {0:?}: expected one of circus, single-link, multiwan, mptcp")]
+#[error("unknown system {0:?}: expected one of {names}", names = registry::names())]
 pub struct UnknownSystem(pub String);
 
 impl FromStr for SystemKind {
     type Err = UnknownSystem;
 
     fn from_str(name: &str) -> Result<SystemKind, UnknownSystem> {
-        SystemKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
+        registry::by_name(name)
+            .map(|entry| entry.kind)
             .ok_or_else(|| UnknownSystem(name.to_owned()))
     }
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::command::CommandRole;
 use super::units::{BitRate, DurationText, PacketRate, Percent, QueueText};
-use super::{Backend, SystemKind, TrafficDirection};
+use super::{Backend, TrafficDirection};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,7 +18,8 @@ pub(super) struct RawScenario {
     pub seed: Option<u64>,
     pub backend: Option<Backend>,
     pub emulator_realtime: Option<bool>,
-    pub systems: Option<Vec<SystemKind>>,
+    /// Built-in names or system files (resolved in `validate`).
+    pub systems: Option<Vec<String>>,
     pub policy: Option<String>,
     #[serde(default)]
     pub link: Vec<RawLink>,

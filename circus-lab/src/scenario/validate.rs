@@ -11,10 +11,11 @@ use super::error::{KeyPath, SourceMap};
 use super::raw::{RawAction, RawEvent, RawLink, RawScenario, RawTrace, RawTraffic};
 use super::{
     Action, Event, LinkParamsPatch, LinkSpec, MAX_LINKS, ProbeSpec, Scenario, ScenarioError,
-    SystemKind, TcpSpec, Traffic,
+    System, TcpSpec, Traffic,
 };
 use crate::emulator::model::{GilbertElliott, LinkParams, LinkTraces, Reorder, TraceFile};
 use crate::emulator::trace::Trace;
+use crate::systems::external::{ResolveError, resolve};
 
 /// Policy names circus-core's scheduler accepts; checked here so a typo
 /// fails when the scenario loads rather than when circus starts.
@@ -100,7 +101,6 @@ impl Checker<'_> {
             &KeyPath::of("seed"),
             "a whole number seed for the random decisions",
         )?;
-        let systems = self.systems(raw.systems)?;
         if let Some(policy) = &raw.policy
             && !POLICIES.contains(&policy.as_str())
         {
@@ -110,6 +110,7 @@ impl Checker<'_> {
             ));
         }
         let links = self.links(raw.link)?;
+        let systems = self.systems(raw.systems, links.len())?;
         let events = self.events(raw.event, &links, duration)?;
         let commands = raw.traffic.as_mut().map_or(Ok(Vec::new()), |t| {
             let raw = std::mem::take(&mut t.command);
@@ -131,22 +132,41 @@ impl Checker<'_> {
         })
     }
 
-    fn systems(&self, systems: Option<Vec<SystemKind>>) -> Result<Vec<SystemKind>, ScenarioError> {
+    /// The `systems` list: built-in names, or system files checked for a
+    /// scenario of `links` links (see [`resolve`]).
+    fn systems(
+        &self,
+        systems: Option<Vec<String>>,
+        links: usize,
+    ) -> Result<Vec<System>, ScenarioError> {
         let key = KeyPath::of("systems");
         let form = "a list of systems to compare, such as [\"circus\", \"single-link\"]";
-        let systems = self.required(systems, &key, form)?;
-        if systems.is_empty() {
+        let entries = self.required(systems, &key, form)?;
+        if entries.is_empty() {
             return Err(self.error(&key, format!("expected {form}, found an empty list")));
         }
-        for (index, system) in systems.iter().enumerate() {
-            if systems[..index].contains(system) {
+        let mut systems: Vec<System> = Vec::with_capacity(entries.len());
+        for (index, entry) in entries.iter().enumerate() {
+            let system = self.system(entry, links, &key.index(index))?;
+            if systems.iter().any(|known| known.name() == system.name()) {
                 return Err(self.error(
                     &key.index(index),
-                    format!("expected each system once, found \"{system}\" again"),
+                    format!(
+                        "expected each system once, found \"{}\" again",
+                        system.name()
+                    ),
                 ));
             }
+            systems.push(system);
         }
         Ok(systems)
+    }
+
+    fn system(&self, entry: &str, links: usize, path: &KeyPath) -> Result<System, ScenarioError> {
+        resolve(entry, self.file, links).map_err(|e| match e {
+            ResolveError::Invalid(in_the_file) => in_the_file,
+            other => self.error(path, other.to_string()),
+        })
     }
 
     fn links(&self, raw_links: Vec<RawLink>) -> Result<Vec<LinkSpec>, ScenarioError> {

@@ -24,9 +24,11 @@
 //! TCP goodput comes from the `tcp` model, not from Linux: close to it
 //! (see that module for what it leaves out), not identical.
 //!
-//! Not simulated: `mptcp` (a kernel feature; listed in
-//! [`SimReport::skipped`]), and the user's own commands
-//! (`[[traffic.command]]`: real programs need real sockets), which
+//! Which built-in systems are simulated, and how, is in their registry
+//! entries ([`crate::systems::registry`]). Not simulated: `mptcp` (a kernel
+//! feature) and external systems (their own processes), both listed in
+//! [`SimReport::skipped`] and left out of the report, and the user's own
+//! commands (`[[traffic.command]]`: real programs need real sockets), which
 //! `summary.json` lists as `commands_not_run` and `report.md` mentions.
 
 mod baselines;
@@ -41,8 +43,8 @@ use std::time::Duration;
 use crate::metrics::{LinkCounters, StreamLogs, SystemLogs};
 use crate::metrics::{MetricsConfig, SystemMetrics, TimelineEvent};
 use crate::report::{Outcome, SIM_BACKEND, assemble};
-use crate::scenario::{Scenario, SystemKind};
-use crate::systems::{self, best_link};
+use crate::scenario::{Scenario, System, SystemKind};
+use crate::systems::{self, best_link, registry};
 
 use probe::Streams;
 use tcp::TcpTraffic;
@@ -51,8 +53,10 @@ use tcp::TcpTraffic;
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     /// The system cannot be modelled on virtual time.
-    #[error("system {0} cannot be simulated (it needs a real kernel); use `circus-lab run`")]
-    NotSimulated(SystemKind),
+    #[error(
+        "system {0} cannot be simulated (a kernel feature or an external system's own processes); use `circus-lab run`"
+    )]
+    NotSimulated(System),
     /// The scenario's `policy` is not a circus scheduler policy.
     #[error(
         "scenario key `policy`: expected one of balanced, redundant, adaptive, round-robin, found {0:?}"
@@ -78,8 +82,9 @@ pub struct SimReport {
     pub outcome: Outcome,
     /// Each simulated system's logs, in the scenario's order.
     pub runs: Vec<SystemLogs>,
-    /// Systems of the scenario that cannot be simulated (`mptcp`).
-    pub skipped: Vec<SystemKind>,
+    /// Systems of the scenario that cannot be simulated (`mptcp`,
+    /// external systems).
+    pub skipped: Vec<System>,
 }
 
 /// Simulates every system of the scenario that can be simulated and
@@ -92,10 +97,11 @@ pub fn run(scenario: &Scenario, commit: &str) -> Result<SimReport, SimError> {
     let (alone, alone_metrics, best) = links_alone(scenario);
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
-    for &system in &scenario.systems {
+    for system in &scenario.systems {
         let run = match (system, best) {
-            (SystemKind::SingleLink, Some(best)) => Ok(alone[best].clone()),
-            _ => run_system(scenario, system),
+            (System::BuiltIn(SystemKind::SingleLink), Some(best)) => Ok(alone[best].clone()),
+            (System::BuiltIn(kind), _) => run_system(scenario, *kind),
+            (System::External(_), _) => Err(SimError::NotSimulated(system.clone())),
         };
         match run {
             Ok(run) => runs.push(run),
@@ -113,23 +119,32 @@ pub fn run(scenario: &Scenario, commit: &str) -> Result<SimReport, SimError> {
     })
 }
 
-/// Simulates one system over the whole scenario; `single-link` goes over
-/// the best of the [`links_alone`] runs.
+/// Simulates one built-in system over the whole scenario, as its registry
+/// entry says; `single-link` goes over the best of the [`links_alone`] runs.
 pub fn run_system(scenario: &Scenario, system: SystemKind) -> Result<SystemLogs, SimError> {
-    match system {
-        SystemKind::Circus => circus::run(scenario),
-        SystemKind::SingleLink => {
-            let (mut alone, _, best) = links_alone(scenario);
-            Ok(alone.swap_remove(best.unwrap_or(0)))
-        }
-        SystemKind::Multiwan => {
-            let links = scenario.links.len();
-            Ok(baselines::run_pinned(scenario, system, |flow| {
-                systems::multiwan::flow_link(scenario.seed, u64::from(flow), links)
-            }))
-        }
-        SystemKind::Mptcp => Err(SimError::NotSimulated(system)),
-    }
+    let simulate = registry::built_in(system).simulate;
+    simulate.ok_or(SimError::NotSimulated(System::BuiltIn(system)))?(scenario)
+}
+
+/// circus's client and gateway engines over the links.
+pub(crate) fn simulate_circus(scenario: &Scenario) -> Result<SystemLogs, SimError> {
+    circus::run(scenario)
+}
+
+/// The best of the links alone.
+pub(crate) fn simulate_single_link(scenario: &Scenario) -> Result<SystemLogs, SimError> {
+    let (mut alone, _, best) = links_alone(scenario);
+    Ok(alone.swap_remove(best.unwrap_or(0)))
+}
+
+/// Each flow on the link its hash pins it to.
+pub(crate) fn simulate_multiwan(scenario: &Scenario) -> Result<SystemLogs, SimError> {
+    let links = scenario.links.len();
+    Ok(baselines::run_pinned(
+        scenario,
+        SystemKind::Multiwan,
+        |flow| systems::multiwan::flow_link(scenario.seed, u64::from(flow), links),
+    ))
 }
 
 /// `single-link` over each link alone, their figures, and which is best
@@ -150,7 +165,9 @@ fn links_alone(scenario: &Scenario) -> (Vec<SystemLogs>, Vec<SystemMetrics>, Opt
 /// The stream id of `system`'s probes: distinct per system, as in a real
 /// run where systems follow each other on the same addresses.
 fn stream_id(system: SystemKind) -> u32 {
-    let position = SystemKind::ALL.iter().position(|&kind| kind == system);
+    let position = registry::BUILT_INS
+        .iter()
+        .position(|entry| entry.kind == system);
     position.map_or(0, |index| index as u32 + 1)
 }
 
@@ -170,7 +187,7 @@ fn system_logs(
     let traffic = scenario.traffic;
     let has_down = traffic.probe.direction.down() || traffic.tcp.down_flows() > 0;
     SystemLogs {
-        system,
+        system: System::BuiltIn(system),
         origin,
         up: StreamLogs {
             probes: up,

@@ -11,18 +11,29 @@
 //! - [`multiwan`]: each flow pinned to one link by hash (pfSense gateway groups).
 //! - [`mptcp`]: kernel MPTCP with one subflow per link for the TCP traffic.
 //! - [`mptcp_pm`]: the generic-netlink requests the mptcp adapter needs.
+//! - [`registry`]: the built-in systems, one entry each.
+//! - [`external`]: any other system, described by a TOML file.
 
 pub mod best_link;
 pub mod circus;
+pub mod external;
 pub mod mptcp;
 pub mod mptcp_pm;
 pub mod multiwan;
+pub mod registry;
 pub mod single_link;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
 
 use crate::scenario::{Scenario, SystemKind};
 use crate::topology::addressing::{SERVER_SUBNET, SUBNET_PREFIX_LEN};
 use crate::topology::{Topology, TopologyError};
 use crate::traffic::tcp::TcpFlavor;
+use external::ExternalSystem;
 
 /// The probe stream is spread over this many flows (UDP sockets with
 /// distinct source ports) for every system, so per-flow systems such as
@@ -71,6 +82,8 @@ pub enum SystemError {
         system: &'static str,
         message: String,
     },
+    #[error("{system}: {message}")]
+    External { system: String, message: String },
 }
 
 /// A system under test, set up inside an already built lab topology.
@@ -88,14 +101,71 @@ pub trait SystemUnderTest {
     fn stop(&mut self) -> Result<(), SystemError>;
 }
 
-/// The adapter for `kind`; `best_link` is the link the single-link runs
-/// found best (single-link's own link, mptcp's primary).
-pub fn adapter(kind: SystemKind, best_link: usize) -> Box<dyn SystemUnderTest> {
-    match kind {
-        SystemKind::SingleLink => Box::new(single_link::SingleLink { link: best_link }),
-        SystemKind::Multiwan => Box::new(multiwan::Multiwan),
-        SystemKind::Mptcp => Box::new(mptcp::Mptcp { primary: best_link }),
-        SystemKind::Circus => Box::new(circus::Circus::default()),
+/// A system a scenario compares: a built-in one or one from a system file.
+/// Serialized (for the scenario's content hash) as a built-in's name, or
+/// as the whole checked file.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum System {
+    BuiltIn(SystemKind),
+    #[serde(serialize_with = "serialize_shared")]
+    External(Arc<ExternalSystem>),
+}
+
+/// Serializes what the `Arc` holds (serde's `rc` feature is off).
+fn serialize_shared<S: serde::Serializer>(
+    system: &Arc<ExternalSystem>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    system.as_ref().serialize(serializer)
+}
+
+impl System {
+    /// The name in scenario files, `--systems`, `summary.json` and tables.
+    pub fn name(&self) -> &str {
+        match self {
+            System::BuiltIn(kind) => kind.as_str(),
+            System::External(system) => &system.name,
+        }
+    }
+
+    /// Whether a real run must first measure the best link for it.
+    pub fn needs_best_link(&self) -> bool {
+        match self {
+            System::BuiltIn(kind) => registry::built_in(*kind).needs_best_link,
+            System::External(system) => system.needs_best_link,
+        }
+    }
+
+    /// The adapter for a real run: `best_link` is the link the single-link
+    /// runs found best; an external system's logs go to
+    /// `<log_root>/<name>/` (without a root, to the topology's run
+    /// directory, removed with it).
+    pub fn adapter(&self, best_link: usize, log_root: Option<&Path>) -> Box<dyn SystemUnderTest> {
+        match self {
+            System::BuiltIn(kind) => (registry::built_in(*kind).adapter)(best_link),
+            System::External(system) => {
+                Box::new(external::External::new(system.clone(), best_link, log_root))
+            }
+        }
+    }
+}
+
+impl From<SystemKind> for System {
+    fn from(kind: SystemKind) -> System {
+        System::BuiltIn(kind)
+    }
+}
+
+impl PartialEq<SystemKind> for System {
+    fn eq(&self, kind: &SystemKind) -> bool {
+        *self == System::BuiltIn(*kind)
+    }
+}
+
+impl fmt::Display for System {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -25,9 +25,8 @@ struct SlotMeta {
     /// Pool slot holding the bytes.
     slot: u32,
     queued_at: Instant,
-    /// A newer packet of the same flow is known to have reached the peer.
-    /// The receiver gives a flow's hole up only after holding a newer
-    /// packet of that flow for its hold time, so
+    /// A newer packet is known to have reached the peer. The receiver gives
+    /// a hole up only after holding a newer packet for its hold time, so
     /// until one arrives a resend can still fill it, however old the packet
     /// is: when every link fails at once the hole waits for the first link
     /// back.
@@ -66,6 +65,8 @@ pub(crate) struct PacketRing {
     next_seq: u64,
     /// Sequence number of the last packet sent from each flow queue.
     last_of_flow: Vec<Option<u64>>,
+    /// Highest sequence number acknowledged so far.
+    highest_acked: Option<u64>,
 }
 
 impl PacketRing {
@@ -102,6 +103,7 @@ impl PacketRing {
             last_of_flow: vec![None; queue.flow_count()],
             queue,
             next_seq: 0,
+            highest_acked: None,
         }
     }
 
@@ -259,37 +261,28 @@ impl PacketRing {
     }
 
     /// Records that a copy of `seq` reached the peer, and that it overtook
-    /// every older packet of its flow not yet acknowledged: the receiver
-    /// orders each flow on its own, so only those can lose their hole
-    /// because of it. Packets of other flows keep waiting for a resend
-    /// however many newer ones arrived (an echo request lost as every link
-    /// failed is resent when one returns, bulk traffic meanwhile or not).
-    /// The walk stops at the first packet already acknowledged or
-    /// overtaken, whose own predecessors were marked then, so each packet
-    /// is visited once: O(1) per packet overall.
+    /// every older packet not yet acknowledged. Each sequence number is
+    /// overtaken once, so this costs O(1) per packet overall.
     pub(crate) fn mark_acked(&mut self, seq: u64) {
         let i = self.index(seq);
-        let m = &mut self.meta[i];
-        if m.seq != seq || m.len.is_none() || m.acked {
+        if self.meta[i].seq == seq {
+            self.meta[i].acked = true;
+        }
+        if self.highest_acked.is_some_and(|h| h >= seq) {
             return;
         }
-        m.acked = true;
-        let mut at = i;
-        loop {
-            let newer = &self.meta[at];
-            let Some(older) = newer
-                .seq
-                .checked_sub(u64::from(newer.flow_gap))
-                .filter(|_| newer.flow_gap > 0)
-            else {
-                break;
-            };
-            at = self.index(older);
-            let m = &mut self.meta[at];
-            if m.seq != older || m.len.is_none() || m.acked || m.overtaken {
-                break;
+        // Only the last `capacity` packets are held; older ones are gone.
+        let held_from = seq.saturating_sub(self.meta.len() as u64 - 1);
+        let from = self
+            .highest_acked
+            .map_or(held_from, |h| (h + 1).max(held_from));
+        self.highest_acked = Some(seq);
+        for older in from..seq {
+            let i = self.index(older);
+            let m = &mut self.meta[i];
+            if m.seq == older {
+                m.overtaken = true;
             }
-            m.overtaken = true;
         }
     }
 
@@ -444,28 +437,5 @@ mod tests {
         ring.mark_acked(1);
         assert!(!ring.resend_is_useful(1, start, hold));
         assert!(ring.resend_is_useful(3, later, hold));
-    }
-
-    #[test]
-    fn newer_packets_of_other_flows_do_not_end_a_resend() {
-        let start = Instant::now();
-        let hold = Duration::from_millis(50);
-        let mut ring = PacketRing::new(start, 8, fq(8), 8);
-        // An echo request (flow 1) between two bulk packets (flow 2).
-        for (packet, flow) in [(b"bulk", 2), (b"ping", 1), (b"bulk", 2)] {
-            ring.push(start, packet, flow).unwrap();
-            send(&mut ring, start).unwrap();
-        }
-        let (first_bulk, ping, second_bulk) = (0, 1, 2);
-        ring.mark_acked(second_bulk);
-        let later = start + Duration::from_millis(300);
-        assert!(
-            !ring.resend_is_useful(first_bulk, later, hold),
-            "its flow moved on"
-        );
-        assert!(
-            ring.resend_is_useful(ping, later, hold),
-            "the receiver still waits for it"
-        );
     }
 }

@@ -227,41 +227,55 @@ fn process_is_alive(pid: u32) -> bool {
 /// # Safety
 /// `path` must point to a NUL-terminated string.
 unsafe fn remove_dir_raw(path: *const libc::c_char) {
+    // SAFETY: `path` is NUL-terminated (caller); `name` is NUL-terminated
+    // (for_each_entry_raw) and `fd` open until closed here.
+    unsafe {
+        let fd = libc::open(path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            for_each_entry_raw(fd, |name| {
+                if !name.starts_with(b".\0") && !name.starts_with(b"..\0") {
+                    libc::unlinkat(fd, name.as_ptr().cast(), 0);
+                }
+            });
+            libc::close(fd);
+        }
+        libc::rmdir(path);
+    }
+}
+
+/// Calls `each` with the name of every entry of the open directory `fd`
+/// (its bytes up to and including the NUL, then the record's padding),
+/// listed with getdents64 into a stack buffer: no allocation, so a signal
+/// handler may call it.
+///
+/// # Safety
+/// `fd` must be an open directory.
+unsafe fn for_each_entry_raw(fd: libc::c_int, mut each: impl FnMut(&[u8])) {
     /// Offsets in `struct linux_dirent64`: u64 ino, i64 off, u16 reclen,
     /// u8 type, then the NUL-terminated name.
     const RECLEN: usize = 16;
     const NAME: usize = 19;
-    // SAFETY: `path` is NUL-terminated (caller); every other pointer below
-    // points into `buf` within the length getdents64 filled.
-    unsafe {
-        let fd = libc::open(path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
-        if fd >= 0 {
-            let mut buf = [0u8; 2048];
-            loop {
-                let filled = libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len());
-                let Ok(filled) = usize::try_from(filled) else {
-                    break;
-                };
-                if filled == 0 {
-                    break;
-                }
-                let mut at = 0;
-                while at + NAME < filled {
-                    let reclen =
-                        usize::from(u16::from_ne_bytes([buf[at + RECLEN], buf[at + RECLEN + 1]]));
-                    if reclen == 0 || at + reclen > filled {
-                        break;
-                    }
-                    let name = &buf[at + NAME..at + reclen];
-                    if !name.starts_with(b".\0") && !name.starts_with(b"..\0") {
-                        libc::unlinkat(fd, name.as_ptr().cast(), 0);
-                    }
-                    at += reclen;
-                }
-            }
-            libc::close(fd);
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: `fd` is an open directory (caller); getdents64 writes at
+        // most `buf.len()` bytes into `buf`.
+        let filled =
+            unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+        let Ok(filled) = usize::try_from(filled) else {
+            return;
+        };
+        if filled == 0 {
+            return;
         }
-        libc::rmdir(path);
+        let mut at = 0;
+        while at + NAME < filled {
+            let reclen = usize::from(u16::from_ne_bytes([buf[at + RECLEN], buf[at + RECLEN + 1]]));
+            if reclen == 0 || at + reclen > filled {
+                break;
+            }
+            each(&buf[at + NAME..at + reclen]);
+            at += reclen;
+        }
     }
 }
 
@@ -272,11 +286,9 @@ unsafe fn remove_dir_raw(path: *const libc::c_char) {
 /// # Safety
 /// Async-signal-safe; touches only stack buffers and the table.
 unsafe fn kill_processes_in_registered_namespaces_raw() {
-    const RECLEN: usize = 16;
-    const NAME: usize = 19;
     let own = std::process::id();
-    // SAFETY: every pointer points into `buf` or `path` within bounds, and
-    // both are NUL-terminated where a C string is expected.
+    // SAFETY: `fd` is open until closed here; `path` is NUL-terminated (it
+    // is zeroed and at most 6 + 10 + 7 bytes are written into its 32).
     unsafe {
         let fd = libc::open(
             c"/proc".as_ptr(),
@@ -285,53 +297,34 @@ unsafe fn kill_processes_in_registered_namespaces_raw() {
         if fd < 0 {
             return;
         }
-        let mut buf = [0u8; 4096];
-        loop {
-            let filled = libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len());
-            let Ok(filled) = usize::try_from(filled) else {
-                break;
-            };
-            if filled == 0 {
-                break;
+        for_each_entry_raw(fd, |name| {
+            let digits = name.iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 || digits > 10 || name.get(digits) != Some(&0) {
+                return;
             }
-            let mut at = 0;
-            while at + NAME < filled {
-                let reclen =
-                    usize::from(u16::from_ne_bytes([buf[at + RECLEN], buf[at + RECLEN + 1]]));
-                if reclen == 0 || at + reclen > filled {
-                    break;
-                }
-                let name = &buf[at + NAME..at + reclen];
-                let digits = name.iter().take_while(|b| b.is_ascii_digit()).count();
-                at += reclen;
-                if digits == 0 || digits > 10 || name.get(digits) != Some(&0) {
-                    continue;
-                }
-                let mut pid: u32 = 0;
-                for &digit in &name[..digits] {
-                    pid = pid.wrapping_mul(10).wrapping_add(u32::from(digit - b'0'));
-                }
-                if pid == own {
-                    continue;
-                }
-                let mut path = [0u8; 32];
-                path[..6].copy_from_slice(b"/proc/");
-                path[6..6 + digits].copy_from_slice(&name[..digits]);
-                path[6 + digits..6 + digits + 7].copy_from_slice(b"/ns/net");
-                let mut stat: libc::stat = std::mem::zeroed();
-                if libc::stat(path.as_ptr().cast(), &mut stat) != 0 {
-                    continue;
-                }
-                let inside = TABLE.iter().any(|slot| {
-                    slot.state.load(Ordering::Acquire) == READY
-                        && slot.namespace_ino.load(Ordering::Acquire) == stat.st_ino
-                        && slot.namespace_dev.load(Ordering::Acquire) == stat.st_dev
-                });
-                if inside {
-                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                }
+            let pid = name[..digits].iter().fold(0u32, |pid, &digit| {
+                pid.wrapping_mul(10).wrapping_add(u32::from(digit - b'0'))
+            });
+            if pid == own {
+                return;
             }
-        }
+            let mut path = [0u8; 32];
+            path[..6].copy_from_slice(b"/proc/");
+            path[6..6 + digits].copy_from_slice(&name[..digits]);
+            path[6 + digits..6 + digits + 7].copy_from_slice(b"/ns/net");
+            let mut stat: libc::stat = std::mem::zeroed();
+            if libc::stat(path.as_ptr().cast(), &mut stat) != 0 {
+                return;
+            }
+            let inside = TABLE.iter().any(|slot| {
+                slot.state.load(Ordering::Acquire) == READY
+                    && slot.namespace_ino.load(Ordering::Acquire) == stat.st_ino
+                    && slot.namespace_dev.load(Ordering::Acquire) == stat.st_dev
+            });
+            if inside {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        });
         libc::close(fd);
     }
 }

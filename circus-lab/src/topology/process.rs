@@ -196,14 +196,6 @@ impl LabProcess {
         })
     }
 
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// How it ended, if it has; never blocks.
     pub fn poll(&mut self) -> io::Result<Option<Finished>> {
         Ok(self

@@ -170,6 +170,10 @@ fn link_status(
         rttvar_ms: measured.map(|s| s.rttvar.as_secs_f64() * 1e3),
         loss: stats.map_or(0.0, |s| f64::from(s.loss_rate)),
         rate_bytes_per_s: stats.map_or(0, |s| s.delivery_rate),
+        min_rtt_ms: measured.map(|s| s.min_rtt.as_secs_f64() * 1e3),
+        return_delay_ms: measured.map(|s| s.return_delay.as_secs_f64() * 1e3),
+        in_flight_bytes: stats.map_or(0, |s| s.bytes_in_flight),
+        in_flight_cap_bytes: stats.map_or(0, |s| s.in_flight_cap),
         traffic: stats.map_or_else(Counters::default, |s| Counters {
             bytes_sent: s.counters.bytes_sent,
             bytes_received: s.counters.bytes_received,

@@ -83,6 +83,21 @@ pub struct LinkStatus {
     pub loss: f64,
     /// Estimated delivery rate, bytes per second.
     pub rate_bytes_per_s: u64,
+    /// Lowest round trip seen since the link last came back: the link's
+    /// delay without queueing.
+    #[serde(default)]
+    pub min_rtt_ms: Option<f64>,
+    /// How much later than their fastest the peer's acks arrive: queueing
+    /// on the way back, which the in-flight cap allows for.
+    #[serde(default)]
+    pub return_delay_ms: Option<f64>,
+    /// Bytes sent on the link and not yet acknowledged or declared lost,
+    /// and the most that bulk packets may keep in flight: a link at its cap
+    /// with packets waiting is the tunnel's bottleneck.
+    #[serde(default)]
+    pub in_flight_bytes: u64,
+    #[serde(default)]
+    pub in_flight_cap_bytes: u64,
     /// Outer UDP datagrams on this link.
     pub traffic: Counters,
 }
@@ -290,8 +305,14 @@ fn render_session(out: &mut String, session: &SessionStatus, gateway: bool) {
             l.state.clone(),
             ms(l.rtt_ms),
             ms(l.rttvar_ms),
+            ms(l.min_rtt_ms),
             format!("{:.2}%", l.loss * 100.0),
             human_rate(l.rate_bytes_per_s),
+            format!(
+                "{:.1}k/{:.1}k",
+                l.in_flight_bytes as f64 / 1e3,
+                l.in_flight_cap_bytes as f64 / 1e3
+            ),
             human_bytes(l.traffic.bytes_sent),
             human_bytes(l.traffic.bytes_received),
         ]);
@@ -308,7 +329,7 @@ fn write_row(out: &mut String, columns: &[(&str, usize)], cells: &[String]) {
 }
 
 /// The link table's columns and widths; IFACE is the client's only.
-const LINK_COLUMNS: [(&str, usize); 11] = [
+const LINK_COLUMNS: [(&str, usize); 13] = [
     ("ID", 3),
     ("LINK", 10),
     ("IFACE", 14),
@@ -316,8 +337,10 @@ const LINK_COLUMNS: [(&str, usize); 11] = [
     ("STATE", 8),
     ("RTT ms", 7),
     ("RTTVAR", 7),
+    ("MIN", 7),
     ("LOSS", 7),
     ("RATE", 12),
+    ("FLIGHT/CAP", 14),
     ("SENT", 10),
     ("RECEIVED", 10),
 ];
@@ -413,6 +436,10 @@ pub(crate) mod tests {
                     rttvar_ms: Some(4.0),
                     loss: 0.001,
                     rate_bytes_per_s: 150_000,
+                    min_rtt_ms: Some(28.0),
+                    return_delay_ms: Some(1.5),
+                    in_flight_bytes: 12_000,
+                    in_flight_cap_bytes: 9_000,
                     traffic: Counters {
                         bytes_sent: 2_000_000,
                         bytes_received: 300,
@@ -474,9 +501,11 @@ pub(crate) mod tests {
                 "up",
                 "31.2",
                 "4.0",
+                "28.0",
                 "0.10%",
                 "1.2",
                 "Mbit/s",
+                "12.0k/9.0k",
                 "2.0",
                 "MB",
                 "300",
@@ -487,6 +516,7 @@ pub(crate) mod tests {
         for (column, value) in [
             ("PEER", "203.0.113.10"),
             ("RATE", "1.2 Mbit/s"),
+            ("FLIGHT/CAP", "12.0k/9.0k"),
             ("SENT", "2.0 MB"),
         ] {
             assert_eq!(

@@ -843,6 +843,9 @@ impl Session {
                 loss_rate: l.path.loss_rate(),
                 delivery_rate: l.path.delivery_rate(),
                 bytes_in_flight: l.path.bytes_in_flight(),
+                in_flight_cap: l.path.in_flight_cap(false),
+                min_rtt: l.path.min_rtt(),
+                return_delay: l.path.return_delay(),
                 remote: l.remote,
                 counters: l.counters,
             })

@@ -49,6 +49,13 @@ pub struct LinkStats {
     pub delivery_rate: u64,
     /// Bytes sent and neither acknowledged nor declared lost.
     pub bytes_in_flight: u64,
+    /// Most bytes bulk packets may keep in flight (see
+    /// [`Path::in_flight_cap`](crate::paths::Path::in_flight_cap)).
+    pub in_flight_cap: u64,
+    /// Lowest RTT seen since the link last came back.
+    pub min_rtt: Duration,
+    /// Queueing delay of the peer's acks on their way back.
+    pub return_delay: Duration,
     /// Gateway side: the client's current address on this link.
     pub remote: Option<SocketAddr>,
     pub counters: LinkCounters,

@@ -19,10 +19,12 @@
 //! its TUN device only while the engine's send queue has room
 //! ([`may_read_tun`]): overload is left to the kernel to drop.
 //!
-//! A batch is one instant for the engine: its packets had all arrived when
-//! the loop woke, so a loop delayed by a busy CPU must not make the engine
-//! think the later ones came late (the reorder buffer would give up on
-//! holes they fill).
+//! A receive call's datagrams are one instant for the engine, read when the
+//! call returned ([`RecvBatch::received_at`]): they had all arrived by then,
+//! so a loop delayed by a busy CPU does not make the engine think the later
+//! ones came late (the reorder buffer would give up on holes they fill),
+//! and none gets a time from before it arrived (its RTT sample would be too
+//! short). The TUN packets of a batch share the time of the first read.
 
 use crate::config::MAX_LINKS;
 use crate::hotplug::{self, InterfaceWatcher};
@@ -230,21 +232,6 @@ fn try_read_tun(tun: &tun::AsyncDevice, buf: &mut [u8]) -> Option<usize> {
 /// for more). TCP handshakes get their MSS lowered to `clamp` first; other
 /// packets pass that check with a few byte comparisons.
 /// `buf` is the buffer `first` was read into.
-/// The time to give the engine for datagrams just received: read after the
-/// receive call returned, so it is no earlier than any of them arrived.
-///
-/// A time read before the call (or before an earlier call of the same
-/// burst) is stale for datagrams that arrive while the thread waits or is
-/// preempted in between: an ack that arrived 7 ms after the time was read
-/// made a 10 ms link's RTT sample 3 ms. The link's minimum RTT keeps such a
-/// sample, and with it the link's in-flight cap (rate x min RTT) shrank to
-/// its floor: on the lab's hetero-rate scenario the 50 Mbit/s link carried
-/// 14 Mbit/s of upload for the rest of the run. A late time only makes a
-/// sample longer by the processing delay, which the minimum ignores.
-fn arrival_time() -> Instant {
-    Instant::now()
-}
-
 fn read_tun_batch(
     tun: &tun::AsyncDevice,
     buf: &mut [u8],
@@ -346,8 +333,7 @@ pub(crate) async fn run_client(
                 let mut link = Some(link);
                 let mut taken = 0;
                 while let Some(from) = link {
-                    // After each receive, never before: see `arrival_time`.
-                    let now = arrival_time();
+                    let now = batch.received_at();
                     for k in 0..batch.len() {
                         engine.handle_datagram(now, from, batch.datagram(k));
                     }
@@ -565,7 +551,7 @@ pub(crate) async fn run_gateway(
                     let Ok(n) = socket.try_io(Interest::READABLE, || recv_many(&socket, batch)) else {
                         break;
                     };
-                    let now = arrival_time();
+                    let now = batch.received_at();
                     for k in 0..n {
                         if let Some(from) = batch.source(k) {
                             engine.handle_datagram(now, link_socket::canonical(from), batch.datagram(k));

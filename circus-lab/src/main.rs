@@ -81,8 +81,13 @@ enum Command {
         /// Directory whose scenarios are simulated.
         #[arg(long, default_value = "scenarios")]
         scenarios: PathBuf,
-        /// Scenarios also run in real namespaces (short ones; needs root).
-        #[arg(long, default_value = "scenarios/ci-blackhole.toml")]
+        /// Scenarios also run in real namespaces (short ones; needs root),
+        /// comma-separated or repeated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "scenarios/ci-blackhole.toml,scenarios/ci-uneven.toml"
+        )]
         real: Vec<PathBuf>,
         /// Skip the real-namespace runs (no root needed).
         #[arg(long)]

@@ -124,6 +124,7 @@ fn every_shipped_scenario_loads_and_says_what_it_models() {
             "cellular-pair",
             "cellular-trace",
             "ci-blackhole",
+            "ci-uneven",
             "download",
             "equal-pair",
             "flap-fast",

@@ -411,6 +411,7 @@ mod send_many_tests {
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         assert!(batch.is_empty());
     }
+
     /// Each batch carries the time of its own receive call, so a datagram
     /// that arrived after an earlier batch of the same burst is never given
     /// that batch's time (which made RTT samples too short).

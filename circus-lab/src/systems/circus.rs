@@ -113,9 +113,12 @@ impl SystemUnderTest for Circus {
 /// whole timeline: twice its smallest one-way delay less its largest
 /// jitter, events that set new values included.
 fn shortest_round_trips(scenario: &Scenario) -> Vec<Duration> {
-    (0..scenario.links.len())
-        .map(|i| {
-            let base = &scenario.links[i].params;
+    scenario
+        .links
+        .iter()
+        .enumerate()
+        .map(|(i, link)| {
+            let base = &link.params;
             let patches = scenario.events.iter().filter_map(|e| match &e.action {
                 Action::Set(patch) if e.link_index == i => Some(patch),
                 _ => None,
